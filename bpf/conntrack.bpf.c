@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * Conntrack confirmation and clash resolution.
+ *   confirm: fentry+fexit/__nf_conntrack_confirm -> kprobe+kretprobe
+ *   clash:   fentry+fexit/nf_ct_resolve_clash    -> kprobe+kretprobe
+ * nf_ct_resolve_clash is a noinline function since 5.6 (6a757c07e51f); on
+ * older kernels it is inlined and the plan leaves it out.
+ */
+#include "natbpf.bpf.h"
+
+#define IPS_NAT_CLASH_BIT_ 12 /* shares the bit with IPS_UNTRACKED */
+
+struct confirm_args {
+	struct sk_buff *skb;
+	struct nf_conn *loser;
+};
+
+/* Keyed by skb for fentry (nesting-safe), by task for kprobes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct confirm_args);
+} confirm_args_map SEC(".maps");
+
+struct clash_args {
+	struct sk_buff *skb;
+	struct nf_conn *loser;
+	struct nf_conntrack_tuple_hash *h;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct clash_args);
+} clash_args_map SEC(".maps");
+
+static __always_inline void confirm_enter(__u64 key, struct sk_buff *skb)
+{
+	struct confirm_args a = { .skb = skb, .loser = nb_skb_ct(skb) };
+
+	bpf_map_update_elem(&confirm_args_map, &key, &a, BPF_ANY);
+}
+
+/* __nf_conntrack_confirm never frees the skb (nf_hook_slow does after an
+ * NF_DROP), so reading it at exit is safe. */
+static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
+{
+	struct confirm_args *a = bpf_map_lookup_elem(&confirm_args_map, &key);
+	struct nb_ct_confirm *ev;
+	struct nf_conn *now;
+	__u64 status;
+	__u32 flags = 0;
+
+	if (!a)
+		return;
+	if (!a->loser)
+		goto out;
+	now = nb_skb_ct(a->skb);
+	if (now != a->loser)
+		flags |= NB_CONFIRM_MERGED;
+	status = BPF_CORE_READ(a->loser, status);
+	if (ret == NF_ACCEPT && !(flags & NB_CONFIRM_MERGED) && (status & (1UL << IPS_NAT_CLASH_BIT_)))
+		flags |= NB_CONFIRM_NAT_CLASH;
+	if (ret == NF_ACCEPT && !flags)
+		goto out; /* the normal insert: nothing to explain */
+	ev = nb_reserve(sizeof(*ev), NB_EV_CT_CONFIRM, origin);
+	if (!ev)
+		goto out;
+	__builtin_memset(&ev->pkt, 0, sizeof(ev->pkt) + 2 * sizeof(ev->loser));
+	ev->skb = (__u64)a->skb;
+	ev->ret = ret;
+	ev->flags = flags;
+	nb_read_pkt(a->skb, &ev->pkt);
+	nb_read_ct(a->loser, &ev->loser);
+	if (flags & NB_CONFIRM_MERGED)
+		nb_read_ct(now, &ev->winner);
+	if (!nb_ct_matches(&ev->loser)) {
+		bpf_ringbuf_discard(ev, 0);
+		goto out;
+	}
+	bpf_ringbuf_submit(ev, 0);
+out:
+	bpf_map_delete_elem(&confirm_args_map, &key);
+}
+
+SEC("fentry/__nf_conntrack_confirm")
+int BPF_PROG(confirm_fentry, struct sk_buff *skb)
+{
+	confirm_enter((__u64)skb, skb);
+	return 0;
+}
+
+SEC("fexit/__nf_conntrack_confirm")
+int BPF_PROG(confirm_fexit, struct sk_buff *skb, int ret)
+{
+	confirm_exit(NB_ORIGIN_FENTRY, (__u64)skb, ret);
+	return 0;
+}
+
+SEC("kprobe/__nf_conntrack_confirm")
+int BPF_KPROBE(confirm_kprobe, struct sk_buff *skb)
+{
+	confirm_enter(bpf_get_current_pid_tgid(), skb);
+	return 0;
+}
+
+SEC("kretprobe/__nf_conntrack_confirm")
+int BPF_KRETPROBE(confirm_kretprobe, int ret)
+{
+	confirm_exit(NB_ORIGIN_KPROBE, bpf_get_current_pid_tgid(), ret);
+	return 0;
+}
+
+static __always_inline void clash_enter(__u64 key, struct sk_buff *skb, struct nf_conntrack_tuple_hash *h)
+{
+	struct clash_args a = { .skb = skb, .loser = nb_skb_ct(skb), .h = h };
+
+	bpf_map_update_elem(&clash_args_map, &key, &a, BPF_ANY);
+}
+
+/* nf_ct_tuplehash_to_ctrack(): h sits in ct->tuplehash[h->tuple.dst.dir]. */
+static __always_inline struct nf_conn *nb_tuplehash_to_ct(struct nf_conntrack_tuple_hash *h)
+{
+	__u8 dir = BPF_CORE_READ(h, tuple.dst.dir);
+
+	return (void *)h - (bpf_core_field_offset(struct nf_conn, tuplehash) +
+			    (dir & 1) * bpf_core_type_size(struct nf_conntrack_tuple_hash));
+}
+
+static __always_inline void clash_exit(__u8 origin, __u64 key, __u32 ret)
+{
+	struct clash_args *a = bpf_map_lookup_elem(&clash_args_map, &key);
+	struct nb_ct_clash *ev;
+
+	if (!a)
+		return;
+	ev = nb_reserve(sizeof(*ev), NB_EV_CT_CLASH, origin);
+	if (!ev)
+		goto out;
+	__builtin_memset(&ev->loser, 0, 2 * sizeof(ev->loser));
+	ev->skb = (__u64)a->skb;
+	ev->ret = ret;
+	ev->pad = 0;
+	nb_read_ct(a->loser, &ev->loser);
+	nb_read_ct(nb_tuplehash_to_ct(a->h), &ev->winner);
+	if (!nb_ct_matches(&ev->loser)) {
+		bpf_ringbuf_discard(ev, 0);
+		goto out;
+	}
+	bpf_ringbuf_submit(ev, 0);
+out:
+	bpf_map_delete_elem(&clash_args_map, &key);
+}
+
+SEC("fentry/nf_ct_resolve_clash")
+int BPF_PROG(clash_fentry, struct sk_buff *skb, struct nf_conntrack_tuple_hash *h)
+{
+	clash_enter((__u64)skb, skb, h);
+	return 0;
+}
+
+SEC("fexit/nf_ct_resolve_clash")
+int BPF_PROG(clash_fexit, struct sk_buff *skb, struct nf_conntrack_tuple_hash *h, __u32 repl_idx, int ret)
+{
+	clash_exit(NB_ORIGIN_FENTRY, (__u64)skb, ret);
+	return 0;
+}
+
+SEC("kprobe/nf_ct_resolve_clash")
+int BPF_KPROBE(clash_kprobe, struct sk_buff *skb, struct nf_conntrack_tuple_hash *h)
+{
+	clash_enter(bpf_get_current_pid_tgid(), skb, h);
+	return 0;
+}
+
+SEC("kretprobe/nf_ct_resolve_clash")
+int BPF_KRETPROBE(clash_kretprobe, int ret)
+{
+	clash_exit(NB_ORIGIN_KPROBE, bpf_get_current_pid_tgid(), ret);
+	return 0;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * The contract between natbpf's BPF programs and its C++ decoder: every
+ * record that crosses the ring buffer is defined here and nowhere else.
+ * Fixed-width types and explicit padding only; both sides static_assert
+ * the sizes, and the decoder checks hdr.kind, hdr.version and hdr.size
+ * before it reads a record.
+ */
+#ifndef NATBPF_EVENTS_H
+#define NATBPF_EVENTS_H
+
+#ifdef __bpf__
+/* vmlinux.h provides __u8 ... __u64 for the BPF side. */
+#else
+#include <linux/types.h>
+#endif
+
+#define NB_EVENT_VERSION 1
+#define NB_ADDR_LEN 16
+#define NB_TABLE_NAME_LEN 32
+
+enum nb_event_kind {
+	NB_EV_HOOK_DROP = 1,   /* nf_hook_slow returned < 0 (fexit/kretprobe) */
+	NB_EV_SKB_DROP = 2,    /* skb:kfree_skb with a netfilter reason or a traced flow */
+	NB_EV_CT_CONFIRM = 3,  /* __nf_conntrack_confirm did not simply insert */
+	NB_EV_CT_CLASH = 4,    /* nf_ct_resolve_clash ran: loser, winner, outcome */
+	NB_EV_NAT_SETUP = 5,   /* nf_nat_setup_info: range, attempts, chosen tuple */
+};
+
+/* Which attach variant produced a record: evidence shown to the user. */
+enum nb_origin {
+	NB_ORIGIN_FENTRY = 1,
+	NB_ORIGIN_KPROBE = 2,
+	NB_ORIGIN_TP_BTF = 3,
+	NB_ORIGIN_RAW_TP = 4,
+};
+
+struct nb_hdr {
+	__u16 kind;
+	__u16 version;
+	__u16 size;
+	__u8 origin;
+	__u8 cpu;
+	__u64 ts_ns; /* bpf_ktime_get_ns() */
+};
+
+/* Packet headers as the hook saw them; ports in host order. */
+struct nb_pkt {
+	__u8 family; /* NFPROTO_IPV4 (2) or NFPROTO_IPV6 (10), 0 if unknown */
+	__u8 l4proto;
+	__u8 tcp_flags;
+	__u8 pad0;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[NB_ADDR_LEN];
+	__u8 daddr[NB_ADDR_LEN];
+	__u32 tcp_seq;
+	__u16 ip_id;
+	__u16 pad1;
+	__u32 ifindex;   /* skb->dev */
+	__u32 netns_ino; /* inode of the device's network namespace */
+	__u32 len;
+	__u32 pad2;
+};
+
+/* One direction of a conntrack tuple; ports in host order. */
+struct nb_tuple {
+	__u8 src[NB_ADDR_LEN];
+	__u8 dst[NB_ADDR_LEN];
+	__u16 sport;
+	__u16 dport;
+	__u16 l3num;
+	__u8 protonum;
+	__u8 pad;
+};
+
+/* A conntrack entry: both tuples and the status bits (enum ip_conntrack_status). */
+struct nb_ct {
+	__u64 ptr; /* kernel address; only a join key, never dereferenced */
+	struct nb_tuple orig;
+	struct nb_tuple reply;
+	__u64 status;
+	__u32 mark;
+	__u32 timeout; /* jiffies, as in nf_conn.timeout */
+	__u32 netns_ino;
+	__u32 pad;
+};
+
+/*
+ * nf_hook_slow returned < 0: the skb is already freed, so this record holds
+ * no packet; the decoder joins it with the NB_EV_SKB_DROP of the same skb
+ * pointer (kfree_skb fires inside nf_hook_slow, just before it returns).
+ */
+struct nb_hook_drop {
+	struct nb_hdr hdr;
+	__u64 skb;
+	__s32 ret; /* nf_hook_slow's return: -errno */
+	__u8 hook; /* NF_INET_* */
+	__u8 pf;   /* NFPROTO_* */
+	__u16 num_hook_entries;
+	__u32 in_ifindex;
+	__u32 out_ifindex;
+	__u32 netns_ino;
+	__u32 pad;
+};
+
+struct nb_skb_drop {
+	struct nb_hdr hdr;
+	__u64 skb;
+	__u64 location; /* kernel address of the kfree_skb caller */
+	__u32 reason;   /* enum skb_drop_reason, numeric value of this kernel */
+	__u8 has_reason;
+	__u8 has_ct;
+	__u16 pad;
+	struct nb_pkt pkt;
+	struct nb_ct ct;
+};
+
+enum nb_confirm_flags {
+	NB_CONFIRM_MERGED = 1,    /* skb now points at another (winning) entry */
+	NB_CONFIRM_NAT_CLASH = 2, /* loser inserted reply-only (IPS_NAT_CLASH) */
+};
+
+struct nb_ct_confirm {
+	struct nb_hdr hdr;
+	__u64 skb;
+	struct nb_pkt pkt;
+	struct nb_ct loser;
+	struct nb_ct winner; /* valid when flags & NB_CONFIRM_MERGED */
+	__u32 ret;           /* NF_ACCEPT (1) or NF_DROP (0) */
+	__u32 flags;
+};
+
+struct nb_ct_clash {
+	struct nb_hdr hdr;
+	__u64 skb;
+	struct nb_ct loser;
+	struct nb_ct winner;
+	__u32 ret; /* NF_ACCEPT: resolved, NF_DROP: dropped */
+	__u32 pad;
+};
+
+struct nb_nat_range {
+	__u32 flags; /* NF_NAT_RANGE_* */
+	__u16 min_port;
+	__u16 max_port;
+	__u8 min_addr[NB_ADDR_LEN];
+	__u8 max_addr[NB_ADDR_LEN];
+};
+
+struct nb_nat_setup {
+	struct nb_hdr hdr;
+	struct nb_ct ct; /* after setup: reply tuple holds the chosen mapping */
+	struct nb_tuple before; /* original tuple at entry */
+	struct nb_nat_range range;
+	__u32 maniptype; /* NF_NAT_MANIP_SRC (0) or _DST (1) */
+	__u32 ret;
+	__u32 attempts; /* nf_conntrack_tuple_taken calls for this ct */
+	__u32 taken;    /* of which returned "taken" */
+	struct nb_tuple last_probe;
+};
+
+/* Per-CPU counters of the BPF side; index into the "nb_stats" map. */
+enum nb_stat {
+	NB_STAT_RB_LOST = 0, /* ring buffer reservation failed */
+	NB_STAT_SCRATCH_MISS = 1,
+	NB_STAT_MAX = 2,
+};
+
+#define NB_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size changed: bump NB_EVENT_VERSION")
+#ifndef __cplusplus
+NB_ASSERT_SIZE(struct nb_hdr, 16);
+NB_ASSERT_SIZE(struct nb_pkt, 64);
+NB_ASSERT_SIZE(struct nb_tuple, 40);
+NB_ASSERT_SIZE(struct nb_ct, 112);
+NB_ASSERT_SIZE(struct nb_hook_drop, 48);
+NB_ASSERT_SIZE(struct nb_skb_drop, 216);
+NB_ASSERT_SIZE(struct nb_ct_confirm, 320);
+NB_ASSERT_SIZE(struct nb_ct_clash, 256);
+NB_ASSERT_SIZE(struct nb_nat_setup, 264);
+#endif
+
+#endif /* NATBPF_EVENTS_H */

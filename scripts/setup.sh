@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package natbpf needs to build, test and demo. Idempotent:
+# packages already present are not touched and apt is not even updated.
+set -euo pipefail
+
+packages=(
+	# build
+	build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev
+	# tests and benchmarks
+	libgtest-dev libgmock-dev libbenchmark-dev python3
+	# scenarios and demo
+	iproute2 nftables iptables conntrack netcat-openbsd socat jq
+	# VM matrix
+	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup.sh installs Debian packages: run it as root" >&2
+	exit 2
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "setup: all ${#packages[@]} packages present"

@@ -1,0 +1,72 @@
+// "Can I use X here?" One class answers, by loading and attaching tiny
+// programs; answers are cached, printable (natbpf probe) and replaceable by a
+// fake in unit tests.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace natbpf {
+
+enum class AttachKind { Fentry, Fexit, Kprobe, Kretprobe, TpBtf, RawTp };
+const char* to_string(AttachKind kind);
+
+struct Availability {
+  bool ok = false;
+  std::string reason;  // why not, in words; empty when ok
+};
+
+// The functions natbpf knows how to use, in the order `probe` reports them.
+const std::vector<std::string>& traced_functions();
+
+class Features {
+ public:
+  virtual ~Features() = default;
+  // Whether a program of this kind loads and attaches to `target` (a kernel
+  // function, or a tracepoint name for TpBtf/RawTp).
+  virtual Availability attach(AttachKind kind, const std::string& target) = 0;
+  // skb:kfree_skb passes an enum skb_drop_reason with NETFILTER_DROP.
+  virtual Availability kfree_skb_reason() = 0;
+};
+
+// The running kernel. System paths are injectable so tests can point them at
+// fixtures.
+struct SystemPaths {
+  std::string kallsyms = "/proc/kallsyms";
+  std::string btf_dir = "/sys/kernel/btf";
+  std::string kprobe_pmu = "/sys/bus/event_source/devices/kprobe/type";
+  std::string proc_status = "/proc/self/status";
+};
+
+class KernelFeatures : public Features {
+ public:
+  explicit KernelFeatures(SystemPaths paths = {});
+  ~KernelFeatures() override;
+
+  Availability attach(AttachKind kind, const std::string& target) override;
+  Availability kfree_skb_reason() override;
+
+  std::string kernel_release() const;
+  bool has_vmlinux_btf() const;
+  std::vector<std::string> module_btf() const;  // modules with BTF, of interest to natbpf
+  bool kallsyms_has(const std::string& symbol);
+  bool kprobes_supported() const;
+  // Capabilities in the effective set, by name (CAP_BPF, ...).
+  std::map<std::string, bool> capabilities() const;
+  Availability nftrace_netlink();
+  Availability ctnetlink();
+  Availability conntrack_stats();
+
+ private:
+  Availability probe_attach(AttachKind kind, const std::string& target);
+  void load_kallsyms();
+
+  SystemPaths paths_;
+  std::map<std::pair<AttachKind, std::string>, Availability> cache_;
+  std::optional<Availability> reason_cache_;
+  std::optional<std::vector<std::string>> kallsyms_;  // sorted names of interest
+};
+
+}  // namespace natbpf

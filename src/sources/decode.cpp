@@ -1,0 +1,189 @@
+#include "sources/decode.h"
+
+#include <cstring>
+
+extern "C" {
+#include "natbpf_events.h"
+}
+
+namespace natbpf {
+
+static_assert(sizeof(nb_hdr) == 16);
+static_assert(sizeof(nb_pkt) == 64);
+static_assert(sizeof(nb_tuple) == 40);
+static_assert(sizeof(nb_ct) == 112);
+static_assert(sizeof(nb_hook_drop) == 48);
+static_assert(sizeof(nb_skb_drop) == 216);
+static_assert(sizeof(nb_ct_confirm) == 320);
+static_assert(sizeof(nb_ct_clash) == 256);
+static_assert(sizeof(nb_nat_setup) == 264);
+
+namespace {
+
+constexpr uint32_t kNfAccept = 1;
+
+Addr addr(const uint8_t* bytes, uint8_t family) {
+  Addr a;
+  a.family = family;
+  std::memcpy(a.bytes.data(), bytes, family == 2 ? 4 : 16);
+  return a;
+}
+
+Tuple tuple(const nb_tuple& t) {
+  Tuple o;
+  uint8_t family = static_cast<uint8_t>(t.l3num);
+  o.src = addr(t.src, family);
+  o.dst = addr(t.dst, family);
+  o.sport = t.sport;
+  o.dport = t.dport;
+  o.proto = t.protonum;
+  return o;
+}
+
+CtEntry ct(const nb_ct& c) {
+  CtEntry o;
+  o.ptr = c.ptr;
+  o.orig = tuple(c.orig);
+  o.reply = tuple(c.reply);
+  o.status = c.status;
+  o.mark = c.mark;
+  o.netns = c.netns_ino;
+  return o;
+}
+
+Packet packet(const nb_pkt& p) {
+  Packet o;
+  o.family = p.family;
+  o.l4proto = p.l4proto;
+  o.tcp_flags = p.tcp_flags;
+  o.saddr = addr(p.saddr, p.family);
+  o.daddr = addr(p.daddr, p.family);
+  o.sport = p.sport;
+  o.dport = p.dport;
+  o.tcp_seq = p.tcp_seq;
+  o.ip_id = p.ip_id;
+  o.ifindex = p.ifindex;
+  o.netns = p.netns_ino;
+  o.len = p.len;
+  return o;
+}
+
+Result<Origin> origin(uint8_t o) {
+  switch (o) {
+    case NB_ORIGIN_FENTRY: return Origin::Fentry;
+    case NB_ORIGIN_KPROBE: return Origin::Kprobe;
+    case NB_ORIGIN_TP_BTF: return Origin::TpBtf;
+    case NB_ORIGIN_RAW_TP: return Origin::RawTp;
+  }
+  return Error{"BPF record with unknown origin " + std::to_string(o), ""};
+}
+
+template <typename Raw>
+Result<Raw> copy_record(const void* data, size_t size) {
+  Raw raw;
+  if (size < sizeof(Raw)) return Error{"truncated BPF record (" + std::to_string(size) + " bytes)", ""};
+  std::memcpy(&raw, data, sizeof(Raw));
+  if (raw.hdr.size != sizeof(Raw))
+    return Error{"BPF record size " + std::to_string(raw.hdr.size) + " does not match its kind", ""};
+  return raw;
+}
+
+template <typename Ev, typename Raw>
+Result<Ev> with_base(const Raw& raw) {
+  auto o = origin(raw.hdr.origin);
+  if (!o) return o.error();
+  Ev ev;
+  ev.ts_ns = raw.hdr.ts_ns;
+  ev.cpu = raw.hdr.cpu;
+  ev.origin = *o;
+  return ev;
+}
+
+}  // namespace
+
+Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
+  nb_hdr hdr;
+  if (size < sizeof(hdr)) return Error{"truncated BPF record header", ""};
+  std::memcpy(&hdr, data, sizeof(hdr));
+  if (hdr.version != NB_EVENT_VERSION)
+    return Error{"BPF record version " + std::to_string(hdr.version) + ", expected " +
+                     std::to_string(NB_EVENT_VERSION),
+                 "the BPF objects and natbpf come from different builds"};
+
+  switch (hdr.kind) {
+    case NB_EV_HOOK_DROP: {
+      auto raw = copy_record<nb_hook_drop>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<HookDropEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->skb = raw->skb;
+      ev->ret = raw->ret;
+      ev->hook = raw->hook;
+      ev->pf = raw->pf;
+      ev->num_hook_entries = raw->num_hook_entries;
+      ev->in_ifindex = raw->in_ifindex;
+      ev->out_ifindex = raw->out_ifindex;
+      ev->netns = raw->netns_ino;
+      return BpfEvent{*ev};
+    }
+    case NB_EV_SKB_DROP: {
+      auto raw = copy_record<nb_skb_drop>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<SkbDropEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->skb = raw->skb;
+      ev->location = raw->location;
+      if (raw->has_reason) ev->reason = raw->reason;
+      ev->pkt = packet(raw->pkt);
+      if (raw->has_ct) ev->ct = ct(raw->ct);
+      return BpfEvent{*ev};
+    }
+    case NB_EV_CT_CONFIRM: {
+      auto raw = copy_record<nb_ct_confirm>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<CtConfirmEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->skb = raw->skb;
+      ev->pkt = packet(raw->pkt);
+      ev->loser = ct(raw->loser);
+      if (raw->flags & NB_CONFIRM_MERGED) ev->winner = ct(raw->winner);
+      ev->accepted = raw->ret == kNfAccept;
+      ev->nat_clash = raw->flags & NB_CONFIRM_NAT_CLASH;
+      return BpfEvent{*ev};
+    }
+    case NB_EV_CT_CLASH: {
+      auto raw = copy_record<nb_ct_clash>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<CtClashEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->skb = raw->skb;
+      ev->loser = ct(raw->loser);
+      ev->winner = ct(raw->winner);
+      ev->resolved = raw->ret == kNfAccept;
+      return BpfEvent{*ev};
+    }
+    case NB_EV_NAT_SETUP: {
+      auto raw = copy_record<nb_nat_setup>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<NatSetupEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->ct = ct(raw->ct);
+      ev->before = tuple(raw->before);
+      uint8_t family = static_cast<uint8_t>(raw->before.l3num);
+      ev->range.flags = raw->range.flags;
+      ev->range.min_addr = addr(raw->range.min_addr, family);
+      ev->range.max_addr = addr(raw->range.max_addr, family);
+      ev->range.min_port = raw->range.min_port;
+      ev->range.max_port = raw->range.max_port;
+      ev->snat = raw->maniptype == 0;
+      ev->accepted = raw->ret == kNfAccept;
+      ev->attempts = raw->attempts;
+      ev->taken = raw->taken;
+      ev->last_probe = tuple(raw->last_probe);
+      return BpfEvent{*ev};
+    }
+  }
+  return Error{"BPF record of unknown kind " + std::to_string(hdr.kind), ""};
+}
+
+}  // namespace natbpf

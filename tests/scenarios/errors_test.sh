@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Bad input and missing privileges: one line naming the fix, non-zero exit,
+# nothing left behind.
+source "$(dirname "$0")/lib.sh"
+
+expect_error() { # CODE PATTERN CMD...
+	local code=$1 pat=$2
+	shift 2
+	"$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
+	local rc=$?
+	[ "$rc" -eq "$code" ] || { cat "$SCEN_TMP/err"; fail "'$*' exited $rc, expected $code"; }
+	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "'$*' should print one line"; }
+	assert_contains "$SCEN_TMP/err" "$pat"
+}
+
+expect_error 2 'natbpf: .*' $NATBPF
+expect_error 2 'unknown|not expected|extra' $NATBPF probe --bogus
+# Without capabilities (setpriv drops them all, even as root).
+if command -v setpriv >/dev/null; then
+	expect_error 2 'natbpf needs CAP_BPF and CAP_NET_ADMIN: run it as root' \
+		setpriv --inh-caps=-all --bounding-set=-all $NATBPF probe
+fi
+echo "PASS errors"

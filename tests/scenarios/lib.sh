@@ -1,0 +1,82 @@
+# Helpers for scenario tests: namespaces that are always removed, readiness
+# handshakes, and assertions that print what natbpf said when they fail.
+# Each scenario is a bash script: `source lib.sh`, build, run, assert. Exit 0
+# pass, 1 fail, 77 skip (only when the kernel truly lacks a capability).
+
+set -uo pipefail
+NATBPF=${NATBPF:-natbpf}
+SCEN_NS=()
+SCEN_PIDS=()
+SCEN_TMP=$(mktemp -d /tmp/natbpf-scenario.XXXXXX)
+
+scen_cleanup() {
+	for p in "${SCEN_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${SCEN_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for ns in "${SCEN_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	rm -rf "$SCEN_TMP"
+}
+trap scen_cleanup EXIT
+
+# A namespace name unique to this run, removed on exit.
+scen_netns() {
+	local ns="nb$$-$1"
+	ip netns add "$ns" || return 1
+	ip -n "$ns" link set lo up
+	SCEN_NS+=("$ns")
+	echo "$ns"
+}
+
+scen_bg() {
+	"$@" &
+	SCEN_PIDS+=($!)
+}
+
+# Waits (bounded) for a file to appear: natbpf writes --ready-file once attached.
+scen_wait_file() {
+	local f=$1 tries=${2:-100}
+	while [ ! -e "$f" ] && [ "$tries" -gt 0 ]; do
+		sleep 0.1
+		tries=$((tries - 1))
+	done
+	[ -e "$f" ]
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+# assert_contains FILE PATTERN [message]: grep -E on natbpf's output.
+assert_contains() {
+	if ! grep -Eq -- "$2" "$1"; then
+		echo "---- output ($1) ----" >&2
+		cat "$1" >&2
+		fail "${3:-expected /$2/}"
+	fi
+}
+
+assert_not_contains() {
+	if grep -Eq -- "$2" "$1"; then
+		echo "---- output ($1) ----" >&2
+		cat "$1" >&2
+		fail "${3:-unexpected /$2/}"
+	fi
+}
+
+# jq_true FILE EXPR [message]: the JSON document in FILE satisfies EXPR.
+jq_true() {
+	if [ "$(jq -r "$2" "$1" 2>&1)" != "true" ]; then
+		echo "---- json ($1) ----" >&2
+		jq . "$1" >&2 || cat "$1" >&2
+		fail "${3:-jq: $2}"
+	fi
+}
+
+# The attach path this kernel is expected to take, set by the runner:
+# tracepoint (this machine), fentry or kprobe (VM kernels).
+NATBPF_EXPECT_PATH=${NATBPF_EXPECT_PATH:-tracepoint}

@@ -1,0 +1,159 @@
+// Every attach-plan decision, against fake kernel features.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "probe/attach_plan.h"
+
+namespace natbpf {
+namespace {
+
+using ::testing::HasSubstr;
+
+class FakeFeatures : public Features {
+ public:
+  // Everything refused unless allowed.
+  std::map<std::pair<AttachKind, std::string>, Availability> allowed;
+  Availability reason{true, "NETFILTER_DROP = 12"};
+  int calls = 0;
+
+  void allow(AttachKind k, const std::string& target) { allowed[{k, target}] = {true, ""}; }
+  void allow_fentry(const std::string& fn) {
+    allow(AttachKind::Fentry, fn);
+    allow(AttachKind::Fexit, fn);
+  }
+  void allow_kprobe(const std::string& fn) {
+    allow(AttachKind::Kprobe, fn);
+    allow(AttachKind::Kretprobe, fn);
+  }
+  Availability attach(AttachKind kind, const std::string& target) override {
+    calls++;
+    auto it = allowed.find({kind, target});
+    if (it != allowed.end()) return it->second;
+    if (kind == AttachKind::Kprobe || kind == AttachKind::Kretprobe) return {false, "kernel has no kprobe support"};
+    return {false, "program load refused (EPERM)"};
+  }
+  Availability kfree_skb_reason() override { return reason; }
+};
+
+std::vector<std::string> all_hooks() {
+  std::vector<std::string> v;
+  for (const auto& s : hook_specs()) v.push_back(s.name);
+  return v;
+}
+
+const HookChoice& choice(const Plan& p, const std::string& hook) {
+  for (const auto& c : p.choices)
+    if (c.hook == hook) return c;
+  throw std::runtime_error("no choice for " + hook);
+}
+
+TEST(AttachPlan, TracepointOnlyKernelLikeThisMachine) {
+  FakeFeatures f;
+  f.allow(AttachKind::TpBtf, "kfree_skb");
+  f.allow(AttachKind::RawTp, "kfree_skb");
+  auto plan = make_plan(f, {all_hooks(), {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->attached(), 1u);
+  EXPECT_TRUE(plan->enables("kfree_skb_btf"));
+  EXPECT_FALSE(plan->enables("kfree_skb_raw"));
+  EXPECT_FALSE(plan->enables("confirm_fexit"));
+  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/6 hooks"));
+  EXPECT_THAT(plan->summary(),
+              HasSubstr("nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb + conntrack stats"));
+  EXPECT_THAT(choice(*plan, "nf_hook_slow").rejected[0], HasSubstr("program load refused (EPERM)"));
+}
+
+TEST(AttachPlan, FentryPreferredOverKprobe) {
+  FakeFeatures f;
+  f.allow_fentry("__nf_conntrack_confirm");
+  f.allow_kprobe("__nf_conntrack_confirm");
+  auto plan = make_plan(f, {{"__nf_conntrack_confirm"}, {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->enables("confirm_fentry"));
+  EXPECT_TRUE(plan->enables("confirm_fexit"));
+  EXPECT_FALSE(plan->enables("confirm_kprobe"));
+  EXPECT_TRUE(plan->uses(BpfObject::Conntrack));
+  EXPECT_FALSE(plan->uses(BpfObject::Nat));
+  EXPECT_EQ(plan->summary(), "attached 1/1 hooks");
+}
+
+TEST(AttachPlan, NoFentryFallsBackToKprobe) {
+  FakeFeatures f;
+  f.allow_fentry("nf_hook_slow");
+  f.allow_kprobe("nf_hook_slow");
+  auto plan = make_plan(f, {{"nf_hook_slow"}, {}, true, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->enables("hook_slow_kprobe"));
+  EXPECT_TRUE(plan->enables("hook_slow_kretprobe"));
+  EXPECT_FALSE(plan->enables("hook_slow_fexit"));
+  EXPECT_EQ(choice(*plan, "nf_hook_slow").variant->label, "kprobe/kretprobe");
+  EXPECT_THAT(choice(*plan, "nf_hook_slow").rejected[0], HasSubstr("disabled by --no-fentry"));
+}
+
+TEST(AttachPlan, FentryNeedsBothEntryAndExit) {
+  FakeFeatures f;
+  f.allow(AttachKind::Fexit, "nf_ct_resolve_clash");  // entry refused
+  f.allow_kprobe("nf_ct_resolve_clash");
+  auto plan = make_plan(f, {{"nf_ct_resolve_clash"}, {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->enables("clash_kprobe"));
+  EXPECT_FALSE(plan->enables("clash_fexit"));
+}
+
+TEST(AttachPlan, KfreeSkbWithoutReasonUsesRawTracepoint) {
+  FakeFeatures f;
+  f.allow(AttachKind::TpBtf, "kfree_skb");
+  f.allow(AttachKind::RawTp, "kfree_skb");
+  f.reason = {false, "skb:kfree_skb has no reason argument (kernel before 5.17)"};
+  auto plan = make_plan(f, {{"kfree_skb"}, {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->enables("kfree_skb_raw"));
+  EXPECT_FALSE(plan->enables("kfree_skb_btf"));
+  EXPECT_THAT(choice(*plan, "kfree_skb").rejected[0], HasSubstr("no reason argument"));
+}
+
+TEST(AttachPlan, RequiredHookThatCannotAttachIsAnError) {
+  FakeFeatures f;
+  auto plan = make_plan(f, {{}, {"nf_ct_resolve_clash"}, false, false});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(plan.error().message, HasSubstr("cannot attach hook nf_ct_resolve_clash"));
+  EXPECT_THAT(plan.error().hint, HasSubstr("fall back to kfree_skb + conntrack stats"));
+}
+
+TEST(AttachPlan, RequiredHookThatAttachesIsKept) {
+  FakeFeatures f;
+  f.allow_kprobe("nf_nat_setup_info");
+  auto plan = make_plan(f, {{"kfree_skb"}, {"nf_nat_setup_info"}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->has("nf_nat_setup_info"));
+  EXPECT_FALSE(plan->has("kfree_skb"));
+  EXPECT_EQ(plan->choices.size(), 2u);
+}
+
+TEST(AttachPlan, UnknownHookIsAUsageError) {
+  FakeFeatures f;
+  auto plan = make_plan(f, {{"nf_bogus"}, {}, false, false});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().exit_code, 2);
+}
+
+TEST(AttachPlan, SymbolMissingEverywhereSaysNotInThisKernel) {
+  struct Missing : FakeFeatures {
+    Availability attach(AttachKind, const std::string&) override { return {false, "no such symbol in this kernel"}; }
+  } f;
+  auto plan = make_plan(f, {{"nf_ct_resolve_clash"}, {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->summary(), HasSubstr("nf_ct_resolve_clash: not in this kernel"));
+}
+
+TEST(AttachPlan, EveryVariantNamesRealProgramsOfItsObject) {
+  for (const auto& spec : hook_specs()) {
+    ASSERT_FALSE(spec.variants.empty()) << spec.name;
+    for (const auto& v : spec.variants) EXPECT_FALSE(v.programs.empty()) << spec.name << " " << v.label;
+  }
+}
+
+}  // namespace
+}  // namespace natbpf
