@@ -1,0 +1,29 @@
+// libnftables, owned: one context (and its netlink socket) per instance, in
+// the network namespace the calling thread is in when it is created.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "util/result.h"
+
+struct nft_ctx;
+
+namespace natbpf {
+
+class NftContext {
+ public:
+  static Result<NftContext> create();
+  NftContext(NftContext&&) noexcept;
+  NftContext& operator=(NftContext&&) noexcept;
+  ~NftContext();
+
+  // Runs nft commands; returns what nft printed, or its error text.
+  Result<std::string> run(const std::string& commands);
+
+ private:
+  NftContext() = default;
+  nft_ctx* ctx_ = nullptr;
+};
+
+}  // namespace natbpf

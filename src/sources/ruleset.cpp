@@ -1,0 +1,134 @@
+#include "sources/ruleset.h"
+
+#include <sstream>
+
+namespace natbpf {
+namespace {
+
+std::string trim(const std::string& s) {
+  auto a = s.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  auto b = s.find_last_not_of(" \t");
+  return s.substr(a, b - a + 1);
+}
+
+// Splits "text # handle 7" into ("text", 7).
+std::pair<std::string, std::optional<uint64_t>> split_handle(const std::string& line) {
+  auto pos = line.rfind("# handle ");
+  if (pos == std::string::npos) return {line, std::nullopt};
+  std::string num = line.substr(pos + 9);
+  try {
+    return {trim(line.substr(0, pos)), std::stoull(num)};
+  } catch (...) {
+    return {line, std::nullopt};
+  }
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+}  // namespace
+
+std::optional<int> parse_priority(const std::string& text, const std::string& family) {
+  static const std::map<std::string, int> names = {{"raw", -300},  {"mangle", -150}, {"dstnat", -100},
+                                                    {"filter", 0},  {"security", 50}, {"srcnat", 100}};
+  // bridge uses different numbers; natbpf works with ip, ip6 and inet.
+  (void)family;
+  std::istringstream in(text);
+  std::string base;
+  in >> base;
+  int value;
+  if (auto it = names.find(base); it != names.end()) value = it->second;
+  else {
+    try {
+      value = std::stoi(base);
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  std::string op;
+  int delta;
+  if (in >> op >> delta) value += op == "-" ? -delta : delta;
+  return value;
+}
+
+Ruleset Ruleset::parse(const std::string& text) {
+  Ruleset rs;
+  std::istringstream in(text);
+  std::string line, family, table;
+  ChainInfo* current = nullptr;
+  int skip_depth = 0;  // inside a set/map/flowtable/counter body
+  while (std::getline(in, line)) {
+    std::string t = trim(line);
+    if (skip_depth > 0) {
+      for (char c : t) skip_depth += c == '{' ? 1 : c == '}' ? -1 : 0;
+      continue;
+    }
+    auto [body, handle] = split_handle(t);
+    auto w = words(body);
+    if (w.empty()) continue;
+    if (w[0] == "table" && w.size() >= 3) {
+      family = w[1];
+      table = w[2];
+      current = nullptr;
+    } else if (w[0] == "chain" && w.size() >= 2) {
+      rs.chains_.push_back(ChainInfo{family, table, w[1], {}, {}, {}, {}, {}});
+      current = &rs.chains_.back();
+    } else if (w[0] == "}") {
+      current = nullptr;
+    } else if ((w[0] == "set" || w[0] == "map" || w[0] == "flowtable" || w[0] == "counter" || w[0] == "quota" ||
+                w[0] == "ct" || w[0] == "limit" || w[0] == "secmark" || w[0] == "synproxy") &&
+               !current && body.back() == '{') {
+      skip_depth = 1;
+    } else if (current && w[0] == "type" && body.find(" hook ") != std::string::npos) {
+      // "type filter hook forward priority filter; policy accept;"
+      current->type = w[1];
+      std::istringstream parts(body);
+      for (std::string part; std::getline(parts, part, ';');) {
+        auto pw = words(part);
+        if (pw.empty()) continue;
+        for (size_t i = 0; i + 1 < pw.size(); i++)
+          if (pw[i] == "hook") current->hook = pw[i + 1];
+        auto p = part.find("priority ");
+        if (p != std::string::npos) current->priority = parse_priority(trim(part.substr(p + 9)), family);
+        if (pw[0] == "policy" && pw.size() > 1) current->policy = pw[1];
+      }
+    } else if (current && handle && w[0] != "comment") {
+      current->rules.push_back(RuleInfo{*handle, body});
+    }
+  }
+  return rs;
+}
+
+const ChainInfo* Ruleset::chain(const std::string& family, const std::string& table, const std::string& name) const {
+  for (const auto& c : chains_)
+    if (c.family == family && c.table == table && c.name == name) return &c;
+  return nullptr;
+}
+
+const RuleInfo* Ruleset::rule(const std::string& family, const std::string& table, const std::string& chain_name,
+                              uint64_t handle) const {
+  const ChainInfo* c = chain(family, table, chain_name);
+  if (!c) return nullptr;
+  for (const auto& r : c->rules)
+    if (r.handle == handle) return &r;
+  return nullptr;
+}
+
+std::string family_name(uint8_t nfproto) {
+  switch (nfproto) {
+    case 1: return "inet";
+    case 2: return "ip";
+    case 3: return "arp";
+    case 5: return "netdev";
+    case 7: return "bridge";
+    case 10: return "ip6";
+  }
+  return "family" + std::to_string(nfproto);
+}
+
+}  // namespace natbpf

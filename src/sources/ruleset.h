@@ -1,0 +1,49 @@
+// A snapshot of the nftables ruleset: every chain with its hook and rules in
+// order, and each rule's text in nft syntax, keyed by (family, table, chain,
+// handle). Built from `list ruleset` with handles (libnftables).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace natbpf {
+
+struct RuleInfo {
+  uint64_t handle = 0;
+  std::string text;  // without the "# handle N" comment
+};
+
+struct ChainInfo {
+  std::string family, table, name;
+  std::optional<std::string> hook;  // "prerouting", ... for base chains
+  std::optional<std::string> type;  // "filter", "nat", "route"
+  std::optional<int> priority;
+  std::optional<std::string> policy;
+  std::vector<RuleInfo> rules;
+};
+
+class Ruleset {
+ public:
+  // Parses `nft -a list ruleset` text.
+  static Ruleset parse(const std::string& text);
+
+  const ChainInfo* chain(const std::string& family, const std::string& table, const std::string& name) const;
+  const RuleInfo* rule(const std::string& family, const std::string& table, const std::string& chain,
+                       uint64_t handle) const;
+  const std::vector<ChainInfo>& chains() const { return chains_; }
+
+ private:
+  std::vector<ChainInfo> chains_;
+};
+
+// nft's textual priority names ("filter", "dstnat + 10") as numbers, per hook.
+std::optional<int> parse_priority(const std::string& text, const std::string& family);
+
+// NFPROTO_* number as nft names the family ("ip", "ip6", "inet", ...).
+std::string family_name(uint8_t nfproto);
+
+}  // namespace natbpf
