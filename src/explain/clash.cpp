@@ -1,0 +1,233 @@
+#include "explain/clash.h"
+
+#include <cstring>
+
+#include "sources/ct_lookup.h"
+
+namespace natbpf {
+namespace {
+
+std::string ep(const Addr& a, uint16_t port) {
+  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
+}
+
+// "127.0.0.1:38484 → 127.0.0.1:8080"
+std::string flow(const Tuple& t) { return ep(t.src, t.sport) + " → " + ep(t.dst, t.dport); }
+
+std::string plural(uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+uint64_t addr_span(const Addr& lo, const Addr& hi) {
+  // Only the low 32 bits matter for any range a NAT rule would use.
+  auto low32 = [](const Addr& a) {
+    size_t off = a.family == 2 ? 0 : 12;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v = (v << 8) | a.bytes[off + i];
+    return v;
+  };
+  uint32_t a = low32(lo), b = low32(hi);
+  return b >= a ? uint64_t(b - a) + 1 : 1;
+}
+
+std::string counters_str(const CtStatsTotals& d) {
+  std::string s = "insert_failed +" + std::to_string(d.insert_failed) + ", drop +" + std::to_string(d.drop);
+  if (d.has_clash_resolve) s += ", clash_resolve +" + std::to_string(d.clash_resolve);
+  if (d.has_chaintoolong) s += ", chaintoolong +" + std::to_string(d.chaintoolong);
+  if (d.early_drop) s += ", early_drop +" + std::to_string(d.early_drop);
+  return s;
+}
+
+bool loser_snat(const CtEntry& c) { return c.status & (ips::kSrcNat | ips::kSrcNatDone); }
+
+}  // namespace
+
+const char* to_string(ClashOutcome o) { return o == ClashOutcome::Dropped ? "dropped" : "resolved"; }
+
+const char* to_string(ClashCause c) {
+  switch (c) {
+    case ClashCause::RangeExhausted: return "range_exhausted";
+    case ClashCause::NatPortRace: return "nat_port_race";
+    case ClashCause::SameTupleRace: return "same_tuple_race";
+    case ClashCause::StaleEntry: return "stale_entry";
+    case ClashCause::TableFull: return "table_full";
+    case ClashCause::ChainTooLong: return "chain_too_long";
+    case ClashCause::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+uint64_t NatFacts::addresses() const {
+  if (!min_addr || !max_addr) return 1;  // masquerade: the one interface address
+  return addr_span(*min_addr, *max_addr);
+}
+
+std::optional<uint32_t> NatFacts::ports() const {
+  if (!min_port) return std::nullopt;
+  uint16_t hi = max_port.value_or(*min_port);
+  return hi >= *min_port ? uint32_t(hi - *min_port) + 1 : uint32_t(*min_port - hi) + 1;
+}
+
+std::optional<uint64_t> NatFacts::capacity() const {
+  auto p = ports();
+  if (!p) return std::nullopt;
+  return addresses() * *p;
+}
+
+std::string NatFacts::range_str() const {
+  std::string s;
+  auto a = [](const Addr& x) { return x.family == 10 ? "[" + x.str() + "]" : x.str(); };
+  if (min_addr) {
+    s = a(*min_addr);
+    if (max_addr && !(*max_addr == *min_addr)) s += "-" + a(*max_addr);
+  } else if (kind == "masquerade") {
+    s = "(interface address)";
+  }
+  if (min_port) s += ":" + std::to_string(*min_port) + "-" + std::to_string(max_port.value_or(*min_port));
+  return s;
+}
+
+ClashReport diagnose(const ClashFacts& f) {
+  ClashReport r;
+  r.facts = f;
+  auto& ev = r.evidence;
+  if (!f.seen_by.empty()) ev.push_back(f.seen_by);
+  if (f.counters) ev.push_back("ctnetlink statistics over the interval: " + counters_str(*f.counters));
+
+  // Counter-only records: the kernel resolved clashes natbpf could not see one by one.
+  if (!f.loser) {
+    if (f.outcome == ClashOutcome::Resolved) {
+      r.cause = ClashCause::SameTupleRace;
+      r.explanation = plural(f.count, "clash was", "clashes were") +
+                      " resolved by the kernel (packets of one flow created conntrack entries on two CPUs at "
+                      "once; the later one was merged or inserted reply-only, no packet was lost); without "
+                      "fentry/kprobes on nf_ct_resolve_clash the tuples are not visible, only the clash_resolve "
+                      "counter";
+      ev.push_back("clash_resolve counter");
+    } else if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
+      r.cause = ClashCause::TableFull;
+      r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
+                      std::to_string(*f.ct_max) + " entries): new connections are dropped before they get an "
+                      "entry; raise net.netfilter.nf_conntrack_max or shorten timeouts";
+      ev.push_back("nf_conntrack_count >= nf_conntrack_max");
+    } else if (f.counters && f.counters->chaintoolong) {
+      r.cause = ClashCause::ChainTooLong;
+      r.explanation = "conntrack refused to insert " + plural(f.counters->chaintoolong, "entry", "entries") +
+                      " because a hash chain was too long (chaintoolong); raise net.netfilter.nf_conntrack_buckets";
+      ev.push_back("chaintoolong counter");
+    } else {
+      r.cause = ClashCause::Unknown;
+      r.explanation = plural(f.count, "conntrack insert failed", "conntrack inserts failed") +
+                      " without a drop natbpf could attribute";
+    }
+    return r;
+  }
+
+  const CtEntry& loser = *f.loser;
+  std::string dest = ep(loser.orig.dst, loser.orig.dport);
+  if (f.winner) {
+    ev.push_back("winner: " + f.winner->found_by);
+  }
+  if (f.nat) {
+    std::string src = "NAT range: " + f.nat->source;
+    if (f.nat->rule_where) src += "; rule: " + *f.nat->rule_where;
+    ev.push_back(src);
+  }
+  if (f.alloc)
+    ev.push_back("allocation: nf_nat_setup_info + nf_conntrack_tuple_taken (" + std::string(to_string(f.alloc->origin)) +
+                 "): " + std::to_string(f.alloc->attempts) + " attempts, " + std::to_string(f.alloc->taken) + " taken");
+  if (f.range_used && f.nat && f.nat->capacity())
+    ev.push_back("range usage: ctnetlink dump: " + std::to_string(*f.range_used) + " of " +
+                 std::to_string(*f.nat->capacity()) + " tuples towards " + dest + " in use");
+
+  if (f.outcome == ClashOutcome::Resolved) {
+    r.cause = ClashCause::SameTupleRace;
+    r.explanation = "two packets of " + flow(loser.orig) +
+                    " created conntrack entries on two CPUs at once; the kernel resolved the clash (clash_resolve): "
+                    "the later packet was " +
+                    std::string(loser.status & ips::kNatClash ? "inserted reply-only (NAT_CLASH, 1 s timeout)"
+                                                              : "attached to the existing entry") +
+                    ", no packet was lost";
+    return r;
+  }
+
+  if (!f.winner) {
+    if (f.counters && f.counters->chaintoolong) {
+      r.cause = ClashCause::ChainTooLong;
+      r.explanation = "conntrack could not insert " + flow(loser.orig) +
+                      ": the hash chain was too long (chaintoolong rose), so the packet was dropped at confirm; "
+                      "raise net.netfilter.nf_conntrack_buckets";
+      ev.push_back("chaintoolong counter");
+    } else if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
+      r.cause = ClashCause::TableFull;
+      r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
+                      std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";
+    } else {
+      r.cause = ClashCause::Unknown;
+      r.explanation = "the packet of " + flow(loser.orig) +
+                      " was dropped at conntrack confirm, but no entry holds its tuples any more (the winner may "
+                      "have expired before natbpf looked it up)";
+    }
+    return r;
+  }
+
+  const WinnerFacts& w = *f.winner;
+  std::string winner_flow = flow(w.ct.orig);
+  if (w.ct.orig == loser.orig) {
+    r.cause = ClashCause::SameTupleRace;
+    r.explanation = "two packets of " + flow(loser.orig) +
+                    " created conntrack entries on two CPUs at once and the kernel could not merge them (" +
+                    (loser.orig.proto == 6 ? "TCP has no clash resolution" : "their NAT mappings differ") +
+                    "); the later packet was dropped at conntrack confirm and must be retransmitted";
+    return r;
+  }
+  if (w.tcp_state && tcp_state_closing(*w.tcp_state)) {
+    r.cause = ClashCause::StaleEntry;
+    r.explanation = "the tuple is still held by " + winner_flow + ", a connection in " +
+                    tcp_state_name(*w.tcp_state) + "; new connection " + flow(loser.orig) +
+                    " got the same mapping and was dropped at conntrack confirm; lower "
+                    "nf_conntrack_tcp_timeout_" + std::string(*w.tcp_state == 7 ? "time_wait" : "close") +
+                    " or widen the SNAT range";
+    ev.push_back("winner state " + std::string(tcp_state_name(*w.tcp_state)) + " (ctnetlink)");
+    return r;
+  }
+
+  bool exhausted = false;
+  auto cap = f.nat ? f.nat->capacity() : std::nullopt;
+  if (cap && f.range_used && *f.range_used >= *cap) exhausted = true;
+  if (f.alloc && f.alloc->attempts > 0 && f.alloc->taken == f.alloc->attempts &&
+      (!cap || f.alloc->attempts >= std::min<uint64_t>(*cap, 128)))
+    exhausted = true;
+  if (loser_snat(loser) && exhausted && f.nat && cap) {
+    r.cause = ClashCause::RangeExhausted;
+    uint64_t size_n = cap.value_or(0);
+    std::string what = f.nat->kind == "masquerade" ? "Masquerade range " : "SNAT range ";
+    std::string size = f.nat->addresses() > 1 ? plural(size_n, "address:port pair", "address:port pairs")
+                                              : plural(f.nat->ports().value_or(0), "port", "ports");
+    std::string used = size_n == 1 ? "already used by " + winner_flow
+                                 : "all in use towards " + dest + " (this tuple by " + winner_flow + ")";
+    r.explanation = what + f.nat->range_str() + " has " + size + ", " + used + "; every new connection to " + dest +
+                    " is dropped at conntrack confirm; widen the range or add random-fully";
+    return r;
+  }
+  if (loser_snat(loser) || (w.ct.status & (ips::kSrcNat | ips::kDstNat))) {
+    r.cause = ClashCause::NatPortRace;
+    r.explanation = flow(loser.orig) + " and " + winner_flow + " were given the same NAT mapping " +
+                    ep(loser.reply.dst, loser.reply.dport) +
+                    " at the same time (the port search cannot see entries that are not confirmed yet); the later "
+                    "one was dropped at conntrack confirm; add random-fully (nft: fully-random) to the rule";
+    if (f.alloc && f.alloc->taken == 0) ev.push_back("the port looked free during allocation (0 taken)");
+    return r;
+  }
+  r.cause = ClashCause::Unknown;
+  r.explanation = flow(loser.orig) + " collided with " + winner_flow + " at conntrack confirm and was dropped";
+  return r;
+}
+
+void ClashSummary::add(const ClashReport& r) {
+  std::string key = std::string(to_string(r.cause)) + "/" + to_string(r.facts.outcome);
+  by_cause_outcome[key] += r.facts.count;
+  (r.facts.outcome == ClashOutcome::Dropped ? dropped : resolved) += r.facts.count;
+}
+
+}  // namespace natbpf

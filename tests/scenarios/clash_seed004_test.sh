@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Seed 004 exactly: SNAT of every TCP connection to 127.0.0.1:8080 onto the
+# single source 127.0.0.1:40000, a listener on 8080, two connections. natbpf
+# clash must report one clash, dropped, won by the first connection, with a
+# 1-port range and the iptables rule named. Repeated for iptables-legacy and
+# nft, and once more in text form.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../../scripts/scenarios/seed004.sh"
+command -v socat >/dev/null || skip "socat is not installed"
+
+run_case() { # BACKEND FORMAT
+	local backend=$1 format=$2 ns out ready
+	# not in $(...): scen_netns records the namespace for cleanup in this shell
+	case_no=$((${case_no:-0} + 1))
+	scen_netns "s4c$case_no" >/dev/null || fail "cannot create a namespace"
+	ns=${SCEN_NS[-1]}
+	if ! seed004_up "$ns" "$backend" 2>"$SCEN_TMP/up.err"; then
+		[ "$backend" = iptables-legacy ] && skip "iptables-legacy cannot create its nat table here: $(head -1 "$SCEN_TMP/up.err")"
+		fail "seed004_up $backend failed: $(cat "$SCEN_TMP/up.err")"
+	fi
+	out=$SCEN_TMP/$backend.$format ready=$SCEN_TMP/$backend.ready
+	local flag=""
+	[ "$format" = json ] && flag=--json
+	scen_bg seed004_server "$ns" 8080 20
+	scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 15 --ready-file "$ready" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
+	local natbpf_pid=$!
+	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
+	scen_bg seed004_client "$ns" 8080 12 # the first connection: wins and stays
+	sleep 0.5
+	local first
+	first=$(ip netns exec "$ns" conntrack -L -p tcp --dport 8080 2>/dev/null | grep -o 'sport=[0-9]*' | head -1)
+	[ -n "$first" ] || fail "the first connection did not get a conntrack entry"
+	scen_bg seed004_client "$ns" 8080 4 # the second: its SYN is dropped at confirm
+	wait "$natbpf_pid" || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash exited $?"; }
+	local first_port=${first#sport=}
+	if [ "$format" = json ]; then
+		jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
+		jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+		jq_true "$out.all" '[.[] | select(.type == "clash")] | length == 1' "expected exactly one clash"
+		jq_true "$out.all" 'any(.[]; .type == "summary")' "expected a summary object"
+		local c='[.[] | select(.type == "clash")][0]'
+		jq_true "$out.all" "$c.outcome == \"dropped\""
+		jq_true "$out.all" "$c.cause == \"range_exhausted\""
+		jq_true "$out.all" "$c.loser.orig.dport == 8080 and $c.loser.reply.dport == 40000 and $c.loser.confirmed == false"
+		jq_true "$out.all" "$c.winner.orig.sport == $first_port" "the winner must be the first connection (sport $first_port)"
+		jq_true "$out.all" "$c.winner.reply.dport == 40000 and $c.winner.state == \"ESTABLISHED\""
+		jq_true "$out.all" "($c.winner.status | test(\"CONFIRMED\")) and ($c.winner.status | test(\"SRC_NAT\"))"
+		jq_true "$out.all" "$c.nat.kind == \"snat\" and $c.nat.range.ports == 1 and $c.nat.range.min_port == 40000 and $c.nat.range.max_port == 40000"
+		jq_true "$out.all" "$c.nat.range.min_addr == \"127.0.0.1\" and $c.nat.range.used == 1"
+		jq_true "$out.all" "$c.explanation | test(\"has 1 port, already used by 127.0.0.1:$first_port → 127.0.0.1:8080\")"
+		jq_true "$out.all" "$c.counters.insert_failed >= 1 and $c.counters.drop >= 1"
+		jq_true "$out.all" "$c.evidence | any(test(\"ctnetlink lookup of the loser's reply tuple\"))"
+		case $backend in
+		nft) jq_true "$out.all" "$c.nat.rule.backend == \"nftables\" and ($c.nat.rule.text | test(\"snat to 127.0.0.1:40000\"))" ;;
+		*) jq_true "$out.all" "$c.nat.rule.backend == \"$backend\" and ($c.nat.rule.text | test(\"-j SNAT --to-source 127.0.0.1:40000\"))" ;;
+		esac
+		case $NATBPF_EXPECT_PATH in
+		tracepoint) jq_true "$out.all" "$c.evidence | any(test(\"skb:kfree_skb .*nf_hook_slow.*NETFILTER_DROP\"))" ;;
+		*) jq_true "$out.all" "$c.evidence | any(test(\"nf_ct_resolve_clash|__nf_conntrack_confirm\"))"
+		   jq_true "$out.all" "$c.allocation.attempts >= 1 and $c.allocation.taken == $c.allocation.attempts and $c.allocation.chosen.sport == 40000" ;;
+		esac
+	else
+		assert_contains "$out" '^clash #1 DROPPED'
+		assert_contains "$out" 'cause   range_exhausted: SNAT range 127\.0\.0\.1:40000-40000 has 1 port, already used by 127\.0\.0\.1:'"$first_port"' → 127\.0\.0\.1:8080; every new connection to 127\.0\.0\.1:8080 is dropped at conntrack confirm'
+		assert_contains "$out" 'winner  orig  tcp 127\.0\.0\.1:'"$first_port"' -> 127\.0\.0\.1:8080'
+		assert_contains "$out" 'rule    .*127\.0\.0\.1:40000'
+		assert_contains "$out" '^summary \(whole run\): 1 dropped, 0 resolved'
+		assert_not_contains "$out" '^clash #2'
+	fi
+	echo "ok $backend $format"
+}
+
+run_case iptables-nft json
+run_case nft json
+run_case iptables-nft text
+if command -v iptables-legacy >/dev/null; then run_case iptables-legacy json; fi
+echo "PASS clash seed004 ($NATBPF_EXPECT_PATH)"
