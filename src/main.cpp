@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   natbpf::CommandContext ctx;
   natbpf::register_probe_command(app, ctx);
+  natbpf::register_trace_command(app, ctx);
   natbpf::register_clash_command(app, ctx);
   try {
     app.parse(argc, argv);

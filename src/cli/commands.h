@@ -14,6 +14,7 @@ struct CommandContext {
 };
 
 void register_probe_command(CLI::App& app, CommandContext& ctx);
+void register_trace_command(CLI::App& app, CommandContext& ctx);
 void register_clash_command(CLI::App& app, CommandContext& ctx);
 
 // Shared by every command that loads BPF: root/capabilities and BTF checks.

@@ -1,0 +1,273 @@
+#include "explain/trace_explain.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace natbpf {
+namespace {
+
+std::vector<std::string> tokens(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string proto_name(uint8_t p) {
+  return p == 6 ? "tcp" : p == 17 ? "udp" : p == 1 ? "icmp" : p == 58 ? "ipv6-icmp" : std::to_string(p);
+}
+
+// The value a packet gives for one nft selector, or nullopt if unsupported.
+std::optional<std::string> selector_value(const std::string& a, const std::string& b, const Packet& p) {
+  if ((a == "ip" || a == "ip6") && b == "saddr") return p.saddr.str();
+  if ((a == "ip" || a == "ip6") && b == "daddr") return p.daddr.str();
+  if ((a == "tcp" || a == "udp" || a == "th" || a == "sctp") && b == "sport") return std::to_string(p.sport);
+  if ((a == "tcp" || a == "udp" || a == "th" || a == "sctp") && b == "dport") return std::to_string(p.dport);
+  if (a == "meta" && b == "l4proto") return proto_name(p.l4proto);
+  if (a == "ip" && b == "protocol") return proto_name(p.l4proto);
+  return std::nullopt;
+}
+
+std::string endpoint(const Addr& a, uint16_t port) {
+  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
+}
+
+std::string nat_kind(const std::string& rule) {
+  for (const char* k : {"dnat", "snat", "masquerade", "redirect"}) {
+    auto t = tokens(rule);
+    if (std::find(t.begin(), t.end(), k) != t.end()) return k;
+  }
+  return "";
+}
+
+bool is_destination_nat(const std::string& kind) { return kind == "dnat" || kind == "redirect"; }
+
+void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
+  for (auto& s : j.steps) {
+    if (!s.handle || !ctx.ruleset) continue;
+    if (const RuleInfo* r = ctx.ruleset->rule(family_name(s.family), s.table, s.chain, *s.handle)) s.rule = r->text;
+  }
+}
+
+void find_nat(Journey& j, const ExplainContext& ctx) {
+  auto packets = j.packets();
+  for (size_t i = 0; i < j.steps.size(); i++) {
+    const Step& s = j.steps[i];
+    if (s.verdict != NftVerdict::Accept || s.rule.empty()) continue;
+    std::string kind = nat_kind(s.rule);
+    if (kind.empty()) continue;
+    NatChange n{kind, "", "", s.rule, s.handle, family_name(s.family) + " " + s.table + " " + s.chain, ""};
+    // Headers before and after: this step's chain saw them before the
+    // change, a later hook's first trace message carries them after it.
+    std::optional<Packet> before, after;
+    for (size_t k = 0; k <= i; k++)
+      if (j.steps[k].packet) before = j.steps[k].packet;
+    if (!before && j.packet.family) before = j.packet;
+    for (size_t k = i + 1; k < j.steps.size() && !after; k++)
+      if (j.steps[k].packet) after = j.steps[k].packet;
+    if (!after && j.final_packet) after = j.final_packet;
+    if (before) {
+      n.from = is_destination_nat(kind) ? endpoint(before->daddr, before->dport) : endpoint(before->saddr, before->sport);
+    }
+    if (after) {
+      n.to = is_destination_nat(kind) ? endpoint(after->daddr, after->dport) : endpoint(after->saddr, after->sport);
+      n.evidence = "nftrace headers";
+    }
+    // The conntrack entry (from BPF) holds the mapping in its reply tuple.
+    for (const auto& b : j.bpf) {
+      if (!n.to.empty()) break;
+      const CtEntry* ct = nullptr;
+      if (auto* d = std::get_if<SkbDropEvent>(&b); d && d->ct) ct = &*d->ct;
+      if (auto* c = std::get_if<CtConfirmEvent>(&b)) ct = &c->loser;
+      if (!ct) continue;
+      n.to = is_destination_nat(kind) ? endpoint(ct->reply.src, ct->reply.sport) : endpoint(ct->reply.dst, ct->reply.dport);
+      n.evidence = "conntrack entry";
+    }
+    if (n.to.empty()) n.evidence = "rule text only";
+    (void)ctx;
+    j.nat.push_back(std::move(n));
+  }
+}
+
+std::string reason_text(const SkbDropEvent& d, const ExplainContext& ctx) {
+  if (!d.reason) return "";
+  return ctx.drop_reason ? ctx.drop_reason(*d.reason) : std::to_string(*d.reason);
+}
+
+const char* hook_name(uint8_t hook) {
+  static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
+  return hook < 5 ? names[hook] : "?";
+}
+
+void find_drop(Journey& j, const ExplainContext& ctx) {
+  // nftables' own verdict first: it names the rule.
+  for (const auto& s : j.steps) {
+    if (s.verdict != NftVerdict::Drop) continue;
+    DropPoint d;
+    d.family = family_name(s.family);
+    d.table = s.table;
+    d.chain = s.chain;
+    d.hook = s.hook;
+    d.handle = s.handle;
+    d.rule = s.type == NftTraceType::Policy ? "" : s.rule;
+    d.cause = s.type == NftTraceType::Policy ? "chain policy drop" : "rule drop";
+    d.evidence.push_back("nftrace");
+    j.drop = d;
+    break;
+  }
+  for (const auto& b : j.bpf) {
+    if (auto* c = std::get_if<CtConfirmEvent>(&b); c && !c->accepted) {
+      if (!j.drop) j.drop = DropPoint{};
+      j.drop->cause = "conntrack insert failed at confirm: the entry clashes with an existing one";
+      j.drop->evidence.push_back(std::string(to_string(c->origin)) + " __nf_conntrack_confirm returned NF_DROP");
+    }
+    if (auto* h = std::get_if<HookDropEvent>(&b)) {
+      if (!j.drop) j.drop = DropPoint{};
+      if (j.drop->hook.empty()) j.drop->hook = hook_name(h->hook);
+      j.drop->evidence.push_back(std::string(to_string(h->origin)) + " nf_hook_slow returned " + std::to_string(h->ret) +
+                                 " at " + hook_name(h->hook));
+    }
+    auto* d = std::get_if<SkbDropEvent>(&b);
+    if (!d) continue;
+    std::string where = ctx.symbol ? ctx.symbol(d->location) : "";
+    std::string reason = reason_text(*d, ctx);
+    std::string fn = where.substr(0, where.find('+'));
+    if (!j.drop) {
+      j.drop = DropPoint{};
+      if (reason == "NETFILTER_DROP" || (!d->reason && fn == "nf_hook_slow")) {
+        if (fn == "nf_hook_slow") {
+          bool unconfirmed = d->ct && !(d->ct->status & ips::kConfirmed);
+          j.drop->cause = unconfirmed
+                              ? "dropped by a netfilter hook outside nftables; its conntrack entry was never "
+                                "confirmed (conntrack insert failure, or iptables-legacy/NAT)"
+                              : "dropped by a netfilter hook outside nftables (iptables-legacy, conntrack or NAT)";
+        } else {
+          j.drop->cause = "dropped by netfilter (" + fn + ")";
+        }
+      } else {
+        j.drop->cause = "dropped by the kernel outside netfilter" + (reason.empty() ? "" : ": " + reason);
+      }
+    }
+    j.drop->location = where;
+    j.drop->reason = reason;
+    j.drop->evidence.push_back(std::string("kfree_skb") + (reason.empty() ? "" : " " + reason) +
+                               (where.empty() ? "" : " at " + where));
+  }
+  if (j.drop) j.fate = Fate::Dropped;
+}
+
+void find_near_misses(Journey& j, const ExplainContext& ctx) {
+  if (!j.drop || !ctx.ruleset || j.drop->chain.empty()) return;
+  const ChainInfo* chain = ctx.ruleset->chain(j.drop->family, j.drop->table, j.drop->chain);
+  if (!chain) return;
+  std::set<uint64_t> matched;
+  std::optional<Packet> seen;  // headers as this chain saw them (after DNAT)
+  for (const auto& s : j.steps) {
+    if (s.packet) seen = s.packet;
+    if (s.table == j.drop->table && s.chain == j.drop->chain && s.handle) matched.insert(*s.handle);
+    if (s.verdict == NftVerdict::Drop) break;
+  }
+  if (!seen && j.packet.family) seen = j.packet;
+  for (const auto& r : chain->rules) {
+    if (j.drop->handle && r.handle == *j.drop->handle) break;
+    if (matched.count(r.handle)) continue;
+    NearMiss m{r.handle, r.text, "did not match"};
+    if (seen) {
+      if (auto lk = set_lookup_key(r.text, *seen)) {
+        std::string setname = j.drop->family + " " + j.drop->table + " " + lk->set;
+        std::optional<bool> has = ctx.set_has ? ctx.set_has(j.drop->family, j.drop->table, lk->set, lk->key)
+                                              : std::nullopt;
+        if (has == false) m.why = lk->key + " is not in set " + setname;
+        else if (has == true) m.why = lk->key + " is in set " + setname + " now (added after this packet?)";
+        else m.why = "did not match (lookup of " + lk->key + " in set " + setname + ")";
+      }
+    }
+    j.near_misses.push_back(std::move(m));
+  }
+}
+
+std::string quote(const std::string& s) { return "\"" + s + "\""; }
+
+void write_explanation(Journey& j) {
+  std::ostringstream e;
+  std::string pkt = j.packet.family ? j.packet.str() : "the packet";
+  e << "Packet " << pkt;
+  for (const auto& n : j.nat) {
+    static const std::map<std::string, std::string> done = {
+        {"dnat", "DNATed"}, {"snat", "SNATed"}, {"masquerade", "masqueraded"}, {"redirect", "redirected"}};
+    e << " was " << done.at(n.kind);
+    if (!n.to.empty()) e << " to " << n.to;
+    e << " by rule " << quote(n.rule) << " in " << n.table_chain << ",";
+  }
+  if (j.drop) {
+    const DropPoint& d = *j.drop;
+    e << " was dropped";
+    if (!d.chain.empty()) {
+      e << " in " << d.family << " " << d.table << " " << d.chain;
+      if (!d.rule.empty()) e << " by rule " << quote(d.rule);
+      else if (d.cause == "chain policy drop") e << " by the chain's drop policy";
+      if (d.handle) e << " (handle " << *d.handle << ")";
+    } else {
+      if (!d.hook.empty()) e << " at hook " << d.hook;
+      e << ": " << d.cause;
+      if (!d.location.empty()) e << " (" << d.location << ")";
+    }
+    e << ".";
+    for (const auto& m : j.near_misses)
+      if (m.why != "did not match")
+        e << " The earlier rule " << quote(m.rule) << " did not accept it because " << m.why << ".";
+  } else if (j.fate == Fate::Forwarded) {
+    e << " was accepted and forwarded out of " << (j.oif_name.empty() ? "an interface" : j.oif_name) << ".";
+  } else if (j.fate == Fate::Local) {
+    e << " was accepted and delivered locally.";
+  } else if (j.fate == Fate::Sent) {
+    e << " was accepted and sent out of " << (j.oif_name.empty() ? "an interface" : j.oif_name) << ".";
+  } else {
+    e << " left nftables' view without a drop (no later trace).";
+  }
+  std::string s = e.str();
+  // "...in inet nat prerouting, was dropped" reads better with "then".
+  for (size_t pos; (pos = s.find(", was ")) != std::string::npos;) s.replace(pos, 6, ", then ");
+  j.explanation = s;
+}
+
+}  // namespace
+
+std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& packet) {
+  auto t = tokens(rule);
+  for (size_t at = 0; at < t.size(); at++) {
+    if (t[at].size() < 2 || t[at][0] != '@') continue;
+    // Walk back over "a b . c d" (selectors joined by concatenation).
+    std::vector<std::string> values;
+    size_t i = at;
+    while (i >= 2) {
+      auto v = selector_value(t[i - 2], t[i - 1], packet);
+      if (!v) return std::nullopt;
+      values.insert(values.begin(), *v);
+      i -= 2;
+      if (i >= 1 && t[i - 1] == ".") {
+        i -= 1;
+        continue;
+      }
+      break;
+    }
+    if (values.empty()) return std::nullopt;
+    if (i >= 1 && t[i - 1] == "!=") return std::nullopt;  // negated lookup
+    std::string key;
+    for (size_t k = 0; k < values.size(); k++) key += (k ? " . " : "") + values[k];
+    return SetLookup{t[at].substr(1), key};
+  }
+  return std::nullopt;
+}
+
+void explain_journey(Journey& j, const ExplainContext& ctx) {
+  fill_rule_texts(j, ctx);
+  find_nat(j, ctx);
+  find_drop(j, ctx);
+  find_near_misses(j, ctx);
+  write_explanation(j);
+}
+
+}  // namespace natbpf

@@ -1,0 +1,35 @@
+// Turns a journey into an explanation: rule texts, NAT changes, the drop
+// point and its cause, near misses (rules and set lookups that did not
+// match), and one sentence for a human.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "journey/journey.h"
+#include "sources/ruleset.h"
+
+namespace natbpf {
+
+struct ExplainContext {
+  const Ruleset* ruleset = nullptr;
+  // Whether `key` ("192.168.70.10 . 22") is in the set; nullopt when unknown.
+  std::function<std::optional<bool>(const std::string& family, const std::string& table, const std::string& set,
+                                    const std::string& key)>
+      set_has;
+  std::function<std::string(uint64_t)> symbol;        // kernel address -> "nft_do_chain+0x3e8"
+  std::function<std::string(uint32_t)> drop_reason;   // 12 -> "NETFILTER_DROP"
+};
+
+void explain_journey(Journey& j, const ExplainContext& ctx);
+
+// For a rule like "ip daddr . tcp dport @allow_in accept": the set name and
+// the key this packet presents to it ("192.168.70.10 . 22"). Exposed for tests.
+struct SetLookup {
+  std::string set;
+  std::string key;
+};
+std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& packet);
+
+}  // namespace natbpf

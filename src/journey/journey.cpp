@@ -1,0 +1,196 @@
+#include "journey/journey.h"
+
+#include <net/if.h>
+
+#include <algorithm>
+
+#include "sources/ruleset.h"
+#include "sources/trace_table.h"
+
+namespace natbpf {
+
+std::string Step::verdict_str() const {
+  if (type == NftTraceType::Policy) return std::string("policy ") + (verdict ? to_string(*verdict) : "?");
+  if (!verdict) return "continue";
+  std::string v = to_string(*verdict);
+  if (target) v += " " + *target;
+  return v;
+}
+
+bool same_flow(const Packet& a, const Packet& b) {
+  return a.family == b.family && a.l4proto == b.l4proto && a.saddr == b.saddr && a.daddr == b.daddr &&
+         a.sport == b.sport && a.dport == b.dport;
+}
+
+std::vector<Packet> Journey::packets() const {
+  std::vector<Packet> out;
+  if (packet.family) out.push_back(packet);
+  for (const auto& s : steps)
+    if (s.packet) out.push_back(*s.packet);
+  if (final_packet) out.push_back(*final_packet);
+  return out;
+}
+
+bool Journey::finished() const {
+  if (fate_seen) return true;
+  return !steps.empty() && steps.back().verdict == NftVerdict::Drop;
+}
+
+namespace {
+
+std::string ifname(uint32_t index) {
+  char buf[IF_NAMESIZE] = {};
+  if (index && if_indextoname(index, buf)) return buf;
+  return index ? "if" + std::to_string(index) : "";
+}
+
+bool tuple_is_packet(const Tuple& t, const Packet& p) {
+  return t.proto == p.l4proto && t.src == p.saddr && t.dst == p.daddr && t.sport == p.sport && t.dport == p.dport;
+}
+
+// The packet and conntrack entry a BPF event speaks about.
+struct Subject {
+  std::optional<Packet> pkt;
+  std::optional<CtEntry> ct;
+  uint64_t ts = 0;
+  uint64_t skb = 0;
+};
+
+Subject subject(const BpfEvent& ev) {
+  return std::visit(
+      [](const auto& e) -> Subject {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, SkbDropEvent>) return {e.pkt, e.ct, e.ts_ns, e.skb};
+        else if constexpr (std::is_same_v<T, CtConfirmEvent>) return {e.pkt, e.loser, e.ts_ns, e.skb};
+        else if constexpr (std::is_same_v<T, CtClashEvent>) return {std::nullopt, e.loser, e.ts_ns, e.skb};
+        else if constexpr (std::is_same_v<T, NatSetupEvent>) return {std::nullopt, e.ct, e.ts_ns, 0};
+        else return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
+      },
+      ev);
+}
+
+bool matches(const Journey& j, const Subject& s, uint64_t window_ns) {
+  if (s.ts + 50'000'000ULL < j.first_ns || s.ts > j.last_ns + window_ns) return false;
+  // Same skb as an event already joined (nf_hook_slow's exit after kfree_skb).
+  if (s.skb) {
+    for (const auto& b : j.bpf)
+      if (subject(b).skb == s.skb) return true;
+  }
+  for (const auto& p : j.packets()) {
+    if (s.pkt && same_flow(p, *s.pkt)) return true;
+    if (s.ct && tuple_is_packet(s.ct->orig, p)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+JourneyBuilder::JourneyBuilder(std::string own_table, uint64_t idle_ns)
+    : own_table_(std::move(own_table)), idle_ns_(idle_ns) {}
+
+Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
+  auto it = by_id_.find(ev.id);
+  if (it != by_id_.end() && !open_[it->second].finished()) return open_[it->second];
+  Journey j;
+  j.trace_id = ev.id;
+  j.first_ns = j.last_ns = ev.recv_ns;
+  open_.push_back(std::move(j));
+  by_id_[ev.id] = open_.size() - 1;
+  return open_.back();
+}
+
+void JourneyBuilder::add(NftTraceEvent&& ev) {
+  Journey& j = journey_for(ev);
+  j.last_ns = std::max(j.last_ns, ev.recv_ns);
+  if (!j.packet.family && ev.packet) {
+    j.packet = *ev.packet;
+    if (ev.iif) j.iif_name = ifname(*ev.iif);
+  }
+  if (ev.table == own_table_) {
+    if (TraceTable::is_fate_chain(ev.chain)) {
+      j.fate_seen = true;
+      j.fate = ev.chain == "fate_in" ? Fate::Local : (j.iif_name.empty() ? Fate::Sent : Fate::Forwarded);
+      if (ev.oif) j.oif_name = ifname(*ev.oif);
+      if (ev.packet) j.final_packet = ev.packet;
+    }
+    return;  // our own marking chains are not part of the story
+  }
+  if (hook_of) {
+    if (auto h = hook_of(family_name(ev.family), ev.table, ev.chain)) j.current_hook = *h;
+  }
+  // The kernel reports running off the end of a chain as a Return with verdict
+  // continue and no rule: the caller's next rule follows, nothing to show.
+  if (ev.type == NftTraceType::Return && !ev.rule_handle) return;
+  Step s;
+  s.family = ev.family;
+  s.table = ev.table;
+  s.chain = ev.chain;
+  s.hook = j.current_hook;
+  s.handle = ev.rule_handle;
+  s.type = ev.type;
+  s.verdict = ev.type == NftTraceType::Policy && ev.policy ? std::optional(nft_verdict_from_code(*ev.policy))
+                                                          : ev.verdict;
+  s.target = ev.jump_target;
+  s.packet = ev.packet;
+  s.iif = ev.iif;
+  s.oif = ev.oif;
+  if (ev.oif && j.oif_name.empty()) j.oif_name = ifname(*ev.oif);
+  j.steps.push_back(std::move(s));
+}
+
+bool JourneyBuilder::attach(const BpfEvent& ev) {
+  Subject s = subject(ev);
+  for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
+    if (matches(*it, s, idle_ns_)) {
+      it->bpf.push_back(ev);
+      it->last_ns = std::max(it->last_ns, s.ts);
+      return true;
+    }
+  }
+  return false;
+}
+
+void JourneyBuilder::add(BpfEvent&& ev) {
+  if (!attach(ev)) orphans_.push_back(std::move(ev));
+}
+
+void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(Journey&&)>& sink) {
+  // BPF events often arrive before the trace events of the same packet.
+  std::vector<BpfEvent> still;
+  for (auto& ev : orphans_)
+    if (!attach(ev)) still.push_back(std::move(ev));
+  orphans_.clear();
+  // Events nothing joined become BPF-only journeys once they are old enough.
+  for (auto& ev : still) {
+    Subject s = subject(ev);
+    if (!all && s.ts + idle_ns_ > now_ns) {
+      orphans_.push_back(std::move(ev));
+      continue;
+    }
+    if (std::holds_alternative<HookDropEvent>(ev)) continue;  // no packet to tell about
+    Journey j;
+    j.first_ns = j.last_ns = s.ts;
+    if (s.pkt) j.packet = *s.pkt;
+    else if (s.ct) {
+      j.packet.family = static_cast<uint8_t>(s.ct->orig.src.family);
+      j.packet.l4proto = s.ct->orig.proto;
+      j.packet.saddr = s.ct->orig.src;
+      j.packet.daddr = s.ct->orig.dst;
+      j.packet.sport = s.ct->orig.sport;
+      j.packet.dport = s.ct->orig.dport;
+    }
+    j.bpf.push_back(std::move(ev));
+    open_.push_back(std::move(j));
+  }
+  std::deque<Journey> keep;
+  std::stable_sort(open_.begin(), open_.end(), [](const Journey& a, const Journey& b) { return a.first_ns < b.first_ns; });
+  for (auto& j : open_) {
+    if (all || j.last_ns + idle_ns_ <= now_ns) sink(std::move(j));
+    else keep.push_back(std::move(j));
+  }
+  open_ = std::move(keep);
+  by_id_.clear();
+  for (size_t i = 0; i < open_.size(); i++) by_id_[open_[i].trace_id] = i;
+}
+
+}  // namespace natbpf

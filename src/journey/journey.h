@@ -1,0 +1,114 @@
+// One story per packet: nftables trace events and BPF events joined into
+// the path a packet took, what NAT and conntrack did, and where it ended.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sources/events.h"
+#include "sources/nftrace.h"
+
+namespace natbpf {
+
+// One nftables decision on the packet.
+struct Step {
+  uint8_t family = 0;  // NFPROTO of the table
+  std::string table, chain;
+  std::string hook;  // of the base chain this ran under, when known
+  std::optional<uint64_t> handle;
+  std::string rule;  // rule text, filled by the explainer
+  NftTraceType type = NftTraceType::Rule;
+  std::optional<NftVerdict> verdict;
+  std::optional<std::string> target;  // jump/goto chain
+  std::optional<Packet> packet;       // headers when this step dumped them
+  std::optional<uint32_t> iif, oif;
+  Origin origin = Origin::Nftrace;
+
+  std::string verdict_str() const;  // "accept", "jump allowed_dnats", "policy drop"
+};
+
+struct NatChange {
+  std::string kind;  // "dnat", "snat", "masquerade", "redirect"
+  std::string from, to;
+  std::string rule;
+  std::optional<uint64_t> handle;
+  std::string table_chain;  // "inet nat prerouting"
+  std::string evidence;     // "nftrace headers", "conntrack entry (kfree_skb)"
+};
+
+struct DropPoint {
+  std::string family, table, chain, rule;
+  std::optional<uint64_t> handle;
+  std::string hook;
+  std::string cause;     // "rule drop", "chain policy drop", "conntrack insert failed", ...
+  std::string location;  // "nft_do_chain+0x3e8"
+  std::string reason;    // "NETFILTER_DROP"
+  std::vector<std::string> evidence;
+};
+
+struct NearMiss {
+  uint64_t handle = 0;
+  std::string rule;
+  std::string why;  // "192.168.70.10 . 22 is not in set inet filter allow_in", or "did not match"
+};
+
+enum class Fate { Unknown, Dropped, Forwarded, Local, Sent };
+
+struct Journey {
+  uint64_t number = 0;  // 1, 2, ... in print order
+  uint32_t trace_id = 0;
+  uint64_t first_ns = 0, last_ns = 0;
+  Packet packet;  // as first seen
+  std::string iif_name, oif_name;
+  std::vector<Step> steps;
+  std::vector<NatChange> nat;
+  std::optional<Packet> final_packet;  // headers at the last hook (after SNAT)
+  std::vector<BpfEvent> bpf;           // BPF events joined to this packet
+  Fate fate = Fate::Unknown;
+  std::optional<DropPoint> drop;
+  std::vector<NearMiss> near_misses;
+  std::string explanation;
+  std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
+  uint32_t repeats = 0;               // on the first journey: how many followed
+  bool fate_seen = false;             // reached a fate chain of our trace table
+  std::string current_hook;           // hook of the base chain being traversed
+
+  bool finished() const;
+
+  std::vector<Packet> packets() const;  // every header snapshot, in order
+};
+
+// Joins events into journeys. Journeys are complete when no event arrived
+// for `idle_ns` (the kernel sends a packet's trace events within
+// microseconds; BPF drops within the same softirq).
+class JourneyBuilder {
+ public:
+  JourneyBuilder(std::string own_table, uint64_t idle_ns = 300'000'000ULL);
+
+  void add(NftTraceEvent&& ev);
+  void add(BpfEvent&& ev);
+  // Moves complete journeys (all of them when `all`) to the sink, oldest first.
+  void flush(uint64_t now_ns, bool all, const std::function<void(Journey&&)>& sink);
+
+  // Base chains' hooks, from the ruleset: (family, table, chain) -> hook.
+  std::function<std::optional<std::string>(const std::string&, const std::string&, const std::string&)> hook_of;
+
+ private:
+  Journey& journey_for(const NftTraceEvent& ev);
+  bool attach(const BpfEvent& ev);
+
+  std::string own_table_;
+  uint64_t idle_ns_;
+  std::deque<Journey> open_;
+  std::map<uint32_t, size_t> by_id_;  // trace id -> index in open_ (rebuilt on flush)
+  std::vector<BpfEvent> orphans_;  // BPF events not (yet) joined to a journey
+};
+
+bool same_flow(const Packet& a, const Packet& b);
+
+}  // namespace natbpf

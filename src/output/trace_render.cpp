@@ -1,0 +1,186 @@
+#include "output/trace_render.h"
+
+#include <iomanip>
+#include <memory>
+#include <sstream>
+
+#include "output/schema.h"
+#include "sources/ruleset.h"
+
+namespace natbpf {
+namespace {
+
+std::string quote(const std::string& s) { return "\"" + s + "\""; }
+
+std::string hex_id(uint32_t id) {
+  std::ostringstream o;
+  o << std::hex << std::setw(8) << std::setfill('0') << id;
+  return o.str();
+}
+
+const char* fate_str(Fate f) {
+  switch (f) {
+    case Fate::Dropped: return "dropped";
+    case Fate::Forwarded: return "forwarded";
+    case Fate::Local: return "delivered";
+    case Fate::Sent: return "sent";
+    case Fate::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+class TextRenderer : public TraceRenderer {
+ public:
+  explicit TextRenderer(bool colour) : colour_(colour) {}
+
+  std::string packet(const Journey& j) override {
+    std::ostringstream o;
+    o << bold("packet " + std::to_string(j.number));
+    if (j.trace_id) o << "  trace " << hex_id(j.trace_id);
+    o << "  " << (j.packet.family ? j.packet.str() : "?");
+    if (!j.iif_name.empty()) o << "  iif " << j.iif_name;
+    if (j.repeat_of) {
+      o << "  retransmission of packet " << *j.repeat_of << ": same path, "
+        << (j.drop ? red("dropped again") : std::string(fate_str(j.fate))) << "\n";
+      return o.str();
+    }
+    o << "\n";
+    for (const auto& s : j.steps) {
+      std::string where = family_name(s.family) + " " + s.table + " " + s.chain;
+      o << "  " << std::left << std::setw(12) << (s.hook.empty() ? "-" : s.hook) << std::setw(30) << where << " "
+        << std::setw(22) << s.verdict_str();
+      if (s.handle) o << " rule " << quote(s.rule.empty() ? "?" : s.rule) << " (handle " << *s.handle << ")";
+      o << "\n";
+      for (const auto& n : j.nat) {
+        if (n.handle != s.handle || n.table_chain != where) continue;
+        o << "  " << std::setw(12) << "nat" << n.kind << " " << (n.from.empty() ? "?" : n.from) << " → "
+          << (n.to.empty() ? "?" : n.to) << " (rule " << quote(n.rule) << "; " << n.evidence << ")\n";
+      }
+    }
+    for (const auto& m : j.near_misses)
+      o << "  " << std::setw(12) << "near miss" << "rule " << quote(m.rule) << " (handle " << m.handle
+        << "): " << m.why << "\n";
+    if (j.drop) {
+      o << "  " << red("DROPPED " + drop_point_str(*j.drop));
+      if (!j.drop->evidence.empty()) o << "  [" << join(j.drop->evidence, "; ") << "]";
+      o << "\n";
+    } else if (j.fate == Fate::Forwarded || j.fate == Fate::Sent) {
+      o << "  " << green(std::string(j.fate == Fate::Sent ? "SENT" : "FORWARDED") + " out of " +
+                         (j.oif_name.empty() ? "?" : j.oif_name))
+        << (j.final_packet ? "  as " + j.final_packet->str() : "") << "\n";
+    } else if (j.fate == Fate::Local) {
+      o << "  " << green("DELIVERED locally") << "\n";
+    } else {
+      o << "  no verdict seen (the packet left nftables' view without a drop)\n";
+    }
+    if (j.repeats) o << "  (" << j.repeats << " retransmission" << (j.repeats > 1 ? "s" : "") << " followed)\n";
+    o << "  why: " << j.explanation << "\n";
+    return o.str();
+  }
+
+  std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
+    std::ostringstream o;
+    o << bold("summary") << ": " << c.packets << " packets (" << c.retransmissions << " retransmissions), " << c.dropped
+      << " dropped, " << c.accepted << " accepted, " << c.unknown << " without verdict\n";
+    for (const auto& [point, n] : c.drop_points) o << "  " << n << "x DROPPED " << point << "\n";
+    o << "  lost events: nftrace " << c.nftrace_lost << " overruns, bpf " << c.bpf_lost << "; parse errors "
+      << c.nftrace_parse_errors + c.bpf_decode_errors << "\n";
+    if (c.nftrace_lost || c.bpf_lost) o << "  some stories may be incomplete: events were lost\n";
+    o << "  " << plan_summary << "\n";
+    return o.str();
+  }
+
+ private:
+  std::string paint(const std::string& s, const char* code) const {
+    return colour_ ? std::string("\033[") + code + "m" + s + "\033[0m" : s;
+  }
+  std::string red(const std::string& s) const { return paint(s, "1;31"); }
+  std::string green(const std::string& s) const { return paint(s, "32"); }
+  std::string bold(const std::string& s) const { return paint(s, "1"); }
+  bool colour_;
+};
+
+class JsonRenderer : public TraceRenderer {
+ public:
+  std::string packet(const Journey& j) override { return journey_to_json(j).dump() + "\n"; }
+  std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
+    nlohmann::json s{{"type", "summary"},
+                     {"schema_version", kSchemaVersion},
+                     {"packets", c.packets},
+                     {"dropped", c.dropped},
+                     {"accepted", c.accepted},
+                     {"unknown", c.unknown},
+                     {"retransmissions", c.retransmissions},
+                     {"drop_points", c.drop_points},
+                     {"lost", {{"nftrace", c.nftrace_lost}, {"bpf", c.bpf_lost}}},
+                     {"parse_errors", c.nftrace_parse_errors + c.bpf_decode_errors},
+                     {"plan", plan_summary}};
+    return s.dump() + "\n";
+  }
+};
+
+nlohmann::json packet_json(const Packet& p) {
+  return {{"proto", p.l4proto == 6 ? "tcp" : p.l4proto == 17 ? "udp" : p.l4proto == 1 ? "icmp" : p.l4proto == 58 ? "icmpv6" : std::to_string(p.l4proto)},
+          {"saddr", p.saddr.str()},
+          {"daddr", p.daddr.str()},
+          {"sport", p.sport},
+          {"dport", p.dport}};
+}
+
+}  // namespace
+
+std::string drop_point_str(const DropPoint& d) {
+  std::string s;
+  if (!d.chain.empty()) {
+    s = "in " + d.family + " " + d.table + " " + d.chain;
+    if (!d.rule.empty()) s += " by rule " + quote(d.rule);
+    else if (d.cause == "chain policy drop") s += " by policy drop";
+    if (d.handle) s += " (handle " + std::to_string(*d.handle) + ")";
+  } else {
+    s = (d.hook.empty() ? "" : "at " + d.hook + ": ") + d.cause;
+  }
+  return s;
+}
+
+nlohmann::json journey_to_json(const Journey& j) {
+  nlohmann::json o{{"type", "packet"}, {"schema_version", kSchemaVersion}, {"number", j.number},
+                   {"trace_id", j.trace_id ? nlohmann::json(hex_id(j.trace_id)) : nlohmann::json(nullptr)}};
+  o["packet"] = packet_json(j.packet);
+  o["packet"]["iif"] = j.iif_name;
+  o["steps"] = nlohmann::json::array();
+  for (const auto& s : j.steps) {
+    nlohmann::json st{{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
+                      {"hook", s.hook}, {"rule", s.rule}, {"verdict", s.verdict_str()}, {"evidence", "nftrace"}};
+    st["handle"] = s.handle ? nlohmann::json(*s.handle) : nlohmann::json(nullptr);
+    o["steps"].push_back(st);
+  }
+  o["nat"] = nlohmann::json::array();
+  for (const auto& n : j.nat)
+    o["nat"].push_back({{"kind", n.kind}, {"from", n.from}, {"to", n.to}, {"rule", n.rule}, {"evidence", n.evidence}});
+  o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
+  o["fate"] = fate_str(j.fate);
+  if (!j.oif_name.empty()) o["oif"] = j.oif_name;
+  if (j.drop) {
+    const DropPoint& d = *j.drop;
+    o["drop"] = {{"family", d.family}, {"table", d.table}, {"chain", d.chain}, {"rule", d.rule},
+                 {"hook", d.hook},     {"cause", d.cause}, {"location", d.location}, {"reason", d.reason},
+                 {"evidence", d.evidence}};
+    o["drop"]["handle"] = d.handle ? nlohmann::json(*d.handle) : nlohmann::json(nullptr);
+  }
+  o["near_misses"] = nlohmann::json::array();
+  for (const auto& m : j.near_misses) o["near_misses"].push_back({{"handle", m.handle}, {"rule", m.rule}, {"why", m.why}});
+  o["explanation"] = j.explanation;
+  if (j.repeat_of) o["repeat_of"] = *j.repeat_of;
+  return o;
+}
+
+std::unique_ptr<TraceRenderer> make_text_renderer(bool colour) { return std::make_unique<TextRenderer>(colour); }
+std::unique_ptr<TraceRenderer> make_json_renderer() { return std::make_unique<JsonRenderer>(); }
+
+}  // namespace natbpf

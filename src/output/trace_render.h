@@ -1,0 +1,34 @@
+// Renders explained journeys: text (one story per packet, colour on a TTY)
+// or JSON Lines. Renderers see only journeys and counters, never the kernel.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "journey/journey.h"
+
+namespace natbpf {
+
+struct TraceCounters {
+  uint64_t packets = 0, dropped = 0, accepted = 0, unknown = 0, retransmissions = 0;
+  uint64_t nftrace_lost = 0, nftrace_parse_errors = 0, bpf_lost = 0, bpf_decode_errors = 0;
+  std::map<std::string, uint64_t> drop_points;  // "inet filter allowed_dnats rule \"drop\" (handle 7)" -> count
+};
+
+std::string drop_point_str(const DropPoint& d);
+
+class TraceRenderer {
+ public:
+  virtual ~TraceRenderer() = default;
+  virtual std::string packet(const Journey& j) = 0;
+  virtual std::string summary(const TraceCounters& c, const std::string& plan_summary) = 0;
+};
+
+std::unique_ptr<TraceRenderer> make_text_renderer(bool colour);
+std::unique_ptr<TraceRenderer> make_json_renderer();
+
+nlohmann::json journey_to_json(const Journey& j);
+
+}  // namespace natbpf

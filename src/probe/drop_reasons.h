@@ -1,0 +1,14 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace natbpf {
+
+// enum skb_drop_reason of the running kernel, value -> "NETFILTER_DROP".
+// Values move between kernels (NETFILTER_DROP: 6 in 5.18, 12 in 6.18), so
+// they always come from BTF.
+std::map<uint32_t, std::string> load_drop_reasons(const std::string& btf_path = "/sys/kernel/btf/vmlinux");
+
+}  // namespace natbpf

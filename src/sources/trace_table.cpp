@@ -1,0 +1,109 @@
+#include "sources/trace_table.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <regex>
+#include <sstream>
+
+namespace natbpf {
+
+Result<std::string> parse_rate(const std::string& text) {
+  static const std::regex re(R"(^([1-9][0-9]{0,8})/(second|minute|hour|day)$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    return usage_error("bad --rate '" + text + "'", "use N/second, N/minute, N/hour or N/day, e.g. 10/second");
+  return text;
+}
+
+std::string trace_match_expression(const TraceMatch& m) {
+  std::ostringstream e;
+  auto addr = [&](const Addr& a, const char* dir) {
+    e << (a.family == 10 ? "ip6 " : "ip ") << dir << " " << a.str() << " ";
+  };
+  if (m.saddr) addr(*m.saddr, "saddr");
+  if (m.daddr) addr(*m.daddr, "daddr");
+  if (!m.iif.empty()) e << "iifname \"" << m.iif << "\" ";
+  if (m.l4proto == 1) e << "meta l4proto { icmp, ipv6-icmp } ";
+  else if (m.l4proto) e << "meta l4proto " << (*m.l4proto == 6 ? "tcp" : "udp") << " ";
+  else if (m.sport || m.dport) e << "meta l4proto { tcp, udp, sctp, dccp } ";
+  if (m.sport) e << "th sport " << m.sport << " ";
+  if (m.dport) e << "th dport " << m.dport << " ";
+  std::string s = e.str();
+  if (!s.empty()) s.pop_back();
+  return s;
+}
+
+namespace {
+
+// Deletes natbpf tables left by processes that no longer exist (kernels
+// without the owner flag, after a SIGKILL).
+void remove_stale_tables(NftContext& nft) {
+  auto out = nft.run("list tables inet");
+  if (!out) return;
+  std::istringstream in(*out);
+  std::string line;
+  static const std::regex re(R"(table inet (natbpf_([0-9]+)))");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_search(line, m, re)) continue;
+    pid_t pid = std::stoi(m[2]);
+    if (pid == getpid() || kill(pid, 0) == 0) continue;
+    (void)nft.run("delete table inet " + m[1].str());
+  }
+}
+
+std::string table_body(const std::string& match, const std::string& rate, bool owner, bool has_iif) {
+  std::string mark = (match.empty() ? "" : match + " ") + "limit rate " + rate + " meta nftrace set 1";
+  std::ostringstream t;
+  t << "{\n";
+  if (owner) t << "  flags owner;\n";
+  // Before conntrack (-200) and everything else, so the whole path is traced.
+  t << "  chain mark_pre { type filter hook prerouting priority -200000; policy accept; " << mark << "; }\n";
+  if (!has_iif)
+    t << "  chain mark_out { type filter hook output priority -200000; policy accept; " << mark << "; }\n";
+  // Last in postrouting and input: a traced packet that reaches them left
+  // through an interface or was delivered locally. Empty on purpose: the
+  // policy verdict of a traced packet is reported with its headers and oif.
+  t << "  chain fate_out { type filter hook postrouting priority 2147483647; policy accept; }\n";
+  t << "  chain fate_in { type filter hook input priority 2147483647; policy accept; }\n";
+  t << "}\n";
+  return t.str();
+}
+
+}  // namespace
+
+Result<TraceTable> TraceTable::create(const TraceMatch& match) {
+  auto nft = NftContext::create();
+  if (!nft) return nft.error();
+  remove_stale_tables(*nft);
+  TraceTable t;
+  t.name_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
+  std::string expr = trace_match_expression(match);
+  auto r = nft->run("add table inet " + t.name_ + " " + table_body(expr, match.rate, true, !match.iif.empty()));
+  t.owner_ = true;
+  if (!r) {
+    // Kernels before 5.12 reject the owner flag: fall back to delete-on-exit.
+    auto again = nft->run("add table inet " + t.name_ + " " + table_body(expr, match.rate, false, !match.iif.empty()));
+    if (!again)
+      return Error{"cannot create the trace table: " + r.error().message,
+                   "is nf_tables available here (modprobe nf_tables)?"};
+    t.owner_ = false;
+  }
+  t.nft_.emplace(std::move(*nft));
+  return t;
+}
+
+TraceTable::TraceTable(TraceTable&& o) noexcept : nft_(std::move(o.nft_)), name_(std::move(o.name_)), owner_(o.owner_) {
+  o.nft_.reset();
+  o.name_.clear();
+}
+
+TraceTable::~TraceTable() {
+  if (!nft_ || name_.empty()) return;
+  // With the owner flag closing the socket is enough; deleting explicitly is
+  // harmless and covers kernels without it.
+  (void)nft_->run("delete table inet " + name_);
+}
+
+}  // namespace natbpf
