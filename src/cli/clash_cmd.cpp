@@ -61,7 +61,7 @@ class ClashRun {
     auto stats = read_ct_stats();
     if (!stats) return stats.error();
     prev_cpu_ = *stats;
-    summary_start_ = run_start_ = CtStatsTotals::sum(*stats);
+    summary_start_ = run_start_ = last_totals_ = CtStatsTotals::sum(*stats);
     last_summary_ns_ = monotonic_ns();
     return Ok{};
   }
@@ -145,8 +145,6 @@ class ClashRun {
     }
     prev_cpu_ = *stats;
     last_totals_ = CtStatsTotals::sum(*stats);
-    tick_delta_ = last_totals_.delta_since(tick_start_ ? *tick_start_ : summary_start_);
-    tick_start_ = last_totals_;
   }
 
   bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu) {
@@ -320,7 +318,7 @@ class ClashRun {
                                       : "; insert_failed did not rise on cpu " + std::to_string(f.cpu);
       f.seen_by += "; loser tuples read from the packet's conntrack entry";
     }
-    f.counters = tick_delta_;
+    f.counters = counters_since_report();
     std::optional<AllocationFacts> alloc;
     f.nat = nat_facts(*loser, alloc);
     f.alloc = alloc;
@@ -342,7 +340,7 @@ class ClashRun {
       f.outcome = ClashOutcome::Resolved;
       f.count = clash_resolve_unseen_;
       f.netns = current_netns_inode();
-      f.counters = tick_delta_;
+      f.counters = counters_since_report();
       f.seen_by = "ctnetlink statistics: clash_resolve +" + std::to_string(clash_resolve_unseen_) +
                   " (nf_ct_resolve_clash cannot be attached here)";
       emit(diagnose(f));
@@ -357,7 +355,7 @@ class ClashRun {
       f.cpu = d.cpu;
       f.netns = d.pkt.netns;
       f.outcome = ClashOutcome::Dropped;
-      f.counters = tick_delta_;
+      f.counters = counters_since_report();
       f.seen_by = "skb:kfree_skb at " + ksyms_.resolve(d.location) + " without a conntrack entry (" + d.pkt.str() +
                   "); drop rose on cpu " + std::to_string(d.cpu) + " without insert_failed";
       f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
@@ -365,6 +363,14 @@ class ClashRun {
       if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) emit(diagnose(f));
     }
     no_ct_drops_.clear();
+  }
+
+  // Per-packet records carry the counters that moved since the previous
+  // record: the drop's own increment may have been read a tick earlier.
+  CtStatsTotals counters_since_report() {
+    CtStatsTotals d = last_totals_.delta_since(last_report_totals_ ? *last_report_totals_ : run_start_);
+    last_report_totals_ = last_totals_;
+    return d;
   }
 
   void emit(const ClashReport& r) {
@@ -403,8 +409,7 @@ class ClashRun {
   uint64_t clash_resolve_unseen_ = 0;
   bool has_clash_resolve_ = false;
   CtStatsTotals run_start_, summary_start_, last_totals_;
-  std::optional<CtStatsTotals> tick_start_;
-  CtStatsTotals tick_delta_;
+  std::optional<CtStatsTotals> last_report_totals_;
   uint64_t last_summary_ns_ = 0, run_start_ns_ = monotonic_ns();
   ClashSummary summary_, run_summary_;
   std::vector<NatRule> rules_;

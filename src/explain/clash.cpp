@@ -92,7 +92,7 @@ ClashReport diagnose(const ClashFacts& f) {
   r.facts = f;
   auto& ev = r.evidence;
   if (!f.seen_by.empty()) ev.push_back(f.seen_by);
-  if (f.counters) ev.push_back("ctnetlink statistics over the interval: " + counters_str(*f.counters));
+  if (f.counters) ev.push_back("ctnetlink statistics since the previous report: " + counters_str(*f.counters));
 
   // Counter-only records: the kernel resolved clashes natbpf could not see one by one.
   if (!f.loser) {

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# A 2-port SNAT/masquerade range exhausted by three connections: the third
+# connection's SYN keeps the last (taken) port and is dropped at conntrack
+# confirm. IPv4 with iptables SNAT, IPv6 with nft masquerade.
+source "$(dirname "$0")/lib.sh"
+command -v socat >/dev/null || skip "socat is not installed"
+
+run_case() { # 4|6
+	local v=$1 ns out ready
+	scen_netns "rng$v" >/dev/null || fail "cannot create a namespace"
+	ns=${SCEN_NS[-1]}
+	local addr=127.0.0.1 listen=TCP-LISTEN connect="TCP:127.0.0.1:8080" kind=snat
+	if [ "$v" = 4 ]; then
+		ip netns exec "$ns" iptables -t nat -A POSTROUTING -p tcp -d 127.0.0.1 --dport 8080 -j SNAT --to-source 127.0.0.1:40000-40001 ||
+			fail "iptables failed"
+	else
+		addr=::1 listen=TCP6-LISTEN connect="TCP6:[::1]:8080" kind=masquerade
+		ip netns exec "$ns" nft -f - <<'NFT' || fail "nft failed"
+table ip6 natbpf_range {
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip6 daddr ::1 tcp dport 8080 masquerade to :40000-40001
+	}
+}
+NFT
+	fi
+	out=$SCEN_TMP/range$v.json ready=$SCEN_TMP/range$v.ready
+	scen_bg ip netns exec "$ns" timeout 20 socat "$listen:8080,reuseaddr,fork" SYSTEM:"sleep 20"
+	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
+	local pid=$!
+	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
+	for i in 1 2; do
+		scen_bg ip netns exec "$ns" timeout 12 socat -u SYSTEM:"sleep 12" "$connect"
+		sleep 0.5
+	done
+	[ "$(ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED)" = 2 ] ||
+		fail "the first two connections should be established"
+	scen_bg ip netns exec "$ns" timeout 4 socat -u SYSTEM:"sleep 4" "$connect"
+	wait "$pid" || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash exited $?"; }
+	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
+	local c='[.[] | select(.type == "clash")][0]'
+	jq_true "$out.all" '[.[] | select(.type == "clash")] | length == 1'
+	jq_true "$out.all" "$c.outcome == \"dropped\" and $c.cause == \"range_exhausted\""
+	jq_true "$out.all" "$c.loser.orig.dst == \"$addr\" and $c.loser.orig.dport == 8080"
+	jq_true "$out.all" "$c.loser.reply.dport >= 40000 and $c.loser.reply.dport <= 40001"
+	jq_true "$out.all" "$c.winner.reply.dport == $c.loser.reply.dport and $c.winner.orig.sport != $c.loser.orig.sport"
+	jq_true "$out.all" "$c.nat.kind == \"$kind\" and $c.nat.range.ports == 2 and $c.nat.range.capacity == 2 and $c.nat.range.used == 2"
+	jq_true "$out.all" "$c.explanation | test(\"has 2 ports, all in use towards\")"
+	jq_true "$out.all" "$c.nat.rule.text | test(\"40000-40001\")"
+	echo "ok IPv$v"
+}
+
+run_case 4
+run_case 6
+echo "PASS clash range ($NATBPF_EXPECT_PATH)"

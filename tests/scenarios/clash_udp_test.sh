@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The UDP parallel-send race (glibc A/AAAA from one socket, in the style of
+# the kernel selftest conntrack_clash.sh): 128 threads send on one socket at
+# once; the kernel resolves the clashes. natbpf must report them as
+# resolved, never as dropped. On fentry/kprobe kernels each clash comes with
+# its tuples; on tracepoint-only kernels the clash_resolve counter is the
+# evidence.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+udpclash=${NATBPF_UDPCLASH:-}
+for c in "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/udpclash" "$here/../tools/bin/udpclash"; do
+	[ -z "$udpclash" ] && [ -x "$c" ] && udpclash=$c
+done
+[ -n "$udpclash" ] || fail "tests/tools/bin/udpclash is missing: build the project (cmake --build) first"
+
+run_case() { # 4|6
+	local v=$1 ns out ready dst=127.0.0.1
+	[ "$v" = 6 ] && dst=::1
+	scen_netns "udp$v" >/dev/null || fail "cannot create a namespace"
+	ns=${SCEN_NS[-1]}
+	# Something must use conntrack in the namespace for entries to exist.
+	ip netns exec "$ns" nft -f - <<'NFT' || fail "nft failed"
+table inet natbpf_udpclash {
+	chain output {
+		type filter hook output priority filter; policy accept;
+		ct state new counter
+	}
+}
+NFT
+	out=$SCEN_TMP/udp$v.json ready=$SCEN_TMP/udp$v.ready
+	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 8 --interval 2s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
+	local pid=$!
+	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash did not get ready"; }
+	local tries=0
+	until [ "$(ip netns exec "$ns" conntrack -S 2>/dev/null | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)" -gt 0 ]; do
+		tries=$((tries + 1))
+		[ $tries -le 10 ] || break
+		ip netns exec "$ns" "$udpclash" "$dst" 9999 128 20 || fail "udpclash failed"
+	done
+	wait "$pid" || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash exited $?"; }
+	local resolved
+	resolved=$(ip netns exec "$ns" conntrack -S | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
+	[ "$resolved" -gt 0 ] || skip "no clash happened in $tries rounds of udpclash (needs 2 CPUs)"
+	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
+	jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+	jq_true "$out.all" '[.[] | select(.type == "clash" and .outcome == "dropped")] | length == 0' "a resolved race was reported as dropped"
+	jq_true "$out.all" "[.[] | select(.type == \"clash\" and .outcome == \"resolved\") | .count] | add == $resolved" \
+		"natbpf should count every resolved clash ($resolved)"
+	jq_true "$out.all" '[.[] | select(.type == "summary" and .final)][0] | .dropped == 0 and .resolved > 0 and .counters.clash_resolve > 0'
+	jq_true "$out.all" 'all(.[] | select(.type == "clash"); .cause == "same_tuple_race")'
+	case $NATBPF_EXPECT_PATH in
+	tracepoint) jq_true "$out.all" 'all(.[] | select(.type == "clash"); .loser == null and (.evidence | any(. == "clash_resolve counter")))' ;;
+	*) jq_true "$out.all" "all(.[] | select(.type == \"clash\"); .loser.orig.proto == \"udp\" and .loser.orig.dport == 9999 and .winner.orig == .loser.orig)" ;;
+	esac
+	echo "ok IPv$v ($resolved resolved)"
+}
+
+run_case 4
+run_case 6
+echo "PASS clash udp ($NATBPF_EXPECT_PATH)"
