@@ -49,18 +49,22 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 {
 	struct confirm_args *a = bpf_map_lookup_elem(&confirm_args_map, &key);
 	struct nb_ct_confirm *ev;
-	struct nf_conn *now;
+	struct nf_conn *now, *loser;
 	__u64 status;
 	__u32 flags = 0;
 
 	if (!a)
 		return;
-	if (!a->loser)
+	/* Copy pointers out of the map value before BPF_CORE_READ: inside the
+	 * macro, a->field would become a CO-RE relocation against our own
+	 * struct, which no kernel BTF has. */
+	loser = a->loser;
+	if (!loser)
 		goto out;
 	now = nb_skb_ct(a->skb);
-	if (now != a->loser)
+	if (now != loser)
 		flags |= NB_CONFIRM_MERGED;
-	status = BPF_CORE_READ(a->loser, status);
+	status = BPF_CORE_READ(loser, status);
 	if (ret == NF_ACCEPT && !(flags & NB_CONFIRM_MERGED) && (status & (1UL << IPS_NAT_CLASH_BIT_)))
 		flags |= NB_CONFIRM_NAT_CLASH;
 	if (ret == NF_ACCEPT && !flags)

@@ -89,17 +89,21 @@ int BPF_KRETPROBE(hook_slow_kretprobe, int ret)
 {
 	__u64 key = bpf_get_current_pid_tgid();
 	struct hook_args *a = bpf_map_lookup_elem(&hook_args_by_task, &key);
+	const struct nf_hook_entries *e;
 	struct nf_hook_state *state;
 	struct net *net;
 
 	if (!a)
 		return 0;
+	/* Local copies: a->field inside BPF_CORE_READ would be relocated
+	 * against our own struct. */
 	state = a->state;
+	e = a->e;
 	if (ret < 0) {
 		net = BPF_CORE_READ(state, net);
 		if (!cfg_netns || nb_net_ino(net) == cfg_netns)
 			emit_hook_drop(NB_ORIGIN_KPROBE, a->skb, nb_state_hook(state), nb_state_pf(state),
-				       BPF_CORE_READ(a->e, num_hook_entries), BPF_CORE_READ(state, in),
+				       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 				       BPF_CORE_READ(state, out), net, ret);
 	}
 	bpf_map_delete_elem(&hook_args_by_task, &key);

@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -12,6 +13,14 @@ std::mutex g_mutex;
 std::string g_last;
 
 int capture(enum libbpf_print_level level, const char* fmt, va_list args) {
+  // NATBPF_LIBBPF_DEBUG=1 shows libbpf's own log (verifier output included).
+  static const bool verbose = std::getenv("NATBPF_LIBBPF_DEBUG") != nullptr;
+  if (verbose) {
+    va_list copy;
+    va_copy(copy, args);
+    vfprintf(stderr, fmt, copy);
+    va_end(copy);
+  }
   if (level == LIBBPF_DEBUG) return 0;
   char buf[512];
   int n = vsnprintf(buf, sizeof(buf), fmt, args);
