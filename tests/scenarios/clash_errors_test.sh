@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# natbpf clash with bad input or without privileges: one line naming the
+# fix, exit 2, nothing left behind (no ready file; every check fails before
+# anything is loaded).
+source "$(dirname "$0")/lib.sh"
+
+expect_error() { # CODE PATTERN CMD...
+	local code=$1 pat=$2
+	shift 2
+	"$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
+	local rc=$?
+	[ "$rc" -eq "$code" ] || { cat "$SCEN_TMP/err"; fail "'$*' exited $rc, expected $code"; }
+	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "'$*' should print one line"; }
+	assert_contains "$SCEN_TMP/err" "$pat"
+}
+
+expect_error 2 "bad --proto 'icmp': use tcp or udp" $NATBPF clash --proto icmp
+expect_error 2 "bad duration 'soon'" $NATBPF clash --duration soon
+expect_error 2 "unknown network namespace 'nb-no-such-ns'.*ip netns list" $NATBPF clash --netns nb-no-such-ns --ready-file "$SCEN_TMP/ready"
+[ ! -e "$SCEN_TMP/ready" ] || fail "a failed start must not write the ready file"
+expect_error 2 'count|Could not convert' $NATBPF clash --count many
+if command -v setpriv >/dev/null; then
+	expect_error 2 'natbpf needs CAP_BPF and CAP_NET_ADMIN: run it as root' \
+		setpriv --inh-caps=-all --bounding-set=-all $NATBPF clash --duration 1
+fi
+echo "PASS clash errors"
