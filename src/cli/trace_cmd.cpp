@@ -22,6 +22,18 @@
 namespace natbpf {
 namespace {
 
+// Output of a helper program (iptables-nft-save), empty if it is missing.
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
 struct TraceOptions {
   int dport = -1, sport = -1;  // -1: not given
   std::string saddr, daddr, proto, iif, netns, rate = "10/second", duration, ready_file;
@@ -166,6 +178,9 @@ class TraceRun {
     auto text = nft_->run("list ruleset");
     if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
     ruleset_ = Ruleset::parse(*text);
+    for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
+      if (ruleset_.has_xtables_tables(family)) ruleset_.add_iptables_syntax(family, run_command(save));
+    }
     return Ok{};
   }
 

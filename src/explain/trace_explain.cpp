@@ -1,6 +1,7 @@
 #include "explain/trace_explain.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 #include <sstream>
@@ -34,10 +35,12 @@ std::string endpoint(const Addr& a, uint16_t port) {
   return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
 }
 
+// nft ("dnat to ...") or iptables ("-j DNAT --to-destination ...") rules.
 std::string nat_kind(const std::string& rule) {
-  for (const char* k : {"dnat", "snat", "masquerade", "redirect"}) {
-    auto t = tokens(rule);
-    if (std::find(t.begin(), t.end(), k) != t.end()) return k;
+  for (std::string t : tokens(rule)) {
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const char* k : {"dnat", "snat", "masquerade", "redirect"})
+      if (t == k) return k;
   }
   return "";
 }
@@ -47,7 +50,10 @@ bool is_destination_nat(const std::string& kind) { return kind == "dnat" || kind
 void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
   for (auto& s : j.steps) {
     if (!s.handle || !ctx.ruleset) continue;
-    if (const RuleInfo* r = ctx.ruleset->rule(family_name(s.family), s.table, s.chain, *s.handle)) s.rule = r->text;
+    const RuleInfo* r = ctx.ruleset->rule(family_name(s.family), s.table, s.chain, *s.handle);
+    if (!r) continue;
+    s.rule = r->iptables.empty() ? r->text : r->iptables;
+    if (!r->iptables.empty()) s.syntax = "iptables";
   }
 }
 
@@ -173,7 +179,7 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
   for (const auto& r : chain->rules) {
     if (j.drop->handle && r.handle == *j.drop->handle) break;
     if (matched.count(r.handle)) continue;
-    NearMiss m{r.handle, r.text, "did not match"};
+    NearMiss m{r.handle, r.iptables.empty() ? r.text : r.iptables, "did not match"};
     if (seen) {
       if (auto lk = set_lookup_key(r.text, *seen)) {
         std::string setname = j.drop->family + " " + j.drop->table + " " + lk->set;

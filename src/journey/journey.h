@@ -22,6 +22,7 @@ struct Step {
   std::string hook;  // of the base chain this ran under, when known
   std::optional<uint64_t> handle;
   std::string rule;  // rule text, filled by the explainer
+  std::string syntax = "nft";  // "iptables" for iptables-nft rules, shown as iptables-save lines
   NftTraceType type = NftTraceType::Rule;
   std::optional<NftVerdict> verdict;
   std::optional<std::string> target;  // jump/goto chain

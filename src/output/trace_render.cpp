@@ -156,7 +156,8 @@ nlohmann::json journey_to_json(const Journey& j) {
   o["steps"] = nlohmann::json::array();
   for (const auto& s : j.steps) {
     nlohmann::json st{{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
-                      {"hook", s.hook}, {"rule", s.rule}, {"verdict", s.verdict_str()}, {"evidence", "nftrace"}};
+                      {"hook", s.hook}, {"rule", s.rule}, {"syntax", s.syntax}, {"verdict", s.verdict_str()},
+                      {"evidence", to_string(s.origin)}};
     st["handle"] = s.handle ? nlohmann::json(*s.handle) : nlohmann::json(nullptr);
     o["steps"].push_back(st);
   }

@@ -1,5 +1,6 @@
 #include "sources/ruleset.h"
 
+#include <set>
 #include <sstream>
 
 namespace natbpf {
@@ -117,6 +118,31 @@ const RuleInfo* Ruleset::rule(const std::string& family, const std::string& tabl
   for (const auto& r : c->rules)
     if (r.handle == handle) return &r;
   return nullptr;
+}
+
+bool Ruleset::has_xtables_tables(const std::string& family) const {
+  static const std::set<std::string> names = {"filter", "nat", "mangle", "raw", "security"};
+  for (const auto& c : chains_)
+    if (c.family == family && names.count(c.table)) return true;
+  return false;
+}
+
+void Ruleset::add_iptables_syntax(const std::string& family, const std::string& save_output) {
+  std::istringstream in(save_output);
+  std::string line, table;
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> lines;  // (table, chain) -> rules
+  while (std::getline(in, line)) {
+    if (line.size() > 1 && line[0] == '*') table = line.substr(1);
+    if (line.rfind("-A ", 0) != 0) continue;
+    auto w = words(line);
+    if (w.size() >= 2) lines[{table, w[1]}].push_back(line);
+  }
+  for (auto& c : chains_) {
+    if (c.family != family) continue;
+    auto it = lines.find({c.table, c.name});
+    if (it == lines.end() || it->second.size() != c.rules.size()) continue;  // not iptables-nft's, or changed
+    for (size_t i = 0; i < c.rules.size(); i++) c.rules[i].iptables = it->second[i];
+  }
 }
 
 std::string family_name(uint8_t nfproto) {

@@ -14,7 +14,8 @@ namespace natbpf {
 
 struct RuleInfo {
   uint64_t handle = 0;
-  std::string text;  // without the "# handle N" comment
+  std::string text;      // without the "# handle N" comment
+  std::string iptables;  // "-A FORWARD -j DROP" for iptables-nft rules, else empty
 };
 
 struct ChainInfo {
@@ -35,6 +36,13 @@ class Ruleset {
   const RuleInfo* rule(const std::string& family, const std::string& table, const std::string& chain,
                        uint64_t handle) const;
   const std::vector<ChainInfo>& chains() const { return chains_; }
+
+  // iptables-nft keeps its rules in nftables tables; iptables-save lists them
+  // in the same order, so the n-th "-A CHAIN" line of a table is the n-th
+  // rule of that chain. Adds that text to tables of `family` ("ip"/"ip6").
+  void add_iptables_syntax(const std::string& family, const std::string& save_output);
+  // The iptables-nft tables (ip/ip6 filter, nat, mangle, raw, security) present.
+  bool has_xtables_tables(const std::string& family) const;
 
  private:
   std::vector<ChainInfo> chains_;
