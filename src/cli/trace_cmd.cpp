@@ -242,10 +242,11 @@ class TraceRun {
     std::cout << renderer_->packet(j) << std::flush;
   }
 
-  // Same flow, same decisions, same end: a retransmission, shown in one line.
+  // Same flow, TCP flags, decisions and end: a retransmission (or the next
+  // packet of a flow taking the same path), shown in one line.
   static std::string path_signature(const Journey& j) {
     const Packet& p = j.packet;
-    std::string s = std::to_string(p.l4proto) + p.saddr.str() + ":" + std::to_string(p.sport) + ">" + p.daddr.str() +
+    std::string s = std::to_string(p.l4proto) + "/" + std::to_string(p.tcp_flags) + "/" + p.saddr.str() + ":" + std::to_string(p.sport) + ">" + p.daddr.str() +
                     ":" + std::to_string(p.dport) + "|";
     for (const auto& st : j.steps)
       s += st.table + "/" + st.chain + "/" + (st.handle ? std::to_string(*st.handle) : "-") + "/" + st.verdict_str() + ";";

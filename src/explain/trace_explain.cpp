@@ -95,6 +95,17 @@ void find_nat(Journey& j, const ExplainContext& ctx) {
     (void)ctx;
     j.nat.push_back(std::move(n));
   }
+  // Later packets of a connection are translated by its conntrack entry
+  // without passing the NAT chains: the headers still tell.
+  if (!j.nat.empty() || !j.packet.family || !j.final_packet) return;
+  const Packet& a = j.packet;
+  const Packet& b = *j.final_packet;
+  if (a.daddr != b.daddr || a.dport != b.dport)
+    j.nat.push_back({"dnat", endpoint(a.daddr, a.dport), endpoint(b.daddr, b.dport), "", std::nullopt, "",
+                     "conntrack entry of the connection (headers before and after)"});
+  if (a.saddr != b.saddr || a.sport != b.sport)
+    j.nat.push_back({"snat", endpoint(a.saddr, a.sport), endpoint(b.saddr, b.sport), "", std::nullopt, "",
+                     "conntrack entry of the connection (headers before and after)"});
 }
 
 std::string reason_text(const SkbDropEvent& d, const ExplainContext& ctx) {
@@ -201,6 +212,10 @@ void write_explanation(Journey& j) {
   std::string pkt = j.packet.family ? j.packet.str() : "the packet";
   e << "Packet " << pkt;
   for (const auto& n : j.nat) {
+    if (n.rule.empty()) {
+      e << " was " << (n.kind == "dnat" ? "DNATed" : "SNATed") << " to " << n.to << " by its conntrack entry,";
+      continue;
+    }
     static const std::map<std::string, std::string> done = {
         {"dnat", "DNATed"}, {"snat", "SNATed"}, {"masquerade", "masqueraded"}, {"redirect", "redirected"}};
     e << " was " << done.at(n.kind);

@@ -90,7 +90,15 @@ JourneyBuilder::JourneyBuilder(std::string own_table, uint64_t idle_ns)
 
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
   auto it = by_id_.find(ev.id);
-  if (it != by_id_.end() && !open_[it->second].finished()) return open_[it->second];
+  if (it != by_id_.end()) {
+    Journey& j = open_[it->second];
+    // Trace ids repeat (same skb address, hash and iif for a retransmission).
+    // Our marking chains run first for every traced packet, so an event there
+    // starts a new packet; elsewhere only a finished journey does.
+    bool starts_packet = ev.table == own_table_ && !TraceTable::is_fate_chain(ev.chain) && ev.packet;
+    if (starts_packet ? j.steps.empty() && !j.fate_seen : !j.finished()) return j;
+    if (!starts_packet && ev.table == own_table_) return j;  // late fate event of this packet
+  }
   Journey j;
   j.trace_id = ev.id;
   j.first_ns = j.last_ns = ev.recv_ns;

@@ -46,7 +46,7 @@ class TextRenderer : public TraceRenderer {
     o << "  " << (j.packet.family ? j.packet.str() : "?");
     if (!j.iif_name.empty()) o << "  iif " << j.iif_name;
     if (j.repeat_of) {
-      o << "  retransmission of packet " << *j.repeat_of << ": same path, "
+      o << "  repeat of packet " << *j.repeat_of << " (same flow, flags and path): "
         << (j.drop ? red("dropped again") : std::string(fate_str(j.fate))) << "\n";
       return o.str();
     }
@@ -62,6 +62,10 @@ class TextRenderer : public TraceRenderer {
         o << "  " << std::setw(12) << "nat" << n.kind << " " << (n.from.empty() ? "?" : n.from) << " → "
           << (n.to.empty() ? "?" : n.to) << " (rule " << quote(n.rule) << "; " << n.evidence << ")\n";
       }
+    }
+    for (const auto& n : j.nat) {
+      if (!n.rule.empty()) continue;  // shown after its rule above
+      o << "  " << std::setw(12) << "nat" << n.kind << " " << n.from << " → " << n.to << " (" << n.evidence << ")\n";
     }
     for (const auto& m : j.near_misses)
       o << "  " << std::setw(12) << "near miss" << "rule " << quote(m.rule) << " (handle " << m.handle
@@ -86,7 +90,7 @@ class TextRenderer : public TraceRenderer {
 
   std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
     std::ostringstream o;
-    o << bold("summary") << ": " << c.packets << " packets (" << c.retransmissions << " retransmissions), " << c.dropped
+    o << bold("summary") << ": " << c.packets << " packets (" << c.retransmissions << " repeats), " << c.dropped
       << " dropped, " << c.accepted << " accepted, " << c.unknown << " without verdict\n";
     for (const auto& [point, n] : c.drop_points) o << "  " << n << "x DROPPED " << point << "\n";
     o << "  lost events: nftrace " << c.nftrace_lost << " overruns, bpf " << c.bpf_lost << "; parse errors "

@@ -12,17 +12,19 @@ SCEN_TMP=$(mktemp -d /tmp/natbpf-scenario.XXXXXX)
 scen_cleanup() {
 	for p in "${SCEN_PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${SCEN_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	for ns in "${SCEN_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	for ns in "${SCEN_NS[@]}" $(cat "$SCEN_TMP/netns" 2>/dev/null); do ip netns del "$ns" 2>/dev/null; done
 	rm -rf "$SCEN_TMP"
 }
 trap scen_cleanup EXIT
 
-# A namespace name unique to this run, removed on exit.
+# A namespace name unique to this run, removed on exit. Usually called as
+# ns=$(scen_netns name): a subshell, so it is registered in a file.
 scen_netns() {
 	local ns="nb$$-$1"
+	echo "$ns" >>"$SCEN_TMP/netns"
+	SCEN_NS+=("$ns")  # visible when not called in a subshell
 	ip netns add "$ns" || return 1
 	ip -n "$ns" link set lo up
-	SCEN_NS+=("$ns")
 	echo "$ns"
 }
 
