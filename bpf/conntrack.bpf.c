@@ -10,9 +10,16 @@
 
 #define IPS_NAT_CLASH_BIT_ 12 /* shares the bit with IPS_UNTRACKED */
 
+/*
+ * The loser is read at entry, not at exit: when a clash is resolved by
+ * merging, __nf_ct_resolve_clash drops the last reference to the loser and
+ * its memory (SLAB_TYPESAFE_BY_RCU) may hold another entry by the time the
+ * exit program runs.
+ */
 struct confirm_args {
 	struct sk_buff *skb;
 	struct nf_conn *loser;
+	struct nb_ct loser_ct;
 };
 
 /* Keyed by skb for fentry (nesting-safe), by task for kprobes. */
@@ -27,6 +34,7 @@ struct clash_args {
 	struct sk_buff *skb;
 	struct nf_conn *loser;
 	struct nf_conntrack_tuple_hash *h;
+	struct nb_ct loser_ct; /* read at entry, see confirm_args */
 };
 
 struct {
@@ -38,8 +46,12 @@ struct {
 
 static __always_inline void confirm_enter(__u64 key, struct sk_buff *skb)
 {
-	struct confirm_args a = { .skb = skb, .loser = nb_skb_ct(skb) };
+	struct confirm_args a = {};
 
+	a.skb = skb;
+	a.loser = nb_skb_ct(skb);
+	if (a.loser)
+		nb_read_ct(a.loser, &a.loser_ct);
 	bpf_map_update_elem(&confirm_args_map, &key, &a, BPF_ANY);
 }
 
@@ -64,7 +76,12 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 	now = nb_skb_ct(a->skb);
 	if (now != loser)
 		flags |= NB_CONFIRM_MERGED;
-	status = BPF_CORE_READ(loser, status);
+	/* Merged: the loser may be freed, use the entry-time copy. Not merged:
+	 * it is still the skb's entry, and IPS_NAT_CLASH is set during confirm. */
+	if (flags & NB_CONFIRM_MERGED)
+		bpf_probe_read_kernel(&status, sizeof(status), &a->loser_ct.status);
+	else
+		status = BPF_CORE_READ(loser, status);
 	if (ret == NF_ACCEPT && !(flags & NB_CONFIRM_MERGED) && (status & (1UL << IPS_NAT_CLASH_BIT_)))
 		flags |= NB_CONFIRM_NAT_CLASH;
 	if (ret == NF_ACCEPT && !flags)
@@ -77,7 +94,8 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 	ev->ret = ret;
 	ev->flags = flags;
 	nb_read_pkt(a->skb, &ev->pkt);
-	nb_read_ct(a->loser, &ev->loser);
+	__builtin_memcpy(&ev->loser, &a->loser_ct, sizeof(ev->loser));
+	ev->loser.status = status;
 	if (flags & NB_CONFIRM_MERGED)
 		nb_read_ct(now, &ev->winner);
 	if (!nb_ct_matches(&ev->loser)) {
@@ -119,7 +137,13 @@ int BPF_KRETPROBE(confirm_kretprobe, int ret)
 
 static __always_inline void clash_enter(__u64 key, struct sk_buff *skb, struct nf_conntrack_tuple_hash *h)
 {
-	struct clash_args a = { .skb = skb, .loser = nb_skb_ct(skb), .h = h };
+	struct clash_args a = {};
+
+	a.skb = skb;
+	a.loser = nb_skb_ct(skb);
+	a.h = h;
+	if (a.loser)
+		nb_read_ct(a.loser, &a.loser_ct);
 
 	bpf_map_update_elem(&clash_args_map, &key, &a, BPF_ANY);
 }
@@ -147,7 +171,7 @@ static __always_inline void clash_exit(__u8 origin, __u64 key, __u32 ret)
 	ev->skb = (__u64)a->skb;
 	ev->ret = ret;
 	ev->pad = 0;
-	nb_read_ct(a->loser, &ev->loser);
+	__builtin_memcpy(&ev->loser, &a->loser_ct, sizeof(ev->loser));
 	nb_read_ct(nb_tuplehash_to_ct(a->h), &ev->winner);
 	if (!nb_ct_matches(&ev->loser)) {
 		bpf_ringbuf_discard(ev, 0);

@@ -73,11 +73,11 @@ class ClashRun {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, SkbDropEvent>) {
             if (!is_confirm_drop_candidate(e)) return;
-            slot(e.skb, now).drop = e;
+            slot(e.skb, now, &Pending::drop).drop = e;
           } else if constexpr (std::is_same_v<T, CtConfirmEvent>) {
-            slot(e.skb, now).confirm = e;
+            slot(e.skb, now, &Pending::confirm).confirm = e;
           } else if constexpr (std::is_same_v<T, CtClashEvent>) {
-            slot(e.skb, now).clash = e;
+            slot(e.skb, now, &Pending::clash).clash = e;
           } else if constexpr (std::is_same_v<T, NatSetupEvent>) {
             if (!e.snat) return;
             if (nat_by_ct_.size() > 8192) nat_by_ct_.clear();
@@ -106,8 +106,16 @@ class ClashRun {
   bool done() const { return opt_.count && reports_ >= opt_.count; }
 
  private:
-  Pending& slot(uint64_t skb, uint64_t now) {
+  // The slot of an skb. A freed skb's address is soon reused: when the
+  // slot already holds this kind of event it belongs to an earlier packet,
+  // which is explained first.
+  template <typename Field>
+  Pending& slot(uint64_t skb, uint64_t now, Field field) {
     auto& p = pending_[skb];
+    if ((p.*field).has_value()) {
+      finish(p);
+      p = Pending{};
+    }
     if (!p.first_ns) p.first_ns = now;
     return p;
   }

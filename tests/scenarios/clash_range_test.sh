@@ -7,8 +7,8 @@ command -v socat >/dev/null || skip "socat is not installed"
 
 run_case() { # 4|6
 	local v=$1 ns out ready
-	scen_netns "rng$v" >/dev/null || fail "cannot create a namespace"
-	ns=${SCEN_NS[-1]}
+	scen_netns "rng$v" >/dev/null || fail "cannot create a namespace" # in this shell: registered for cleanup
+	ns=nb$$-rng$v
 	local addr=127.0.0.1 listen=TCP-LISTEN connect="TCP:127.0.0.1:8080" kind=snat
 	if [ "$v" = 4 ]; then
 		ip netns exec "$ns" iptables -t nat -A POSTROUTING -p tcp -d 127.0.0.1 --dport 8080 -j SNAT --to-source 127.0.0.1:40000-40001 ||
@@ -29,12 +29,14 @@ NFT
 	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
 	local pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
+	established() { ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED; }
+	local tries
 	for i in 1 2; do
 		scen_bg ip netns exec "$ns" timeout 12 socat -u SYSTEM:"sleep 12" "$connect"
-		sleep 0.5
+		tries=0
+		while [ "$(established)" -lt $i ] && [ $tries -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
 	done
-	[ "$(ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED)" = 2 ] ||
-		fail "the first two connections should be established"
+	[ "$(established)" = 2 ] || fail "the first two connections should be established"
 	scen_bg ip netns exec "$ns" timeout 4 socat -u SYSTEM:"sleep 4" "$connect"
 	wait "$pid" || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash exited $?"; }
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"

@@ -17,7 +17,7 @@ run_case() { # 4|6
 	local v=$1 ns out ready dst=127.0.0.1
 	[ "$v" = 6 ] && dst=::1
 	scen_netns "udp$v" >/dev/null || fail "cannot create a namespace"
-	ns=${SCEN_NS[-1]}
+	ns=nb$$-udp$v
 	# Something must use conntrack in the namespace for entries to exist.
 	ip netns exec "$ns" nft -f - <<'NFT' || fail "nft failed"
 table inet natbpf_udpclash {
