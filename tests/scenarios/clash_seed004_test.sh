@@ -52,13 +52,13 @@ run_case() { # BACKEND FORMAT
 		jq_true "$out.all" "$c.nat.range.min_addr == \"127.0.0.1\" and $c.nat.range.used == 1"
 		jq_true "$out.all" "$c.explanation | test(\"has 1 port, already used by 127.0.0.1:$first_port → 127.0.0.1:8080\")"
 		jq_true "$out.all" "$c.counters.insert_failed >= 1 and $c.counters.drop >= 1"
-		jq_true "$out.all" "$c.evidence | any(test(\"ctnetlink lookup of the loser's reply tuple\"))"
 		case $backend in
 		nft) jq_true "$out.all" "$c.nat.rule.backend == \"nftables\" and ($c.nat.rule.text | test(\"snat to 127.0.0.1:40000\"))" ;;
 		*) jq_true "$out.all" "$c.nat.rule.backend == \"$backend\" and ($c.nat.rule.text | test(\"-j SNAT --to-source 127.0.0.1:40000\"))" ;;
 		esac
 		case $NATBPF_EXPECT_PATH in
-		tracepoint) jq_true "$out.all" "$c.evidence | any(test(\"skb:kfree_skb .*nf_hook_slow.*NETFILTER_DROP\"))" ;;
+		tracepoint) jq_true "$out.all" "$c.evidence | any(test(\"skb:kfree_skb .*nf_hook_slow.*NETFILTER_DROP\"))"
+		   jq_true "$out.all" "$c.evidence | any(test(\"ctnetlink lookup of the loser's reply tuple\"))" ;;
 		*) jq_true "$out.all" "$c.evidence | any(test(\"nf_ct_resolve_clash|__nf_conntrack_confirm\"))"
 		   # 6.5+ probes the last 32 candidates of a TCP SYN_SENT entry with nf_conntrack_find_get
 		   # (nf_nat_used_tuple_harder) instead of nf_conntrack_tuple_taken, so attempts may be 0.
