@@ -21,11 +21,11 @@ run_case() { # BACKEND FORMAT
 	out=$SCEN_TMP/$backend.$format ready=$SCEN_TMP/$backend.ready
 	local flag=""
 	[ "$format" = json ] && flag=--json
-	scen_bg seed004_server "$ns" 8080 20
-	scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 15 --ready-file "$ready" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
+	scen_bg seed004_server "$ns" 8080 45
+	scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 40 --ready-file "$ready" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
 	local natbpf_pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
-	scen_bg seed004_client "$ns" 8080 12 # the first connection: wins and stays
+	scen_bg seed004_client "$ns" 8080 40 # the first connection: wins and stays
 	local first="" tries=0
 	while [ -z "$first" ] && [ $tries -lt 50 ]; do
 		sleep 0.1
