@@ -13,6 +13,7 @@
 #include "probe/drop_reasons.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
+#include "sources/legacy_trace.h"
 #include "sources/nft.h"
 #include "sources/nftrace.h"
 #include "sources/ruleset.h"
@@ -132,6 +133,12 @@ class TraceRun {
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
+    auto legacy = LegacyTrace::start(match);
+    if (!legacy) return legacy.error();
+    if (*legacy) {
+      legacy_.emplace(std::move(**legacy));
+      if (auto st = refresh_ruleset(); !st) return st;  // now with our TRACE rules
+    }
 
     builder_.emplace(table_->name());
     builder_->hook_of = [this](const std::string& f, const std::string& t, const std::string& c) {
@@ -152,6 +159,14 @@ class TraceRun {
     watches.push_back({listener_->fd(), [this] {
                          return listener_->drain([this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
                        }});
+    if (legacy_)
+      watches.push_back({legacy_->fd(), [this] {
+                           return legacy_->drain(
+                               [this](uint8_t f, const std::string& t, const std::string& c) {
+                                 return ruleset_.chain(family_name(f), t, c);
+                               },
+                               [this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
+                         }});
     if (bpf_->epoll_fd() >= 0)
       watches.push_back({bpf_->epoll_fd(), [this] {
                            return bpf_->consume([this](BpfEvent&& ev) { builder_->add(std::move(ev)); });
@@ -163,7 +178,7 @@ class TraceRun {
     (void)listener_->drain([this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
     (void)bpf_->consume([this](BpfEvent&& ev) { builder_->add(std::move(ev)); });
     flush(true);
-    counters_.nftrace_lost = listener_->lost_overruns();
+    counters_.nftrace_lost = listener_->lost_overruns() + (legacy_ ? legacy_->lost() : 0);
     counters_.nftrace_parse_errors = listener_->parse_errors();
     counters_.bpf_lost = bpf_->lost();
     counters_.bpf_decode_errors = bpf_->decode_errors();
@@ -180,6 +195,10 @@ class TraceRun {
     ruleset_ = Ruleset::parse(*text);
     for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
       if (ruleset_.has_xtables_tables(family)) ruleset_.add_iptables_syntax(family, run_command(save));
+    }
+    if (legacy_) {
+      for (const auto& family : legacy_->families())
+        ruleset_.add_chains(parse_legacy_save(run_command(family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"), family));
     }
     return Ok{};
   }
@@ -260,6 +279,7 @@ class TraceRun {
   std::optional<NftContext> nft_;
   std::optional<NftraceListener> listener_;
   std::optional<TraceTable> table_;
+  std::optional<LegacyTrace> legacy_;
   std::optional<JourneyBuilder> builder_;
   Ruleset ruleset_;
   Kallsyms kallsyms_;

@@ -130,7 +130,7 @@ void find_drop(Journey& j, const ExplainContext& ctx) {
     d.handle = s.handle;
     d.rule = s.type == NftTraceType::Policy ? "" : s.rule;
     d.cause = s.type == NftTraceType::Policy ? "chain policy drop" : "rule drop";
-    d.evidence.push_back("nftrace");
+    d.evidence.push_back(s.origin == Origin::Nflog ? "iptables TRACE (nflog)" : "nftrace");
     j.drop = d;
     break;
   }

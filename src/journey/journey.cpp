@@ -89,13 +89,25 @@ JourneyBuilder::JourneyBuilder(std::string own_table, uint64_t idle_ns)
     : own_table_(std::move(own_table)), idle_ns_(idle_ns) {}
 
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
+  // iptables TRACE lines carry no trace id; the packet our nftables marking
+  // chain already reported is the same skb: same source, IP id and sequence.
+  if (ev.origin == Origin::Nflog && ev.packet) {
+    const Packet& p = *ev.packet;
+    for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
+      const Packet& q = it->packet;
+      if (q.family && q.saddr == p.saddr && q.sport == p.sport && q.l4proto == p.l4proto && q.ip_id == p.ip_id &&
+          q.tcp_seq == p.tcp_seq && ev.recv_ns <= it->last_ns + idle_ns_ && !it->finished())
+        return *it;
+    }
+  }
   auto it = by_id_.find(ev.id);
   if (it != by_id_.end()) {
     Journey& j = open_[it->second];
     // Trace ids repeat (same skb address, hash and iif for a retransmission).
     // Our marking chains run first for every traced packet, so an event there
     // starts a new packet; elsewhere only a finished journey does.
-    bool starts_packet = ev.table == own_table_ && !TraceTable::is_fate_chain(ev.chain) && ev.packet;
+    bool starts_packet =
+        ev.starts_packet || (ev.table == own_table_ && !TraceTable::is_fate_chain(ev.chain) && ev.packet);
     if (starts_packet ? j.steps.empty() && !j.fate_seen : !j.finished()) return j;
     if (!starts_packet && ev.table == own_table_) return j;  // late fate event of this packet
   }
@@ -114,6 +126,7 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
     j.packet = *ev.packet;
     if (ev.iif) j.iif_name = ifname(*ev.iif);
   }
+  if (ev.starts_packet) return;  // our TRACE rule: it only marks the packet
   if (ev.table == own_table_) {
     if (TraceTable::is_fate_chain(ev.chain)) {
       j.fate_seen = true;
@@ -142,6 +155,8 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   s.packet = ev.packet;
   s.iif = ev.iif;
   s.oif = ev.oif;
+  s.origin = ev.origin;
+  if (ev.origin == Origin::Nflog) s.syntax = "iptables";
   if (ev.oif && j.oif_name.empty()) j.oif_name = ifname(*ev.oif);
   j.steps.push_back(std::move(s));
 }

@@ -503,3 +503,21 @@ Status NftraceListener::drain(const std::function<void(NftTraceEvent&&)>& sink) 
 }
 
 }  // namespace natbpf
+
+namespace natbpf {
+
+std::optional<Packet> decode_ip_packet(std::span<const uint8_t> data) {
+  if (data.empty()) return std::nullopt;
+  if ((data[0] >> 4) == 4) {
+    size_t ihl = size_t(data[0] & 0x0f) * 4;
+    if (ihl < 20 || data.size() < ihl) return std::nullopt;
+    return decode_ipv4(data.first(ihl), data.subspan(ihl));
+  }
+  if ((data[0] >> 4) == 6) {
+    if (data.size() < 40) return std::nullopt;
+    return decode_ipv6(data.first(40), data.subspan(40));
+  }
+  return std::nullopt;
+}
+
+}  // namespace natbpf

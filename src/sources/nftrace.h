@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,10 @@ struct NftTraceEvent {
   // `conntrack -L` prints (like ctnetlink CTA_ID); ct_state is the NF_CT_STATE_BIT mask.
   std::optional<uint32_t> ct_id, ct_status, ct_state;
   std::optional<uint8_t> ct_direction;       // IP_CT_DIR_ORIGINAL 0, IP_CT_DIR_REPLY 1
+  // Set by sources without trace ids (iptables-legacy TRACE via NFLOG): this
+  // event is the first one of a new packet.
+  bool starts_packet = false;
+  Origin origin = Origin::Nftrace;
 
   // What decided the packet here: the chain policy for Policy events, else the verdict.
   std::optional<NftVerdict> effective_verdict() const;
@@ -60,6 +65,9 @@ struct NftTraceEvent {
 // that are truncated or have the wrong length for their type, and missing
 // TABLE, CHAIN, ID or TYPE. Unknown attribute types are skipped.
 Result<NftTraceEvent> parse_nftrace_message(const nlmsghdr* nlh, size_t len);
+
+// Decodes a whole IP packet (network header first), e.g. an NFLOG payload.
+std::optional<Packet> decode_ip_packet(std::span<const uint8_t> data);
 
 // One line in the spirit of `nft monitor trace`, for debugging:
 // "trace id 1a2b3c4d inet filter allowed_dnats rule handle 7 verdict drop".

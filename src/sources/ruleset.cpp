@@ -120,6 +120,11 @@ const RuleInfo* Ruleset::rule(const std::string& family, const std::string& tabl
   return nullptr;
 }
 
+void Ruleset::add_chains(std::vector<ChainInfo> chains) {
+  for (auto& c : chains)
+    if (!chain(c.family, c.table, c.name)) chains_.push_back(std::move(c));
+}
+
 bool Ruleset::has_xtables_tables(const std::string& family) const {
   static const std::set<std::string> names = {"filter", "nat", "mangle", "raw", "security"};
   for (const auto& c : chains_)

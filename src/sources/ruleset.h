@@ -36,6 +36,8 @@ class Ruleset {
   const RuleInfo* rule(const std::string& family, const std::string& table, const std::string& chain,
                        uint64_t handle) const;
   const std::vector<ChainInfo>& chains() const { return chains_; }
+  // Chains from elsewhere (iptables-legacy), unless nftables has the same name.
+  void add_chains(std::vector<ChainInfo> chains);
 
   // iptables-nft keeps its rules in nftables tables; iptables-save lists them
   // in the same order, so the n-th "-A CHAIN" line of a table is the n-th

@@ -1,0 +1,377 @@
+#include "sources/legacy_trace.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "util/libbpf_quiet.h"
+#include "util/runtime.h"
+
+namespace natbpf {
+namespace {
+
+// Runs a program without a shell; returns its exit status and stdout.
+std::pair<int, std::string> run(const std::vector<std::string>& argv) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return {-1, ""};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    int devnull = open("/dev/null", 1);
+    if (devnull >= 0) dup2(devnull, 2);
+    close(pipefd[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string hook_of_builtin(const std::string& chain) {
+  if (chain == "PREROUTING") return "prerouting";
+  if (chain == "INPUT") return "input";
+  if (chain == "FORWARD") return "forward";
+  if (chain == "OUTPUT") return "output";
+  if (chain == "POSTROUTING") return "postrouting";
+  return "";
+}
+
+void send_config(mnl_socket* nl, uint16_t res_id, uint8_t family, const void* attr_data, uint16_t attr_type,
+                 size_t attr_len) {
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = family;
+  nfg->version = NFNETLINK_V0;
+  nfg->res_id = htons(res_id);
+  mnl_attr_put(nlh, attr_type, attr_len, attr_data);
+  mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
+}
+
+// Reads the ACK of the last config request; returns the errno it carries.
+int read_ack(mnl_socket* nl) {
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+  if (n < 0) return errno;
+  auto* nlh = reinterpret_cast<nlmsghdr*>(buf);
+  if (nlh->nlmsg_type == NLMSG_ERROR) {
+    auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+    return -err->error;
+  }
+  return 0;
+}
+
+uint32_t synthetic_id(const Packet& p) {
+  // No trace id in TRACE lines: the IP id, TCP sequence and source stay the
+  // same while one skb crosses the tables (DNAT changes only the destination).
+  uint32_t h = 2166136261u;
+  auto mix = [&h](uint32_t v) { h = (h ^ v) * 16777619u; };
+  mix(p.ip_id);
+  mix(p.tcp_seq);
+  mix(p.l4proto);
+  mix(p.sport);
+  for (int i = 0; i < 16; i++) mix(p.saddr.bytes[i]);
+  return h ? h : 1;
+}
+
+}  // namespace
+
+std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
+  static const std::regex re(R"(^TRACE: ([^:]+):([^:]+):(rule|return|policy):([0-9]+) ?$)");
+  std::smatch m;
+  if (!std::regex_match(prefix, m, re)) return std::nullopt;
+  return TracePrefix{m[1], m[2], m[3], std::stoull(m[4])};
+}
+
+std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family) {
+  std::vector<ChainInfo> chains;
+  std::istringstream in(save);
+  std::string line, table;
+  auto find = [&](const std::string& name) -> ChainInfo& {
+    for (auto& c : chains)
+      if (c.table == table && c.name == name) return c;
+    chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
+    return chains.back();
+  };
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '*') {
+      table = line.substr(1);
+    } else if (line[0] == ':') {
+      auto w = words(line.substr(1));
+      if (w.empty()) continue;
+      ChainInfo& c = find(w[0]);
+      std::string hook = hook_of_builtin(w[0]);
+      if (!hook.empty()) c.hook = hook;
+      if (w.size() > 1 && w[1] != "-") {
+        std::string pol = w[1];
+        for (auto& ch : pol) ch = std::tolower(ch);
+        c.policy = pol;
+      }
+    } else if (line.rfind("-A ", 0) == 0) {
+      auto w = words(line);
+      if (w.size() < 2) continue;
+      ChainInfo& c = find(w[1]);
+      c.rules.push_back(RuleInfo{c.rules.size() + 1, line, line});
+    }
+  }
+  return chains;
+}
+
+std::optional<NftVerdict> legacy_target_verdict(const std::string& rule, std::string* jump_target) {
+  auto w = words(rule);
+  for (size_t i = 0; i + 1 < w.size(); i++) {
+    if (w[i] != "-j" && w[i] != "-g") continue;
+    const std::string& t = w[i + 1];
+    if (t == "DROP") return NftVerdict::Drop;
+    if (t == "ACCEPT" || t == "DNAT" || t == "SNAT" || t == "MASQUERADE" || t == "REDIRECT" || t == "NETMAP")
+      return NftVerdict::Accept;
+    if (t == "RETURN") return NftVerdict::Return;
+    if (t == "REJECT") return NftVerdict::Drop;
+    if (t == "LOG" || t == "TRACE" || t == "MARK" || t == "CONNMARK" || t == "NFLOG" || t == "CT" || t == "NOTRACK")
+      return NftVerdict::Continue;
+    bool user_chain = std::all_of(t.begin(), t.end(), [](char c) { return !std::islower(static_cast<unsigned char>(c)); });
+    if (jump_target) *jump_target = t;
+    if (w[i] == "-g") return NftVerdict::Goto;
+    return user_chain ? NftVerdict::Jump : NftVerdict::Continue;
+  }
+  return NftVerdict::Continue;  // no target: a counting rule
+}
+
+std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m) {
+  std::vector<std::string> base;
+  if (m.saddr) base.insert(base.end(), {"-s", m.saddr->str()});
+  if (m.daddr) base.insert(base.end(), {"-d", m.daddr->str()});
+  std::vector<std::string> protos;
+  if (m.l4proto) protos.push_back(*m.l4proto == 6 ? "tcp" : *m.l4proto == 17 ? "udp" : "icmp");
+  else if (m.sport || m.dport) protos = {"tcp", "udp"};
+  else return {base};
+  std::vector<std::vector<std::string>> out;
+  for (const auto& p : protos) {
+    auto a = base;
+    a.insert(a.end(), {"-p", p});
+    if (m.sport) a.insert(a.end(), {"--sport", std::to_string(m.sport)});
+    if (m.dport) a.insert(a.end(), {"--dport", std::to_string(m.dport)});
+    out.push_back(a);
+  }
+  return out;
+}
+
+Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
+  LegacyTrace t;
+  t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
+  for (auto [family, bin, pf] : {std::tuple{"ip", "iptables-legacy", 2}, std::tuple{"ip6", "ip6tables-legacy", 10}}) {
+    auto [rc, save] = run({std::string(bin) + "-save"});
+    if (rc != 0) continue;
+    // Stale TRACE rules of natbpf processes that died without cleaning up.
+    std::istringstream in(save);
+    static const std::regex stale(R"(--comment \"?natbpf_([0-9]+)\"?)");
+    std::string line, table;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] == '*') table = line.substr(1);
+      std::smatch m;
+      if (line.rfind("-A ", 0) != 0 || !std::regex_search(line, m, stale)) continue;
+      pid_t pid = std::stoi(m[1]);
+      if (pid == getpid() || kill(pid, 0) == 0) continue;
+      std::vector<std::string> del = {bin, "-t", table, "-D"};
+      auto w = words(line.substr(3));
+      for (auto& x : w) {
+        if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
+        del.push_back(x);
+      }
+      run(del);
+    }
+    if (save.find("\n-A ") == std::string::npos) continue;  // legacy tables not in use here
+    if (match.l4proto == 1 && std::string(family) == "ip6") continue;
+    t.families_.push_back(Family{family, bin, "/proc/sys/net/netfilter/nf_log/" + std::to_string(pf), ""});
+  }
+  if (t.families_.empty()) return std::optional<LegacyTrace>{};
+
+  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
+  if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"cannot open an NFLOG socket (" + errno_name(errno) + ")", "run it as root"};
+  t.nl_.reset(nl, mnl_socket_close);
+  // Group 0 is where TRACE's nf_log messages go with the nfnetlink_log backend.
+  nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
+  send_config(nl, 0, AF_UNSPEC, &cmd, NFULA_CFG_CMD, sizeof(cmd));
+  if (int e = read_ack(nl))
+    return Error{"cannot bind NFLOG group 0 (" + errno_name(e) + ")",
+                 "another NFLOG listener (ulogd?) holds it in this namespace; stop it while tracing"};
+  nfulnl_msg_config_mode mode{};
+  mode.copy_range = htonl(128);
+  mode.copy_mode = NFULNL_COPY_PACKET;
+  send_config(nl, 0, AF_UNSPEC, &mode, NFULA_CFG_MODE, sizeof(mode));
+  (void)read_ack(nl);
+
+  auto matches = legacy_match_args(match);
+  for (auto& f : t.families_) {
+    std::ifstream old(f.sysctl);
+    std::getline(old, f.old_logger);
+    std::ofstream set(f.sysctl);
+    set << "nfnetlink_log";
+    set.close();
+    if (!set) return Error{"cannot route " + f.family + " TRACE to NFLOG (" + f.sysctl + ")",
+                           "is nfnetlink_log available (modprobe nfnetlink_log)?"};
+    for (const char* chain : {"PREROUTING", "OUTPUT"}) for (const auto& m : matches) {
+      if (f.family == "ip6" && m.size() >= 2 && m[m.size() - 1] == "icmp") continue;
+      std::vector<std::string> args = {f.iptables, "-t", "raw", "-I", chain, "1"};
+      args.insert(args.end(), m.begin(), m.end());
+      if (!match.iif.empty() && std::string(chain) == "PREROUTING") args.insert(args.end(), {"-i", match.iif});
+      if (!match.iif.empty() && std::string(chain) == "OUTPUT") continue;
+      args.insert(args.end(), {"-m", "limit", "--limit", match.rate, "--limit-burst", "5", "-m", "comment",
+                               "--comment", t.comment_, "-j", "TRACE"});
+      if (run(args).first != 0) {
+        t.remove_rules();
+        return Error{"cannot install the " + f.iptables + " TRACE rule", "is the xt_TRACE module available?"};
+      }
+    }
+  }
+  return std::optional<LegacyTrace>(std::move(t));
+}
+
+LegacyTrace::LegacyTrace(LegacyTrace&& o) noexcept
+    : families_(std::move(o.families_)), comment_(std::move(o.comment_)), nl_(std::move(o.nl_)), lost_(o.lost_) {
+  o.families_.clear();
+}
+
+void LegacyTrace::remove_rules() {
+  for (const auto& f : families_) {
+    auto [rc, save] = run({f.iptables + "-save", "-t", "raw"});
+    std::istringstream in(save);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("-A ", 0) != 0 || line.find(comment_) == std::string::npos) continue;
+      std::vector<std::string> del = {f.iptables, "-t", "raw", "-D"};
+      for (auto& x : words(line.substr(3))) {
+        if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
+        del.push_back(x);
+      }
+      run(del);
+    }
+    if (!f.old_logger.empty()) {
+      std::ofstream restore(f.sysctl);
+      restore << (f.old_logger == "NONE" ? "NONE" : f.old_logger);
+    }
+  }
+}
+
+LegacyTrace::~LegacyTrace() {
+  if (!families_.empty()) remove_rules();
+}
+
+int LegacyTrace::fd() const { return mnl_socket_get_fd(nl_.get()); }
+
+std::vector<std::string> LegacyTrace::families() const {
+  std::vector<std::string> out;
+  for (const auto& f : families_) out.push_back(f.family);
+  return out;
+}
+
+Status LegacyTrace::drain(
+    const std::function<const ChainInfo*(uint8_t, const std::string&, const std::string&)>& rules,
+    const std::function<void(NftTraceEvent&&)>& sink) {
+  buf_.resize(1 << 16);
+  for (;;) {
+    ssize_t n = recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok{};
+      if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        lost_++;
+        continue;
+      }
+      return Error{"reading NFLOG failed (" + errno_name(errno) + ")", ""};
+    }
+    uint64_t now = monotonic_ns();
+    int len = static_cast<int>(n);
+    for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+      if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) continue;
+      if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) continue;
+      const nlattr* tb[NFULA_MAX + 1] = {};
+      mnl_attr_parse(
+          nlh, sizeof(nfgenmsg),
+          [](const nlattr* a, void* data) {
+            int type = mnl_attr_get_type(a);
+            if (type > 0 && type <= NFULA_MAX) static_cast<const nlattr**>(data)[type] = a;
+            return MNL_CB_OK;
+          },
+          tb);
+      if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) continue;
+      if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) continue;
+      auto prefix = parse_trace_prefix(mnl_attr_get_str(tb[NFULA_PREFIX]));
+      if (!prefix) continue;  // an ordinary NFLOG rule, not TRACE
+      auto* data = static_cast<const uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
+      auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
+      if (!pkt) continue;
+      auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+      NftTraceEvent ev;
+      ev.origin = Origin::Nflog;
+      ev.recv_ns = now;
+      ev.family = nfg->nfgen_family;  // NFPROTO_IPV4 / IPV6
+      ev.table = prefix->table;
+      ev.chain = prefix->chain;
+      ev.packet = pkt;
+      ev.id = synthetic_id(*pkt);
+      for (auto [attr, field] : {std::pair{NFULA_IFINDEX_INDEV, &ev.iif}, std::pair{NFULA_IFINDEX_OUTDEV, &ev.oif}})
+        if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) == 4) *field = ntohl(mnl_attr_get_u32(tb[attr]));
+      const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
+      // A chain holding only our TRACE rules is not part of the user's story.
+      if (chain && !chain->rules.empty() &&
+          std::all_of(chain->rules.begin(), chain->rules.end(),
+                      [this](const RuleInfo& r) { return r.text.find(comment_) != std::string::npos; }) &&
+          prefix->type != "rule")
+        continue;
+      // ip_tables reports any unconditional rule with a standard verdict
+      // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
+      // that rule's number: if the number names a real rule, it decided.
+      bool real_rule = chain && prefix->number >= 1 && prefix->number <= chain->rules.size();
+      if (real_rule) {
+        const RuleInfo& r = chain->rules[prefix->number - 1];
+        std::string target;
+        ev.type = NftTraceType::Rule;
+        ev.rule_handle = prefix->number;
+        ev.verdict = legacy_target_verdict(r.text, &target);
+        if (!target.empty()) ev.jump_target = target;
+        ev.starts_packet = r.text.find(comment_) != std::string::npos;
+      } else if (prefix->type == "policy") {
+        ev.type = NftTraceType::Policy;
+        if (chain && chain->policy) ev.policy = *chain->policy == "drop" ? 0 : 1;
+      } else {
+        ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
+      }
+      sink(std::move(ev));
+    }
+  }
+}
+
+}  // namespace natbpf
