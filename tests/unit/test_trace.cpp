@@ -1,0 +1,228 @@
+// Trace building blocks without root: ruleset parsing, set-lookup keys,
+// journeys from synthetic trace events, iptables TRACE prefixes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "explain/trace_explain.h"
+#include "journey/journey.h"
+#include "sources/legacy_trace.h"
+#include "sources/ruleset.h"
+#include "sources/trace_table.h"
+
+namespace natbpf {
+namespace {
+
+using ::testing::HasSubstr;
+
+const char* kSeed001Ruleset = R"(table inet nat { # handle 1
+	chain prerouting { # handle 1
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.1.2.3 tcp dport 1222 dnat ip to 192.168.70.10:22 # handle 2
+	}
+}
+table inet filter { # handle 2
+	set allow_in { # handle 3
+		type ipv4_addr . inet_service
+		elements = { 192.168.70.11 . 22 }
+	}
+
+	chain forward { # handle 1
+		type filter hook forward priority filter; policy accept;
+		ct state established,related accept # handle 4
+		ct status dnat jump allowed_dnats # handle 5
+	}
+
+	chain allowed_dnats { # handle 2
+		ip daddr . tcp dport @allow_in accept # handle 6
+		drop # handle 7
+	}
+}
+)";
+
+Packet tcp(const char* s, uint16_t sp, const char* d, uint16_t dp) {
+  Packet p;
+  p.family = 2;
+  p.l4proto = 6;
+  p.saddr = *Addr::parse(s);
+  p.daddr = *Addr::parse(d);
+  p.sport = sp;
+  p.dport = dp;
+  p.tcp_flags = 0x02;
+  return p;
+}
+
+TEST(Ruleset, ParsesChainsHooksAndRules) {
+  auto rs = Ruleset::parse(kSeed001Ruleset);
+  const ChainInfo* fwd = rs.chain("inet", "filter", "forward");
+  ASSERT_NE(fwd, nullptr);
+  EXPECT_EQ(fwd->hook, "forward");
+  EXPECT_EQ(fwd->priority, 0);
+  EXPECT_EQ(fwd->policy, "accept");
+  ASSERT_EQ(fwd->rules.size(), 2u);
+  EXPECT_EQ(fwd->rules[1].text, "ct status dnat jump allowed_dnats");
+  EXPECT_EQ(rs.chain("inet", "nat", "prerouting")->priority, -100);
+  EXPECT_FALSE(rs.chain("inet", "filter", "allowed_dnats")->hook.has_value());
+  ASSERT_NE(rs.rule("inet", "filter", "allowed_dnats", 7), nullptr);
+  EXPECT_EQ(rs.rule("inet", "filter", "allowed_dnats", 7)->text, "drop");
+  // Set bodies are not rules.
+  EXPECT_EQ(rs.chain("inet", "filter", "allow_in"), nullptr);
+}
+
+TEST(Ruleset, PriorityExpressions) {
+  EXPECT_EQ(parse_priority("dstnat + 10", "ip"), -90);
+  EXPECT_EQ(parse_priority("srcnat - 5", "ip"), 95);
+  EXPECT_EQ(parse_priority("-200000", "inet"), -200000);
+  EXPECT_FALSE(parse_priority("bogus", "ip").has_value());
+}
+
+TEST(Ruleset, IptablesNftSyntaxByPosition) {
+  auto rs = Ruleset::parse(R"(table ip filter { # handle 2
+	chain FORWARD { # handle 2
+		type filter hook forward priority filter; policy accept;
+		ct state related,established counter accept # handle 3
+		counter drop # handle 4
+	}
+}
+)");
+  EXPECT_TRUE(rs.has_xtables_tables("ip"));
+  rs.add_iptables_syntax("ip", "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -j DROP\nCOMMIT\n");
+  EXPECT_EQ(rs.rule("ip", "filter", "FORWARD", 4)->iptables, "-A FORWARD -j DROP");
+}
+
+TEST(SetLookup, ConcatenatedKeyFromPacket) {
+  auto k = set_lookup_key("meta nfproto ipv4 ip daddr . tcp dport @allow_in accept",
+                          tcp("10.2.1.2", 40000, "192.168.70.10", 22));
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->set, "allow_in");
+  EXPECT_EQ(k->key, "192.168.70.10 . 22");
+  EXPECT_EQ(set_lookup_key("ip saddr @blocked drop", tcp("10.2.1.2", 1, "1.1.1.1", 2))->key, "10.2.1.2");
+  EXPECT_FALSE(set_lookup_key("ip saddr != @trusted drop", tcp("10.2.1.2", 1, "1.1.1.1", 2)).has_value());
+  EXPECT_FALSE(set_lookup_key("ct mark @marks accept", tcp("10.2.1.2", 1, "1.1.1.1", 2)).has_value());
+}
+
+NftTraceEvent ev(uint32_t id, const std::string& table, const std::string& chain, std::optional<uint64_t> handle,
+                 std::optional<NftVerdict> v, uint64_t t) {
+  NftTraceEvent e;
+  e.id = id;
+  e.family = 1;
+  e.table = table;
+  e.chain = chain;
+  e.type = handle ? NftTraceType::Rule : NftTraceType::Policy;
+  e.rule_handle = handle;
+  e.verdict = v;
+  e.recv_ns = t;
+  return e;
+}
+
+TEST(Journey, Seed001StoryWithNearMiss) {
+  auto rs = Ruleset::parse(kSeed001Ruleset);
+  JourneyBuilder b("natbpf_1", 1000);
+  b.hook_of = [&](const std::string& f, const std::string& t, const std::string& c) {
+    const ChainInfo* ch = rs.chain(f, t, c);
+    return ch ? ch->hook : std::nullopt;
+  };
+  auto mark = ev(7, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  mark.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(std::move(mark));
+  auto nat = ev(7, "nat", "prerouting", 2, NftVerdict::Accept, 101);
+  nat.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(std::move(nat));
+  auto fwd = ev(7, "filter", "forward", 5, NftVerdict::Jump, 102);
+  fwd.jump_target = "allowed_dnats";
+  fwd.packet = tcp("10.2.1.2", 40000, "192.168.70.10", 22);
+  b.add(std::move(fwd));
+  b.add(ev(7, "filter", "allowed_dnats", 7, NftVerdict::Drop, 103));
+  std::vector<Journey> out;
+  b.flush(5000, false, [&](Journey&& j) { out.push_back(std::move(j)); });
+  ASSERT_EQ(out.size(), 1u);
+  Journey& j = out[0];
+  ExplainContext ctx;
+  ctx.ruleset = &rs;
+  ctx.set_has = [](const std::string&, const std::string&, const std::string& set, const std::string& key) {
+    return std::optional<bool>(set == "allow_in" && key == "192.168.70.11 . 22");
+  };
+  explain_journey(j, ctx);
+  ASSERT_EQ(j.steps.size(), 3u);  // our marking chain is not a step
+  EXPECT_EQ(j.steps[2].hook, "forward");  // inherited from the calling base chain
+  ASSERT_EQ(j.nat.size(), 1u);
+  EXPECT_EQ(j.nat[0].from, "10.1.2.3:1222");
+  EXPECT_EQ(j.nat[0].to, "192.168.70.10:22");
+  ASSERT_TRUE(j.drop.has_value());
+  EXPECT_EQ(j.drop->chain, "allowed_dnats");
+  EXPECT_EQ(j.drop->rule, "drop");
+  ASSERT_EQ(j.near_misses.size(), 1u);
+  EXPECT_EQ(j.near_misses[0].why, "192.168.70.10 . 22 is not in set inet filter allow_in");
+  EXPECT_THAT(j.explanation, HasSubstr("was DNATed to 192.168.70.10:22"));
+}
+
+TEST(Journey, RepeatedTraceIdAfterADropStartsANewPacket) {
+  JourneyBuilder b("natbpf_1", 1000);
+  auto m1 = ev(9, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  m1.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(NftTraceEvent(m1));
+  b.add(ev(9, "filter", "input", 3, NftVerdict::Drop, 101));
+  m1.recv_ns = 200;
+  b.add(NftTraceEvent(m1));
+  b.add(ev(9, "filter", "input", 3, NftVerdict::Drop, 201));
+  std::vector<Journey> out;
+  b.flush(0, true, [&](Journey&& j) { out.push_back(std::move(j)); });
+  EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(Journey, KfreeSkbDropJoinsByConntrackTupleAfterDnat) {
+  JourneyBuilder b("natbpf_1", 1000);
+  auto m = ev(3, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  m.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(std::move(m));
+  SkbDropEvent d;
+  d.ts_ns = 150;
+  d.pkt = tcp("10.2.1.2", 40000, "192.168.70.10", 22);  // after DNAT: no header match
+  CtEntry ct;
+  ct.orig = Tuple{*Addr::parse("10.2.1.2"), *Addr::parse("10.1.2.3"), 40000, 1222, 6};
+  d.ct = ct;
+  b.add(BpfEvent{d});
+  std::vector<Journey> out;
+  b.flush(0, true, [&](Journey&& j) { out.push_back(std::move(j)); });
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].bpf.size(), 1u);
+}
+
+TEST(TraceTable, MatchExpressionAndRate) {
+  TraceMatch m;
+  m.dport = 1222;
+  m.daddr = Addr::parse("10.1.2.3");
+  EXPECT_EQ(trace_match_expression(m), "ip daddr 10.1.2.3 meta l4proto { tcp, udp, sctp, dccp } th dport 1222");
+  m.l4proto = 17;
+  m.daddr = Addr::parse("fd00::1");
+  EXPECT_EQ(trace_match_expression(m), "ip6 daddr fd00::1 meta l4proto udp th dport 1222");
+  EXPECT_TRUE(parse_rate("6/minute").ok());
+  EXPECT_FALSE(parse_rate("0/second").ok());
+  EXPECT_FALSE(parse_rate("10/fortnight").ok());
+}
+
+TEST(LegacyTrace, PrefixSaveAndTargets) {
+  auto p = parse_trace_prefix("TRACE: filter:ALLOWED_DNATS:return:2 ");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->table, "filter");
+  EXPECT_EQ(p->chain, "ALLOWED_DNATS");
+  EXPECT_EQ(p->type, "return");
+  EXPECT_EQ(p->number, 2u);
+  EXPECT_FALSE(parse_trace_prefix("IN=eth0 OUT= ").has_value());
+  auto chains = parse_legacy_save("*filter\n:FORWARD DROP [0:0]\n:X - [0:0]\n-A FORWARD -j X\n-A X -j DROP\nCOMMIT\n", "ip");
+  ASSERT_EQ(chains.size(), 2u);
+  EXPECT_EQ(chains[0].hook, "forward");
+  EXPECT_EQ(chains[0].policy, "drop");
+  EXPECT_EQ(chains[1].rules[0].handle, 1u);
+  std::string target;
+  EXPECT_EQ(legacy_target_verdict("-A FORWARD -j X", &target), NftVerdict::Jump);
+  EXPECT_EQ(target, "X");
+  EXPECT_EQ(legacy_target_verdict("-A X -j DROP", nullptr), NftVerdict::Drop);
+  EXPECT_EQ(legacy_target_verdict("-A P -p tcp -j DNAT --to-destination 1.2.3.4:22", nullptr), NftVerdict::Accept);
+  EXPECT_EQ(legacy_target_verdict("-A P -j LOG", nullptr), NftVerdict::Continue);
+  TraceMatch m;
+  m.dport = 1222;
+  EXPECT_EQ(legacy_match_args(m).size(), 2u);  // tcp and udp
+}
+
+}  // namespace
+}  // namespace natbpf
