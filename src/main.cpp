@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   natbpf::register_probe_command(app, ctx);
   natbpf::register_trace_command(app, ctx);
   natbpf::register_clash_command(app, ctx);
+  natbpf::register_drops_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

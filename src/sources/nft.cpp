@@ -6,12 +6,12 @@
 
 namespace natbpf {
 
-Result<NftContext> NftContext::create() {
+Result<NftContext> NftContext::create(bool stateless) {
   NftContext c;
   c.ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!c.ctx_) return Error{"cannot create an nftables context", "is nf_tables available in this kernel?"};
   // Stateless: rule text without counter values, so it reads like the rule the user wrote.
-  nft_ctx_output_set_flags(c.ctx_, NFT_CTX_OUTPUT_HANDLE | NFT_CTX_OUTPUT_STATELESS);
+  nft_ctx_output_set_flags(c.ctx_, NFT_CTX_OUTPUT_HANDLE | (stateless ? NFT_CTX_OUTPUT_STATELESS : 0));
   nft_ctx_buffer_output(c.ctx_);
   nft_ctx_buffer_error(c.ctx_);
   return c;

@@ -13,7 +13,8 @@ namespace natbpf {
 
 class NftContext {
  public:
-  static Result<NftContext> create();
+  // stateless: rule text without counter values (as the user wrote the rule).
+  static Result<NftContext> create(bool stateless = true);
   NftContext(NftContext&&) noexcept;
   NftContext& operator=(NftContext&&) noexcept;
   ~NftContext();

@@ -1,0 +1,95 @@
+#include "explain/drops.h"
+
+#include <algorithm>
+
+namespace natbpf {
+namespace {
+
+const char* hook_name(uint8_t hook) {
+  static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
+  return hook < 5 ? names[hook] : "?";
+}
+
+std::string flow(const Packet& p) {
+  std::string proto = p.l4proto == 6 ? "tcp" : p.l4proto == 17 ? "udp" : p.l4proto == 1 ? "icmp"
+                                                 : p.l4proto == 58 ? "icmpv6" : "proto " + std::to_string(p.l4proto);
+  std::string dst = p.daddr.family == 10 ? "[" + p.daddr.str() + "]" : p.daddr.str();
+  bool ports = p.l4proto == 6 || p.l4proto == 17;
+  return proto + " -> " + dst + (ports ? ":" + std::to_string(p.dport) : "");
+}
+
+}  // namespace
+
+DropAggregator::DropAggregator(std::function<std::string(uint64_t)> symbol, std::function<std::string(uint32_t)> reason)
+    : symbol_(std::move(symbol)), reason_(std::move(reason)) {}
+
+void DropAggregator::add(const BpfEvent& ev) {
+  if (auto* h = std::get_if<HookDropEvent>(&ev)) hook_by_skb_[h->skb] = h->hook;
+  if (auto* c = std::get_if<CtConfirmEvent>(&ev); c && !c->accepted) confirm_failed_skb_[c->skb] = true;
+  if (auto* d = std::get_if<SkbDropEvent>(&ev)) pending_.push_back(*d);
+  // nf_hook_slow's exit and the confirm exit follow kfree_skb closely; keep a
+  // short backlog so they can be joined before a drop is accounted.
+  if (pending_.size() > 256) {
+    account(pending_.front());
+    pending_.erase(pending_.begin());
+  }
+}
+
+void DropAggregator::finish() {
+  for (const auto& d : pending_) account(d);
+  pending_.clear();
+}
+
+void DropAggregator::account(const SkbDropEvent& d) {
+  std::string where = symbol_ ? symbol_(d.location) : "";
+  std::string fn = where.substr(0, where.find('+'));
+  std::string reason = d.reason ? reason_(*d.reason) : "";
+  std::optional<uint8_t> hook;
+  if (auto it = hook_by_skb_.find(d.skb); it != hook_by_skb_.end()) hook = it->second;
+  bool confirm_failed = confirm_failed_skb_.count(d.skb) > 0;
+  bool unconfirmed = d.ct && !(d.ct->status & ips::kConfirmed);
+
+  std::string cause;
+  std::vector<std::string> evidence{"kfree_skb" + (reason.empty() ? "" : " " + reason) + " at " + fn};
+  if (fn == "nft_do_chain") {
+    cause = "nftables rule or chain policy drop";
+  } else if (fn == "nf_hook_slow") {
+    if (confirm_failed) {
+      cause = "conntrack insert failed at confirm (clash with an existing entry)";
+      evidence.push_back("__nf_conntrack_confirm returned NF_DROP");
+    } else if (unconfirmed && d.ct && (d.ct->status & (ips::kSrcNatDone | ips::kDstNatDone)) &&
+               (!hook || *hook == 1 || *hook == 4)) {
+      cause = "conntrack insert failed at confirm (NATed entry never confirmed: clash or SNAT exhaustion)";
+      evidence.push_back("unconfirmed conntrack entry on the dropped packet");
+    } else {
+      cause = "iptables-legacy, conntrack or NAT hook returned NF_DROP";
+    }
+  } else if (fn == "nf_queue" || fn == "nf_reinject") {
+    cause = "NFQUEUE: no listener, queue full or userspace verdict drop";
+  } else {
+    cause = "netfilter drop in " + (fn.empty() ? std::string("unknown function") : fn);
+  }
+  std::string at = fn + (hook ? std::string(" at ") + hook_name(*hook) : "");
+  if (hook) evidence.push_back("nf_hook_slow exit");
+  uint32_t netns = d.pkt.netns ? d.pkt.netns : (d.ct ? d.ct->netns : 0);
+  std::string key = std::to_string(netns) + "|" + cause + "|" + at;
+  DropCause& c = causes_[key];
+  if (c.count == 0) {
+    c.cause = cause;
+    c.where = at;
+    c.netns = netns;
+    c.evidence = evidence;
+  }
+  c.count++;
+  c.flows[flow(d.pkt)]++;
+  total_++;
+}
+
+std::vector<DropCause> DropAggregator::ranked() const {
+  std::vector<DropCause> out;
+  for (const auto& [k, c] : causes_) out.push_back(c);
+  std::stable_sort(out.begin(), out.end(), [](const DropCause& a, const DropCause& b) { return a.count > b.count; });
+  return out;
+}
+
+}  // namespace natbpf
