@@ -115,30 +115,33 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 {
 	struct nb_skb_drop *ev;
 	bool netfilter = has_reason && nb_is_netfilter_reason(reason);
-	struct nf_conn *ct;
+	struct nb_pkt pkt = {};
+	struct nb_ct ct = {};
+	struct nf_conn *nfct;
 
 	/* Without drop reasons every kfree_skb looks alike: only a traced flow
 	 * is worth reporting then. */
 	if (!netfilter && !cfg_all_reasons && has_reason)
 		return;
+	/* Filter on the stack first: most drops on a busy host are not the
+	 * user's flow, and a ring-buffer reserve+discard costs more. */
+	nb_read_pkt(skb, &pkt);
+	nfct = nb_skb_ct(skb);
+	if (nfct)
+		nb_read_ct(nfct, &ct);
+	if (!nb_pkt_matches(&pkt, &ct))
+		return;
 	ev = nb_reserve(sizeof(*ev), NB_EV_SKB_DROP, origin);
 	if (!ev)
 		return;
-	__builtin_memset(&ev->pkt, 0, sizeof(ev->pkt) + sizeof(ev->ct));
 	ev->skb = (__u64)skb;
 	ev->location = (__u64)location;
 	ev->reason = reason;
 	ev->has_reason = has_reason;
+	ev->has_ct = nfct != NULL;
 	ev->pad = 0;
-	nb_read_pkt(skb, &ev->pkt);
-	ct = nb_skb_ct(skb);
-	ev->has_ct = ct != NULL;
-	if (ct)
-		nb_read_ct(ct, &ev->ct);
-	if (!nb_pkt_matches(&ev->pkt, &ev->ct)) {
-		bpf_ringbuf_discard(ev, 0);
-		return;
-	}
+	ev->pkt = pkt;
+	ev->ct = ct;
 	bpf_ringbuf_submit(ev, 0);
 }
 
