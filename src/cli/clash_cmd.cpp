@@ -54,7 +54,8 @@ std::optional<uint64_t> read_number(const char* path) {
 class ClashRun {
  public:
   ClashRun(const ClashOptions& opt, const Plan& plan, BpfSession& bpf)
-      : opt_(opt), plan_(plan), bpf_(bpf), interval_ns_(0) {}
+      : opt_(opt), plan_(plan), bpf_(bpf), interval_ns_(0),
+        hooked_confirm_(plan.has("nf_ct_resolve_clash") || plan.has("__nf_conntrack_confirm")) {}
 
   Status init(std::chrono::milliseconds interval) {
     interval_ns_ = uint64_t(interval.count()) * 1000000ULL;
@@ -92,7 +93,12 @@ class ClashRun {
     read_counters();
     uint64_t now = monotonic_ns();
     for (auto it = pending_.begin(); it != pending_.end();) {
-      if (!final && now - it->second.first_ns < 30'000'000ULL) {
+      // A kfree_skb drop alone waits longer where confirm/clash hooks are
+      // attached: their records come from another ring buffer and carry
+      // the winner and the outcome (seen late under kprobes on 6.12).
+      const Pending& p = it->second;
+      uint64_t wait_ns = (!p.clash && !p.confirm && hooked_confirm_) ? 300'000'000ULL : 30'000'000ULL;
+      if (!final && now - p.first_ns < wait_ns) {
         ++it;
         continue;
       }
@@ -408,6 +414,7 @@ class ClashRun {
   const Plan& plan_;
   BpfSession& bpf_;
   uint64_t interval_ns_;
+  bool hooked_confirm_;
   Kallsyms ksyms_;
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, NatSetupEvent> nat_by_ct_;

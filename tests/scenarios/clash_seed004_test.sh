@@ -22,12 +22,19 @@ run_case() { # BACKEND FORMAT
 	local flag=""
 	[ "$format" = json ] && flag=--json
 	scen_bg seed004_server "$ns" 8080 45
+	local tries=0 # connect only once it listens (slow under TCG)
+	until ip netns exec "$ns" ss -Htln 'sport = :8080' | grep -q .; do
+		tries=$((tries + 1))
+		[ $tries -le 100 ] || fail "the listener on 8080 did not start"
+		sleep 0.1
+	done
 	scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 40 --ready-file "$ready" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
 	local natbpf_pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
 	scen_bg seed004_client "$ns" 8080 40 # the first connection: wins and stays
-	local first="" tries=0
-	while [ -z "$first" ] && [ $tries -lt 50 ]; do
+	local first=""
+	tries=0
+	while [ -z "$first" ] && [ $tries -lt 100 ]; do
 		sleep 0.1
 		tries=$((tries + 1))
 		first=$(ip netns exec "$ns" conntrack -L -p tcp --dport 8080 2>/dev/null | grep ESTABLISHED | grep -o 'sport=[0-9]*' | head -1)
