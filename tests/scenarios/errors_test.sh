@@ -15,9 +15,12 @@ expect_error() { # CODE PATTERN CMD...
 
 expect_error 2 'natbpf: .*' $NATBPF
 expect_error 2 'unknown|not expected|extra' $NATBPF probe --bogus
-# Without capabilities (setpriv drops them all, even as root).
-if command -v setpriv >/dev/null; then
+# Without capabilities (util-linux setpriv drops them all, even as root;
+# busybox's setpriv, as in the VM, cannot drop the bounding set).
+if setpriv --help 2>&1 | grep -q -- --bounding-set; then
 	expect_error 2 'natbpf needs CAP_BPF and CAP_NET_ADMIN: run it as root' \
 		setpriv --inh-caps=-all --bounding-set=-all $NATBPF probe
+else
+	echo "note: no util-linux setpriv here, the no-capabilities case is checked on the host run"
 fi
 echo "PASS errors"
