@@ -6,8 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <iomanip>
 #include <iostream>
 #include <regex>
@@ -15,7 +13,7 @@
 
 #include "cli/commands.h"
 #include "explain/drops.h"
-#include "output/schema.h"
+#include "output/drops_render.h"
 #include "probe/drop_reasons.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
@@ -150,52 +148,11 @@ Status run_drops(const DropsOptions& o) {
   }
   uint64_t lost = (*bpf)->lost();
 
-  if (o.json) {
-    size_t rank = 0;
-    for (const auto& c : causes) {
-      if (++rank > o.top) break;
-      nlohmann::json j{{"type", "drop_cause"}, {"schema_version", kSchemaVersion}, {"rank", rank},
-                       {"count", c.count}, {"cause", c.cause}, {"where", c.where}, {"netns", c.netns_name},
-                       {"flows", c.flows}, {"evidence", c.evidence}};
-      j["rules"] = nlohmann::json::array();
-      for (const auto& [r, n] : c.rules) j["rules"].push_back({{"rule", r}, {"count", n}});
-      std::cout << j.dump() << "\n";
-    }
-    nlohmann::json s{{"type", "summary"}, {"schema_version", kSchemaVersion}, {"seconds", secs},
-                     {"drops", agg.total()}, {"causes", causes.size()}, {"lost", {{"bpf", lost}}},
-                     {"plan", plan->summary()}};
-    for (size_t i = 0; i < namespaces.size(); i++) {
-      if (!before[i].ct || !after[i].ct) continue;
-      auto d = after[i].ct->delta_since(*before[i].ct);
-      s["conntrack"][namespaces[i].name] = {{"insert_failed", d.insert_failed}, {"drop", d.drop},
-                                            {"early_drop", d.early_drop}, {"invalid", d.invalid}};
-    }
-    std::cout << s.dump() << "\n";
-  } else {
-    std::cout << "netfilter drops in " << std::fixed << std::setprecision(1) << secs << "s: " << agg.total()
-              << " drops, " << causes.size() << " causes\n";
-    size_t rank = 0;
-    for (const auto& c : causes) {
-      if (++rank > o.top) break;
-      std::cout << "  " << rank << ". " << c.count << "x  " << c.cause << "  [" << c.where << ", netns "
-                << c.netns_name << "]\n";
-      for (const auto& [r, n] : c.rules) std::cout << "       " << r << ": " << n << " drops\n";
-      std::cout << "       flows:";
-      for (const auto& [f, n] : c.flows) std::cout << " " << f << " (" << n << ")";
-      std::cout << "\n       evidence: ";
-      for (size_t i = 0; i < c.evidence.size(); i++) std::cout << (i ? "; " : "") << c.evidence[i];
-      std::cout << "\n";
-    }
-    for (size_t i = 0; i < namespaces.size(); i++) {
-      if (!before[i].ct || !after[i].ct) continue;
-      auto d = after[i].ct->delta_since(*before[i].ct);
-      if (d.insert_failed || d.drop || d.early_drop || d.invalid)
-        std::cout << "  conntrack counters, netns " << namespaces[i].name << ": insert_failed +" << d.insert_failed
-                  << ", drop +" << d.drop << ", early_drop +" << d.early_drop << ", invalid +" << d.invalid << "\n";
-    }
-    std::cout << "  lost events: bpf " << lost << (lost ? " (counts are a lower bound)" : "") << "\n";
-    std::cout << "  " << plan->summary() << "\n";
+  DropsReport report{secs, agg.total(), lost, plan->summary(), std::move(causes), {}};
+  for (size_t i = 0; i < namespaces.size(); i++) {
+    if (before[i].ct && after[i].ct) report.conntrack.push_back({namespaces[i].name, after[i].ct->delta_since(*before[i].ct)});
   }
+  std::cout << (o.json ? drops_to_json_lines(report, o.top) : drops_to_text(report, o.top)) << std::flush;
   if (!o.ready_file.empty()) unlink(o.ready_file.c_str());
   if (!stopped) return stopped.error();
   return Ok{};
