@@ -1,5 +1,7 @@
 #include "explain/trace_explain.h"
 
+#include "util/text.h"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -9,12 +11,6 @@
 namespace natbpf {
 namespace {
 
-std::vector<std::string> tokens(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
 
 std::string proto_name(uint8_t p) {
   return p == 6 ? "tcp" : p == 17 ? "udp" : p == 1 ? "icmp" : p == 58 ? "ipv6-icmp" : std::to_string(p);
@@ -37,7 +33,7 @@ std::string endpoint(const Addr& a, uint16_t port) {
 
 // nft ("dnat to ...") or iptables ("-j DNAT --to-destination ...") rules.
 std::string nat_kind(const std::string& rule) {
-  for (std::string t : tokens(rule)) {
+  for (std::string t : split_words(rule)) {
     std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
     for (const char* k : {"dnat", "snat", "masquerade", "redirect"})
       if (t == k) return k;
@@ -257,7 +253,7 @@ void write_explanation(Journey& j) {
 }  // namespace
 
 std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& packet) {
-  auto t = tokens(rule);
+  auto t = split_words(rule);
   for (size_t at = 0; at < t.size(); at++) {
     if (t[at].size() < 2 || t[at][0] != '@') continue;
     // Walk back over "a b . c d" (selectors joined by concatenation).

@@ -1,5 +1,7 @@
 #include "sources/legacy_trace.h"
 
+#include "util/text.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -48,12 +50,6 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
 
 std::string hook_of_builtin(const std::string& chain) {
   if (chain == "PREROUTING") return "prerouting";
@@ -128,7 +124,7 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
     if (line[0] == '*') {
       table = line.substr(1);
     } else if (line[0] == ':') {
-      auto w = words(line.substr(1));
+      auto w = split_words(line.substr(1));
       if (w.empty()) continue;
       ChainInfo& c = find(w[0]);
       std::string hook = hook_of_builtin(w[0]);
@@ -139,7 +135,7 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
         c.policy = pol;
       }
     } else if (line.rfind("-A ", 0) == 0) {
-      auto w = words(line);
+      auto w = split_words(line);
       if (w.size() < 2) continue;
       ChainInfo& c = find(w[1]);
       c.rules.push_back(RuleInfo{c.rules.size() + 1, line, line});
@@ -149,7 +145,7 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
 }
 
 std::optional<NftVerdict> legacy_target_verdict(const std::string& rule, std::string* jump_target) {
-  auto w = words(rule);
+  auto w = split_words(rule);
   for (size_t i = 0; i + 1 < w.size(); i++) {
     if (w[i] != "-j" && w[i] != "-g") continue;
     const std::string& t = w[i + 1];
@@ -204,7 +200,7 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
       pid_t pid = std::stoi(m[1]);
       if (pid == getpid() || kill(pid, 0) == 0) continue;
       std::vector<std::string> del = {bin, "-t", table, "-D"};
-      auto w = words(line.substr(3));
+      auto w = split_words(line.substr(3));
       for (auto& x : w) {
         if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
         del.push_back(x);
@@ -272,7 +268,7 @@ void LegacyTrace::remove_rules() {
     while (std::getline(in, line)) {
       if (line.rfind("-A ", 0) != 0 || line.find(comment_) == std::string::npos) continue;
       std::vector<std::string> del = {f.iptables, "-t", "raw", "-D"};
-      for (auto& x : words(line.substr(3))) {
+      for (auto& x : split_words(line.substr(3))) {
         if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
         del.push_back(x);
       }

@@ -1,17 +1,13 @@
 #include "sources/ruleset.h"
 
+#include "util/text.h"
+
 #include <set>
 #include <sstream>
 
 namespace natbpf {
 namespace {
 
-std::string trim(const std::string& s) {
-  auto a = s.find_first_not_of(" \t");
-  if (a == std::string::npos) return "";
-  auto b = s.find_last_not_of(" \t");
-  return s.substr(a, b - a + 1);
-}
 
 // Splits "text # handle 7" into ("text", 7).
 std::pair<std::string, std::optional<uint64_t>> split_handle(const std::string& line) {
@@ -25,12 +21,6 @@ std::pair<std::string, std::optional<uint64_t>> split_handle(const std::string& 
   }
 }
 
-std::vector<std::string> words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
 
 }  // namespace
 
@@ -70,7 +60,7 @@ Ruleset Ruleset::parse(const std::string& text) {
       continue;
     }
     auto [body, handle] = split_handle(t);
-    auto w = words(body);
+    auto w = split_words(body);
     if (w.empty()) continue;
     if (w[0] == "table" && w.size() >= 3) {
       family = w[1];
@@ -90,7 +80,7 @@ Ruleset Ruleset::parse(const std::string& text) {
       current->type = w[1];
       std::istringstream parts(body);
       for (std::string part; std::getline(parts, part, ';');) {
-        auto pw = words(part);
+        auto pw = split_words(part);
         if (pw.empty()) continue;
         for (size_t i = 0; i + 1 < pw.size(); i++)
           if (pw[i] == "hook") current->hook = pw[i + 1];
@@ -139,7 +129,7 @@ void Ruleset::add_iptables_syntax(const std::string& family, const std::string& 
   while (std::getline(in, line)) {
     if (line.size() > 1 && line[0] == '*') table = line.substr(1);
     if (line.rfind("-A ", 0) != 0) continue;
-    auto w = words(line);
+    auto w = split_words(line);
     if (w.size() >= 2) lines[{table, w[1]}].push_back(line);
   }
   for (auto& c : chains_) {
