@@ -141,9 +141,34 @@ Availability KernelFeatures::attach(AttachKind kind, const std::string& target) 
   auto key = std::make_pair(kind, target);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
+  // fentry and fexit of one function are asked together: try both in one
+  // load (one BTF parse, which is slow under emulation); only if that fails
+  // probe them apart to tell which one is refused.
+  if ((kind == AttachKind::Fentry || kind == AttachKind::Fexit) && probe_trampoline_pair(target)) {
+    cache_[{AttachKind::Fentry, target}] = cache_[{AttachKind::Fexit, target}] = Availability{true, ""};
+    return cache_[key];
+  }
   Availability a = probe_attach(kind, target);
   cache_[key] = a;
   return a;
+}
+
+bool KernelFeatures::probe_trampoline_pair(const std::string& target) {
+  if (!kallsyms_has(target)) return false;
+  LibbpfQuiet quiet;
+  std::unique_ptr<probe_bpf, SkelDeleter> skel(probe_bpf::open());
+  if (!skel) return false;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel->obj) {
+    bool pair = prog == skel->progs.probe_fentry || prog == skel->progs.probe_fexit;
+    bpf_program__set_autoload(prog, pair);
+  }
+  if (bpf_program__set_attach_target(skel->progs.probe_fentry, 0, target.c_str()) ||
+      bpf_program__set_attach_target(skel->progs.probe_fexit, 0, target.c_str()) || probe_bpf::load(skel.get()))
+    return false;
+  std::unique_ptr<bpf_link, LinkDeleter> entry(bpf_program__attach_trace(skel->progs.probe_fentry));
+  std::unique_ptr<bpf_link, LinkDeleter> exit(bpf_program__attach_trace(skel->progs.probe_fexit));
+  return entry && exit;
 }
 
 Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& target) {
@@ -176,8 +201,16 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
     case AttachKind::Fentry:
     case AttachKind::Fexit:
     case AttachKind::TpBtf: raw = bpf_program__attach_trace(chosen); break;
-    case AttachKind::Kprobe: raw = bpf_program__attach_kprobe(chosen, false, target.c_str()); break;
-    case AttachKind::Kretprobe: raw = bpf_program__attach_kprobe(chosen, true, target.c_str()); break;
+    case AttachKind::Kprobe:
+    case AttachKind::Kretprobe: {
+      // One loaded program answers both: attach it as the other kind too.
+      bool ret = kind == AttachKind::Kretprobe;
+      std::unique_ptr<bpf_link, LinkDeleter> other(bpf_program__attach_kprobe(chosen, !ret, target.c_str()));
+      cache_[{ret ? AttachKind::Kprobe : AttachKind::Kretprobe, target}] =
+          other ? Availability{true, ""} : Availability{false, "attach refused (" + errno_name(errno) + ")"};
+      raw = bpf_program__attach_kprobe(chosen, ret, target.c_str());
+      break;
+    }
     case AttachKind::RawTp: raw = bpf_program__attach_raw_tracepoint(chosen, target.c_str()); break;
   }
   std::unique_ptr<bpf_link, LinkDeleter> link(raw);

@@ -61,6 +61,7 @@ class KernelFeatures : public Features {
 
  private:
   Availability probe_attach(AttachKind kind, const std::string& target);
+  bool probe_trampoline_pair(const std::string& target);
   void load_kallsyms();
 
   SystemPaths paths_;
