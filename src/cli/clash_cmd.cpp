@@ -73,9 +73,10 @@ class ClashRun {
         [&](auto&& e) {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, SkbDropEvent>) {
-            if (!is_confirm_drop_candidate(e)) return;
+            if (!is_confirm_drop_candidate(e) || already_explained(e.skb, e.ts_ns)) return;
             slot(e.skb, now, &Pending::drop).drop = e;
           } else if constexpr (std::is_same_v<T, CtConfirmEvent>) {
+            if (already_explained(e.skb, e.ts_ns)) return;
             slot(e.skb, now, &Pending::confirm).confirm = e;
           } else if constexpr (std::is_same_v<T, CtClashEvent>) {
             slot(e.skb, now, &Pending::clash).clash = e;
@@ -106,12 +107,24 @@ class ClashRun {
       it = pending_.erase(it);
     }
     counter_only_records();
-    if (final || now - last_summary_ns_ >= interval_ns_) emit_summary(final, now);
+    if (final || now - last_summary_ns_ >= interval_ns_) {
+      reconcile_resolved();
+      emit_summary(final, now);
+    }
   }
 
   bool done() const { return opt_.count && reports_ >= opt_.count; }
 
  private:
+  // A record that comes after its packet was explained (rings are read one
+  // after the other): same skb, kernel timestamps within 5 ms.
+  bool already_explained(uint64_t skb, uint64_t ts_ns) {
+    auto it = explained_.find(skb);
+    if (it == explained_.end()) return false;
+    uint64_t a = it->second, b = ts_ns;
+    return (a > b ? a - b : b - a) < 5'000'000ULL;
+  }
+
   // The slot of an skb. A freed skb's address is soon reused: when the
   // slot already holds this kind of event it belongs to an earlier packet,
   // which is explained first.
@@ -154,7 +167,10 @@ class ClashRun {
       insert_failed_credit_[c.cpu] += d(c.insert_failed, before->insert_failed);
       drop_only_credit_[c.cpu] += d(c.drop, before->drop) - d(c.insert_failed, before->insert_failed);
       int64_t res = d(c.clash_resolve, before->clash_resolve);
-      if (res > 0) clash_resolve_unseen_ += res;
+      if (res > 0) {
+        clash_resolve_unseen_ += res;
+        clash_resolve_total_ += res;
+      }
       if (c.clash_resolve) has_clash_resolve_ = true;
     }
     prev_cpu_ = *stats;
@@ -276,6 +292,10 @@ class ClashRun {
   }
 
   void finish(Pending& p) {
+    if (explained_.size() > 4096) explained_.clear();
+    if (p.clash) explained_[p.clash->skb] = p.clash->ts_ns;
+    else if (p.confirm) explained_[p.confirm->skb] = p.confirm->ts_ns;
+    else if (p.drop) explained_[p.drop->skb] = p.drop->ts_ns;
     ClashFacts f;
     std::optional<CtEntry> loser;
     if (p.clash) {
@@ -379,6 +399,22 @@ class ClashRun {
     no_ct_drops_.clear();
   }
 
+  // Where nf_ct_resolve_clash is hooked, resolved clashes come one by one;
+  // the kernel may still count more than the hook reported (kretprobe
+  // misses, ring buffer full). The difference is reported from the counter.
+  void reconcile_resolved() {
+    if (!plan_.has("nf_ct_resolve_clash") || clash_resolve_total_ <= resolved_reported_) return;
+    ClashFacts f;
+    f.ts_ns = monotonic_ns();
+    f.outcome = ClashOutcome::Resolved;
+    f.count = clash_resolve_total_ - resolved_reported_;
+    f.netns = current_netns_inode();
+    f.counters = counters_since_report();
+    f.seen_by = "ctnetlink statistics: clash_resolve rose " + std::to_string(f.count) +
+                " more than nf_ct_resolve_clash reported (missed by the hook)";
+    emit(diagnose(f));
+  }
+
   // Per-packet records carry the counters that moved since the previous
   // record: the drop's own increment may have been read a tick earlier.
   CtStatsTotals counters_since_report() {
@@ -388,6 +424,7 @@ class ClashRun {
   }
 
   void emit(const ClashReport& r) {
+    if (r.facts.outcome == ClashOutcome::Resolved) resolved_reported_ += r.facts.count;
     reports_++;
     summary_.add(r);
     run_summary_.add(r);
@@ -421,7 +458,8 @@ class ClashRun {
   std::vector<SkbDropEvent> no_ct_drops_;
   std::vector<CtCpuStats> prev_cpu_;
   std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_;
-  uint64_t clash_resolve_unseen_ = 0;
+  uint64_t clash_resolve_unseen_ = 0, clash_resolve_total_ = 0, resolved_reported_ = 0;
+  std::map<uint64_t, uint64_t> explained_;  // skb -> kernel ts of the explained record
   bool has_clash_resolve_ = false;
   CtStatsTotals run_start_, summary_start_, last_totals_;
   std::optional<CtStatsTotals> last_report_totals_;

@@ -50,7 +50,9 @@ NFT
 	jq_true "$out.all" 'all(.[] | select(.type == "clash"); .cause == "same_tuple_race")'
 	case $NATBPF_EXPECT_PATH in
 	tracepoint) jq_true "$out.all" 'all(.[] | select(.type == "clash"); .loser == null and (.evidence | any(. == "clash_resolve counter")))' ;;
-	*) jq_true "$out.all" "all(.[] | select(.type == \"clash\"); .loser.orig.proto == \"udp\" and .loser.orig.dport == 9999 and .winner.orig == .loser.orig)" ;;
+	*) # one record per clash with its tuples; clashes the hook missed (kretprobe misses) come from the counter
+	   jq_true "$out.all" 'any(.[]; .type == "clash" and .loser != null)' "no clash was reported with its tuples"
+	   jq_true "$out.all" "all(.[] | select(.type == \"clash\" and .loser != null); .loser.orig.proto == \"udp\" and .loser.orig.dport == 9999 and .winner.orig == .loser.orig)" ;;
 	esac
 	echo "ok IPv$v ($resolved resolved)"
 }
