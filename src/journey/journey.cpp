@@ -126,6 +126,9 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
     j.packet = *ev.packet;
     if (ev.iif) j.iif_name = ifname(*ev.iif);
   }
+  if (ev.ct_id) j.ct_id = ev.ct_id;
+  if (ev.ct_state) j.ct_state = ev.ct_state;
+  if (ev.ct_status) j.ct_status = ev.ct_status;
   if (ev.starts_packet) return;  // our TRACE rule: it only marks the packet
   if (ev.table == own_table_) {
     if (TraceTable::is_fate_chain(ev.chain)) {

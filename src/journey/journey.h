@@ -69,6 +69,8 @@ struct Journey {
   std::vector<Step> steps;
   std::vector<NatChange> nat;
   std::optional<Packet> final_packet;  // headers at the last hook (after SNAT)
+  // Conntrack as nftrace reports it (6.16+ kernels send these attributes).
+  std::optional<uint32_t> ct_id, ct_state, ct_status;
   std::vector<BpfEvent> bpf;           // BPF events joined to this packet
   Fate fate = Fate::Unknown;
   std::optional<DropPoint> drop;

@@ -29,6 +29,15 @@ const char* fate_str(Fate f) {
   return "unknown";
 }
 
+// nft's ct state bits: invalid 1, established 2, related 4, new 8, untracked 64.
+std::string ct_state_str(uint32_t m) {
+  std::string s;
+  for (auto [bit, name] : {std::pair{1u, "invalid"}, std::pair{2u, "established"}, std::pair{4u, "related"},
+                           std::pair{8u, "new"}, std::pair{64u, "untracked"}})
+    if (m & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  return s.empty() ? "none" : s;
+}
+
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
@@ -67,6 +76,10 @@ class TextRenderer : public TraceRenderer {
       if (!n.rule.empty()) continue;  // shown after its rule above
       o << "  " << std::setw(12) << "nat" << n.kind << " " << n.from << " → " << n.to << " (" << n.evidence << ")\n";
     }
+    if (j.ct_id || j.ct_state)
+      o << "  " << std::setw(12) << "conntrack" << "id " << (j.ct_id ? std::to_string(*j.ct_id) : "?") << ", state "
+        << (j.ct_state ? ct_state_str(*j.ct_state) : "?") << ", status "
+        << (j.ct_status ? status_names(*j.ct_status) : "?") << " (nftrace)\n";
     for (const auto& m : j.near_misses)
       o << "  " << std::setw(12) << "near miss" << "rule " << quote(m.rule) << " (handle " << m.handle
         << "): " << m.why << "\n";
@@ -168,6 +181,12 @@ nlohmann::json journey_to_json(const Journey& j) {
   o["nat"] = nlohmann::json::array();
   for (const auto& n : j.nat)
     o["nat"].push_back({{"kind", n.kind}, {"from", n.from}, {"to", n.to}, {"rule", n.rule}, {"evidence", n.evidence}});
+  if (j.ct_id || j.ct_state) {
+    o["conntrack"] = {{"evidence", "nftrace"}};
+    if (j.ct_id) o["conntrack"]["id"] = *j.ct_id;
+    if (j.ct_state) o["conntrack"]["state"] = ct_state_str(*j.ct_state);
+    if (j.ct_status) o["conntrack"]["status"] = status_names(*j.ct_status);
+  }
   o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
   o["fate"] = fate_str(j.fate);
   if (!j.oif_name.empty()) o["oif"] = j.oif_name;
