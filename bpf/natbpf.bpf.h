@@ -50,6 +50,9 @@ const volatile __u8 cfg_daddr[NB_ADDR_LEN] = {};
 const volatile __u32 cfg_netns = 0;
 /* Report every drop of a matching flow, not only netfilter drops. */
 const volatile __u8 cfg_all_reasons = 0;
+/* BPF_RB_NO_WAKEUP for high-rate runs (natbpf drops): user space then reads
+ * on its own tick instead of being woken for every record. */
+const volatile __u64 cfg_rb_flags = 0;
 
 static __always_inline void nb_stat_inc(__u32 idx)
 {

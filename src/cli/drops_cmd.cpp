@@ -105,7 +105,9 @@ Status run_drops(const DropsOptions& o) {
   if (!plan) return plan.error();
   if (!plan->has("kfree_skb"))
     return Error{"cannot see drops: skb:kfree_skb does not attach here", "run `natbpf probe` for the reason"};
-  auto bpf = BpfSession::start(*plan, BpfFilter{});
+  BpfFilter all;
+  all.batch_wakeups = true;  // a drop storm must not wake us per packet; read every tick
+  auto bpf = BpfSession::start(*plan, all);
   if (!bpf) return bpf.error();
 
   auto namespaces = list_netns();
@@ -123,6 +125,7 @@ Status run_drops(const DropsOptions& o) {
   std::vector<Watch> watches{{(*bpf)->epoll_fd(), [&] { return (*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); }); }}};
   LoopLimits limits;
   limits.duration = *duration;
+  limits.on_tick = [&] { (void)(*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); }); };
   auto stopped = run_loop(watches, *signals, limits);
   (void)(*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); });
   agg.finish();

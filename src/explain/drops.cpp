@@ -31,7 +31,7 @@ void DropAggregator::add(const BpfEvent& ev) {
   // short backlog so they can be joined before a drop is accounted.
   if (pending_.size() > 256) {
     account(pending_.front());
-    pending_.erase(pending_.begin());
+    pending_.pop_front();
   }
 }
 
@@ -44,9 +44,13 @@ void DropAggregator::account(const SkbDropEvent& d) {
   std::string where = symbol_ ? symbol_(d.location) : "";
   std::string fn = where.substr(0, where.find('+'));
   std::string reason = d.reason ? reason_(*d.reason) : "";
+  // Joined once, then forgotten: skb addresses are reused.
   std::optional<uint8_t> hook;
-  if (auto it = hook_by_skb_.find(d.skb); it != hook_by_skb_.end()) hook = it->second;
-  bool confirm_failed = confirm_failed_skb_.count(d.skb) > 0;
+  if (auto it = hook_by_skb_.find(d.skb); it != hook_by_skb_.end()) {
+    hook = it->second;
+    hook_by_skb_.erase(it);
+  }
+  bool confirm_failed = confirm_failed_skb_.erase(d.skb) > 0;
   bool unconfirmed = d.ct && !(d.ct->status & ips::kConfirmed);
 
   std::string cause;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,7 +43,7 @@ class DropAggregator {
   std::map<uint64_t, uint8_t> hook_by_skb_;        // from nf_hook_slow exits
   std::map<uint64_t, bool> confirm_failed_skb_;    // from __nf_conntrack_confirm
   std::map<std::string, DropCause> causes_;
-  std::vector<SkbDropEvent> pending_;
+  std::deque<SkbDropEvent> pending_;
   uint64_t total_ = 0;
   void account(const SkbDropEvent& d);
  public:

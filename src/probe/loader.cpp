@@ -47,6 +47,7 @@ void write_filter(Rodata* ro, const BpfFilter& f) {
   ro->cfg_family = family;
   ro->cfg_netns = f.netns;
   ro->cfg_all_reasons = f.all_reasons;
+  ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
 }
 
 // Opens one skeleton, keeps only the plan's programs, loads and attaches.

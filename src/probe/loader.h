@@ -19,6 +19,7 @@ struct BpfFilter {
   std::optional<Addr> saddr, daddr;
   uint32_t netns = 0;  // namespace inode, 0: any
   bool all_reasons = false;  // also non-netfilter drops of matching flows
+  bool batch_wakeups = false;  // no wake-up per record: call consume() periodically
 };
 
 class BpfSession {
