@@ -50,12 +50,25 @@ void write_filter(Rodata* ro, const BpfFilter& f) {
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
 }
 
+// The objects share one ring buffer and one stats map: records of one packet
+// from different objects (nf_ct_resolve_clash's exit, then kfree_skb) must
+// reach user space in the order the kernel wrote them, which separate ring
+// buffers do not guarantee.
+struct SharedMaps {
+  int events_fd = -1;
+  int stats_fd = -1;
+};
+
 // Opens one skeleton, keeps only the plan's programs, loads and attaches.
 template <typename Skel>
-Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filter, const char* what) {
+Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filter, const char* what,
+                   SharedMaps& shared) {
   skel.p = Skel::open();
   if (!skel.p) return Error{std::string("cannot open BPF object ") + what + " (" + errno_name(errno) + ")", ""};
   write_filter(skel.p->rodata, filter);
+  if (shared.events_fd >= 0 && (bpf_map__reuse_fd(skel.p->maps.events, shared.events_fd) != 0 ||
+                                bpf_map__reuse_fd(skel.p->maps.nb_stats, shared.stats_fd) != 0))
+    return Error{std::string("cannot share the ring buffer with BPF object ") + what + " (" + errno_name(errno) + ")", ""};
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel.p->obj) {
     bpf_program__set_autoload(prog, plan.enables(bpf_program__name(prog)));
@@ -67,6 +80,10 @@ Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filte
   if (int err = Skel::attach(skel.p))
     return Error{std::string("attaching BPF object ") + what + " failed (" + errno_name(-err) + ")",
                  LibbpfQuiet::last_message()};
+  if (shared.events_fd < 0) {
+    shared.events_fd = bpf_map__fd(skel.p->maps.events);
+    shared.stats_fd = bpf_map__fd(skel.p->maps.nb_stats);
+  }
   return Ok{};
 }
 
@@ -89,6 +106,7 @@ struct BpfSession::Impl {
   SkelPtr<conntrack_bpf> conntrack;
   SkelPtr<nat_bpf> nat;
   ring_buffer* rb = nullptr;
+  bpf_map* stats = nullptr;  // shared by every object
   const std::function<void(BpfEvent&&)>* sink = nullptr;
   BpfSession* owner = nullptr;
 
@@ -108,14 +126,8 @@ struct BpfSession::Impl {
   }
 
   Status add_ring(bpf_map* map) {
-    int fd = bpf_map__fd(map);
-    if (!rb) {
-      rb = ring_buffer__new(fd, on_record, this, nullptr);
-      if (!rb) return Error{"cannot create ring buffer (" + errno_name(errno) + ")", ""};
-      return Ok{};
-    }
-    if (ring_buffer__add(rb, fd, on_record, this) != 0)
-      return Error{"cannot add ring buffer (" + errno_name(errno) + ")", ""};
+    rb = ring_buffer__new(bpf_map__fd(map), on_record, this, nullptr);
+    if (!rb) return Error{"cannot create ring buffer (" + errno_name(errno) + ")", ""};
     return Ok{};
   }
 };
@@ -126,17 +138,27 @@ BpfSession::~BpfSession() = default;
 Result<std::unique_ptr<BpfSession>> BpfSession::start(const Plan& plan, const BpfFilter& filter) {
   std::unique_ptr<BpfSession> s(new BpfSession());
   auto& i = *s->impl_;
+  SharedMaps shared;
+  bpf_map* ring = nullptr;
+  auto first = [&](bpf_map* events, bpf_map* stats) {
+    if (ring) return;
+    ring = events;
+    i.stats = stats;
+  };
   if (plan.uses(BpfObject::Hooks)) {
-    if (auto st = load_object(i.hooks, plan, filter, "hooks"); !st) return st.error();
-    if (auto st = i.add_ring(i.hooks.p->maps.events); !st) return st.error();
+    if (auto st = load_object(i.hooks, plan, filter, "hooks", shared); !st) return st.error();
+    first(i.hooks.p->maps.events, i.hooks.p->maps.nb_stats);
   }
   if (plan.uses(BpfObject::Conntrack)) {
-    if (auto st = load_object(i.conntrack, plan, filter, "conntrack"); !st) return st.error();
-    if (auto st = i.add_ring(i.conntrack.p->maps.events); !st) return st.error();
+    if (auto st = load_object(i.conntrack, plan, filter, "conntrack", shared); !st) return st.error();
+    first(i.conntrack.p->maps.events, i.conntrack.p->maps.nb_stats);
   }
   if (plan.uses(BpfObject::Nat)) {
-    if (auto st = load_object(i.nat, plan, filter, "nat"); !st) return st.error();
-    if (auto st = i.add_ring(i.nat.p->maps.events); !st) return st.error();
+    if (auto st = load_object(i.nat, plan, filter, "nat", shared); !st) return st.error();
+    first(i.nat.p->maps.events, i.nat.p->maps.nb_stats);
+  }
+  if (ring) {
+    if (auto st = i.add_ring(ring); !st) return st.error();
   }
   return s;
 }
@@ -152,12 +174,6 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
   return Ok{};
 }
 
-uint64_t BpfSession::lost() const {
-  uint64_t total = 0;
-  if (impl_->hooks.p) total += sum_lost(impl_->hooks.p->maps.nb_stats);
-  if (impl_->conntrack.p) total += sum_lost(impl_->conntrack.p->maps.nb_stats);
-  if (impl_->nat.p) total += sum_lost(impl_->nat.p->maps.nb_stats);
-  return total;
-}
+uint64_t BpfSession::lost() const { return sum_lost(impl_->stats); }
 
 }  // namespace natbpf
