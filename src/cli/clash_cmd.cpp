@@ -9,6 +9,8 @@
 //                  insert_failed counter; winner by a ctnetlink lookup of the loser's reply
 //                  tuple; range and rule from the ruleset; clash_resolve counter deltas.
 #include <fstream>
+#include <unistd.h>
+
 #include <iostream>
 #include <map>
 #include <set>
@@ -524,6 +526,7 @@ Status run_clash(ClashOptions& opt) {
   limits.done = [&]() { return run.done(); };
   limits.on_tick = [&]() { run.tick(); };
   auto stopped = run_loop(watches, signals.value(), limits);
+  if (!opt.ready_file.empty()) unlink(opt.ready_file.c_str());  // leave nothing behind
   if (!stopped) return stopped.error();
   if (auto s = session.consume(sink); !s) return s;
   run.tick(/*final=*/true);

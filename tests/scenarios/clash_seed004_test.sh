@@ -18,7 +18,9 @@ run_case() { # BACKEND FORMAT
 		[ "$backend" = iptables-legacy ] && skip "iptables-legacy cannot create its nat table here: $(head -1 "$SCEN_TMP/up.err")"
 		fail "seed004_up $backend failed: $(cat "$SCEN_TMP/up.err")"
 	fi
-	out=$SCEN_TMP/$backend.$format ready=$SCEN_TMP/$backend.ready
+	# a ready file per case: a stale one would let traffic start before natbpf is attached
+	out=$SCEN_TMP/$backend.$format ready=$SCEN_TMP/$backend.$format.ready
+	rm -f "$ready"
 	local flag=""
 	[ "$format" = json ] && flag=--json
 	scen_bg seed004_server "$ns" 8080 45
