@@ -78,8 +78,14 @@ run_case() { # BACKEND FORMAT
 		assert_contains "$out" 'cause   range_exhausted: SNAT range 127\.0\.0\.1:40000-40000 has 1 port, already used by 127\.0\.0\.1:'"$first_port"' → 127\.0\.0\.1:8080; every new connection to 127\.0\.0\.1:8080 is dropped at conntrack confirm'
 		assert_contains "$out" 'winner  orig  tcp 127\.0\.0\.1:'"$first_port"' -> 127\.0\.0\.1:8080'
 		assert_contains "$out" 'rule    .*127\.0\.0\.1:40000'
-		assert_contains "$out" '^summary \(whole run\): 1 dropped, 0 resolved'
-		assert_not_contains "$out" '^clash #2'
+		# --count 1 stops after the first clash, but on a slow (emulated) kernel the
+		# SYN retransmitted 1 s later may be dropped and reported before natbpf exits:
+		# allowed, as long as it is told as a retransmission of the same connection.
+		assert_contains "$out" '^summary \(whole run\): [12] dropped, 0 resolved'
+		if grep -q '^clash #2' "$out"; then
+			assert_contains "$out" '^clash #2 DROPPED .*\(retransmission 1 of the same connection\)'
+		fi
+		assert_not_contains "$out" '^clash #3'
 	fi
 	echo "ok $backend $format"
 }
