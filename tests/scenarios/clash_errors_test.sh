@@ -4,16 +4,6 @@
 # anything is loaded).
 source "$(dirname "$0")/lib.sh"
 
-expect_error() { # CODE PATTERN CMD...
-	local code=$1 pat=$2
-	shift 2
-	"$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
-	local rc=$?
-	[ "$rc" -eq "$code" ] || { cat "$SCEN_TMP/err"; fail "'$*' exited $rc, expected $code"; }
-	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "'$*' should print one line"; }
-	assert_contains "$SCEN_TMP/err" "$pat"
-}
-
 expect_error 2 "bad --proto 'icmp': use tcp or udp" $NATBPF clash --proto icmp
 expect_error 2 "bad duration 'soon'" $NATBPF clash --duration soon
 expect_error 2 "unknown network namespace 'nb-no-such-ns'.*ip netns list" $NATBPF clash --netns nb-no-such-ns --ready-file "$SCEN_TMP/ready"

@@ -3,16 +3,6 @@
 # nothing left behind.
 source "$(dirname "$0")/lib.sh"
 
-expect_error() { # CODE PATTERN CMD...
-	local code=$1 pat=$2
-	shift 2
-	"$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
-	local rc=$?
-	[ "$rc" -eq "$code" ] || { cat "$SCEN_TMP/err"; fail "'$*' exited $rc, expected $code"; }
-	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "'$*' should print one line"; }
-	assert_contains "$SCEN_TMP/err" "$pat"
-}
-
 expect_error 2 'natbpf: .*' $NATBPF
 expect_error 2 'unknown|not expected|extra' $NATBPF probe --bogus
 # Without capabilities (util-linux setpriv drops them all, even as root;

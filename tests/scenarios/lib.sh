@@ -70,6 +70,18 @@ assert_not_contains() {
 	fi
 }
 
+# expect_error CODE PATTERN CMD...: CMD exits CODE and prints exactly one
+# line on stderr matching PATTERN (bad input: one line naming the fix).
+expect_error() { # CODE PATTERN CMD...
+	local code=$1 pat=$2
+	shift 2
+	"$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
+	local rc=$?
+	[ "$rc" -eq "$code" ] || { cat "$SCEN_TMP/err"; fail "'$*' exited $rc, expected $code"; }
+	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "'$*' should print one line"; }
+	assert_contains "$SCEN_TMP/err" "$pat"
+}
+
 # jq_true FILE EXPR [message]: the JSON document in FILE satisfies EXPR.
 jq_true() {
 	if [ "$(jq -r "$2" "$1" 2>&1)" != "true" ]; then

@@ -6,11 +6,7 @@ ns=$(scen_netns errs) || fail "cannot create a namespace"
 check() { # PATTERN ARGS...
 	local pat=$1
 	shift
-	$NATBPF trace "$@" >"$SCEN_TMP/out" 2>"$SCEN_TMP/err"
-	local rc=$?
-	[ $rc -eq 2 ] || { cat "$SCEN_TMP/err"; fail "natbpf trace $* exited $rc, expected 2"; }
-	[ "$(wc -l <"$SCEN_TMP/err")" -eq 1 ] || { cat "$SCEN_TMP/err"; fail "natbpf trace $* should print one line"; }
-	assert_contains "$SCEN_TMP/err" "$pat"
+	expect_error 2 "$pat" $NATBPF trace "$@"
 	ip netns exec "$ns" nft list tables | grep -q natbpf_ && fail "natbpf trace $* left a table"
 	return 0
 }
