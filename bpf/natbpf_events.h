@@ -25,6 +25,7 @@ enum nb_event_kind {
 	NB_EV_CT_CONFIRM = 3,  /* __nf_conntrack_confirm did not simply insert */
 	NB_EV_CT_CLASH = 4,    /* nf_ct_resolve_clash ran: loser, winner, outcome */
 	NB_EV_NAT_SETUP = 5,   /* nf_nat_setup_info: range, attempts, chosen tuple */
+	NB_EV_NFT_TRACE_ID = 6, /* __nft_trace_packet: which skb an nftrace id belongs to */
 };
 
 /* Which attach variant produced a record: evidence shown to the user. */
@@ -160,6 +161,18 @@ struct nb_nat_setup {
 	struct nb_tuple last_probe;
 };
 
+/*
+ * The nftables trace id of a traced packet pass (nft_traceinfo.skbid, 5.19+)
+ * and its skb: lets user space join BPF records (keyed by skb) to the
+ * nftrace messages (keyed by id) exactly instead of by headers and time.
+ */
+struct nb_nft_trace_id {
+	struct nb_hdr hdr;
+	__u64 skb;
+	__u32 skbid; /* as in the kernel; nftrace prints ntohl() of its bytes */
+	__u32 pad;
+};
+
 /* Per-CPU counters of the BPF side; index into the "nb_stats" map. */
 enum nb_stat {
 	NB_STAT_RB_LOST = 0, /* ring buffer reservation failed */
@@ -178,6 +191,7 @@ NB_ASSERT_SIZE(struct nb_skb_drop, 216);
 NB_ASSERT_SIZE(struct nb_ct_confirm, 320);
 NB_ASSERT_SIZE(struct nb_ct_clash, 256);
 NB_ASSERT_SIZE(struct nb_nat_setup, 264);
+NB_ASSERT_SIZE(struct nb_nft_trace_id, 32);
 #endif
 
 #endif /* NATBPF_EVENTS_H */

@@ -139,15 +139,25 @@ Status run_drops(const DropsOptions& o) {
   for (auto& c : causes) {
     auto it = ns_index.find(c.netns);
     c.netns_name = it == ns_index.end() ? "netns:" + std::to_string(c.netns) : namespaces[it->second].name;
-    if (it == ns_index.end() || c.where.rfind("nft_do_chain", 0) != 0) continue;
+    bool nft_location = c.where.rfind("nft_do_chain", 0) == 0;
+    bool hook_location = c.where.rfind("nf_hook_slow", 0) == 0;
+    if (it == ns_index.end() || (!nft_location && !hook_location)) continue;
+    uint64_t counted = 0;
     for (const auto& [key, rule] : after[it->second].drop_rules) {
       auto b = before[it->second].drop_rules.find(key);
       uint64_t delta = rule.second - (b == before[it->second].drop_rules.end() ? 0 : b->second.second);
+      counted += delta;
       if (delta) c.rules.push_back({key.substr(0, key.rfind(' ')) + ": rule \"" + rule.first + "\" (handle " +
                                         key.substr(key.rfind(' ') + 1) + ")",
                                     delta});
     }
     if (!c.rules.empty()) c.evidence.push_back("nftables rule counters");
+    // Before 6.7 (e0d4593140b0) nftables drops are freed by nf_hook_slow too:
+    // the rule counters tell them from iptables-legacy and conntrack drops.
+    if (hook_location && counted >= c.count && c.cause.rfind("iptables-legacy", 0) == 0)
+      c.cause = "nftables rule or chain policy drop";
+    else if (hook_location && counted > 0)
+      c.cause += " (" + std::to_string(counted) + " of them counted by nftables drop rules)";
   }
   uint64_t lost = (*bpf)->lost();
 

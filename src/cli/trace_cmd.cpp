@@ -113,7 +113,7 @@ class TraceRun {
     KernelFeatures features;
     PlanRequest req = opt_.request;
     apply_attach_env(req);
-    req.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm", "nf_nat_setup_info"};
+    req.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm", "nf_nat_setup_info", "__nft_trace_packet"};
     for (const auto& h : opt_.hooks) req.required.insert(h);
     auto plan = make_plan(features, req);
     if (!plan) return plan.error();

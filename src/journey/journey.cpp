@@ -64,6 +64,7 @@ Subject subject(const BpfEvent& ev) {
         else if constexpr (std::is_same_v<T, CtConfirmEvent>) return {e.pkt, e.loser, e.ts_ns, e.skb};
         else if constexpr (std::is_same_v<T, CtClashEvent>) return {std::nullopt, e.loser, e.ts_ns, e.skb};
         else if constexpr (std::is_same_v<T, NatSetupEvent>) return {std::nullopt, e.ct, e.ts_ns, 0};
+        else if constexpr (std::is_same_v<T, NftTraceIdEvent>) return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
         else return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
       },
       ev);
@@ -166,6 +167,16 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
 
 bool JourneyBuilder::attach(const BpfEvent& ev) {
   Subject s = subject(ev);
+  // Exact: the trace id read in BPF for this skb names the journey.
+  if (auto it = id_by_skb_.find(s.skb); s.skb && it != id_by_skb_.end()) {
+    for (auto j = open_.rbegin(); j != open_.rend(); ++j) {
+      if (j->trace_id != it->second || s.ts + 50'000'000ULL < j->first_ns || s.ts > j->last_ns + idle_ns_) continue;
+      j->bpf.push_back(ev);
+      j->last_ns = std::max(j->last_ns, s.ts);
+      j->joined_by_trace_id = true;
+      return true;
+    }
+  }
   for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
     if (matches(*it, s, idle_ns_)) {
       it->bpf.push_back(ev);
@@ -177,6 +188,12 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
 }
 
 void JourneyBuilder::add(BpfEvent&& ev) {
+  if (auto* t = std::get_if<NftTraceIdEvent>(&ev)) {
+    // skb addresses are reused: the newest pass wins; keep the map small.
+    if (id_by_skb_.size() > 65536) id_by_skb_.clear();
+    id_by_skb_[t->skb] = t->trace_id;
+    return;
+  }
   if (!attach(ev)) orphans_.push_back(std::move(ev));
 }
 

@@ -79,6 +79,7 @@ struct Journey {
   std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
   uint32_t repeats = 0;               // on the first journey: how many followed
   bool fate_seen = false;             // reached a fate chain of our trace table
+  bool joined_by_trace_id = false;    // BPF events matched by the trace id read in BPF
   std::string current_hook;           // hook of the base chain being traversed
 
   bool finished() const;
@@ -110,6 +111,7 @@ class JourneyBuilder {
   std::deque<Journey> open_;
   std::map<uint32_t, size_t> by_id_;  // trace id -> index in open_ (rebuilt on flush)
   std::vector<BpfEvent> orphans_;  // BPF events not (yet) joined to a journey
+  std::map<uint64_t, uint32_t> id_by_skb_;  // from __nft_trace_packet: skb -> trace id
 };
 
 bool same_flow(const Packet& a, const Packet& b);

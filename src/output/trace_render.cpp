@@ -187,6 +187,8 @@ nlohmann::json journey_to_json(const Journey& j) {
     if (j.ct_state) o["conntrack"]["state"] = ct_state_str(*j.ct_state);
     if (j.ct_status) o["conntrack"]["status"] = status_names(*j.ct_status);
   }
+  bool has_bpf = !j.bpf.empty();
+  o["join"] = !has_bpf ? "none" : j.joined_by_trace_id ? "trace id" : "skb, headers and time";
   o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
   o["fate"] = fate_str(j.fate);
   if (!j.oif_name.empty()) o["oif"] = j.oif_name;

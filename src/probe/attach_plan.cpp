@@ -55,6 +55,13 @@ const std::vector<HookSpec>& hook_specs() {
        {fentry_pair("nf_conntrack_tuple_taken", BpfObject::Nat, {"tuple_taken_fexit"}, false),
         kprobe_pair("nf_conntrack_tuple_taken", BpfObject::Nat, {"tuple_taken_kprobe", "tuple_taken_kretprobe"})},
        "no per-allocation attempt counts"},
+      {"__nft_trace_packet",
+       "nftables trace id of each skb (exact join with nftrace)",
+       {Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_fentry"}, "pkt"},
+        Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_fentry"}, "info"},
+        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_kprobe"}, "pkt"},
+        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_kprobe"}, "info"}},
+       "join on skb, headers and time"},
   };
   return specs;
 }
@@ -85,6 +92,10 @@ Result<Plan> make_plan(Features& features, const PlanRequest& request) {
       }
       if (why.empty() && v.needs_drop_reason) {
         if (auto a = features.kfree_skb_reason(); !a.ok) why = a.reason;
+      }
+      if (why.empty() && !v.first_param.empty()) {
+        std::string actual = features.first_param(v.needs.front().second);
+        if (actual != v.first_param) why = "first argument is '" + actual + "' here, not '" + v.first_param + "'";
       }
       if (why.empty()) {
         choice.variant = v;

@@ -13,7 +13,7 @@
 
 namespace natbpf {
 
-enum class BpfObject { Hooks, Conntrack, Nat };
+enum class BpfObject { Hooks, Conntrack, Nat, NftTrace };
 
 struct Variant {
   std::string label;                                        // "fexit", "kprobe", "tp_btf"
@@ -21,6 +21,7 @@ struct Variant {
   bool needs_drop_reason = false;                           // skb:kfree_skb with reasons
   BpfObject object;
   std::vector<std::string> programs;                        // BPF program names to enable
+  std::string first_param;                                  // signature variant: BTF name of arg 0
 };
 
 struct HookSpec {

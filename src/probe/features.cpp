@@ -251,6 +251,34 @@ Availability KernelFeatures::kfree_skb_reason() {
   return a;
 }
 
+std::string KernelFeatures::first_param(const std::string& function) {
+  LibbpfQuiet quiet;
+  std::string result;
+  btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
+  if (!vmlinux) return result;
+  auto lookup = [&](const btf* b) {
+    int id = btf__find_by_name_kind(b, function.c_str(), BTF_KIND_FUNC);
+    if (id <= 0) return false;
+    const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
+    if (proto && btf_is_func_proto(proto) && btf_vlen(proto) > 0)
+      result = btf__name_by_offset(b, btf_params(proto)[0].name_off);
+    return true;
+  };
+  if (!lookup(vmlinux)) {
+    // Netfilter as modules: their functions are in module BTF (5.11+).
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(paths_.btf_dir, ec)) {
+      if (entry.path().filename() == "vmlinux") continue;
+      btf* mod = btf__parse_split(entry.path().c_str(), vmlinux);
+      bool found = mod && lookup(mod);
+      btf__free(mod);
+      if (found) break;
+    }
+  }
+  btf__free(vmlinux);
+  return result;
+}
+
 Availability KernelFeatures::nftrace_netlink() {
   std::unique_ptr<mnl_socket, decltype(&mnl_socket_close)> nl(mnl_socket_open(NETLINK_NETFILTER),
                                                               mnl_socket_close);

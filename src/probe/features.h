@@ -29,6 +29,9 @@ class Features {
   virtual Availability attach(AttachKind kind, const std::string& target) = 0;
   // skb:kfree_skb passes an enum skb_drop_reason with NETFILTER_DROP.
   virtual Availability kfree_skb_reason() = 0;
+  // Name of a kernel function's first parameter in BTF ("" if unknown): tells
+  // signature variants apart (__nft_trace_packet: "pkt" 6.4+, "info" before).
+  virtual std::string first_param(const std::string& function) = 0;
 };
 
 // The running kernel. System paths are injectable so tests can point them at
@@ -47,6 +50,7 @@ class KernelFeatures : public Features {
 
   Availability attach(AttachKind kind, const std::string& target) override;
   Availability kfree_skb_reason() override;
+  std::string first_param(const std::string& function) override;
 
   std::string kernel_release() const;
   bool has_vmlinux_btf() const;

@@ -10,6 +10,7 @@
 #include "conntrack.skel.h"
 #include "hooks.skel.h"
 #include "nat.skel.h"
+#include "nftrace.skel.h"
 #include "sources/decode.h"
 #include "util/libbpf_quiet.h"
 
@@ -105,6 +106,7 @@ struct BpfSession::Impl {
   SkelPtr<hooks_bpf> hooks;
   SkelPtr<conntrack_bpf> conntrack;
   SkelPtr<nat_bpf> nat;
+  SkelPtr<nftrace_bpf> nftrace;
   ring_buffer* rb = nullptr;
   bpf_map* stats = nullptr;  // shared by every object
   const std::function<void(BpfEvent&&)>* sink = nullptr;
@@ -156,6 +158,10 @@ Result<std::unique_ptr<BpfSession>> BpfSession::start(const Plan& plan, const Bp
   if (plan.uses(BpfObject::Nat)) {
     if (auto st = load_object(i.nat, plan, filter, "nat", shared); !st) return st.error();
     first(i.nat.p->maps.events, i.nat.p->maps.nb_stats);
+  }
+  if (plan.uses(BpfObject::NftTrace)) {
+    if (auto st = load_object(i.nftrace, plan, filter, "nftrace", shared); !st) return st.error();
+    first(i.nftrace.p->maps.events, i.nftrace.p->maps.nb_stats);
   }
   if (ring) {
     if (auto st = i.add_ring(ring); !st) return st.error();

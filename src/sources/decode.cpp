@@ -1,5 +1,7 @@
 #include "sources/decode.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 extern "C" {
@@ -17,6 +19,7 @@ static_assert(sizeof(nb_skb_drop) == 216);
 static_assert(sizeof(nb_ct_confirm) == 320);
 static_assert(sizeof(nb_ct_clash) == 256);
 static_assert(sizeof(nb_nat_setup) == 264);
+static_assert(sizeof(nb_nft_trace_id) == 32);
 
 namespace {
 
@@ -180,6 +183,17 @@ Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
       ev->attempts = raw->attempts;
       ev->taken = raw->taken;
       ev->last_probe = tuple(raw->last_probe);
+      return BpfEvent{*ev};
+    }
+    case NB_EV_NFT_TRACE_ID: {
+      auto raw = copy_record<nb_nft_trace_id>(data, size);
+      if (!raw) return raw.error();
+      auto ev = with_base<NftTraceIdEvent>(*raw);
+      if (!ev) return ev.error();
+      ev->skb = raw->skb;
+      // The kernel puts skbid with nla_put_u32 (host order); nft and our
+      // nftrace parser print ntohl() of those bytes.
+      ev->trace_id = ntohl(raw->skbid);
       return BpfEvent{*ev};
     }
   }

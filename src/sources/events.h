@@ -115,6 +115,13 @@ struct NatSetupEvent : EventBase {
   Tuple last_probe;
 };
 
-using BpfEvent = std::variant<HookDropEvent, SkbDropEvent, CtConfirmEvent, CtClashEvent, NatSetupEvent>;
+// The nftrace id (as nft prints it) of one traced pass of an skb.
+struct NftTraceIdEvent : EventBase {
+  uint64_t skb = 0;
+  uint32_t trace_id = 0;
+};
+
+using BpfEvent =
+    std::variant<HookDropEvent, SkbDropEvent, CtConfirmEvent, CtClashEvent, NatSetupEvent, NftTraceIdEvent>;
 
 }  // namespace natbpf

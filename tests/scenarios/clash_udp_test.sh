@@ -28,7 +28,8 @@ table inet natbpf_udpclash {
 }
 NFT
 	out=$SCEN_TMP/udp$v.json ready=$SCEN_TMP/udp$v.ready
-	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 8 --interval 2s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
+	# natbpf must outlive the traffic (stopped below) for its count to equal the counter.
+	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 300 --interval 2s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
 	local pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash did not get ready"; }
 	local tries=0
@@ -37,6 +38,8 @@ NFT
 		[ $tries -le 10 ] || break
 		ip netns exec "$ns" "$udpclash" "$dst" 9999 128 20 || fail "udpclash failed"
 	done
+	sleep 1 # let the last records reach natbpf
+	kill -INT "$pid"
 	wait "$pid" || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash exited $?"; }
 	local resolved
 	resolved=$(ip netns exec "$ns" conntrack -S | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)

@@ -47,6 +47,14 @@ else
 	jq_true "$first" '(.conntrack == null) or (.conntrack.status | test("DST_NAT"))'
 fi
 
+# How BPF records were joined to the trace: by the trace id read in BPF
+# where fentry/kprobes work, else by skb, headers and time.
+if [ "$NATBPF_EXPECT_PATH" = tracepoint ]; then
+	jq_true "$first" '.join == "skb, headers and time"'
+else
+	jq_true "$first" '.join == "trace id"'
+fi
+
 # After the fix: accepted by the set rule and forwarded out of veth21.
 acc=$SCEN_TMP/accepted.json
 jq -s '[.[] | select(.type == "packet" and .verdict == "accept")][0]' "$out" >"$acc"

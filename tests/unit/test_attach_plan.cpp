@@ -35,6 +35,8 @@ class FakeFeatures : public Features {
     return {false, "program load refused (EPERM)"};
   }
   Availability kfree_skb_reason() override { return reason; }
+  std::string first_param_name = "pkt";
+  std::string first_param(const std::string&) override { return first_param_name; }
 };
 
 std::vector<std::string> all_hooks() {
@@ -59,7 +61,7 @@ TEST(AttachPlan, TracepointOnlyKernelLikeThisMachine) {
   EXPECT_TRUE(plan->enables("kfree_skb_btf"));
   EXPECT_FALSE(plan->enables("kfree_skb_raw"));
   EXPECT_FALSE(plan->enables("confirm_fexit"));
-  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/6 hooks"));
+  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/7 hooks"));
   EXPECT_THAT(plan->summary(),
               HasSubstr("nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb + conntrack stats"));
   EXPECT_THAT(choice(*plan, "nf_hook_slow").rejected[0], HasSubstr("program load refused (EPERM)"));
@@ -146,6 +148,21 @@ TEST(AttachPlan, SymbolMissingEverywhereSaysNotInThisKernel) {
   auto plan = make_plan(f, {{"nf_ct_resolve_clash"}, {}, false, false});
   ASSERT_TRUE(plan.ok());
   EXPECT_THAT(plan->summary(), HasSubstr("nf_ct_resolve_clash: not in this kernel"));
+}
+
+TEST(AttachPlan, SignatureVariantFromFirstParameter) {
+  FakeFeatures f;
+  f.allow_fentry("__nft_trace_packet");
+  f.first_param_name = "info";  // <= 6.3: (info, chain, type)
+  auto plan = make_plan(f, {{"__nft_trace_packet"}, {}, false, false});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->enables("nft_trace_old_fentry"));
+  EXPECT_FALSE(plan->enables("nft_trace_fentry"));
+  EXPECT_THAT(choice(*plan, "__nft_trace_packet").rejected[0], HasSubstr("first argument is 'info' here, not 'pkt'"));
+  f.first_param_name = "pkt";
+  plan = make_plan(f, {{"__nft_trace_packet"}, {}, false, false});
+  EXPECT_TRUE(plan->enables("nft_trace_fentry"));
+  EXPECT_TRUE(plan->uses(BpfObject::NftTrace));
 }
 
 TEST(AttachPlan, EveryVariantNamesRealProgramsOfItsObject) {
