@@ -73,16 +73,21 @@ void DropAggregator::account(const SkbDropEvent& d) {
   } else {
     cause = "netfilter drop in " + (fn.empty() ? std::string("unknown function") : fn);
   }
-  std::string at = fn + (hook ? std::string(" at ") + hook_name(*hook) : "");
-  if (hook) evidence.push_back("nf_hook_slow exit");
   uint32_t netns = d.pkt.netns ? d.pkt.netns : (d.ct ? d.ct->netns : 0);
-  std::string key = std::to_string(netns) + "|" + cause + "|" + at;
+  // One bucket per cause and function: the hook is known only for drops
+  // whose nf_hook_slow exit was seen, so it is collected, not keyed on.
+  std::string key = std::to_string(netns) + "|" + cause + "|" + fn;
   DropCause& c = causes_[key];
   if (c.count == 0) {
     c.cause = cause;
-    c.where = at;
+    c.where = fn;
     c.netns = netns;
     c.evidence = evidence;
+  }
+  if (hook && c.where.find(hook_name(*hook)) == std::string::npos) {
+    c.where += (c.where.find(" at ") == std::string::npos ? " at " : ", ") + std::string(hook_name(*hook));
+    if (std::find(c.evidence.begin(), c.evidence.end(), "nf_hook_slow exit") == c.evidence.end())
+      c.evidence.push_back("nf_hook_slow exit");
   }
   c.count++;
   c.flows[flow(d.pkt)]++;
