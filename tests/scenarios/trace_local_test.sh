@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Locally generated traffic (output hook) and UDP, IPv4 and IPv6: a UDP
-# datagram to port 5353 dropped by an output-chain rule, and one to port
-# 5354 that is accepted and leaves through the loopback interface.
+# Locally generated traffic (output hook), UDP (IPv4 and IPv6) and ICMP: a
+# UDP datagram to port 5353 dropped by an output-chain rule, one to port 5354
+# that is accepted and leaves through the loopback interface, and an ICMP
+# echo request dropped by an ICMP rule.
 source "$(dirname "$0")/lib.sh"
 
 ns=$(scen_netns local) || fail "cannot create a namespace"
@@ -10,6 +11,7 @@ table inet filter {
 	chain output {
 		type filter hook output priority filter; policy accept;
 		udp dport 5353 counter drop
+		meta l4proto icmp counter drop
 	}
 }
 NFT
@@ -36,4 +38,15 @@ jq_true "$SCEN_TMP/p.json" '.packet.proto == "udp" and .verdict == "drop" and .d
 jq_true "$SCEN_TMP/p.json" '[.steps[0].family] == ["inet"]'
 pkt '.packet.daddr == "127.0.0.1" and .packet.dport == 5354 and .fate == "sent"'
 jq_true "$SCEN_TMP/p.json" '.verdict == "accept" and .oif == "lo"'
-echo "PASS trace local udp"
+
+# ICMP: an echo request (type 8) sent as a raw IPv4 packet.
+out=$SCEN_TMP/icmp.jsonl
+ready=$SCEN_TMP/ready-icmp
+scen_bg $NATBPF trace --netns "$ns" --proto icmp --json --count 1 --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready (icmp)"; }
+printf '\x08\x00\xf7\xfe\x00\x01\x00\x00' | ip netns exec "$ns" socat -u - IP4-SENDTO:127.0.0.1:1 2>/dev/null
+wait $tracer || fail "natbpf trace --proto icmp exited $?"
+pkt '.packet.proto == "icmp"'
+jq_true "$SCEN_TMP/p.json" '.packet.daddr == "127.0.0.1" and .verdict == "drop" and .drop.rule == "meta l4proto icmp counter drop"'
+echo "PASS trace local udp icmp"
