@@ -7,12 +7,8 @@
 namespace natbpf {
 namespace {
 
-std::string ep(const Addr& a, uint16_t port) {
-  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
-}
-
 // "127.0.0.1:38484 → 127.0.0.1:8080"
-std::string flow(const Tuple& t) { return ep(t.src, t.sport) + " → " + ep(t.dst, t.dport); }
+std::string flow(const Tuple& t) { return endpoint(t.src, t.sport) + " → " + endpoint(t.dst, t.dport); }
 
 std::string plural(uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
@@ -124,7 +120,7 @@ ClashReport diagnose(const ClashFacts& f) {
   }
 
   const CtEntry& loser = *f.loser;
-  std::string dest = ep(loser.orig.dst, loser.orig.dport);
+  std::string dest = endpoint(loser.orig.dst, loser.orig.dport);
   if (f.winner) {
     ev.push_back("winner: " + f.winner->found_by);
   }
@@ -213,7 +209,7 @@ ClashReport diagnose(const ClashFacts& f) {
   if (loser_snat(loser) || (w.ct.status & (ips::kSrcNat | ips::kDstNat))) {
     r.cause = ClashCause::NatPortRace;
     r.explanation = flow(loser.orig) + " and " + winner_flow + " were given the same NAT mapping " +
-                    ep(loser.reply.dst, loser.reply.dport) +
+                    endpoint(loser.reply.dst, loser.reply.dport) +
                     " at the same time (the port search cannot see entries that are not confirmed yet); the later "
                     "one was dropped at conntrack confirm; add random-fully (nft: fully-random) to the rule";
     if (f.alloc && f.alloc->taken == 0) ev.push_back("the port looked free during allocation (0 taken)");

@@ -5,14 +5,8 @@
 namespace natbpf {
 namespace {
 
-const char* hook_name(uint8_t hook) {
-  static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
-  return hook < 5 ? names[hook] : "?";
-}
-
 std::string flow(const Packet& p) {
-  std::string proto = p.l4proto == 6 ? "tcp" : p.l4proto == 17 ? "udp" : p.l4proto == 1 ? "icmp"
-                                                 : p.l4proto == 58 ? "icmpv6" : "proto " + std::to_string(p.l4proto);
+  std::string proto = proto_name(p.l4proto);
   std::string dst = p.daddr.family == 10 ? "[" + p.daddr.str() + "]" : p.daddr.str();
   bool ports = p.l4proto == 6 || p.l4proto == 17;
   return proto + " -> " + dst + (ports ? ":" + std::to_string(p.dport) : "");
@@ -84,8 +78,8 @@ void DropAggregator::account(const SkbDropEvent& d) {
     c.netns = netns;
     c.evidence = evidence;
   }
-  if (hook && c.where.find(hook_name(*hook)) == std::string::npos) {
-    c.where += (c.where.find(" at ") == std::string::npos ? " at " : ", ") + std::string(hook_name(*hook));
+  if (hook && c.where.find(nf_hook_name(*hook)) == std::string::npos) {
+    c.where += (c.where.find(" at ") == std::string::npos ? " at " : ", ") + std::string(nf_hook_name(*hook));
     if (std::find(c.evidence.begin(), c.evidence.end(), "nf_hook_slow exit") == c.evidence.end())
       c.evidence.push_back("nf_hook_slow exit");
   }

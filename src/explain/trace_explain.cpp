@@ -12,7 +12,8 @@ namespace natbpf {
 namespace {
 
 
-std::string proto_name(uint8_t p) {
+// nft's keyword for a protocol, as a set key holds it ("ipv6-icmp", not "icmpv6").
+std::string nft_proto_keyword(uint8_t p) {
   return p == 6 ? "tcp" : p == 17 ? "udp" : p == 1 ? "icmp" : p == 58 ? "ipv6-icmp" : std::to_string(p);
 }
 
@@ -22,13 +23,9 @@ std::optional<std::string> selector_value(const std::string& a, const std::strin
   if ((a == "ip" || a == "ip6") && b == "daddr") return p.daddr.str();
   if ((a == "tcp" || a == "udp" || a == "th" || a == "sctp") && b == "sport") return std::to_string(p.sport);
   if ((a == "tcp" || a == "udp" || a == "th" || a == "sctp") && b == "dport") return std::to_string(p.dport);
-  if (a == "meta" && b == "l4proto") return proto_name(p.l4proto);
-  if (a == "ip" && b == "protocol") return proto_name(p.l4proto);
+  if (a == "meta" && b == "l4proto") return nft_proto_keyword(p.l4proto);
+  if (a == "ip" && b == "protocol") return nft_proto_keyword(p.l4proto);
   return std::nullopt;
-}
-
-std::string endpoint(const Addr& a, uint16_t port) {
-  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
 }
 
 // nft ("dnat to ...") or iptables ("-j DNAT --to-destination ...") rules.
@@ -109,11 +106,6 @@ std::string reason_text(const SkbDropEvent& d, const ExplainContext& ctx) {
   return ctx.drop_reason ? ctx.drop_reason(*d.reason) : std::to_string(*d.reason);
 }
 
-const char* hook_name(uint8_t hook) {
-  static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
-  return hook < 5 ? names[hook] : "?";
-}
-
 void find_drop(Journey& j, const ExplainContext& ctx) {
   // nftables' own verdict first: it names the rule.
   for (const auto& s : j.steps) {
@@ -138,9 +130,9 @@ void find_drop(Journey& j, const ExplainContext& ctx) {
     }
     if (auto* h = std::get_if<HookDropEvent>(&b)) {
       if (!j.drop) j.drop = DropPoint{};
-      if (j.drop->hook.empty()) j.drop->hook = hook_name(h->hook);
+      if (j.drop->hook.empty()) j.drop->hook = nf_hook_name(h->hook);
       j.drop->evidence.push_back(std::string(to_string(h->origin)) + " nf_hook_slow returned " + std::to_string(h->ret) +
-                                 " at " + hook_name(h->hook));
+                                 " at " + nf_hook_name(h->hook));
     }
     auto* d = std::get_if<SkbDropEvent>(&b);
     if (!d) continue;

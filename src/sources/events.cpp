@@ -40,8 +40,6 @@ std::optional<Addr> Addr::parse(const std::string& text) {
   return std::nullopt;
 }
 
-namespace {
-
 std::string proto_name(uint8_t p) {
   switch (p) {
     case 6: return "tcp";
@@ -52,11 +50,18 @@ std::string proto_name(uint8_t p) {
   }
 }
 
-std::string endpoint(const Addr& a, uint16_t port, bool has_ports) {
-  std::string s = a.family == 10 ? "[" + a.str() + "]" : a.str();
-  if (!has_ports) return a.str();
-  return s + ":" + std::to_string(port);
+std::string endpoint(const Addr& a, uint16_t port) {
+  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
 }
+
+const char* nf_hook_name(uint8_t hook) {
+  static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
+  return hook < 5 ? names[hook] : "?";
+}
+
+namespace {
+
+std::string endpoint(const Addr& a, uint16_t port, bool has_ports) { return has_ports ? endpoint(a, port) : a.str(); }
 
 bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136; }
 

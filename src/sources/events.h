@@ -24,6 +24,13 @@ struct Addr {
   static std::optional<Addr> parse(const std::string& text);
 };
 
+// "tcp", "udp", "icmp", "icmpv6", else "proto N".
+std::string proto_name(uint8_t proto);
+// "10.1.2.3:22", "[fd00::1]:53".
+std::string endpoint(const Addr& a, uint16_t port);
+// NF_INET_* hook number -> "prerouting", "input", "forward", "output", "postrouting".
+const char* nf_hook_name(uint8_t hook);
+
 struct Tuple {
   Addr src, dst;
   uint16_t sport = 0, dport = 0;
