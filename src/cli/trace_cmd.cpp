@@ -23,17 +23,6 @@
 namespace natbpf {
 namespace {
 
-// Output of a helper program (iptables-nft-save), empty if it is missing.
-std::string run_command(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
 
 struct TraceOptions {
   int dport = -1, sport = -1;  // -1: not given
@@ -194,11 +183,12 @@ class TraceRun {
     if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
     ruleset_ = Ruleset::parse(*text);
     for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-      if (ruleset_.has_xtables_tables(family)) ruleset_.add_iptables_syntax(family, run_command(save));
+      if (ruleset_.has_xtables_tables(family)) ruleset_.add_iptables_syntax(family, run_program({save}).second);
     }
     if (legacy_) {
       for (const auto& family : legacy_->families())
-        ruleset_.add_chains(parse_legacy_save(run_command(family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"), family));
+        ruleset_.add_chains(parse_legacy_save(
+            run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second, family));
     }
     return Ok{};
   }

@@ -24,33 +24,6 @@
 namespace natbpf {
 namespace {
 
-// Runs a program without a shell; returns its exit status and stdout.
-std::pair<int, std::string> run(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return {-1, ""};
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 1);
-    int devnull = open("/dev/null", 1);
-    if (devnull >= 0) dup2(devnull, 2);
-    close(pipefd[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-
 std::string hook_of_builtin(const std::string& chain) {
   if (chain == "PREROUTING") return "prerouting";
   if (chain == "INPUT") return "input";
@@ -187,7 +160,7 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
   LegacyTrace t;
   t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
   for (auto [family, bin, pf] : {std::tuple{"ip", "iptables-legacy", 2}, std::tuple{"ip6", "ip6tables-legacy", 10}}) {
-    auto [rc, save] = run({std::string(bin) + "-save"});
+    auto [rc, save] = run_program({std::string(bin) + "-save"});
     if (rc != 0) continue;
     // Stale TRACE rules of natbpf processes that died without cleaning up.
     std::istringstream in(save);
@@ -205,7 +178,7 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
         if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
         del.push_back(x);
       }
-      run(del);
+      run_program(del);
     }
     if (save.find("\n-A ") == std::string::npos) continue;  // legacy tables not in use here
     if (match.l4proto == 1 && std::string(family) == "ip6") continue;
@@ -246,7 +219,7 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
       if (!match.iif.empty() && std::string(chain) == "OUTPUT") continue;
       args.insert(args.end(), {"-m", "limit", "--limit", match.rate, "--limit-burst", "5", "-m", "comment",
                                "--comment", t.comment_, "-j", "TRACE"});
-      if (run(args).first != 0) {
+      if (run_program(args).first != 0) {
         t.remove_rules();
         return Error{"cannot install the " + f.iptables + " TRACE rule", "is the xt_TRACE module available?"};
       }
@@ -262,7 +235,7 @@ LegacyTrace::LegacyTrace(LegacyTrace&& o) noexcept
 
 void LegacyTrace::remove_rules() {
   for (const auto& f : families_) {
-    auto [rc, save] = run({f.iptables + "-save", "-t", "raw"});
+    auto [rc, save] = run_program({f.iptables + "-save", "-t", "raw"});
     std::istringstream in(save);
     std::string line;
     while (std::getline(in, line)) {
@@ -272,7 +245,7 @@ void LegacyTrace::remove_rules() {
         if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
         del.push_back(x);
       }
-      run(del);
+      run_program(del);
     }
     if (!f.old_logger.empty()) {
       std::ofstream restore(f.sysctl);

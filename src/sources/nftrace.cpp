@@ -1,4 +1,5 @@
 #include "sources/nftrace.h"
+#include "util/runtime.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -280,12 +281,6 @@ std::string hex(uint32_t value, int width) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "%0*x", width, value);
   return buf;
-}
-
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
@@ -58,6 +59,10 @@ struct LoopLimits {
 // Polls the watches until a stop signal, the duration or done(). Returns the
 // signal number that stopped it (0 otherwise).
 Result<int> run_loop(std::vector<Watch>& watches, StopSignals& signals, const LoopLimits& limits);
+
+// Runs a program (PATH lookup, no shell, stderr discarded) and returns its
+// exit status and standard output; status -1 if it could not run.
+std::pair<int, std::string> run_program(const std::vector<std::string>& argv);
 
 // Writes the readiness file (atomically) once every hook is attached; the
 // scenario tests start traffic only then.
