@@ -252,8 +252,10 @@ Availability KernelFeatures::kfree_skb_reason() {
 }
 
 std::string KernelFeatures::first_param(const std::string& function) {
+  // Each signature variant asks again; parsing BTF is the slow part.
+  if (auto it = first_param_cache_.find(function); it != first_param_cache_.end()) return it->second;
+  std::string& result = first_param_cache_[function];
   LibbpfQuiet quiet;
-  std::string result;
   btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
   if (!vmlinux) return result;
   auto lookup = [&](const btf* b) {

@@ -71,6 +71,7 @@ class KernelFeatures : public Features {
   SystemPaths paths_;
   std::map<std::pair<AttachKind, std::string>, Availability> cache_;
   std::optional<Availability> reason_cache_;
+  std::map<std::string, std::string> first_param_cache_;
   std::optional<std::vector<std::string>> kallsyms_;  // sorted names of interest
 };
 
