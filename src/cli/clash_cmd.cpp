@@ -57,7 +57,8 @@ class ClashRun {
  public:
   ClashRun(const ClashOptions& opt, const Plan& plan, BpfSession& bpf)
       : opt_(opt), plan_(plan), bpf_(bpf), interval_ns_(0),
-        hooked_confirm_(plan.has("nf_ct_resolve_clash") || plan.has("__nf_conntrack_confirm")) {}
+        hooked_confirm_(plan.has("nf_ct_resolve_clash") || plan.has("__nf_conntrack_confirm")),
+        hooked_confirm_fn_(plan.has("__nf_conntrack_confirm")) {}
 
   Status init(std::chrono::milliseconds interval) {
     interval_ns_ = uint64_t(interval.count()) * 1000000ULL;
@@ -75,10 +76,10 @@ class ClashRun {
         [&](auto&& e) {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, SkbDropEvent>) {
-            if (!is_confirm_drop_candidate(e) || already_explained(e.skb, e.ts_ns)) return;
+            if (!is_confirm_drop_candidate(e) || already_explained(e.skb, e.ts_ns, e.ct ? e.ct->ptr : 0)) return;
             slot(e.skb, now, &Pending::drop).drop = e;
           } else if constexpr (std::is_same_v<T, CtConfirmEvent>) {
-            if (already_explained(e.skb, e.ts_ns)) return;
+            if (already_explained(e.skb, e.ts_ns, e.loser.ptr)) return;
             slot(e.skb, now, &Pending::confirm).confirm = e;
           } else if constexpr (std::is_same_v<T, CtClashEvent>) {
             slot(e.skb, now, &Pending::clash).clash = e;
@@ -99,8 +100,12 @@ class ClashRun {
       // A kfree_skb drop alone waits longer where confirm/clash hooks are
       // attached: their records come from another ring buffer and carry
       // the winner and the outcome (seen late under kprobes on 6.12).
+      // A clash record waits for its confirm record the same way: both are
+      // written on one CPU, but a descheduled reader (or vCPU) can see the
+      // first one a tick before the second.
       const Pending& p = it->second;
-      uint64_t wait_ns = (!p.clash && !p.confirm && hooked_confirm_) ? 300'000'000ULL : 30'000'000ULL;
+      bool incomplete = (!p.clash && !p.confirm && hooked_confirm_) || (p.clash && !p.confirm && hooked_confirm_fn_);
+      uint64_t wait_ns = incomplete ? 300'000'000ULL : 30'000'000ULL;
       if (!final && now - p.first_ns < wait_ns) {
         ++it;
         continue;
@@ -118,13 +123,16 @@ class ClashRun {
   bool done() const { return opt_.count && reports_ >= opt_.count; }
 
  private:
-  // A record that comes after its packet was explained (rings are read one
-  // after the other): same skb, kernel timestamps within 5 ms.
-  bool already_explained(uint64_t skb, uint64_t ts_ns) {
+  // A record that comes after its packet was explained: the same skb and
+  // the same losing conntrack entry within a second (both addresses are
+  // reused, but not together that fast), or the same skb within 5 ms when
+  // a record has no entry.
+  bool already_explained(uint64_t skb, uint64_t ts_ns, uint64_t loser_ptr) {
     auto it = explained_.find(skb);
     if (it == explained_.end()) return false;
-    uint64_t a = it->second, b = ts_ns;
-    return (a > b ? a - b : b - a) < 5'000'000ULL;
+    uint64_t a = it->second.ts_ns, b = ts_ns, gap = a > b ? a - b : b - a;
+    if (loser_ptr && it->second.loser_ptr == loser_ptr) return gap < 1'000'000'000ULL;
+    return gap < 5'000'000ULL;
   }
 
   // The slot of an skb. A freed skb's address is soon reused: when the
@@ -295,9 +303,9 @@ class ClashRun {
 
   void finish(Pending& p) {
     if (explained_.size() > 4096) explained_.clear();
-    if (p.clash) explained_[p.clash->skb] = p.clash->ts_ns;
-    else if (p.confirm) explained_[p.confirm->skb] = p.confirm->ts_ns;
-    else if (p.drop) explained_[p.drop->skb] = p.drop->ts_ns;
+    if (p.clash) explained_[p.clash->skb] = {p.clash->ts_ns, p.clash->loser.ptr};
+    else if (p.confirm) explained_[p.confirm->skb] = {p.confirm->ts_ns, p.confirm->loser.ptr};
+    else if (p.drop) explained_[p.drop->skb] = {p.drop->ts_ns, p.drop->ct ? p.drop->ct->ptr : 0};
     ClashFacts f;
     std::optional<CtEntry> loser;
     if (p.clash) {
@@ -453,7 +461,7 @@ class ClashRun {
   const Plan& plan_;
   BpfSession& bpf_;
   uint64_t interval_ns_;
-  bool hooked_confirm_;
+  bool hooked_confirm_, hooked_confirm_fn_;
   Kallsyms ksyms_;
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, NatSetupEvent> nat_by_ct_;
@@ -461,7 +469,10 @@ class ClashRun {
   std::vector<CtCpuStats> prev_cpu_;
   std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_;
   uint64_t clash_resolve_unseen_ = 0, clash_resolve_total_ = 0, resolved_reported_ = 0;
-  std::map<uint64_t, uint64_t> explained_;  // skb -> kernel ts of the explained record
+  struct Explained {
+    uint64_t ts_ns = 0, loser_ptr = 0;
+  };
+  std::map<uint64_t, Explained> explained_;  // skb -> the explained record
   bool has_clash_resolve_ = false;
   CtStatsTotals run_start_, summary_start_, last_totals_;
   std::optional<CtStatsTotals> last_report_totals_;
