@@ -96,6 +96,8 @@ class ClashRun {
   void tick(bool final = false) {
     read_counters();
     uint64_t now = monotonic_ns();
+    for (auto& p : retired_) finish(p);
+    retired_.clear();
     for (auto it = pending_.begin(); it != pending_.end();) {
       // A kfree_skb drop alone waits longer where confirm/clash hooks are
       // attached: their records come from another ring buffer and carry
@@ -137,12 +139,14 @@ class ClashRun {
 
   // The slot of an skb. A freed skb's address is soon reused: when the
   // slot already holds this kind of event it belongs to an earlier packet,
-  // which is explained first.
+  // which is explained at the next tick, like every other, once the
+  // counters that corroborate it have been read (and never from inside the
+  // ring-buffer callback, which must stay cheap in a storm).
   template <typename Field>
   Pending& slot(uint64_t skb, uint64_t now, Field field) {
     auto& p = pending_[skb];
     if ((p.*field).has_value()) {
-      finish(p);
+      retired_.push_back(std::move(p));
       p = Pending{};
     }
     if (!p.first_ns) p.first_ns = now;
@@ -176,6 +180,7 @@ class ClashRun {
       if (!before) continue;
       insert_failed_credit_[c.cpu] += d(c.insert_failed, before->insert_failed);
       drop_only_credit_[c.cpu] += d(c.drop, before->drop) - d(c.insert_failed, before->insert_failed);
+      chaintoolong_credit_[c.cpu] += d(c.chaintoolong, before->chaintoolong);
       int64_t res = d(c.clash_resolve, before->clash_resolve);
       if (res > 0) {
         clash_resolve_unseen_ += res;
@@ -185,6 +190,11 @@ class ClashRun {
     }
     prev_cpu_ = *stats;
     last_totals_ = CtStatsTotals::sum(*stats);
+  }
+
+  static std::string flow_key(const Tuple& t) { return t.str(); }
+  static std::string flow_key(const Packet& p) {
+    return flow_key(Tuple{p.saddr, p.daddr, p.sport, p.dport, p.l4proto});
   }
 
   bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu) {
@@ -220,15 +230,18 @@ class ClashRun {
     return *table_;
   }
 
+  // Seconds since the entry was created: only with nf_conntrack_timestamp=1.
+  static std::optional<uint64_t> age_s(const CtNetlinkEntry& e) {
+    if (!e.start_ns) return std::nullopt;
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    uint64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+    if (now_ns < *e.start_ns) return std::nullopt;
+    return (now_ns - *e.start_ns) / 1000000000ULL;
+  }
+
   std::optional<WinnerFacts> lookup_winner(const CtEntry& loser) {
     auto fill = [&](const CtNetlinkEntry& e, const std::string& how) {
-      WinnerFacts w{e.ct, how, e.tcp_state, std::nullopt};
-      if (e.start_ns) {
-        auto now = std::chrono::system_clock::now().time_since_epoch();
-        uint64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
-        if (now_ns > *e.start_ns) w.age_s = (now_ns - *e.start_ns) / 1000000000ULL;
-      }
-      return w;
+      return WinnerFacts{e.ct, how, e.tcp_state, age_s(e)};
     };
     // nf_conntrack_find_get matches either direction, so this finds an entry
     // holding the loser's reply tuple as its reply (SNAT collision) or as its
@@ -320,6 +333,7 @@ class ClashRun {
         w.tcp_state = (*r)->tcp_state;
         w.ct.id = (*r)->ct.id;
         w.ct.timeout_s = (*r)->ct.timeout_s;
+        w.age_s = age_s(**r);
       }
       f.winner = w;
       if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu);
@@ -349,7 +363,20 @@ class ClashRun {
     if (p.drop && loser->ptr == 0) loser = *p.drop->ct;
     f.netns = loser->netns;
     f.loser = loser;
-    if (!f.winner) f.winner = lookup_winner(*loser);
+    // A confirm drop without a clash (where nf_ct_resolve_clash is hooked),
+    // or a counted insert failure without a winner: chaintoolong on the same
+    // CPU says the hash chain was too long.
+    bool looked_up = false;
+    if (!p.clash && f.outcome == ClashOutcome::Dropped) {
+      if (p.confirm && plan_.has("nf_ct_resolve_clash")) {
+        f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu);
+      } else if (!p.confirm && f.counter_confirms) {
+        f.winner = lookup_winner(*loser);
+        looked_up = true;
+        if (!f.winner) f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu);
+      }
+    }
+    if (!f.winner && !f.chaintoolong_on_cpu && !looked_up) f.winner = lookup_winner(*loser);
     // Only the kfree_skb path needs corroboration: a filter rule dropping the
     // first packet of a connection also frees it at nf_hook_slow unconfirmed.
     if (!p.clash && !p.confirm && !f.counter_confirms && !f.winner) {
@@ -372,7 +399,7 @@ class ClashRun {
                                        f.nat->max_port.value_or(*f.nat->min_port));
     f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
     f.ct_max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
-    f.repeat = seen_flows_[loser->orig.str()]++;
+    f.repeat = seen_flows_[flow_key(loser->orig)]++;
     emit(diagnose(f));
   }
 
@@ -400,8 +427,10 @@ class ClashRun {
       f.netns = d.pkt.netns;
       f.outcome = ClashOutcome::Dropped;
       f.counters = counters_since_report();
-      f.seen_by = "skb:kfree_skb at " + ksyms_.resolve(d.location) + " without a conntrack entry (" + d.pkt.str() +
-                  "); drop rose on cpu " + std::to_string(d.cpu) + " without insert_failed";
+      f.seen_by = "skb:kfree_skb at " + ksyms_.resolve(d.location) + " without a conntrack entry; drop rose on cpu " +
+                  std::to_string(d.cpu) + " without insert_failed";
+      f.packet = d.pkt;
+      f.repeat = seen_flows_[flow_key(d.pkt)]++;
       f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
       f.ct_max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
       if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) emit(diagnose(f));
@@ -464,10 +493,11 @@ class ClashRun {
   bool hooked_confirm_, hooked_confirm_fn_;
   Kallsyms ksyms_;
   std::map<uint64_t, Pending> pending_;
+  std::vector<Pending> retired_;  // earlier packets of a reused skb address, explained at the next tick
   std::map<uint64_t, NatSetupEvent> nat_by_ct_;
   std::vector<SkbDropEvent> no_ct_drops_;
   std::vector<CtCpuStats> prev_cpu_;
-  std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_;
+  std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_, chaintoolong_credit_;
   uint64_t clash_resolve_unseen_ = 0, clash_resolve_total_ = 0, resolved_reported_ = 0;
   struct Explained {
     uint64_t ts_ns = 0, loser_ptr = 0;

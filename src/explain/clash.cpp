@@ -104,7 +104,11 @@ ClashReport diagnose(const ClashFacts& f) {
       r.cause = ClashCause::TableFull;
       r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
                       std::to_string(*f.ct_max) + " entries): new connections are dropped before they get an "
-                      "entry; raise net.netfilter.nf_conntrack_max or shorten timeouts";
+                      "entry" +
+                      (f.packet ? " (this one: " + flow(Tuple{f.packet->saddr, f.packet->daddr, f.packet->sport,
+                                                               f.packet->dport, f.packet->l4proto}) + ")"
+                                : std::string()) +
+                      "; raise net.netfilter.nf_conntrack_max or shorten timeouts";
       ev.push_back("nf_conntrack_count >= nf_conntrack_max");
     } else if (f.counters && f.counters->chaintoolong) {
       r.cause = ClashCause::ChainTooLong;
@@ -147,14 +151,18 @@ ClashReport diagnose(const ClashFacts& f) {
     return r;
   }
 
+  if (f.chaintoolong_on_cpu || (!f.winner && f.counters && f.counters->chaintoolong)) {
+    r.cause = ClashCause::ChainTooLong;
+    r.explanation = "conntrack could not insert " + flow(loser.orig) +
+                    ": its hash chain was too long (chaintoolong), so the packet was dropped at confirm; "
+                    "raise net.netfilter.nf_conntrack_buckets (the table has too few buckets for its entries)";
+    ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + std::to_string(f.cpu) +
+                                             " and no clash was resolved for this packet"
+                                       : "chaintoolong counter");
+    return r;
+  }
   if (!f.winner) {
-    if (f.counters && f.counters->chaintoolong) {
-      r.cause = ClashCause::ChainTooLong;
-      r.explanation = "conntrack could not insert " + flow(loser.orig) +
-                      ": the hash chain was too long (chaintoolong rose), so the packet was dropped at confirm; "
-                      "raise net.netfilter.nf_conntrack_buckets";
-      ev.push_back("chaintoolong counter");
-    } else if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
+    if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
       r.cause = ClashCause::TableFull;
       r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
                       std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";

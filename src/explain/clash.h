@@ -74,6 +74,8 @@ struct ClashFacts {
   std::optional<uint64_t> range_used;   // entries using the range towards loser's destination
   std::optional<CtStatsTotals> counters;  // ctnetlink deltas over the interval of the event
   bool counter_confirms = false;        // insert_failed rose on the event's CPU
+  bool chaintoolong_on_cpu = false;     // chaintoolong rose on the event's CPU (and no clash ran)
+  std::optional<Packet> packet;         // the dropped packet, when it had no conntrack entry
   std::optional<uint64_t> ct_count, ct_max;
   uint64_t count = 1;                   // >1 for counter-only records
   uint32_t repeat = 0;                  // earlier clashes of the same loser ORIGINAL tuple (retransmissions)

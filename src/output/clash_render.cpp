@@ -51,11 +51,12 @@ json clash_to_json(const ClashReport& r) {
          {"cause", to_string(r.cause)},
          {"explanation", r.explanation},
          {"evidence", r.evidence},
-         {"cpu", f.loser ? json(f.cpu) : json(nullptr)},
+         {"cpu", f.loser || f.packet ? json(f.cpu) : json(nullptr)},
          {"netns", f.netns},
          {"count", f.count},
          {"repeat", f.repeat}};
   j["loser"] = f.loser ? ct_to_json(*f.loser) : json(nullptr);
+  j["packet"] = f.packet ? packet_json(*f.packet) : json(nullptr);
   if (f.winner) {
     json w = ct_to_json(f.winner->ct);
     w["found_by"] = f.winner->found_by;
@@ -98,7 +99,7 @@ std::string clash_to_text(const ClashReport& r, uint64_t number) {
   std::ostringstream o;
   std::string outcome = f.outcome == ClashOutcome::Dropped ? "DROPPED" : "RESOLVED";
   o << "clash #" << number << " " << outcome;
-  if (f.loser) o << " on cpu " << f.cpu;
+  if (f.loser || f.packet) o << " on cpu " << f.cpu;
   if (f.count > 1) o << " (" << f.count << " clashes)";
   if (f.repeat) o << " (retransmission " << f.repeat << " of the same connection)";
   o << "\n";
@@ -107,6 +108,7 @@ std::string clash_to_text(const ClashReport& r, uint64_t number) {
     o << "          reply " << f.loser->reply.str() << "   status " << status_names(f.loser->status)
       << ((f.loser->status & ips::kConfirmed) ? "" : " (not confirmed)") << "\n";
   }
+  if (f.packet) o << "  packet  " << f.packet->str() << " (no conntrack entry)\n";
   if (f.winner) {
     const auto& w = f.winner->ct;
     o << "  winner  orig  " << w.orig.str() << "\n";
@@ -116,10 +118,10 @@ std::string clash_to_text(const ClashReport& r, uint64_t number) {
     o << "status " << status_names(w.status);
     if (w.id) o << ", id " << *w.id;
     if (f.winner->age_s) o << ", age " << *f.winner->age_s << "s";
-    else o << ", age unknown";
+    else o << ", age unknown (net.netfilter.nf_conntrack_timestamp=1 records it)";
     if (w.timeout_s) o << ", expires in " << *w.timeout_s << "s";
     o << "\n";
-  } else if (f.loser) {
+  } else if (f.loser && !f.chaintoolong_on_cpu) {
     o << "  winner  not found\n";
   }
   if (f.nat) {

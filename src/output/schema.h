@@ -1,6 +1,12 @@
 #pragma once
+#include <nlohmann/json.hpp>
+
+#include "sources/events.h"
 
 namespace natbpf {
 // Bumped whenever a JSON field changes meaning or disappears.
 inline constexpr int kSchemaVersion = 1;
+
+// A packet's addresses and ports, the same object in every JSON record.
+nlohmann::json packet_json(const Packet& p);
 }  // namespace natbpf

@@ -142,15 +142,15 @@ class JsonRenderer : public TraceRenderer {
   }
 };
 
+}  // namespace
+
 nlohmann::json packet_json(const Packet& p) {
-  return {{"proto", p.l4proto == 6 ? "tcp" : p.l4proto == 17 ? "udp" : p.l4proto == 1 ? "icmp" : p.l4proto == 58 ? "icmpv6" : std::to_string(p.l4proto)},
+  return {{"proto", proto_name(p.l4proto)},
           {"saddr", p.saddr.str()},
           {"daddr", p.daddr.str()},
           {"sport", p.sport},
           {"dport", p.dport}};
 }
-
-}  // namespace
 
 std::string drop_point_str(const DropPoint& d) {
   std::string s;

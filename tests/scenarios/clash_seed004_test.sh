@@ -23,6 +23,8 @@ run_case() { # BACKEND FORMAT
 	rm -f "$ready"
 	local flag=""
 	[ "$format" = json ] && flag=--json
+	# the nft case records creation times: the winner's age must then be known
+	[ "$backend" = nft ] && ip netns exec "$ns" sysctl -qw net.netfilter.nf_conntrack_timestamp=1
 	scen_bg seed004_server "$ns" 8080 45
 	local tries=0 # connect only once it listens (slow under TCG)
 	until ip netns exec "$ns" ss -Htln 'sport = :8080' | grep -q .; do
@@ -65,7 +67,8 @@ run_case() { # BACKEND FORMAT
 		jq_true "$out.all" "$c.explanation | test(\"has 1 port, already used by 127.0.0.1:$first_port → 127.0.0.1:8080\")"
 		jq_true "$out.all" "$c.counters.insert_failed >= 1 and $c.counters.drop >= 1"
 		case $backend in
-		nft) jq_true "$out.all" "$c.nat.rule.backend == \"nftables\" and ($c.nat.rule.text | test(\"snat to 127.0.0.1:40000\"))" ;;
+		nft) jq_true "$out.all" "$c.nat.rule.backend == \"nftables\" and ($c.nat.rule.text | test(\"snat to 127.0.0.1:40000\"))"
+		   jq_true "$out.all" "$c.winner.age_s >= 0 and $c.winner.age_s < 60" "nf_conntrack_timestamp=1: the winner's age must be known" ;;
 		*) jq_true "$out.all" "$c.nat.rule.backend == \"$backend\" and ($c.nat.rule.text | test(\"-j SNAT --to-source 127.0.0.1:40000\"))" ;;
 		esac
 		case $NATBPF_EXPECT_PATH in
@@ -81,6 +84,7 @@ run_case() { # BACKEND FORMAT
 		assert_contains "$out" 'cause   range_exhausted: SNAT range 127\.0\.0\.1:40000-40000 has 1 port, already used by 127\.0\.0\.1:'"$first_port"' → 127\.0\.0\.1:8080; every new connection to 127\.0\.0\.1:8080 is dropped at conntrack confirm'
 		assert_contains "$out" 'winner  orig  tcp 127\.0\.0\.1:'"$first_port"' -> 127\.0\.0\.1:8080'
 		assert_contains "$out" 'rule    .*127\.0\.0\.1:40000'
+		assert_contains "$out" 'age unknown \(net\.netfilter\.nf_conntrack_timestamp=1 records it\)'
 		# --count 1 stops after the first clash, but on a slow (emulated) kernel the
 		# SYN retransmitted 1 s later may be dropped and reported before natbpf exits:
 		# allowed, as long as it is told as a retransmission of the same connection.

@@ -8,7 +8,8 @@
  *   udpclash ADDR PORT [THREADS [ROUNDS]]     (defaults: 128 threads, 10 rounds)
  *
  * Each round uses a new socket (a new source port), so each round is a new
- * flow and may clash again.
+ * flow and may clash again. With THREADS 1 it sends from the calling thread:
+ * ROUNDS distinct flows quickly (to fill the conntrack table).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -66,6 +67,13 @@ int main(int argc, char **argv)
 		pthread_t *tids = calloc(threads, sizeof(*tids));
 
 		sock = socket(dst.ss_family, SOCK_DGRAM, 0);
+		if (sock >= 0 && threads == 1) {
+			if (sendto(sock, "natbpf", 6, 0, (struct sockaddr *)&dst, dst_len) < 0)
+				perror("sendto");
+			close(sock);
+			free(tids);
+			continue;
+		}
 		if (sock < 0 || !tids) {
 			perror("socket");
 			return 1;

@@ -1,6 +1,7 @@
 // Clash diagnosis, NAT rule parsing and ctnetlink entry parsing, from
 // fixtures built in the test (no root, no kernel).
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -11,6 +12,8 @@
 #include "sources/iptables_rules.h"
 
 using namespace natbpf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
 
 namespace {
 
@@ -122,11 +125,41 @@ TEST(ClashDiagnose, NoWinnerAndChainTooLong) {
   EXPECT_EQ(diagnose(f).cause, ClashCause::ChainTooLong);
 }
 
+TEST(ClashDiagnose, ChainTooLongOnTheCpuWinsOverCountersOfOthers) {
+  // A confirm drop with no clash while chaintoolong rose on its CPU: no
+  // winner is looked up and the counters of the interval do not matter.
+  auto f = seed004();
+  f.winner.reset();
+  f.counters.reset();
+  f.chaintoolong_on_cpu = true;
+  f.cpu = 1;
+  auto r = diagnose(f);
+  EXPECT_EQ(r.cause, ClashCause::ChainTooLong);
+  EXPECT_THAT(r.explanation, HasSubstr("nf_conntrack_buckets"));
+  EXPECT_THAT(r.evidence, Contains(HasSubstr("chaintoolong rose on cpu 1")));
+  // Without it, and without a winner, the cause stays unknown.
+  f.chaintoolong_on_cpu = false;
+  EXPECT_EQ(diagnose(f).cause, ClashCause::Unknown);
+}
+
 TEST(ClashDiagnose, TableFull) {
   ClashFacts f;
   f.ct_count = 65536;
   f.ct_max = 65536;
   EXPECT_EQ(diagnose(f).cause, ClashCause::TableFull);
+  Packet p;
+  p.family = 2;
+  p.l4proto = 6;
+  p.saddr = p.daddr = *Addr::parse("127.0.0.1");
+  p.sport = 46200;
+  p.dport = 8081;
+  f.packet = p;
+  auto r = diagnose(f);
+  EXPECT_EQ(r.cause, ClashCause::TableFull);
+  EXPECT_THAT(r.explanation, HasSubstr("(65536/65536 entries)"));
+  EXPECT_THAT(r.explanation, HasSubstr("127.0.0.1:46200 → 127.0.0.1:8081"));
+  f.ct_count = 10;  // not full: no cause natbpf can name
+  EXPECT_EQ(diagnose(f).cause, ClashCause::Unknown);
 }
 
 TEST(ClashSummary, CountsByCauseAndOutcome) {
