@@ -24,6 +24,7 @@
 #include "sources/ct_lookup.h"
 #include "sources/ct_stats.h"
 #include "sources/iptables_rules.h"
+#include "util/netns.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -197,8 +198,10 @@ class ClashRun {
     return flow_key(Tuple{p.saddr, p.daddr, p.sport, p.dport, p.l4proto});
   }
 
-  bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu) {
-    if (credit[cpu] <= 0) return false;
+  // The per-CPU counters are read in natbpf's own namespace: under --netns
+  // all, an event of another namespace never takes their credit.
+  bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu, uint32_t netns) {
+    if (!own_netns(netns) || credit[cpu] <= 0) return false;
     credit[cpu]--;
     return true;
   }
@@ -210,24 +213,48 @@ class ClashRun {
     return s;
   }
 
-  const std::vector<NatRule>& rules() {
+  bool own_netns(uint32_t netns) const { return netns == 0 || netns == own_netns_; }
+
+  // The NAT rules of a namespace, read again after 2 s.
+  const std::vector<NatRule>& rules(uint32_t netns) {
+    auto& c = rules_[netns];
     uint64_t now = monotonic_ns();
-    if (!rules_loaded_ || now - rules_ns_ > 2'000'000'000ULL) {
-      rules_ = load_nat_rules();
-      rules_loaded_ = true;
-      rules_ns_ = now;
+    if (!c.loaded_ns || now - c.loaded_ns > 2'000'000'000ULL) {
+      c.value.clear();
+      netns_.run_in(netns, [&] { c.value = load_nat_rules(); });
+      c.loaded_ns = now;
     }
-    return rules_;
+    return c.value;
   }
 
-  const std::vector<CtNetlinkEntry>& table() {
+  // The conntrack table of a namespace, dumped again after 50 ms.
+  const std::vector<CtNetlinkEntry>& table(uint32_t netns) {
+    auto& c = tables_[netns];
     uint64_t now = monotonic_ns();
-    if (!table_ || now - table_ns_ > 50'000'000ULL) {
-      auto d = ct_dump(0);
-      table_ = d ? *d : std::vector<CtNetlinkEntry>{};
-      table_ns_ = now;
+    if (!c.loaded_ns || now - c.loaded_ns > 50'000'000ULL) {
+      c.value.clear();
+      netns_.run_in(netns, [&] {
+        if (auto d = ct_dump(0)) c.value = *d;
+      });
+      c.loaded_ns = now;
     }
-    return *table_;
+    return c.value;
+  }
+
+  std::optional<CtNetlinkEntry> find_entry(uint32_t netns, const Tuple& t, TupleDir dir) {
+    std::optional<CtNetlinkEntry> e;
+    netns_.run_in(netns, [&] {
+      if (auto r = ct_lookup(t, dir); r && *r) e = **r;
+    });
+    return e;
+  }
+
+  // nf_conntrack_count is per namespace; nf_conntrack_max is global.
+  void read_table_size(ClashFacts& f) {
+    netns_.run_in(f.netns, [&] {
+      f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
+      f.ct_max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
+    });
   }
 
   // Seconds since the entry was created: only with nf_conntrack_timestamp=1.
@@ -246,16 +273,16 @@ class ClashRun {
     // nf_conntrack_find_get matches either direction, so this finds an entry
     // holding the loser's reply tuple as its reply (SNAT collision) or as its
     // original (a reverse collision).
-    if (auto r = ct_lookup(loser.reply, TupleDir::Reply); r && *r)
-      return fill(**r, "ctnetlink lookup of the loser's reply tuple");
-    if (auto r = ct_lookup(loser.orig, TupleDir::Original); r && *r)
-      return fill(**r, "ctnetlink lookup of the loser's original tuple");
+    if (auto e = find_entry(loser.netns, loser.reply, TupleDir::Reply))
+      return fill(*e, "ctnetlink lookup of the loser's reply tuple");
+    if (auto e = find_entry(loser.netns, loser.orig, TupleDir::Original))
+      return fill(*e, "ctnetlink lookup of the loser's original tuple");
     return std::nullopt;
   }
 
   std::optional<NatFacts> nat_facts(const CtEntry& loser, std::optional<AllocationFacts>& alloc) {
     bool snat = loser.status & (ips::kSrcNat | ips::kSrcNatDone);
-    const NatRule* rule = snat ? match_snat_rule(rules(), loser) : nullptr;
+    const NatRule* rule = snat ? match_snat_rule(rules(loser.netns), loser) : nullptr;
     auto setup = nat_by_ct_.find(loser.ptr);
     if (!snat && setup == nat_by_ct_.end()) return std::nullopt;
     NatFacts n;
@@ -329,14 +356,14 @@ class ClashRun {
                   (p.clash->resolved ? "NF_ACCEPT" : "NF_DROP");
       loser = p.clash->loser;
       WinnerFacts w{p.clash->winner, std::string("nf_ct_resolve_clash (") + to_string(p.clash->origin) + ")", {}, {}};
-      if (auto r = ct_lookup(p.clash->winner.orig, TupleDir::Original); r && *r) {
-        w.tcp_state = (*r)->tcp_state;
-        w.ct.id = (*r)->ct.id;
-        w.ct.timeout_s = (*r)->ct.timeout_s;
-        w.age_s = age_s(**r);
+      if (auto e = find_entry(p.clash->loser.netns, p.clash->winner.orig, TupleDir::Original)) {
+        w.tcp_state = e->tcp_state;
+        w.ct.id = e->ct.id;
+        w.ct.timeout_s = e->ct.timeout_s;
+        w.age_s = age_s(*e);
       }
       f.winner = w;
-      if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu);
+      if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu, p.clash->loser.netns);
       f.counter_confirms = true;
     } else if (p.confirm) {
       f.ts_ns = p.confirm->ts_ns;
@@ -347,7 +374,7 @@ class ClashRun {
                   (p.confirm->accepted ? "NF_ACCEPT" : "NF_DROP");
       if (p.confirm->winner)
         f.winner = WinnerFacts{*p.confirm->winner, "the skb's entry after confirm (merged)", {}, {}};
-      if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu);
+      if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu, p.confirm->loser.netns);
       f.counter_confirms = true;
     } else if (p.drop) {
       f.ts_ns = p.drop->ts_ns;
@@ -355,7 +382,7 @@ class ClashRun {
       loser = *p.drop->ct;
       f.outcome = ClashOutcome::Dropped;
       f.seen_by = location_text(*p.drop);
-      f.counter_confirms = take_credit(insert_failed_credit_, f.cpu);
+      f.counter_confirms = take_credit(insert_failed_credit_, f.cpu, p.drop->ct->netns);
     } else {
       return;
     }
@@ -369,11 +396,11 @@ class ClashRun {
     bool looked_up = false;
     if (!p.clash && f.outcome == ClashOutcome::Dropped) {
       if (p.confirm && plan_.has("nf_ct_resolve_clash")) {
-        f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu);
+        f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns);
       } else if (!p.confirm && f.counter_confirms) {
         f.winner = lookup_winner(*loser);
         looked_up = true;
-        if (!f.winner) f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu);
+        if (!f.winner) f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns);
       }
     }
     if (!f.winner && !f.chaintoolong_on_cpu && !looked_up) f.winner = lookup_winner(*loser);
@@ -385,20 +412,22 @@ class ClashRun {
       return;
     }
     if (p.drop && !p.clash && !p.confirm) {
-      f.seen_by += f.counter_confirms ? "; insert_failed rose on cpu " + std::to_string(f.cpu)
-                                      : "; insert_failed did not rise on cpu " + std::to_string(f.cpu);
+      if (own_netns(f.netns))
+        f.seen_by += f.counter_confirms ? "; insert_failed rose on cpu " + std::to_string(f.cpu)
+                                        : "; insert_failed did not rise on cpu " + std::to_string(f.cpu);
       f.seen_by += "; loser tuples read from the packet's conntrack entry";
     }
-    f.counters = counters_since_report();
+    if (own_netns(f.netns)) f.counters = counters_since_report();
+    else f.seen_by += "; conntrack counters are read in natbpf's own namespace only, not in netns " +
+                      std::to_string(f.netns);
     std::optional<AllocationFacts> alloc;
     f.nat = nat_facts(*loser, alloc);
     f.alloc = alloc;
     if (f.nat && f.nat->min_addr && f.nat->min_port)
-      f.range_used = count_range_usage(table(), loser->reply.proto, loser->reply.src, loser->reply.sport,
+      f.range_used = count_range_usage(table(loser->netns), loser->reply.proto, loser->reply.src, loser->reply.sport,
                                        *f.nat->min_addr, *f.nat->max_addr, *f.nat->min_port,
                                        f.nat->max_port.value_or(*f.nat->min_port));
-    f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
-    f.ct_max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
+    read_table_size(f);
     f.repeat = seen_flows_[flow_key(loser->orig)]++;
     emit(diagnose(f));
   }
@@ -420,7 +449,7 @@ class ClashRun {
     // Drops without a conntrack entry at nf_hook_slow while the drop counter
     // rose without insert_failed: conntrack could not create an entry.
     for (const auto& d : no_ct_drops_) {
-      if (!take_credit(drop_only_credit_, d.cpu)) continue;
+      if (!take_credit(drop_only_credit_, d.cpu, d.pkt.netns)) continue;
       ClashFacts f;
       f.ts_ns = d.ts_ns;
       f.cpu = d.cpu;
@@ -431,8 +460,7 @@ class ClashRun {
                   std::to_string(d.cpu) + " without insert_failed";
       f.packet = d.pkt;
       f.repeat = seen_flows_[flow_key(d.pkt)]++;
-      f.ct_count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
-      f.ct_max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
+      read_table_size(f);
       if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) emit(diagnose(f));
     }
     no_ct_drops_.clear();
@@ -508,11 +536,15 @@ class ClashRun {
   std::optional<CtStatsTotals> last_report_totals_;
   uint64_t last_summary_ns_ = 0, run_start_ns_ = monotonic_ns();
   ClashSummary summary_, run_summary_;
-  std::vector<NatRule> rules_;
-  bool rules_loaded_ = false;
-  uint64_t rules_ns_ = 0;
-  std::optional<std::vector<CtNetlinkEntry>> table_;
-  uint64_t table_ns_ = 0;
+  template <typename T>
+  struct Cached {
+    T value;
+    uint64_t loaded_ns = 0;
+  };
+  NetnsIndex netns_;
+  uint32_t own_netns_ = current_netns_inode();
+  std::map<uint32_t, Cached<std::vector<NatRule>>> rules_;
+  std::map<uint32_t, Cached<std::vector<CtNetlinkEntry>>> tables_;
   std::map<std::string, uint32_t> seen_flows_;
   uint64_t reports_ = 0;
 };
