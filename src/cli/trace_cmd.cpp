@@ -179,6 +179,11 @@ class TraceRun {
 
  private:
   Status refresh_ruleset() {
+    // The generation first: a change while the ruleset is listed is then
+    // caught at the next packet.
+    auto gen = nft_generation();
+    ruleset_gen_ = gen ? *gen : 0;
+    ruleset_ns_ = monotonic_ns();
     auto text = nft_->run("list ruleset");
     if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
     ruleset_ = Ruleset::parse(*text);
@@ -193,15 +198,20 @@ class TraceRun {
     return Ok{};
   }
 
-  // The ruleset may have changed since the snapshot (a new generation):
-  // refresh when a traced rule is not in it.
+  // The snapshot is stale when the nftables generation moved (a rule added,
+  // deleted or replaced anywhere, also in chains this packet only passed:
+  // their near misses would be wrong) or a traced rule is not in it.
+  // iptables-legacy has no generation and numbers its rules by position:
+  // while legacy steps are traced its rules are read again at most once a
+  // second.
   void ensure_rules_known(const Journey& j) {
+    bool stale = false;
+    if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
     for (const auto& s : j.steps) {
-      if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) {
-        (void)refresh_ruleset();
-        return;
-      }
+      if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
+      if (s.origin == Origin::Nflog && monotonic_ns() - ruleset_ns_ > 1'000'000'000ULL) stale = true;
     }
+    if (stale) (void)refresh_ruleset();
   }
 
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
@@ -272,6 +282,8 @@ class TraceRun {
   std::optional<LegacyTrace> legacy_;
   std::optional<JourneyBuilder> builder_;
   Ruleset ruleset_;
+  uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
+  uint64_t ruleset_ns_ = 0;   // when it was taken
   Kallsyms kallsyms_;
   std::map<uint32_t, std::string> drop_reasons_;
   std::unique_ptr<TraceRenderer> renderer_;

@@ -27,4 +27,9 @@ class NftContext {
   nft_ctx* ctx_ = nullptr;
 };
 
+// The nftables ruleset generation of the current namespace (NFT_MSG_GETGEN):
+// it changes with every committed change, so a snapshot of rule text is
+// stale when it differs from the one taken with the snapshot.
+Result<uint32_t> nft_generation();
+
 }  // namespace natbpf
