@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 #include <set>
+#include <cstdlib>
 #include <sstream>
 
 namespace natbpf {
@@ -188,6 +189,9 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
         else if (has == true) m.why = lk->key + " is in set " + setname + " now (added after this packet?)";
         else m.why = "did not match (lookup of " + lk->key + " in set " + setname + ")";
       }
+      else if (auto why = first_mismatch(r.text, *seen)) {
+        m.why = *why;
+      }
     }
     j.near_misses.push_back(std::move(m));
   }
@@ -277,6 +281,98 @@ void explain_journey(Journey& j, const ExplainContext& ctx) {
   find_drop(j, ctx);
   find_near_misses(j, ctx);
   write_explanation(j);
+}
+
+namespace {
+
+// One value of a comparison: an address or prefix, a port or port range,
+// or a word (protocol names).
+bool value_matches(const std::string& v, const std::string& actual) {
+  if (v == actual) return true;
+  if (auto slash = v.find('/'); slash != std::string::npos) {
+    auto net = Addr::parse(v.substr(0, slash));
+    auto a = Addr::parse(actual);
+    if (!net || !a || net->family != a->family) return false;
+    int len = std::atoi(v.c_str() + slash + 1);
+    for (int bit = 0; bit < len && bit < 128; bit++) {
+      uint8_t m = 0x80 >> (bit % 8);
+      if ((net->bytes[bit / 8] & m) != (a->bytes[bit / 8] & m)) return false;
+    }
+    return true;
+  }
+  if (auto dash = v.find('-'); dash != std::string::npos && std::isdigit(static_cast<unsigned char>(v[0]))) {
+    char* end = nullptr;
+    long lo = std::strtol(v.c_str(), &end, 10), hi = std::strtol(v.c_str() + dash + 1, nullptr, 10);
+    long x = std::strtol(actual.c_str(), nullptr, 10);
+    if (end == v.c_str() + dash) return x >= lo && x <= hi;
+  }
+  return false;
+}
+
+// Whether natbpf understands a value well enough to say "not".
+bool value_known(const std::string& v) {
+  if (v.empty()) return false;
+  if (Addr::parse(v.substr(0, v.find('/')))) return true;
+  if (std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c) || c == '-'; })) return true;
+  for (const char* w : {"tcp", "udp", "icmp", "ipv6-icmp", "icmpv6", "sctp"})
+    if (v == w) return true;
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::string> first_mismatch(const std::string& rule, const Packet& p) {
+  auto t = split_words(rule);
+  size_t i = 0;
+  while (i + 1 < t.size()) {
+    const std::string &a = t[i], &b = t[i + 1];
+    if (a == "meta" && b == "nfproto" && i + 2 < t.size()) {
+      std::string fam = p.family == 10 ? "ipv6" : "ipv4";
+      if (t[i + 2] != "ipv4" && t[i + 2] != "ipv6") return std::nullopt;
+      if (t[i + 2] != fam) return "the packet is " + fam + ", not " + t[i + 2];
+      i += 3;
+      continue;
+    }
+    auto actual = selector_value(a, b, p);
+    if (!actual) return std::nullopt;  // not a comparison natbpf can evaluate
+    // The protocol a selector implies must be the packet's.
+    if ((a == "ip" && p.family == 10) || (a == "ip6" && p.family == 2))
+      return "the packet is " + std::string(p.family == 10 ? "IPv6" : "IPv4") + ", rule matches " + a;
+    if ((a == "tcp" || a == "udp" || a == "sctp") && nft_proto_keyword(p.l4proto) != a)
+      return "the packet is " + nft_proto_keyword(p.l4proto) + ", not " + a;
+    size_t v = i + 2;
+    bool negated = v < t.size() && t[v] == "!=";
+    if (v < t.size() && (t[v] == "!=" || t[v] == "==")) v++;
+    if (v >= t.size() || t[v] == "." || t[v][0] == '@') return std::nullopt;  // concatenation or set lookup
+    std::vector<std::string> values;
+    size_t next = v + 1;
+    if (t[v] == "{") {
+      size_t k = v + 1;
+      for (; k < t.size() && t[k] != "}"; k++) {
+        std::string e = t[k];
+        if (!e.empty() && e.back() == ',') e.pop_back();
+        if (!e.empty()) values.push_back(e);
+      }
+      if (k == t.size()) return std::nullopt;
+      next = k + 1;
+    } else {
+      values.push_back(t[v]);
+    }
+    if (values.empty() || !std::all_of(values.begin(), values.end(), value_known)) return std::nullopt;
+    bool hit = std::any_of(values.begin(), values.end(), [&](const auto& x) { return value_matches(x, *actual); });
+    if (hit == negated) {
+      std::string field = a + " " + b;
+      std::string list = values.size() == 1 ? values[0] : "{ " + [&] {
+        std::string l;
+        for (size_t k = 0; k < values.size(); k++) l += (k ? ", " : "") + values[k];
+        return l;
+      }() + " }";
+      if (negated) return field + " is " + *actual + ", which the rule excludes (!= " + list + ")";
+      return field + " is " + *actual + ", not " + list;
+    }
+    i = next;
+  }
+  return std::nullopt;
 }
 
 }  // namespace natbpf

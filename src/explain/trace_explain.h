@@ -32,4 +32,10 @@ struct SetLookup {
 };
 std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& packet);
 
+// For a rule whose leading matches are plain comparisons of addresses, ports
+// or protocols ("ip saddr 10.9.9.9 tcp dport { 22, 80 } accept"): the first
+// one this packet fails, in words ("ip saddr is 10.2.1.2, not 10.9.9.9").
+// nullopt when a match natbpf cannot evaluate comes first, or all matched.
+std::optional<std::string> first_mismatch(const std::string& rule, const Packet& packet);
+
 }  // namespace natbpf

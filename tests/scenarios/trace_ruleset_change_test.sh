@@ -33,4 +33,6 @@ jq_true "$SCEN_TMP/stories.json" 'all(.[]; .verdict == "drop" and .drop.chain ==
 jq_true "$SCEN_TMP/stories.json" '.[0].near_misses | any(.rule | test("@allow_in accept"))' "before the change: the set rule"
 jq_true "$SCEN_TMP/stories.json" '.[1].near_misses | any(.rule == "ip saddr 10.9.9.9 accept")' "after the change: the inserted rule"
 jq_true "$SCEN_TMP/stories.json" '.[1].near_misses | all(.rule | test("@allow_in") | not)' "after the change: the deleted rule must be gone"
+jq_true "$SCEN_TMP/stories.json" '.[1].near_misses | any(.why == "ip saddr is 10.2.1.2, not 10.9.9.9")' "why the inserted rule missed"
+jq_true "$SCEN_TMP/stories.json" '.[1].explanation | test("ip saddr is 10.2.1.2, not 10.9.9.9")'
 echo "PASS trace ruleset change"

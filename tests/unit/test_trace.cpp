@@ -100,6 +100,25 @@ TEST(SetLookup, ConcatenatedKeyFromPacket) {
   EXPECT_FALSE(set_lookup_key("ct mark @marks accept", tcp("10.2.1.2", 1, "1.1.1.1", 2)).has_value());
 }
 
+TEST(NearMiss, FirstPlainComparisonThePacketFails) {
+  auto p = tcp("10.2.1.2", 40000, "192.168.70.10", 22);
+  EXPECT_EQ(first_mismatch("ip saddr 10.9.9.9 accept", p), "ip saddr is 10.2.1.2, not 10.9.9.9");
+  EXPECT_EQ(first_mismatch("ip saddr 10.2.0.0/16 tcp dport { 80, 443 } accept", p),
+            "tcp dport is 22, not { 80, 443 }");
+  EXPECT_EQ(first_mismatch("ip daddr != 192.168.70.0/24 accept", p),
+            "ip daddr is 192.168.70.10, which the rule excludes (!= 192.168.70.0/24)");
+  EXPECT_EQ(first_mismatch("tcp dport 1000-2000 accept", p), "tcp dport is 22, not 1000-2000");
+  EXPECT_EQ(first_mismatch("udp dport 53 accept", p), "the packet is tcp, not udp");
+  EXPECT_EQ(first_mismatch("meta nfproto ipv6 accept", p), "the packet is ipv4, not ipv6");
+  EXPECT_EQ(first_mismatch("meta l4proto udp accept", p), "meta l4proto is tcp, not udp");
+  // Everything it can evaluate matched, or it cannot evaluate what comes first: no claim.
+  EXPECT_FALSE(first_mismatch("ip saddr 10.2.1.2 tcp dport 20-30 accept", p).has_value());
+  EXPECT_FALSE(first_mismatch("ct state established accept", p).has_value());
+  EXPECT_FALSE(first_mismatch("iifname \"eth0\" ip saddr 10.9.9.9 accept", p).has_value());
+  EXPECT_FALSE(first_mismatch("ip daddr . tcp dport @allow_in accept", p).has_value());
+  EXPECT_FALSE(first_mismatch("tcp dport ssh accept", p).has_value());
+}
+
 NftTraceEvent ev(uint32_t id, const std::string& table, const std::string& chain, std::optional<uint64_t> handle,
                  std::optional<NftVerdict> v, uint64_t t) {
   NftTraceEvent e;
