@@ -21,6 +21,7 @@
 #include "probe/features.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
+#include "sources/bpf.h"
 #include "sources/ct_lookup.h"
 #include "sources/ct_stats.h"
 #include "sources/iptables_rules.h"
@@ -56,8 +57,8 @@ std::optional<uint64_t> read_number(const char* path) {
 
 class ClashRun {
  public:
-  ClashRun(const ClashOptions& opt, const Plan& plan, BpfSession& bpf)
-      : opt_(opt), plan_(plan), bpf_(bpf), interval_ns_(0),
+  ClashRun(const ClashOptions& opt, const Plan& plan, const Sources& sources)
+      : opt_(opt), plan_(plan), sources_(sources), interval_ns_(0),
         hooked_confirm_(plan.has("nf_ct_resolve_clash") || plan.has("__nf_conntrack_confirm")),
         hooked_confirm_fn_(plan.has("__nf_conntrack_confirm")) {}
 
@@ -504,8 +505,8 @@ class ClashRun {
     ClashSummary& s = final ? run_summary_ : summary_;
     s.interval_ms = (now - (final ? run_start_ns_ : last_summary_ns_)) / 1000000ULL;
     s.counters = last_totals_.delta_since(final ? run_start_ : summary_start_);
-    s.lost_events = bpf_.lost();
-    s.decode_errors = bpf_.decode_errors();
+    s.lost_events = sources_.lost();
+    s.decode_errors = sources_.malformed();
     if (opt_.json) std::cout << summary_to_json(s, final).dump() << "\n";
     else std::cout << summary_to_text(s, final) << "\n";
     std::cout.flush();
@@ -516,7 +517,7 @@ class ClashRun {
 
   const ClashOptions& opt_;
   const Plan& plan_;
-  BpfSession& bpf_;
+  const Sources& sources_;
   uint64_t interval_ns_;
   bool hooked_confirm_, hooked_confirm_fn_;
   Kallsyms ksyms_;
@@ -578,22 +579,18 @@ Status run_clash(ClashOptions& opt) {
   KernelFeatures features;
   auto plan = make_plan(features, opt.request);
   if (!plan) return plan.error();
-  if (plan->attached() == 0)
-    return Error{"nothing to attach: " + plan->summary(), "run `natbpf probe` to see what this kernel allows"};
   auto signals = StopSignals::install();
   if (!signals) return signals.error();
-  auto bpf = BpfSession::start(*plan, filter);
-  if (!bpf) return bpf.error();
+  Sources sources;
+  ClashRun run(opt, *plan, sources);
+  auto to_run = [&run](BpfEvent&& ev) { run.on_event(std::move(ev)); };
+  if (auto s = sources.add(std::make_unique<BpfSource>(*plan, filter, to_run), true); !s) return s;
   std::cerr << "natbpf clash: " << plan->summary() << "\n";
-
-  ClashRun run(opt, *plan, **bpf);
   if (auto s = run.init(*interval); !s) return s;
   if (!opt.ready_file.empty())
     if (auto s = write_ready_file(opt.ready_file); !s) return s;
 
-  BpfSession& session = **bpf;
-  std::function<void(BpfEvent&&)> sink = [&](BpfEvent&& ev) { run.on_event(std::move(ev)); };
-  std::vector<Watch> watches{{session.epoll_fd(), [&]() { return session.consume(sink); }}};
+  auto watches = sources.watches();
   LoopLimits limits;
   limits.duration = duration;
   limits.done = [&]() { return run.done(); };
@@ -601,7 +598,7 @@ Status run_clash(ClashOptions& opt) {
   auto stopped = run_loop(watches, signals.value(), limits);
   if (!opt.ready_file.empty()) unlink(opt.ready_file.c_str());  // leave nothing behind
   if (!stopped) return stopped.error();
-  if (auto s = session.consume(sink); !s) return s;
+  if (auto s = sources.read_all(); !s) return s;
   run.tick(/*final=*/true);
   return Ok{};
 }

@@ -17,6 +17,7 @@
 #include "probe/drop_reasons.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
+#include "sources/bpf.h"
 #include "sources/ct_stats.h"
 #include "sources/nft.h"
 #include "sources/ruleset.h"
@@ -105,29 +106,29 @@ Status run_drops(const DropsOptions& o) {
   if (!plan) return plan.error();
   if (!plan->has("kfree_skb"))
     return Error{"cannot see drops: skb:kfree_skb does not attach here", "run `natbpf probe` for the reason"};
-  BpfFilter all;
-  all.batch_wakeups = true;  // a drop storm must not wake us per packet; read every tick
-  auto bpf = BpfSession::start(*plan, all);
-  if (!bpf) return bpf.error();
-
-  auto namespaces = list_netns();
-  std::vector<NetnsSnapshot> before;
-  for (const auto& ns : namespaces) before.push_back(snapshot(ns));
-
   Kallsyms kallsyms;
   auto reasons = load_drop_reasons();
   DropAggregator agg([&](uint64_t a) { return kallsyms.resolve(a); },
                      [&](uint32_t r) { return reasons.count(r) ? reasons[r] : std::to_string(r); });
+  BpfFilter all;
+  all.batch_wakeups = true;  // a drop storm must not wake us per packet; read every tick
+  Sources sources;
+  auto to_agg = [&agg](BpfEvent&& ev) { agg.add(ev); };
+  if (auto st = sources.add(std::make_unique<BpfSource>(*plan, all, to_agg), true); !st) return st;
+  // Counters from the moment the drops are watched.
+  auto namespaces = list_netns();
+  std::vector<NetnsSnapshot> before;
+  for (const auto& ns : namespaces) before.push_back(snapshot(ns));
   if (!o.json)
     std::cerr << "natbpf: counting netfilter drops for " << o.duration << "; " << plan->summary() << "\n";
   if (auto st = write_ready_file(o.ready_file); !st) return st;
   uint64_t start = monotonic_ns();
-  std::vector<Watch> watches{{(*bpf)->epoll_fd(), [&] { return (*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); }); }}};
+  auto watches = sources.watches();
   LoopLimits limits;
   limits.duration = *duration;
-  limits.on_tick = [&] { (void)(*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); }); };
+  limits.on_tick = [&] { (void)sources.read_all(); };
   auto stopped = run_loop(watches, *signals, limits);
-  (void)(*bpf)->consume([&](BpfEvent&& ev) { agg.add(ev); });
+  (void)sources.read_all();
   agg.finish();
   double secs = double(monotonic_ns() - start) / 1e9;
 
@@ -159,7 +160,7 @@ Status run_drops(const DropsOptions& o) {
     else if (hook_location && counted > 0)
       c.cause += " (" + std::to_string(counted) + " of them counted by nftables drop rules)";
   }
-  uint64_t lost = (*bpf)->lost();
+  uint64_t lost = sources.lost();
 
   DropsReport report{secs, agg.total(), lost, plan->summary(), std::move(causes), {}};
   for (size_t i = 0; i < namespaces.size(); i++) {

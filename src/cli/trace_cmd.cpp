@@ -13,6 +13,7 @@
 #include "probe/drop_reasons.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
+#include "sources/bpf.h"
 #include "sources/legacy_trace.h"
 #include "sources/nft.h"
 #include "sources/nftrace.h"
@@ -107,25 +108,29 @@ class TraceRun {
     auto plan = make_plan(features, req);
     if (!plan) return plan.error();
     plan_ = *plan;
+    // Sources: BPF adds what nftrace cannot see but is not needed for a
+    // story; the nftables trace stream is; iptables-legacy TRACE only runs
+    // where legacy tables have rules.
+    auto to_builder = [this](auto&& ev) { builder_->add(std::move(ev)); };
     BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr, *netns, true};
-    auto bpf = BpfSession::start(plan_, filter);
-    if (!bpf) return bpf.error();
-    bpf_ = std::move(*bpf);
+    if (auto st = sources_.add(std::make_unique<BpfSource>(plan_, filter, to_builder), false); !st) return st;
 
     auto nft = NftContext::create();
     if (!nft) return nft.error();
     nft_.emplace(std::move(*nft));
     if (auto st = refresh_ruleset(); !st) return st;
-    auto listener = NftraceListener::open();
-    if (!listener) return listener.error();
-    listener_.emplace(std::move(*listener));
+    if (auto st = sources_.add(std::make_unique<NftraceSource>(to_builder), true); !st) return st;
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
-    auto legacy = LegacyTrace::start(match);
-    if (!legacy) return legacy.error();
-    if (*legacy) {
-      legacy_.emplace(std::move(**legacy));
+    auto legacy = std::make_unique<LegacyTraceSource>(
+        match,
+        [this](uint8_t f, const std::string& t, const std::string& c) { return ruleset_.chain(family_name(f), t, c); },
+        to_builder);
+    std::string legacy_name = legacy->name();
+    if (auto st = sources_.add(std::move(legacy), false); !st) return st;
+    legacy_ = static_cast<LegacyTraceSource*>(sources_.find(legacy_name));  // null when skipped
+    if (legacy_) {
       if (auto st = refresh_ruleset(); !st) return st;  // now with our TRACE rules
     }
 
@@ -141,36 +146,27 @@ class TraceRun {
       std::string what = trace_match_expression(match);
       std::cerr << "natbpf: tracing " << (what.empty() ? "all packets" : what) << " (rate " << match.rate << ")"
                 << (opt_.netns.empty() ? "" : " in netns " + opt_.netns) << "; " << plan_.summary() << "\n";
+      for (const auto& why : sources_.skipped())
+        if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
     }
     if (auto st = write_ready_file(opt_.ready_file); !st) return st;
 
-    std::vector<Watch> watches;
-    watches.push_back({listener_->fd(), [this] {
-                         return listener_->drain([this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
-                       }});
-    if (legacy_)
-      watches.push_back({legacy_->fd(), [this] {
-                           return legacy_->drain(
-                               [this](uint8_t f, const std::string& t, const std::string& c) {
-                                 return ruleset_.chain(family_name(f), t, c);
-                               },
-                               [this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
-                         }});
-    if (bpf_->epoll_fd() >= 0)
-      watches.push_back({bpf_->epoll_fd(), [this] {
-                           return bpf_->consume([this](BpfEvent&& ev) { builder_->add(std::move(ev)); });
-                         }});
+    auto watches = sources_.watches();
     limits.on_tick = [this] { flush(false); };
     limits.done = [this] { return opt_.count && counters_.packets >= opt_.count; };
     auto stopped = run_loop(watches, *signals, limits);
     // Late events of the last packets: drain once more before the final flush.
-    (void)listener_->drain([this](NftTraceEvent&& ev) { builder_->add(std::move(ev)); });
-    (void)bpf_->consume([this](BpfEvent&& ev) { builder_->add(std::move(ev)); });
+    (void)sources_.read_all();
     flush(true);
-    counters_.nftrace_lost = listener_->lost_overruns() + (legacy_ ? legacy_->lost() : 0);
-    counters_.nftrace_parse_errors = listener_->parse_errors();
-    counters_.bpf_lost = bpf_->lost();
-    counters_.bpf_decode_errors = bpf_->decode_errors();
+    for (const char* name : {"nftables trace", "iptables-legacy TRACE"})
+      if (const Source* src = sources_.find(name)) {
+        counters_.nftrace_lost += src->lost();
+        counters_.nftrace_parse_errors += src->malformed();
+      }
+    if (const Source* bpf = sources_.find("bpf")) {
+      counters_.bpf_lost = bpf->lost();
+      counters_.bpf_decode_errors = bpf->malformed();
+    }
     std::cout << renderer_->summary(counters_, plan_.summary()) << std::flush;
     if (!opt_.ready_file.empty()) unlink(opt_.ready_file.c_str());
     if (!stopped) return stopped.error();
@@ -275,11 +271,10 @@ class TraceRun {
 
   TraceOptions opt_;
   Plan plan_;
-  std::unique_ptr<BpfSession> bpf_;
+  Sources sources_;
+  LegacyTraceSource* legacy_ = nullptr;  // in sources_ when iptables-legacy is traced
   std::optional<NftContext> nft_;
-  std::optional<NftraceListener> listener_;
   std::optional<TraceTable> table_;
-  std::optional<LegacyTrace> legacy_;
   std::optional<JourneyBuilder> builder_;
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot

@@ -156,10 +156,9 @@ std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m) {
   return out;
 }
 
-Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
-  LegacyTrace t;
-  t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
-  for (auto [family, bin, pf] : {std::tuple{"ip", "iptables-legacy", 2}, std::tuple{"ip6", "ip6tables-legacy", 10}}) {
+std::vector<std::string> LegacyTrace::families_in_use(const TraceMatch& match) {
+  std::vector<std::string> in_use;
+  for (auto [family, bin] : {std::pair{"ip", "iptables-legacy"}, std::pair{"ip6", "ip6tables-legacy"}}) {
     auto [rc, save] = run_program({std::string(bin) + "-save"});
     if (rc != 0) continue;
     // Stale TRACE rules of natbpf processes that died without cleaning up.
@@ -182,9 +181,19 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
     }
     if (save.find("\n-A ") == std::string::npos) continue;  // legacy tables not in use here
     if (match.l4proto == 1 && std::string(family) == "ip6") continue;
-    t.families_.push_back(Family{family, bin, "/proc/sys/net/netfilter/nf_log/" + std::to_string(pf), ""});
+    in_use.push_back(family);
   }
-  if (t.families_.empty()) return std::optional<LegacyTrace>{};
+  return in_use;
+}
+
+Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vector<std::string>& families) {
+  LegacyTrace t;
+  t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
+  for (const auto& family : families) {
+    bool v6 = family == "ip6";
+    t.families_.push_back(Family{family, v6 ? "ip6tables-legacy" : "iptables-legacy",
+                                 std::string("/proc/sys/net/netfilter/nf_log/") + (v6 ? "10" : "2"), ""});
+  }
 
   mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
   if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
@@ -225,7 +234,7 @@ Result<std::optional<LegacyTrace>> LegacyTrace::start(const TraceMatch& match) {
       }
     }
   }
-  return std::optional<LegacyTrace>(std::move(t));
+  return t;
 }
 
 LegacyTrace::LegacyTrace(LegacyTrace&& o) noexcept
@@ -341,6 +350,19 @@ Status LegacyTrace::drain(
       sink(std::move(ev));
     }
   }
+}
+
+std::optional<std::string> LegacyTraceSource::cannot_run() {
+  families_ = LegacyTrace::families_in_use(match_);
+  if (families_.empty()) return std::string("iptables-legacy has no rules in this namespace");
+  return std::nullopt;
+}
+
+Status LegacyTraceSource::start() {
+  auto t = LegacyTrace::start(match_, families_);
+  if (!t) return t.error();
+  trace_.emplace(std::move(*t));
+  return Ok{};
 }
 
 }  // namespace natbpf

@@ -15,6 +15,7 @@
 
 #include "sources/nftrace.h"
 #include "sources/ruleset.h"
+#include "sources/source.h"
 #include "sources/trace_table.h"
 #include "util/result.h"
 
@@ -43,9 +44,11 @@ std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m);
 
 class LegacyTrace {
  public:
-  // Installs TRACE rules for the families whose legacy tables have rules in
-  // this namespace; returns nullopt when iptables-legacy is not in use.
-  static Result<std::optional<LegacyTrace>> start(const TraceMatch& match);
+  // The families ("ip", "ip6") whose legacy tables have rules in this
+  // namespace; removes the TRACE rules of natbpf processes that died.
+  static std::vector<std::string> families_in_use(const TraceMatch& match);
+  // Installs TRACE rules for those families and binds NFLOG group 0.
+  static Result<LegacyTrace> start(const TraceMatch& match, const std::vector<std::string>& families);
   LegacyTrace(LegacyTrace&&) noexcept;
   LegacyTrace& operator=(LegacyTrace&&) = delete;
   ~LegacyTrace();
@@ -71,6 +74,31 @@ class LegacyTrace {
   std::shared_ptr<mnl_socket> nl_;
   uint64_t lost_ = 0;
   std::vector<uint8_t> buf_;
+};
+
+// iptables-legacy TRACE as a source: it cannot run where no legacy table
+// has rules (nothing to trace there).
+class LegacyTraceSource : public Source {
+ public:
+  using Rules = std::function<const ChainInfo*(uint8_t family, const std::string& table, const std::string& chain)>;
+  LegacyTraceSource(TraceMatch match, Rules rules, std::function<void(NftTraceEvent&&)> sink)
+      : match_(std::move(match)), rules_(std::move(rules)), sink_(std::move(sink)) {}
+  std::string name() const override { return "iptables-legacy TRACE"; }
+  std::optional<std::string> cannot_run() override;
+  Status start() override;
+  void stop() override { trace_.reset(); }
+  int fd() const override { return trace_ ? trace_->fd() : -1; }
+  Status read() override { return trace_ ? trace_->drain(rules_, sink_) : Status(Ok{}); }
+  uint64_t lost() const override { return trace_ ? trace_->lost() : 0; }
+  uint64_t malformed() const override { return 0; }
+  std::vector<std::string> families() const { return trace_ ? trace_->families() : std::vector<std::string>{}; }
+
+ private:
+  TraceMatch match_;
+  Rules rules_;
+  std::function<void(NftTraceEvent&&)> sink_;
+  std::vector<std::string> families_;
+  std::optional<LegacyTrace> trace_;
 };
 
 }  // namespace natbpf

@@ -515,4 +515,11 @@ std::optional<Packet> decode_ip_packet(std::span<const uint8_t> data) {
   return std::nullopt;
 }
 
+Status NftraceSource::start() {
+  auto l = NftraceListener::open();
+  if (!l) return l.error();
+  listener_.emplace(std::move(*l));
+  return Ok{};
+}
+
 }  // namespace natbpf

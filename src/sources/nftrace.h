@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sources/events.h"
+#include "sources/source.h"
 #include "util/result.h"
 
 struct mnl_socket;
@@ -114,6 +115,24 @@ class NftraceListener {
   uint64_t lost_overruns_ = 0;
   uint64_t parse_errors_ = 0;
   std::string last_parse_error_;
+};
+
+// The nftables trace stream as a source.
+class NftraceSource : public Source {
+ public:
+  explicit NftraceSource(std::function<void(NftTraceEvent&&)> sink) : sink_(std::move(sink)) {}
+  std::string name() const override { return "nftables trace"; }
+  std::optional<std::string> cannot_run() override { return std::nullopt; }  // open() says why
+  Status start() override;
+  void stop() override { listener_.reset(); }
+  int fd() const override { return listener_ ? listener_->fd() : -1; }
+  Status read() override { return listener_ ? listener_->drain(sink_) : Status(Ok{}); }
+  uint64_t lost() const override { return listener_ ? listener_->lost_overruns() : 0; }
+  uint64_t malformed() const override { return listener_ ? listener_->parse_errors() : 0; }
+
+ private:
+  std::function<void(NftTraceEvent&&)> sink_;
+  std::optional<NftraceListener> listener_;
 };
 
 }  // namespace natbpf

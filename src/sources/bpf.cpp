@@ -1,0 +1,17 @@
+#include "sources/bpf.h"
+
+namespace natbpf {
+
+std::optional<std::string> BpfSource::cannot_run() {
+  if (plan_.attached() == 0) return "nothing to attach: " + plan_.summary();
+  return std::nullopt;
+}
+
+Status BpfSource::start() {
+  auto s = BpfSession::start(plan_, filter_);
+  if (!s) return s.error();
+  session_ = std::move(*s);
+  return Ok{};
+}
+
+}  // namespace natbpf

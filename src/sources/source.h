@@ -1,0 +1,58 @@
+// Sources of typed events with one lifecycle, shared by trace, clash and
+// drops: the BPF ring buffer, the nftables trace stream and iptables-legacy
+// TRACE. cannot_run() says why a source cannot run here; start() takes its
+// kernel handles; fd() becomes readable when events wait and read() hands
+// them to the sink the source was built with; stop() (and the destructor)
+// gives every handle back. Lost and malformed input is counted, never fatal.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "util/runtime.h"
+
+namespace natbpf {
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual std::string name() const = 0;
+  // nullopt when it can run; otherwise the reason, for the user.
+  virtual std::optional<std::string> cannot_run() = 0;
+  virtual Status start() = 0;
+  virtual void stop() = 0;
+  virtual int fd() const = 0;
+  virtual Status read() = 0;
+  virtual uint64_t lost() const = 0;       // events the kernel dropped before natbpf read them
+  virtual uint64_t malformed() const = 0;  // records that failed to decode
+};
+
+// The running sources of one command. A source that cannot run, or fails to
+// start, is an error when the command needs it and otherwise skipped with
+// its reason (shown to the user).
+class Sources {
+ public:
+  Sources() = default;
+  Sources(const Sources&) = delete;
+  Sources& operator=(const Sources&) = delete;
+  ~Sources() { stop(); }
+
+  Status add(std::unique_ptr<Source> source, bool required);
+  const std::vector<std::string>& skipped() const { return skipped_; }  // "iptables-legacy TRACE: ..."
+  Source* find(const std::string& name);  // a running source, or nullptr
+  std::vector<Watch> watches();
+  Status read_all();  // once more, before the final flush
+  uint64_t lost() const;
+  uint64_t malformed() const;
+  void stop();
+
+ private:
+  std::vector<std::unique_ptr<Source>> running_;
+  std::vector<std::string> skipped_;
+};
+
+}  // namespace natbpf

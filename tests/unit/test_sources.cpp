@@ -1,0 +1,109 @@
+// The source lifecycle shared by trace, clash and drops, with fake sources.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sources/source.h"
+
+using namespace natbpf;
+
+namespace {
+
+struct Log {
+  std::vector<std::string> calls;
+};
+
+class FakeSource : public Source {
+ public:
+  FakeSource(std::string name, Log& log) : name_(std::move(name)), log_(log) {}
+  std::optional<std::string> why_not;
+  std::optional<std::string> start_error;
+  int fd_ = -1;
+  uint64_t lost_ = 0, malformed_ = 0;
+
+  std::string name() const override { return name_; }
+  std::optional<std::string> cannot_run() override { return why_not; }
+  Status start() override {
+    log_.calls.push_back("start " + name_);
+    if (start_error) return Error{*start_error, "a hint"};
+    return Ok{};
+  }
+  void stop() override { log_.calls.push_back("stop " + name_); }
+  int fd() const override { return fd_; }
+  Status read() override {
+    log_.calls.push_back("read " + name_);
+    return Ok{};
+  }
+  uint64_t lost() const override { return lost_; }
+  uint64_t malformed() const override { return malformed_; }
+
+ private:
+  std::string name_;
+  Log& log_;
+};
+
+}  // namespace
+
+TEST(Sources, OptionalSourceThatCannotRunIsSkippedWithItsReason) {
+  Log log;
+  Sources s;
+  auto f = std::make_unique<FakeSource>("iptables-legacy TRACE", log);
+  f->why_not = "iptables-legacy has no rules in this namespace";
+  ASSERT_TRUE(s.add(std::move(f), false));
+  ASSERT_EQ(s.skipped().size(), 1u);
+  EXPECT_EQ(s.skipped()[0], "iptables-legacy TRACE: iptables-legacy has no rules in this namespace");
+  EXPECT_TRUE(log.calls.empty()) << "a source that cannot run is never started";
+  EXPECT_EQ(s.find("iptables-legacy TRACE"), nullptr);
+}
+
+TEST(Sources, RequiredSourceThatCannotRunIsAnError) {
+  Log log;
+  Sources s;
+  auto f = std::make_unique<FakeSource>("bpf", log);
+  f->why_not = "nothing to attach";
+  auto st = s.add(std::move(f), true);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message, "bpf cannot run here: nothing to attach");
+  EXPECT_NE(st.error().hint.find("natbpf probe"), std::string::npos);
+}
+
+TEST(Sources, FailedStartIsStoppedThenSkippedOrReturned) {
+  Log log;
+  Sources s;
+  auto opt = std::make_unique<FakeSource>("optional", log);
+  opt->start_error = "no NFLOG";
+  ASSERT_TRUE(s.add(std::move(opt), false));
+  EXPECT_EQ(s.skipped().back(), "optional: no NFLOG");
+  auto req = std::make_unique<FakeSource>("required", log);
+  req->start_error = "socket: EPERM";
+  auto st = s.add(std::move(req), true);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message, "socket: EPERM");
+  EXPECT_EQ(log.calls, (std::vector<std::string>{"start optional", "stop optional", "start required", "stop required"}));
+}
+
+TEST(Sources, RunningSourcesAreWatchedCountedAndStoppedLastFirst) {
+  Log log;
+  {
+    Sources s;
+    auto a = std::make_unique<FakeSource>("a", log);
+    a->fd_ = 7;
+    a->lost_ = 2;
+    a->malformed_ = 1;
+    auto b = std::make_unique<FakeSource>("b", log);  // no fd: read on ticks only
+    b->lost_ = 3;
+    ASSERT_TRUE(s.add(std::move(a), true));
+    ASSERT_TRUE(s.add(std::move(b), false));
+    auto w = s.watches();
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(w[0].fd, 7);
+    ASSERT_TRUE(w[0].on_readable());
+    ASSERT_TRUE(s.read_all());
+    EXPECT_EQ(s.lost(), 5u);
+    EXPECT_EQ(s.malformed(), 1u);
+    ASSERT_NE(s.find("b"), nullptr);
+  }
+  EXPECT_EQ(log.calls, (std::vector<std::string>{"start a", "start b", "read a", "read a", "read b", "stop b", "stop a"}));
+}
