@@ -33,10 +33,34 @@ run_backend() { # iptables-nft | iptables-legacy
 		jq_true "$first" '.drop.evidence | index("iptables TRACE (nflog)") != null'
 		ip netns exec "$p-host" iptables-legacy-save | grep -q natbpf_ && fail "TRACE rule left behind"
 		[ "$(ip netns exec "$p-host" cat /proc/sys/net/netfilter/nf_log/2)" = "$logger_before" ] || fail "nf_log.2 not restored"
+		legacy_rules_change "$p"
 	else
 		jq_true "$first" '[.steps[] | select(.chain == "ALLOWED_DNATS")][0].evidence == "nftrace"'
 	fi
 	echo "ok $backend"
+}
+
+# iptables-legacy numbers rules by position and has no generation: after a
+# rule is inserted and another deleted, "ALLOWED_DNATS rule 2" is a different
+# rule. natbpf must name the rule as it is when the packet comes.
+legacy_rules_change() {
+	local p=$1 out=$SCEN_TMP/legacy-change.jsonl ready=$SCEN_TMP/legacy-change.ready
+	scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+	local tracer=$!
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready (legacy change)"; }
+	seed001_connect "$p" 2 && fail "the connection should time out (legacy change)"
+	ip netns exec "$p-host" iptables-legacy -I ALLOWED_DNATS 1 -s 10.9.9.9/32 -j ACCEPT || fail "iptables-legacy -I failed"
+	ip netns exec "$p-host" iptables-legacy -D ALLOWED_DNATS 2 || fail "iptables-legacy -D failed"
+	sleep 1.5
+	seed001_connect "$p" 2 && fail "the connection should still time out (legacy change)"
+	kill -INT $tracer
+	wait $tracer || fail "natbpf trace exited $? (legacy change)"
+	jq -s '[.[] | select(.type == "packet" and .repeat_of == null)]' "$out" >"$out.stories"
+	jq_true "$out.stories" 'length == 2' "expected one story per connection"
+	jq_true "$out.stories" 'all(.[]; .drop.chain == "ALLOWED_DNATS" and .drop.rule == "-A ALLOWED_DNATS -j DROP")'
+	jq_true "$out.stories" '.[0].near_misses[0].rule == "-A ALLOWED_DNATS -d 192.168.70.11/32 -p tcp -m tcp --dport 22 -j ACCEPT"'
+	jq_true "$out.stories" '.[1].near_misses | length == 1 and .[0].rule == "-A ALLOWED_DNATS -s 10.9.9.9/32 -j ACCEPT"'
+	echo "ok iptables-legacy rules changed while tracing"
 }
 
 ran=0
