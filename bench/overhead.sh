@@ -3,7 +3,11 @@
 # namespace pushes into an nftables drop rule (every packet dropped, so the
 # kfree_skb program runs for each), without natbpf, with `natbpf drops`
 # (counts every drop) and with `natbpf trace` on another port (the tracing
-# table's rules are evaluated for every packet). Median of 5 runs each.
+# table's rules are evaluated for every packet). A second namespace tracks
+# connections, so every dropped packet carries an unconfirmed conntrack entry:
+# the worst case for `natbpf clash`, which must tell a firewall drop from an
+# insert failure for each. Median of 5 runs each; natbpf's peak RSS (VmHWM)
+# is printed beside its rows.
 # Usage: bench/overhead.sh [BUILD_DIR] [PACKETS]
 set -euo pipefail
 build=${1:-build}
@@ -14,6 +18,7 @@ ns=nbbench$$
 cleanup() {
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	ip netns del "$ns" 2>/dev/null || true
+	ip netns del "$ctns" 2>/dev/null || true
 }
 trap cleanup EXIT
 ip netns add "$ns"
@@ -21,27 +26,36 @@ ip -n "$ns" link set lo up
 ip netns exec "$ns" nft add table inet b
 ip netns exec "$ns" nft 'add chain inet b out { type filter hook output priority 0; }'
 ip netns exec "$ns" nft add rule inet b out udp dport 9 drop
+ctns=${ns}ct
+ip netns add "$ctns"
+ip -n "$ctns" link set lo up
+ip netns exec "$ctns" nft add table inet b
+ip netns exec "$ctns" nft 'add chain inet b out { type filter hook output priority 0; }'
+ip netns exec "$ctns" nft add rule inet b out ct state new udp dport 9 drop
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() {
-	for _ in 1 2 3 4 5; do ip netns exec "$ns" "$flood" 127.0.0.1 9 "$count"; done | median
+measure() { # [NS]
+	for _ in 1 2 3 4 5; do ip netns exec "${1:-$ns}" "$flood" 127.0.0.1 9 "$count"; done | median
 }
-with() { # label, natbpf args...
-	local label=$1
-	shift
+with() { # label, flood namespace, natbpf args...
+	local label=$1 target=$2
+	shift 2
 	local ready
 	ready=$(mktemp -u)
 	"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
 	pid=$!
 	for _ in $(seq 300); do [ -e "$ready" ] && break; sleep 0.1; done
-	local pps
-	pps=$(measure)
+	local pps rss
+	pps=$(measure "$target")
+	rss=$(awk '/^VmHWM/ {print $2 " kB"}' "/proc/$pid/status")
 	kill -INT "$pid"
 	wait "$pid" || true
 	pid=""
-	echo "$label $pps"
+	echo "$label $pps $rss"
 }
 base=$(measure)
 echo "baseline $base"
-with drops drops --duration 600s
-with trace trace --netns "$ns" --dport 5353 --duration 600s
+with drops "$ns" drops --duration 600s
+with trace "$ns" trace --netns "$ns" --dport 5353 --duration 600s
+echo "baseline-conntrack $(measure "$ctns")"
+with clash-conntrack "$ctns" clash --netns "$ctns" --duration 600s

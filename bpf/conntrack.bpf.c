@@ -102,7 +102,7 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 		bpf_ringbuf_discard(ev, 0);
 		goto out;
 	}
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 out:
 	bpf_map_delete_elem(&confirm_args_map, &key);
 }
@@ -177,7 +177,7 @@ static __always_inline void clash_exit(__u8 origin, __u64 key, __u32 ret)
 		bpf_ringbuf_discard(ev, 0);
 		goto out;
 	}
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 out:
 	bpf_map_delete_elem(&clash_args_map, &key);
 }

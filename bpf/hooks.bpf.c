@@ -35,7 +35,7 @@ static __always_inline void emit_hook_drop(__u8 origin, struct sk_buff *skb, __u
 	ev->out_ifindex = out ? BPF_CORE_READ(out, ifindex) : 0;
 	ev->netns_ino = nb_net_ino(net);
 	ev->pad = 0;
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 }
 
 /* A negative return means the packet was dropped and the skb freed; never
@@ -142,7 +142,7 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	ev->pad = 0;
 	ev->pkt = pkt;
 	ev->ct = ct;
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 }
 
 SEC("tp_btf/kfree_skb")

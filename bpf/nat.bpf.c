@@ -82,7 +82,7 @@ static __always_inline void setup_exit(__u8 origin, struct nf_conn *ct, __u32 re
 		bpf_ringbuf_discard(ev, 0);
 		goto out;
 	}
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 out:
 	bpf_map_delete_elem(&nat_by_ct, &key);
 }

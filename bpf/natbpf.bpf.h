@@ -50,9 +50,14 @@ const volatile __u8 cfg_daddr[NB_ADDR_LEN] = {};
 const volatile __u32 cfg_netns = 0;
 /* Report every drop of a matching flow, not only netfilter drops. */
 const volatile __u8 cfg_all_reasons = 0;
-/* BPF_RB_NO_WAKEUP for high-rate runs (natbpf drops): user space then reads
+/* BPF_RB_NO_WAKEUP for high-rate runs (drops, clash): user space then reads
  * on its own tick instead of being woken for every record. */
 const volatile __u64 cfg_rb_flags = 0;
+
+/* uapi enum values (include/uapi/linux/bpf.h), absent from the minimal vmlinux.h */
+#define NB_RB_NO_WAKEUP 1
+#define NB_RB_FORCE_WAKEUP 2
+#define NB_RB_AVAIL_DATA 0
 
 static __always_inline void nb_stat_inc(__u32 idx)
 {
@@ -60,6 +65,17 @@ static __always_inline void nb_stat_inc(__u32 idx)
 
 	if (v)
 		(*v)++;
+}
+
+/* With batched wake-ups the reader is still woken once a quarter of the
+ * ring waits, so a storm is read before the ring fills and records are lost. */
+static __always_inline void nb_submit(void *ev)
+{
+	__u64 flags = cfg_rb_flags;
+
+	if ((flags & NB_RB_NO_WAKEUP) && bpf_ringbuf_query(&events, NB_RB_AVAIL_DATA) > (1 << 18))
+		flags = NB_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(ev, flags);
 }
 
 static __always_inline void *nb_reserve(__u32 size, __u16 kind, __u8 origin)

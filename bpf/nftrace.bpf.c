@@ -54,7 +54,7 @@ static __always_inline void emit_trace_id(__u8 origin, struct sk_buff *skb, stru
 	ev->skb = (__u64)skb;
 	ev->skbid = skbid;
 	ev->pad = 0;
-	bpf_ringbuf_submit(ev, cfg_rb_flags);
+	nb_submit(ev);
 }
 
 static __always_inline struct sk_buff *old_skb(struct nft_traceinfo *info)

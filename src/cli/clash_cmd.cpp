@@ -171,6 +171,7 @@ class ClashRun {
 
   void read_counters() {
     auto stats = read_ct_stats();
+    counters_read_ = static_cast<bool>(stats);
     if (!stats) return;
     for (const auto& c : *stats) {
       const CtCpuStats* before = nullptr;
@@ -384,6 +385,15 @@ class ClashRun {
       f.outcome = ClashOutcome::Dropped;
       f.seen_by = location_text(*p.drop);
       f.counter_confirms = take_credit(insert_failed_credit_, f.cpu, p.drop->ct->netns);
+      // In our own namespace the counter is read after the drop happened: no
+      // insert_failed on its CPU means a filter rule dropped a new
+      // connection. Said without a ctnetlink lookup, so a firewall dropping
+      // a flood of new connections costs natbpf no netlink round trips.
+      if (!f.counter_confirms && counters_read_ && own_netns(p.drop->ct->netns)) {
+        summary_.unmatched_drops++;
+        run_summary_.unmatched_drops++;
+        return;
+      }
     } else {
       return;
     }
@@ -522,7 +532,8 @@ class ClashRun {
   bool hooked_confirm_, hooked_confirm_fn_;
   Kallsyms ksyms_;
   std::map<uint64_t, Pending> pending_;
-  std::vector<Pending> retired_;  // earlier packets of a reused skb address, explained at the next tick
+  std::vector<Pending> retired_;
+  bool counters_read_ = false;  // the per-CPU counters were read at this tick  // earlier packets of a reused skb address, explained at the next tick
   std::map<uint64_t, NatSetupEvent> nat_by_ct_;
   std::vector<SkbDropEvent> no_ct_drops_;
   std::vector<CtCpuStats> prev_cpu_;
@@ -568,6 +579,7 @@ Status run_clash(ClashOptions& opt) {
 
   BpfFilter filter;
   filter.l4proto = l4;
+  filter.batch_wakeups = true;
   if (opt.netns != "all") {
     auto ino = enter_netns(opt.netns);
     if (!ino) return ino.error();
@@ -594,7 +606,10 @@ Status run_clash(ClashOptions& opt) {
   LoopLimits limits;
   limits.duration = duration;
   limits.done = [&]() { return run.done(); };
-  limits.on_tick = [&]() { run.tick(); };
+  limits.on_tick = [&]() {
+    (void)sources.read_all();  // wake-ups are batched: records are read on the tick too
+    run.tick();
+  };
   auto stopped = run_loop(watches, signals.value(), limits);
   if (!opt.ready_file.empty()) unlink(opt.ready_file.c_str());  // leave nothing behind
   if (!stopped) return stopped.error();
