@@ -146,9 +146,11 @@ class TraceRun {
       std::string what = trace_match_expression(match);
       std::cerr << "natbpf: tracing " << (what.empty() ? "all packets" : what) << " (rate " << match.rate << ")"
                 << (opt_.netns.empty() ? "" : " in netns " + opt_.netns) << "; " << plan_.summary() << "\n";
-      for (const auto& why : sources_.skipped())
-        if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
     }
+    // A degraded run says so on stderr also with --json (where iptables-legacy
+    // not being in use is the normal case, not a degradation).
+    for (const auto& why : sources_.skipped())
+      if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
     if (auto st = write_ready_file(opt_.ready_file); !st) return st;
 
     auto watches = sources_.watches();
