@@ -343,6 +343,12 @@ class ClashRun {
     return n;
   }
 
+  // A netfilter drop of an unconfirmed entry that was not conntrack's.
+  void count_unmatched_drop() {
+    summary_.unmatched_drops++;
+    run_summary_.unmatched_drops++;
+  }
+
   void finish(Pending& p) {
     if (explained_.size() > 4096) explained_.clear();
     if (p.clash) explained_[p.clash->skb] = {p.clash->ts_ns, p.clash->loser.ptr};
@@ -390,8 +396,7 @@ class ClashRun {
       // connection. Said without a ctnetlink lookup, so a firewall dropping
       // a flood of new connections costs natbpf no netlink round trips.
       if (!f.counter_confirms && counters_read_ && own_netns(p.drop->ct->netns)) {
-        summary_.unmatched_drops++;
-        run_summary_.unmatched_drops++;
+        count_unmatched_drop();
         return;
       }
     } else {
@@ -418,8 +423,7 @@ class ClashRun {
     // Only the kfree_skb path needs corroboration: a filter rule dropping the
     // first packet of a connection also frees it at nf_hook_slow unconfirmed.
     if (!p.clash && !p.confirm && !f.counter_confirms && !f.winner) {
-      summary_.unmatched_drops++;
-      run_summary_.unmatched_drops++;
+      count_unmatched_drop();
       return;
     }
     if (p.drop && !p.clash && !p.confirm) {
