@@ -246,7 +246,7 @@ tools=(bash kmod nft xtables-nft-multi xtables-legacy-multi conntrack ip tc ss b
 	timeout stdbuf env date stat mktemp seq sort uniq head tail cut tr tee wc cat ls cp mv rm ln
 	mkdir chmod readlink realpath dirname basename printf sleep touch id nproc
 	grep sed mawk find xargs ps pgrep pkill sysctl nsenter unshare flock setsid
-	jq nc.openbsd socat)
+	jq nc.openbsd socat setpriv cmp diff)
 # shellcheck disable=SC2206
 tools+=(${NATBPF_VM_EXTRA_BINS:-})
 tool_paths=() tools_missing=()

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   natbpf::register_trace_command(app, ctx);
   natbpf::register_clash_command(app, ctx);
   natbpf::register_drops_command(app, ctx);
+  natbpf::register_explain_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

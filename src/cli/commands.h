@@ -17,6 +17,7 @@ void register_probe_command(CLI::App& app, CommandContext& ctx);
 void register_trace_command(CLI::App& app, CommandContext& ctx);
 void register_clash_command(CLI::App& app, CommandContext& ctx);
 void register_drops_command(CLI::App& app, CommandContext& ctx);
+void register_explain_command(CLI::App& app, CommandContext& ctx);
 
 // Shared by every command that loads BPF: root/capabilities and BTF checks.
 Status check_privileges_and_btf();

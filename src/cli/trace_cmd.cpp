@@ -1,5 +1,6 @@
 // natbpf trace: one story per packet of the flow the user names.
 #include <net/if.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,6 +8,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/trace_stories.h"
 #include "explain/trace_explain.h"
 #include "journey/journey.h"
 #include "output/trace_render.h"
@@ -17,6 +19,7 @@
 #include "sources/legacy_trace.h"
 #include "sources/nft.h"
 #include "sources/nftrace.h"
+#include "sources/recording.h"
 #include "sources/ruleset.h"
 #include "sources/trace_table.h"
 #include "util/runtime.h"
@@ -27,7 +30,7 @@ namespace {
 
 struct TraceOptions {
   int dport = -1, sport = -1;  // -1: not given
-  std::string saddr, daddr, proto, iif, netns, rate = "10/second", duration, ready_file;
+  std::string saddr, daddr, proto, iif, netns, rate = "10/second", duration, ready_file, record;
   uint64_t count = 0;
   bool json = false;
   std::vector<std::string> hooks;
@@ -48,6 +51,11 @@ Result<std::optional<Addr>> parse_addr(const std::string& text, const char* flag
   if (!a) return usage_error(std::string("malformed address for ") + flag + ": '" + text + "'",
                              "give an IPv4 or IPv6 address, e.g. 10.1.2.3");
   return std::optional<Addr>(*a);
+}
+
+std::string running_kernel() {
+  utsname u{};
+  return uname(&u) == 0 ? u.release : "";
 }
 
 Status validate_port(int port, const char* flag) {
@@ -89,6 +97,15 @@ class TraceRun {
       limits.duration = *d;
     }
     if (auto st = check_privileges_and_btf(); !st) return st;
+    if (!opt_.record.empty()) {
+      // Before anything is created in the kernel: a bad path leaves nothing behind.
+      auto w = RecordingWriter::create(opt_.record, {{"command", "trace"},
+                                                     {"kernel", running_kernel()},
+                                                     {"match", trace_match_expression(match)},
+                                                     {"netns", opt_.netns}});
+      if (!w) return w.error();
+      recorder_.emplace(std::move(*w));
+    }
     auto netns = enter_netns(opt_.netns);
     if (!netns) return netns.error();
     if (!opt_.iif.empty() && if_nametoindex(opt_.iif.c_str()) == 0)
@@ -111,15 +128,20 @@ class TraceRun {
     // Sources: BPF adds what nftrace cannot see but is not needed for a
     // story; the nftables trace stream is; iptables-legacy TRACE only runs
     // where legacy tables have rules.
-    auto to_builder = [this](auto&& ev) { builder_->add(std::move(ev)); };
+    auto to_builder = [this](auto&& ev) { stories_->add(std::move(ev)); };
     BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr, *netns, true};
-    if (auto st = sources_.add(std::make_unique<BpfSource>(plan_, filter, to_builder), false); !st) return st;
+    auto bpf = std::make_unique<BpfSource>(plan_, filter, to_builder);
+    if (recorder_) bpf->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("bpf", b, ns); });
+    if (auto st = sources_.add(std::move(bpf), false); !st) return st;
 
     auto nft = NftContext::create();
     if (!nft) return nft.error();
     nft_.emplace(std::move(*nft));
     if (auto st = refresh_ruleset(); !st) return st;
-    if (auto st = sources_.add(std::make_unique<NftraceSource>(to_builder), true); !st) return st;
+    auto nftrace = std::make_unique<NftraceSource>(to_builder);
+    if (recorder_)
+      nftrace->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nftrace", b, ns); });
+    if (auto st = sources_.add(std::move(nftrace), true); !st) return st;
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
@@ -134,13 +156,14 @@ class TraceRun {
       if (auto st = refresh_ruleset(); !st) return st;  // now with our TRACE rules
     }
 
-    builder_.emplace(table_->name());
-    builder_->hook_of = [this](const std::string& f, const std::string& t, const std::string& c) {
-      const ChainInfo* ch = ruleset_.chain(f, t, c);
-      return ch ? ch->hook : std::nullopt;
-    };
     drop_reasons_ = load_drop_reasons();
-    renderer_ = opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO));
+    if (recorder_) {
+      nlohmann::json names;
+      for (const auto& [code, name] : drop_reasons_) names[std::to_string(code)] = name;
+      recorder_->write({{"t", "setup"}, {"own_table", table_->name()}, {"plan", plan_.summary()}, {"drop_reasons", names}});
+    }
+    stories_.emplace(table_->name(), opt_.count,
+                     opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), live_world());
 
     if (!opt_.json) {
       std::string what = trace_match_expression(match);
@@ -155,21 +178,26 @@ class TraceRun {
 
     auto watches = sources_.watches();
     limits.on_tick = [this] { flush(false); };
-    limits.done = [this] { return opt_.count && counters_.packets >= opt_.count; };
+    limits.done = [this] { return stories_->done(); };
     auto stopped = run_loop(watches, *signals, limits);
     // Late events of the last packets: drain once more before the final flush.
     (void)sources_.read_all();
     flush(true);
+    TraceCounters& counters = stories_->counters();
     for (const char* name : {"nftables trace", "iptables-legacy TRACE"})
       if (const Source* src = sources_.find(name)) {
-        counters_.nftrace_lost += src->lost();
-        counters_.nftrace_parse_errors += src->malformed();
+        counters.nftrace_lost += src->lost();
+        counters.nftrace_parse_errors += src->malformed();
       }
     if (const Source* bpf = sources_.find("bpf")) {
-      counters_.bpf_lost = bpf->lost();
-      counters_.bpf_decode_errors = bpf->malformed();
+      counters.bpf_lost = bpf->lost();
+      counters.bpf_decode_errors = bpf->malformed();
     }
-    std::cout << renderer_->summary(counters_, plan_.summary()) << std::flush;
+    if (recorder_)
+      recorder_->write({{"t", "end"},
+                        {"lost", {{"nftrace", counters.nftrace_lost}, {"bpf", counters.bpf_lost}}},
+                        {"parse_errors", counters.nftrace_parse_errors + counters.bpf_decode_errors}});
+    stories_->print_summary(plan_.summary());
     if (!opt_.ready_file.empty()) unlink(opt_.ready_file.c_str());
     if (!stopped) return stopped.error();
     return Ok{};
@@ -184,15 +212,19 @@ class TraceRun {
     ruleset_ns_ = monotonic_ns();
     auto text = nft_->run("list ruleset");
     if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
+    RulesetTexts texts;
+    texts.nft = *text;
     ruleset_ = Ruleset::parse(*text);
     for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-      if (ruleset_.has_xtables_tables(family)) ruleset_.add_iptables_syntax(family, run_program({save}).second);
+      if (ruleset_.has_xtables_tables(family)) texts.iptables_nft[family] = run_program({save}).second;
     }
     if (legacy_) {
       for (const auto& family : legacy_->families())
-        ruleset_.add_chains(parse_legacy_save(
-            run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second, family));
+        texts.iptables_legacy[family] =
+            run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second;
     }
+    ruleset_ = texts.build();
+    if (recorder_) recorder_->write(texts.to_json());
     return Ok{};
   }
 
@@ -223,52 +255,39 @@ class TraceRun {
   }
 
   void flush(bool all) {
-    builder_->flush(monotonic_ns(), all, [this](Journey&& j) { emit(std::move(j)); });
+    uint64_t now = monotonic_ns();
+    if (recorder_) recorder_->write({{"t", "flush"}, {"ns", now}, {"all", all}});
+    stories_->flush(now, all);
   }
 
-  void emit(Journey&& j) {
-    if (opt_.count && counters_.packets >= opt_.count) return;
-    ensure_rules_known(j);
-    ExplainContext ctx;
-    ctx.ruleset = &ruleset_;
-    ctx.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
-      return set_has(f, t, s, k);
+  // What explaining asks of the running system; answers are recorded too.
+  StoryWorld live_world() {
+    StoryWorld w;
+    w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
+    w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+    w.set_has = [this](const std::string& f, const std::string& t, const std::string& set, const std::string& k) {
+      auto has = set_has(f, t, set, k);
+      if (recorder_)
+        recorder_->write({{"t", "set"}, {"family", f}, {"table", t}, {"set", set}, {"key", k},
+                          {"has", has ? nlohmann::json(*has) : nlohmann::json(nullptr)}});
+      return has;
     };
-    ctx.symbol = [this](uint64_t a) { return kallsyms_.resolve(a); };
-    ctx.drop_reason = [this](uint32_t r) {
+    w.symbol = [this](uint64_t a) {
+      std::string name = kallsyms_.resolve(a);
+      if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
+      return name;
+    };
+    w.drop_reason = [this](uint32_t r) {
       auto it = drop_reasons_.find(r);
       return it == drop_reasons_.end() ? "reason " + std::to_string(r) : it->second;
     };
-    explain_journey(j, ctx);
-    j.number = ++counters_.packets;
-    std::string sig = path_signature(j);
-    if (auto it = first_of_path_.find(sig); it != first_of_path_.end()) {
-      j.repeat_of = it->second;
-      counters_.retransmissions++;
-    } else {
-      first_of_path_[sig] = j.number;
-    }
-    if (j.drop) {
-      counters_.dropped++;
-      counters_.drop_points[drop_point_str(*j.drop)]++;
-    } else if (j.fate == Fate::Unknown) {
-      counters_.unknown++;
-    } else {
-      counters_.accepted++;
-    }
-    std::cout << renderer_->packet(j) << std::flush;
-  }
-
-  // Same flow, TCP flags, decisions and end: a retransmission (or the next
-  // packet of a flow taking the same path), shown in one line.
-  static std::string path_signature(const Journey& j) {
-    const Packet& p = j.packet;
-    std::string s = std::to_string(p.l4proto) + "/" + std::to_string(p.tcp_flags) + "/" + p.saddr.str() + ":" + std::to_string(p.sport) + ">" + p.daddr.str() +
-                    ":" + std::to_string(p.dport) + "|";
-    for (const auto& st : j.steps)
-      s += st.table + "/" + st.chain + "/" + (st.handle ? std::to_string(*st.handle) : "-") + "/" + st.verdict_str() + ";";
-    s += j.drop ? drop_point_str(*j.drop) : std::to_string(static_cast<int>(j.fate));
-    return s;
+    w.ifname = [this](uint32_t index) {
+      char buf[IF_NAMESIZE] = {};
+      std::string name = index && if_indextoname(index, buf) ? buf : "if" + std::to_string(index);
+      if (recorder_) recorder_->write({{"t", "ifname"}, {"index", index}, {"name", name}});
+      return name;
+    };
+    return w;
   }
 
   TraceOptions opt_;
@@ -277,15 +296,13 @@ class TraceRun {
   LegacyTraceSource* legacy_ = nullptr;  // in sources_ when iptables-legacy is traced
   std::optional<NftContext> nft_;
   std::optional<TraceTable> table_;
-  std::optional<JourneyBuilder> builder_;
+  std::optional<RecordingWriter> recorder_;
+  std::optional<TraceStories> stories_;
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   uint64_t ruleset_ns_ = 0;   // when it was taken
   Kallsyms kallsyms_;
   std::map<uint32_t, std::string> drop_reasons_;
-  std::unique_ptr<TraceRenderer> renderer_;
-  TraceCounters counters_;
-  std::map<std::string, uint64_t> first_of_path_;
 };
 
 }  // namespace
@@ -305,6 +322,7 @@ void register_trace_command(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--duration", o.duration, "stop after this long (e.g. 10s)");
   cmd->add_flag("--json", o.json, "JSON Lines: one object per packet, then a summary");
   cmd->add_option("--ready-file", o.ready_file, "create this file once tracing is armed");
+  cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
   cmd->add_option("--hook", o.hooks, "require this BPF hook (error if it cannot attach)");
   add_attach_flags(cmd, o.request);
   cmd->callback([&ctx]() {

@@ -38,7 +38,7 @@ bool Journey::finished() const {
 
 namespace {
 
-std::string ifname(uint32_t index) {
+std::string system_ifname(uint32_t index) {
   char buf[IF_NAMESIZE] = {};
   if (index && if_indextoname(index, buf)) return buf;
   return index ? "if" + std::to_string(index) : "";
@@ -89,6 +89,8 @@ bool matches(const Journey& j, const Subject& s, uint64_t window_ns) {
 JourneyBuilder::JourneyBuilder(std::string own_table, uint64_t idle_ns)
     : own_table_(std::move(own_table)), idle_ns_(idle_ns) {}
 
+std::string JourneyBuilder::ifname_of(uint32_t index) const { return ifname ? ifname(index) : system_ifname(index); }
+
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
   // iptables TRACE lines carry no trace id; the packet our nftables marking
   // chain already reported is the same skb: same source, IP id and sequence.
@@ -125,7 +127,7 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   j.last_ns = std::max(j.last_ns, ev.recv_ns);
   if (!j.packet.family && ev.packet) {
     j.packet = *ev.packet;
-    if (ev.iif) j.iif_name = ifname(*ev.iif);
+    if (ev.iif) j.iif_name = ifname_of(*ev.iif);
   }
   if (ev.ct_id) j.ct_id = ev.ct_id;
   if (ev.ct_state) j.ct_state = ev.ct_state;
@@ -135,7 +137,7 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
     if (TraceTable::is_fate_chain(ev.chain)) {
       j.fate_seen = true;
       j.fate = ev.chain == "fate_in" ? Fate::Local : (j.iif_name.empty() ? Fate::Sent : Fate::Forwarded);
-      if (ev.oif) j.oif_name = ifname(*ev.oif);
+      if (ev.oif) j.oif_name = ifname_of(*ev.oif);
       if (ev.packet) j.final_packet = ev.packet;
     }
     return;  // our own marking chains are not part of the story
@@ -161,7 +163,7 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   s.oif = ev.oif;
   s.origin = ev.origin;
   if (ev.origin == Origin::Nflog) s.syntax = "iptables";
-  if (ev.oif && j.oif_name.empty()) j.oif_name = ifname(*ev.oif);
+  if (ev.oif && j.oif_name.empty()) j.oif_name = ifname_of(*ev.oif);
   j.steps.push_back(std::move(s));
 }
 

@@ -101,9 +101,12 @@ class JourneyBuilder {
 
   // Base chains' hooks, from the ruleset: (family, table, chain) -> hook.
   std::function<std::optional<std::string>(const std::string&, const std::string&, const std::string&)> hook_of;
+  // Interface names by index (the namespace's own by default; a recording's on replay).
+  std::function<std::string(uint32_t)> ifname;
 
  private:
   Journey& journey_for(const NftTraceEvent& ev);
+  std::string ifname_of(uint32_t index) const;
   bool attach(const BpfEvent& ev);
 
   std::string own_table_;

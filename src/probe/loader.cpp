@@ -110,6 +110,7 @@ struct BpfSession::Impl {
   ring_buffer* rb = nullptr;
   bpf_map* stats = nullptr;  // shared by every object
   const std::function<void(BpfEvent&&)>* sink = nullptr;
+  std::function<void(std::span<const uint8_t>)> tap;
   BpfSession* owner = nullptr;
 
   ~Impl() {
@@ -118,6 +119,7 @@ struct BpfSession::Impl {
 
   static int on_record(void* ctx, void* data, size_t size) {
     auto* self = static_cast<Impl*>(ctx);
+    if (self->tap) self->tap({static_cast<const uint8_t*>(data), size});
     auto ev = decode_bpf_record(data, size);
     if (!ev) {
       self->owner->decode_errors_++;
@@ -136,6 +138,7 @@ struct BpfSession::Impl {
 
 BpfSession::BpfSession() : impl_(std::make_unique<Impl>()) { impl_->owner = this; }
 BpfSession::~BpfSession() = default;
+void BpfSession::set_tap(std::function<void(std::span<const uint8_t>)> tap) { impl_->tap = std::move(tap); }
 
 Result<std::unique_ptr<BpfSession>> BpfSession::start(const Plan& plan, const BpfFilter& filter) {
   std::unique_ptr<BpfSession> s(new BpfSession());

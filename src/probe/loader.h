@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "probe/attach_plan.h"
 #include "sources/events.h"
@@ -33,6 +34,8 @@ class BpfSession {
   int epoll_fd() const;
   // Delivers every waiting event; bad records are counted, not delivered.
   Status consume(const std::function<void(BpfEvent&&)>& sink);
+  // Sees every record's bytes before it is decoded (for --record).
+  void set_tap(std::function<void(std::span<const uint8_t>)> tap);
   // Ring-buffer reservations that failed in the kernel (events lost).
   uint64_t lost() const;
   uint64_t decode_errors() const { return decode_errors_; }

@@ -11,6 +11,7 @@ Status BpfSource::start() {
   auto s = BpfSession::start(plan_, filter_);
   if (!s) return s.error();
   session_ = std::move(*s);
+  if (tap_) session_->set_tap([this](std::span<const uint8_t> b) { tap_(b, monotonic_ns()); });
   return Ok{};
 }
 

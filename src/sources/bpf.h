@@ -24,12 +24,17 @@ class BpfSource : public Source {
   Status read() override { return session_ ? session_->consume(sink_) : Status(Ok{}); }
   uint64_t lost() const override { return session_ ? session_->lost() : 0; }
   uint64_t malformed() const override { return session_ ? session_->decode_errors() : 0; }
+  bool set_tap(RawTap tap) override {
+    tap_ = std::move(tap);
+    return true;
+  }
 
  private:
   Plan plan_;
   BpfFilter filter_;
   std::function<void(BpfEvent&&)> sink_;
   std::unique_ptr<BpfSession> session_;
+  RawTap tap_;
 };
 
 }  // namespace natbpf

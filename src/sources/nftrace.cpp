@@ -442,15 +442,17 @@ void NftraceListener::note_parse_error(std::string message) {
   last_parse_error_ = std::move(message);
 }
 
-void NftraceListener::handle_datagram(const uint8_t* data, size_t len, uint64_t recv_ns,
-                                      const std::function<void(NftTraceEvent&&)>& sink) {
-  size_t off = 0;
+void parse_nftrace_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns,
+                            const std::function<void(NftTraceEvent&&)>& sink,
+                            const std::function<void(std::string)>& on_error) {
+  const uint8_t* data = datagram.data();
+  size_t len = datagram.size(), off = 0;
   while (off < len) {
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(data + off);
     size_t left = len - off;
     if (left < sizeof(nlmsghdr) || nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > left) {
-      note_parse_error("malformed nftables trace message: truncated netlink header in a " + std::to_string(len) +
-                       "-byte datagram");
+      on_error("malformed nftables trace message: truncated netlink header in a " + std::to_string(len) +
+               "-byte datagram");
       return;
     }
     auto ev = parse_nftrace_message(nlh, nlh->nlmsg_len);
@@ -458,7 +460,7 @@ void NftraceListener::handle_datagram(const uint8_t* data, size_t len, uint64_t 
       ev->recv_ns = recv_ns;
       sink(std::move(*ev));
     } else {
-      note_parse_error(ev.error().message);
+      on_error(ev.error().message);
     }
     off += NLMSG_ALIGN(nlh->nlmsg_len);
   }
@@ -493,7 +495,9 @@ Status NftraceListener::drain(const std::function<void(NftTraceEvent&&)>& sink) 
       note_parse_error("nftables trace message from port " + std::to_string(from.nl_pid) + ", not the kernel");
       continue;
     }
-    handle_datagram(buffer_.data(), static_cast<size_t>(n), now, sink);
+    std::span<const uint8_t> datagram(buffer_.data(), static_cast<size_t>(n));
+    if (tap_) tap_(datagram, now);
+    parse_nftrace_datagram(datagram, now, sink, [this](std::string m) { note_parse_error(std::move(m)); });
   }
 }
 
@@ -519,6 +523,7 @@ Status NftraceSource::start() {
   auto l = NftraceListener::open();
   if (!l) return l.error();
   listener_.emplace(std::move(*l));
+  if (tap_) listener_->set_tap(tap_);
   return Ok{};
 }
 

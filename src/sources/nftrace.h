@@ -74,6 +74,13 @@ std::optional<Packet> decode_ip_packet(std::span<const uint8_t> data);
 // "trace id 1a2b3c4d inet filter allowed_dnats rule handle 7 verdict drop".
 std::string format_nftrace_line(const NftTraceEvent& event);
 
+// Every nftables trace message of one netlink datagram, as received at
+// recv_ns; a bad message is reported to on_error and skipped. Used by the
+// listener and to replay a recording.
+void parse_nftrace_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns,
+                            const std::function<void(NftTraceEvent&&)>& sink,
+                            const std::function<void(std::string)>& on_error);
+
 // A NETLINK_NETFILTER socket joined to NFNLGRP_NFTRACE in the network
 // namespace of the thread that called open(). The kernel only builds trace
 // messages while such a listener exists (nfnetlink_has_listeners).
@@ -95,6 +102,7 @@ class NftraceListener {
   // sink. Bad messages are counted, not fatal. ENOBUFS means the kernel
   // dropped messages: counted in lost_overruns() and reading goes on.
   Status drain(const std::function<void(NftTraceEvent&&)>& sink);
+  void set_tap(RawTap tap) { tap_ = std::move(tap); }
 
   uint64_t lost_overruns() const { return lost_overruns_; }
   uint64_t parse_errors() const { return parse_errors_; }
@@ -106,12 +114,11 @@ class NftraceListener {
   };
 
   explicit NftraceListener(mnl_socket* socket);
-  void handle_datagram(const uint8_t* data, size_t len, uint64_t recv_ns,
-                       const std::function<void(NftTraceEvent&&)>& sink);
   void note_parse_error(std::string message);
 
   std::unique_ptr<mnl_socket, SocketCloser> socket_;
   std::vector<uint8_t> buffer_;
+  RawTap tap_;
   uint64_t lost_overruns_ = 0;
   uint64_t parse_errors_ = 0;
   std::string last_parse_error_;
@@ -129,10 +136,15 @@ class NftraceSource : public Source {
   Status read() override { return listener_ ? listener_->drain(sink_) : Status(Ok{}); }
   uint64_t lost() const override { return listener_ ? listener_->lost_overruns() : 0; }
   uint64_t malformed() const override { return listener_ ? listener_->parse_errors() : 0; }
+  bool set_tap(RawTap tap) override {
+    tap_ = std::move(tap);
+    return true;
+  }
 
  private:
   std::function<void(NftTraceEvent&&)> sink_;
   std::optional<NftraceListener> listener_;
+  RawTap tap_;
 };
 
 }  // namespace natbpf

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,10 @@
 #include "util/runtime.h"
 
 namespace natbpf {
+
+// The raw bytes a source received (a netlink datagram, a ring-buffer
+// record) and when, before decoding: what `--record` writes.
+using RawTap = std::function<void(std::span<const uint8_t> bytes, uint64_t recv_ns)>;
 
 class Source {
  public:
@@ -29,6 +35,11 @@ class Source {
   virtual Status read() = 0;
   virtual uint64_t lost() const = 0;       // events the kernel dropped before natbpf read them
   virtual uint64_t malformed() const = 0;  // records that failed to decode
+  // Sources that can be replayed offline pass their raw input to tap.
+  virtual bool set_tap(RawTap tap) {
+    (void)tap;
+    return false;
+  }
 };
 
 // The running sources of one command. A source that cannot run, or fails to

@@ -1,0 +1,163 @@
+// natbpf explain FILE: the stories of a recorded trace run (`natbpf trace
+// --record FILE`), told again without the kernel: the recorded datagrams and
+// ring-buffer records go through the same decoders, journeys and
+// explanations; rule texts, set lookups and symbols are the answers the live
+// run got. Needs no root, so a recording from a production host can be
+// explained anywhere.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/trace_stories.h"
+#include "sources/decode.h"
+#include "sources/nftrace.h"
+#include "sources/recording.h"
+
+namespace natbpf {
+namespace {
+
+struct ExplainOptions {
+  std::string file;
+  bool json = false;
+};
+
+class Replay {
+ public:
+  explicit Replay(const Recording& r) : rec_(r) {}
+
+  Status run(bool json) {
+    StoryWorld w;
+    w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+    w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
+      auto it = sets_.find(f + "|" + t + "|" + s + "|" + k);
+      return it == sets_.end() ? std::nullopt : it->second;
+    };
+    w.symbol = [this](uint64_t a) {
+      auto it = symbols_.find(a);
+      if (it != symbols_.end()) return it->second;
+      char buf[24];
+      std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(a));
+      return std::string(buf);
+    };
+    w.ifname = [this](uint32_t index) {
+      auto it = ifnames_.find(index);
+      return it != ifnames_.end() ? it->second : "if" + std::to_string(index);
+    };
+    w.drop_reason = [this](uint32_t r) {
+      auto it = reasons_.find(r);
+      return it == reasons_.end() ? "reason " + std::to_string(r) : it->second;
+    };
+    // natbpf's own trace table (its chains mark where a packet ended) and
+    // the names of drop reasons, from the run's setup record.
+    std::string own_table, plan;
+    for (const auto& j : rec_.records)
+      if (j.value("t", "") == "setup") {
+        own_table = j.value("own_table", "");
+        plan = j.value("plan", "");
+        apply(j);
+        break;
+      }
+    // Interface names and kernel symbols do not change during a run; the
+    // live run asked for them while events arrived, so they are taken first.
+    for (const auto& j : rec_.records) {
+      std::string t = j.value("t", "");
+      if (t == "ifname" || t == "symbol") apply(j);
+    }
+    if (own_table.empty())
+      return usage_error("the recording has no setup record (natbpf stopped before tracing began)",
+                         "record a run that got ready: natbpf trace --record FILE ...");
+    stories_.emplace(own_table, 0,
+                     json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), std::move(w));
+    if (!json)
+      std::cerr << "natbpf: explaining a recording of kernel " << rec_.header.value("kernel", "?") << " ("
+                << rec_.header.value("match", "all packets") << ")\n";
+    const auto& r = rec_.records;
+    for (size_t i = 0; i < r.size(); i++) {
+      std::string t = r[i].value("t", "");
+      if (t == "nftrace" || t == "bpf") {
+        auto bytes = from_hex(r[i].value("hex", ""));
+        uint64_t ns = r[i].value("ns", uint64_t{0});
+        if (t == "nftrace") {
+          parse_nftrace_datagram(bytes, ns, [this](NftTraceEvent&& e) { stories_->add(std::move(e)); },
+                                 [this](std::string) { stories_->counters().nftrace_parse_errors++; });
+        } else if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) {
+          stories_->add(std::move(*ev));
+        } else {
+          stories_->counters().bpf_decode_errors++;
+        }
+      } else if (t == "flush") {
+        // The live run asked the system while it explained these journeys:
+        // those answers follow the flush record, so they are taken first.
+        for (size_t k = i + 1; k < r.size() && is_answer(r[k]); k++) apply(r[k]);
+        stories_->flush(r[i].value("ns", uint64_t{0}), r[i].value("all", false));
+      } else if (t == "end") {
+        TraceCounters& c = stories_->counters();
+        auto lost = r[i].value("lost", nlohmann::json::object());
+        c.nftrace_lost = lost.value("nftrace", uint64_t{0});
+        c.bpf_lost = lost.value("bpf", uint64_t{0});
+      } else {
+        apply(r[i]);
+      }
+    }
+    stories_->flush(UINT64_MAX, true);
+    stories_->print_summary(plan.empty() ? "recorded" : "recorded with " + plan);
+    return Ok{};
+  }
+
+ private:
+  static bool is_answer(const nlohmann::json& j) {
+    std::string t = j.value("t", "");
+    return t == "ruleset" || t == "set" || t == "symbol" || t == "ifname";
+  }
+
+  void apply(const nlohmann::json& j) {
+    std::string t = j.value("t", "");
+    if (t == "ruleset") {
+      ruleset_ = RulesetTexts::from_json(j).build();
+    } else if (t == "set") {
+      std::string key = j.value("family", "") + "|" + j.value("table", "") + "|" + j.value("set", "") + "|" +
+                        j.value("key", "");
+      auto has = j.value("has", nlohmann::json());
+      sets_[key] = has.is_boolean() ? std::optional<bool>(has.get<bool>()) : std::nullopt;
+    } else if (t == "ifname") {
+      ifnames_[j.value("index", uint32_t{0})] = j.value("name", "");
+    } else if (t == "symbol") {
+      symbols_[j.value("addr", uint64_t{0})] = j.value("name", "");
+    } else if (t == "setup") {
+      if (!j.contains("drop_reasons") || !j.at("drop_reasons").is_object()) return;
+      for (const auto& [code, name] : j.at("drop_reasons").items())
+        if (name.is_string()) reasons_[std::strtoul(code.c_str(), nullptr, 10)] = name.get<std::string>();
+    }
+  }
+
+  const Recording& rec_;
+  std::optional<TraceStories> stories_;
+  Ruleset ruleset_;
+  std::map<std::string, std::optional<bool>> sets_;
+  std::map<uint64_t, std::string> symbols_;
+  std::map<uint32_t, std::string> ifnames_;
+  std::map<uint32_t, std::string> reasons_;
+};
+
+Status run_explain(const ExplainOptions& o) {
+  auto rec = read_recording(o.file);
+  if (!rec) return rec.error();
+  if (rec->header.value("command", "") != "trace")
+    return usage_error(o.file + " is a recording of `natbpf " + rec->header.value("command", "?") + "`",
+                       "explain recordings of `natbpf trace --record FILE`");
+  Replay replay(*rec);
+  return replay.run(o.json);
+}
+
+}  // namespace
+
+void register_explain_command(CLI::App& app, CommandContext& ctx) {
+  static ExplainOptions o;
+  auto* cmd = app.add_subcommand("explain", "tell the stories of a recorded trace (natbpf trace --record FILE), offline");
+  cmd->add_option("file", o.file, "the recording")->required();
+  cmd->add_flag("--json", o.json, "JSON Lines, as `natbpf trace --json` prints them");
+  cmd->callback([&ctx]() { ctx.status = run_explain(o); });
+}
+
+}  // namespace natbpf

@@ -1,0 +1,67 @@
+// The story half of `natbpf trace`, shared by the live command and by
+// `natbpf explain` (a recording): typed events in, joined into journeys,
+// explained, counted and rendered. What explaining needs from the system
+// (rule texts, set lookups, symbols, drop reason names) comes through
+// StoryWorld: live queries, or the answers a recording kept.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "journey/journey.h"
+#include "output/trace_render.h"
+#include "sources/ruleset.h"
+
+namespace natbpf {
+
+// The texts a ruleset snapshot is built from: `nft list ruleset`, and the
+// iptables-nft / iptables-legacy save output per family ("ip", "ip6").
+struct RulesetTexts {
+  std::string nft;
+  std::map<std::string, std::string> iptables_nft, iptables_legacy;
+
+  Ruleset build() const;
+  nlohmann::json to_json() const;
+  static RulesetTexts from_json(const nlohmann::json& j);
+};
+
+struct StoryWorld {
+  std::function<void(const Journey&)> before_explain;  // e.g. refresh a stale ruleset
+  std::function<const Ruleset&()> ruleset;
+  std::function<std::optional<bool>(const std::string& family, const std::string& table, const std::string& set,
+                                    const std::string& key)>
+      set_has;
+  std::function<std::string(uint64_t)> symbol;
+  std::function<std::string(uint32_t)> drop_reason;
+  std::function<std::string(uint32_t)> ifname;  // interface index -> name
+};
+
+class TraceStories {
+ public:
+  // count: stop after this many stories (0: no limit).
+  TraceStories(std::string own_table, uint64_t count, std::unique_ptr<TraceRenderer> renderer, StoryWorld world);
+
+  void add(NftTraceEvent&& ev) { builder_.add(std::move(ev)); }
+  void add(BpfEvent&& ev) { builder_.add(std::move(ev)); }
+  // Explains and prints the journeys that are complete at now_ns (all: every one).
+  void flush(uint64_t now_ns, bool all);
+  bool done() const { return count_ && counters_.packets >= count_; }
+  TraceCounters& counters() { return counters_; }
+  void print_summary(const std::string& plan_summary);
+
+ private:
+  void emit(Journey&& j);
+
+  uint64_t count_;
+  std::unique_ptr<TraceRenderer> renderer_;
+  StoryWorld world_;
+  JourneyBuilder builder_;
+  TraceCounters counters_;
+  std::map<std::string, uint64_t> first_of_path_;
+};
+
+}  // namespace natbpf
