@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/trace_stories.h"
 #include "sources/decode.h"
+#include "sources/legacy_trace.h"
 #include "sources/nftrace.h"
 #include "sources/recording.h"
 
@@ -54,6 +55,7 @@ class Replay {
     for (const auto& j : rec_.records)
       if (j.value("t", "") == "setup") {
         own_table = j.value("own_table", "");
+        legacy_comment_ = j.value("legacy_comment", "");
         plan = j.value("plan", "");
         apply(j);
         break;
@@ -67,7 +69,8 @@ class Replay {
     if (own_table.empty())
       return usage_error("the recording has no setup record (natbpf stopped before tracing began)",
                          "record a run that got ready: natbpf trace --record FILE ...");
-    stories_.emplace(own_table, 0,
+    // A run stopped by --count told only that many stories: so does its replay.
+    stories_.emplace(own_table, rec_.header.value("count", uint64_t{0}),
                      json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), std::move(w));
     if (!json)
       std::cerr << "natbpf: explaining a recording of kernel " << rec_.header.value("kernel", "?") << " ("
@@ -75,10 +78,15 @@ class Replay {
     const auto& r = rec_.records;
     for (size_t i = 0; i < r.size(); i++) {
       std::string t = r[i].value("t", "");
-      if (t == "nftrace" || t == "bpf") {
+      if (t == "nftrace" || t == "bpf" || t == "nflog") {
         auto bytes = from_hex(r[i].value("hex", ""));
         uint64_t ns = r[i].value("ns", uint64_t{0});
-        if (t == "nftrace") {
+        if (t == "nflog") {
+          parse_nflog_datagram(
+              bytes, ns, legacy_comment_,
+              [this](uint8_t f, const std::string& tb, const std::string& c) { return ruleset_.chain(family_name(f), tb, c); },
+              [this](NftTraceEvent&& e) { stories_->add(std::move(e)); });
+        } else if (t == "nftrace") {
           parse_nftrace_datagram(bytes, ns, [this](NftTraceEvent&& e) { stories_->add(std::move(e)); },
                                  [this](std::string) { stories_->counters().nftrace_parse_errors++; });
         } else if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) {
@@ -137,6 +145,7 @@ class Replay {
   std::map<std::string, std::optional<bool>> sets_;
   std::map<uint64_t, std::string> symbols_;
   std::map<uint32_t, std::string> ifnames_;
+  std::string legacy_comment_;  // marks natbpf's own TRACE rules
   std::map<uint32_t, std::string> reasons_;
 };
 

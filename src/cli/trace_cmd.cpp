@@ -102,7 +102,8 @@ class TraceRun {
       auto w = RecordingWriter::create(opt_.record, {{"command", "trace"},
                                                      {"kernel", running_kernel()},
                                                      {"match", trace_match_expression(match)},
-                                                     {"netns", opt_.netns}});
+                                                     {"netns", opt_.netns},
+                                                     {"count", opt_.count}});
       if (!w) return w.error();
       recorder_.emplace(std::move(*w));
     }
@@ -149,6 +150,8 @@ class TraceRun {
         match,
         [this](uint8_t f, const std::string& t, const std::string& c) { return ruleset_.chain(family_name(f), t, c); },
         to_builder);
+    if (recorder_)
+      legacy->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nflog", b, ns); });
     std::string legacy_name = legacy->name();
     if (auto st = sources_.add(std::move(legacy), false); !st) return st;
     legacy_ = static_cast<LegacyTraceSource*>(sources_.find(legacy_name));  // null when skipped
@@ -160,7 +163,11 @@ class TraceRun {
     if (recorder_) {
       nlohmann::json names;
       for (const auto& [code, name] : drop_reasons_) names[std::to_string(code)] = name;
-      recorder_->write({{"t", "setup"}, {"own_table", table_->name()}, {"plan", plan_.summary()}, {"drop_reasons", names}});
+      recorder_->write({{"t", "setup"},
+                        {"own_table", table_->name()},
+                        {"legacy_comment", legacy_ ? legacy_->comment() : ""},
+                        {"plan", plan_.summary()},
+                        {"drop_reasons", names}});
     }
     stories_.emplace(table_->name(), opt_.count,
                      opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), live_world());

@@ -275,9 +275,7 @@ std::vector<std::string> LegacyTrace::families() const {
   return out;
 }
 
-Status LegacyTrace::drain(
-    const std::function<const ChainInfo*(uint8_t, const std::string&, const std::string&)>& rules,
-    const std::function<void(NftTraceEvent&&)>& sink) {
+Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
   buf_.resize(1 << 16);
   for (;;) {
     ssize_t n = recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT);
@@ -291,64 +289,71 @@ Status LegacyTrace::drain(
       return Error{"reading NFLOG failed (" + errno_name(errno) + ")", ""};
     }
     uint64_t now = monotonic_ns();
-    int len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf_.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-      if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) continue;
-      if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) continue;
-      const nlattr* tb[NFULA_MAX + 1] = {};
-      mnl_attr_parse(
-          nlh, sizeof(nfgenmsg),
-          [](const nlattr* a, void* data) {
-            int type = mnl_attr_get_type(a);
-            if (type > 0 && type <= NFULA_MAX) static_cast<const nlattr**>(data)[type] = a;
-            return MNL_CB_OK;
-          },
-          tb);
-      if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) continue;
-      if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) continue;
-      auto prefix = parse_trace_prefix(mnl_attr_get_str(tb[NFULA_PREFIX]));
-      if (!prefix) continue;  // an ordinary NFLOG rule, not TRACE
-      auto* data = static_cast<const uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
-      auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
-      if (!pkt) continue;
-      auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
-      NftTraceEvent ev;
-      ev.origin = Origin::Nflog;
-      ev.recv_ns = now;
-      ev.family = nfg->nfgen_family;  // NFPROTO_IPV4 / IPV6
-      ev.table = prefix->table;
-      ev.chain = prefix->chain;
-      ev.packet = pkt;
-      ev.id = synthetic_id(*pkt);
-      for (auto [attr, field] : {std::pair{NFULA_IFINDEX_INDEV, &ev.iif}, std::pair{NFULA_IFINDEX_OUTDEV, &ev.oif}})
-        if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) == 4) *field = ntohl(mnl_attr_get_u32(tb[attr]));
-      const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
-      // A chain holding only our TRACE rules is not part of the user's story.
-      if (chain && !chain->rules.empty() &&
-          std::all_of(chain->rules.begin(), chain->rules.end(),
-                      [this](const RuleInfo& r) { return r.text.find(comment_) != std::string::npos; }) &&
-          prefix->type != "rule")
-        continue;
-      // ip_tables reports any unconditional rule with a standard verdict
-      // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
-      // that rule's number: if the number names a real rule, it decided.
-      bool real_rule = chain && prefix->number >= 1 && prefix->number <= chain->rules.size();
-      if (real_rule) {
-        const RuleInfo& r = chain->rules[prefix->number - 1];
-        std::string target;
-        ev.type = NftTraceType::Rule;
-        ev.rule_handle = prefix->number;
-        ev.verdict = legacy_target_verdict(r.text, &target);
-        if (!target.empty()) ev.jump_target = target;
-        ev.starts_packet = r.text.find(comment_) != std::string::npos;
-      } else if (prefix->type == "policy") {
-        ev.type = NftTraceType::Policy;
-        if (chain && chain->policy) ev.policy = *chain->policy == "drop" ? 0 : 1;
-      } else {
-        ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
-      }
-      sink(std::move(ev));
+    std::span<const uint8_t> datagram(buf_.data(), static_cast<size_t>(n));
+    if (tap_) tap_(datagram, now);
+    parse_nflog_datagram(datagram, now, comment_, rules, sink);
+  }
+}
+
+void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
+                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
+  int len = static_cast<int>(datagram.size());
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+    if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) continue;
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) continue;
+    const nlattr* tb[NFULA_MAX + 1] = {};
+    mnl_attr_parse(
+        nlh, sizeof(nfgenmsg),
+        [](const nlattr* a, void* data) {
+          int type = mnl_attr_get_type(a);
+          if (type > 0 && type <= NFULA_MAX) static_cast<const nlattr**>(data)[type] = a;
+          return MNL_CB_OK;
+        },
+        tb);
+    if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) continue;
+    if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) continue;
+    auto prefix = parse_trace_prefix(mnl_attr_get_str(tb[NFULA_PREFIX]));
+    if (!prefix) continue;  // an ordinary NFLOG rule, not TRACE
+    auto* data = static_cast<const uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
+    auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
+    if (!pkt) continue;
+    auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    NftTraceEvent ev;
+    ev.origin = Origin::Nflog;
+    ev.recv_ns = recv_ns;
+    ev.family = nfg->nfgen_family;  // NFPROTO_IPV4 / IPV6
+    ev.table = prefix->table;
+    ev.chain = prefix->chain;
+    ev.packet = pkt;
+    ev.id = synthetic_id(*pkt);
+    for (auto [attr, field] : {std::pair{NFULA_IFINDEX_INDEV, &ev.iif}, std::pair{NFULA_IFINDEX_OUTDEV, &ev.oif}})
+      if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) == 4) *field = ntohl(mnl_attr_get_u32(tb[attr]));
+    const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
+    // A chain holding only our TRACE rules is not part of the user's story.
+    if (chain && !chain->rules.empty() &&
+        std::all_of(chain->rules.begin(), chain->rules.end(),
+                    [&](const RuleInfo& r) { return r.text.find(comment) != std::string::npos; }) &&
+        prefix->type != "rule")
+      continue;
+    // ip_tables reports any unconditional rule with a standard verdict
+    // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
+    // that rule's number: if the number names a real rule, it decided.
+    bool real_rule = chain && prefix->number >= 1 && prefix->number <= chain->rules.size();
+    if (real_rule) {
+      const RuleInfo& r = chain->rules[prefix->number - 1];
+      std::string target;
+      ev.type = NftTraceType::Rule;
+      ev.rule_handle = prefix->number;
+      ev.verdict = legacy_target_verdict(r.text, &target);
+      if (!target.empty()) ev.jump_target = target;
+      ev.starts_packet = r.text.find(comment) != std::string::npos;
+    } else if (prefix->type == "policy") {
+      ev.type = NftTraceType::Policy;
+      if (chain && chain->policy) ev.policy = *chain->policy == "drop" ? 0 : 1;
+    } else {
+      ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
     }
+    sink(std::move(ev));
   }
 }
 
@@ -362,6 +367,7 @@ Status LegacyTraceSource::start() {
   auto t = LegacyTrace::start(match_, families_);
   if (!t) return t.error();
   trace_.emplace(std::move(*t));
+  if (tap_) trace_->set_tap(tap_);
   return Ok{};
 }
 

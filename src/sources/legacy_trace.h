@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,14 @@ std::optional<NftVerdict> legacy_target_verdict(const std::string& rule, std::st
 // ports need a protocol, so a port without --proto gives a tcp and a udp rule.
 std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m);
 
+// The current legacy chains by (family, table, chain), to infer verdicts.
+using LegacyRules = std::function<const ChainInfo*(uint8_t family, const std::string& table, const std::string& chain)>;
+
+// The TRACE messages of one NFLOG datagram as trace events; comment marks
+// natbpf's own TRACE rules. Used by LegacyTrace and to replay a recording.
+void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
+                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink);
+
 class LegacyTrace {
  public:
   // The families ("ip", "ip6") whose legacy tables have rules in this
@@ -55,10 +64,11 @@ class LegacyTrace {
 
   int fd() const;
   // rules: the current legacy chains, to infer verdicts and mark starts.
-  Status drain(const std::function<const ChainInfo*(uint8_t family, const std::string& table, const std::string& chain)>& rules,
-               const std::function<void(NftTraceEvent&&)>& sink);
+  Status drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink);
   uint64_t lost() const { return lost_; }
   std::vector<std::string> families() const;  // "ip", "ip6"
+  const std::string& comment() const { return comment_; }
+  void set_tap(RawTap tap) { tap_ = std::move(tap); }
 
  private:
   LegacyTrace() = default;
@@ -74,13 +84,14 @@ class LegacyTrace {
   std::shared_ptr<mnl_socket> nl_;
   uint64_t lost_ = 0;
   std::vector<uint8_t> buf_;
+  RawTap tap_;
 };
 
 // iptables-legacy TRACE as a source: it cannot run where no legacy table
 // has rules (nothing to trace there).
 class LegacyTraceSource : public Source {
  public:
-  using Rules = std::function<const ChainInfo*(uint8_t family, const std::string& table, const std::string& chain)>;
+  using Rules = LegacyRules;
   LegacyTraceSource(TraceMatch match, Rules rules, std::function<void(NftTraceEvent&&)> sink)
       : match_(std::move(match)), rules_(std::move(rules)), sink_(std::move(sink)) {}
   std::string name() const override { return "iptables-legacy TRACE"; }
@@ -92,6 +103,11 @@ class LegacyTraceSource : public Source {
   uint64_t lost() const override { return trace_ ? trace_->lost() : 0; }
   uint64_t malformed() const override { return 0; }
   std::vector<std::string> families() const { return trace_ ? trace_->families() : std::vector<std::string>{}; }
+  std::string comment() const { return trace_ ? trace_->comment() : ""; }
+  bool set_tap(RawTap tap) override {
+    tap_ = std::move(tap);
+    return true;
+  }
 
  private:
   TraceMatch match_;
@@ -99,6 +115,7 @@ class LegacyTraceSource : public Source {
   std::function<void(NftTraceEvent&&)> sink_;
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
+  RawTap tap_;
 };
 
 }  // namespace natbpf

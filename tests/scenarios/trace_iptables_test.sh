@@ -15,7 +15,7 @@ run_backend() { # iptables-nft | iptables-legacy
 	scen_bg seed001_listen "$p" >/dev/null
 	local logger_before out=$SCEN_TMP/$backend.jsonl ready=$SCEN_TMP/$backend.ready first=$SCEN_TMP/$backend.first.json
 	logger_before=$(ip netns exec "$p-host" cat /proc/sys/net/netfilter/nf_log/2)
-	scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --count 1 --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+	scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --count 1 --duration 60 --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 	local tracer=$!
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready ($backend)"; }
 	seed001_connect "$p" 2 && fail "the connection should time out ($backend)"
@@ -28,6 +28,10 @@ run_backend() { # iptables-nft | iptables-legacy
 	jq_true "$first" '[.steps[] | select(.chain == "FORWARD")][0].rule == "-A FORWARD -m conntrack --ctstate DNAT -j ALLOWED_DNATS"'
 	jq_true "$first" '.near_misses[0].rule == "-A ALLOWED_DNATS -d 192.168.70.11/32 -p tcp -m tcp --dport 22 -j ACCEPT"'
 	jq_true "$out" 'select(.type == "summary") | .packets == 1'
+	# The recording tells the same story offline (legacy: from the NFLOG datagrams).
+	$NATBPF explain "$out.rec" --json >"$out.offline" 2>"$SCEN_TMP/explain.err" || { cat "$SCEN_TMP/explain.err"; fail "natbpf explain failed ($backend)"; }
+	cmp -s <(jq -c 'select(.type == "packet")' "$out") <(jq -c 'select(.type == "packet")' "$out.offline") ||
+		fail "explain of the recording told another story ($backend)"
 	if [ "$backend" = iptables-legacy ]; then
 		jq_true "$first" '[.steps[] | select(.chain == "ALLOWED_DNATS")][0].evidence == "nflog"'
 		jq_true "$first" '.drop.evidence | index("iptables TRACE (nflog)") != null'

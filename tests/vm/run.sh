@@ -15,7 +15,7 @@ run_pass() { # PATH_NAME ENV...
 	shift
 	local pids=() k
 	for k in 6.1 6.12; do
-		bash scripts/vm-test.sh --kernel "$k" --quiet --log "$logdir/$k-$path.console" --timeout 600 --env NATBPF_EXPECT_PATH="$path" "$@" \
+		bash scripts/vm-test.sh --kernel "$k" --quiet --log "$logdir/$k-$path.console" --timeout 1500 --env NATBPF_EXPECT_PATH="$path" "$@" \
 			-- "tests/scenarios/run.sh /natbpf/build/natbpf '$filter'" >"$logdir/$k-$path.log" 2>&1 &
 		pids+=($!)
 	done
