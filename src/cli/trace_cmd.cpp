@@ -71,7 +71,18 @@ class TraceRun {
  public:
   TraceRun(const TraceOptions& o) : opt_(o) {}
 
+  // A run that fails before tracing began leaves no recording behind.
   Status run() {
+    Status st = trace();
+    if (!st && recorder_ && !armed_) {
+      recorder_.reset();
+      unlink(opt_.record.c_str());
+    }
+    return st;
+  }
+
+ private:
+  Status trace() {
     TraceMatch match;
     auto proto = parse_proto(opt_.proto);
     if (!proto) return proto.error();
@@ -182,6 +193,7 @@ class TraceRun {
     for (const auto& why : sources_.skipped())
       if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
     if (auto st = write_ready_file(opt_.ready_file); !st) return st;
+    armed_ = true;
 
     auto watches = sources_.watches();
     limits.on_tick = [this] { flush(false); };
@@ -210,7 +222,6 @@ class TraceRun {
     return Ok{};
   }
 
- private:
   Status refresh_ruleset() {
     // The generation first: a change while the ruleset is listed is then
     // caught at the next packet.
@@ -304,6 +315,7 @@ class TraceRun {
   std::optional<NftContext> nft_;
   std::optional<TraceTable> table_;
   std::optional<RecordingWriter> recorder_;
+  bool armed_ = false;  // tracing began (the ready file was written)
   std::optional<TraceStories> stories_;
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot

@@ -1,5 +1,8 @@
 #include "sources/recording.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "util/libbpf_quiet.h"
@@ -8,7 +11,10 @@ namespace natbpf {
 
 Result<RecordingWriter> RecordingWriter::create(const std::string& path, nlohmann::json header) {
   RecordingWriter w;
-  w.file_.reset(std::fopen(path.c_str(), "w"));
+  // 0600: a recording holds packet headers and the ruleset.
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd >= 0) w.file_.reset(fdopen(fd, "w"));
+  if (fd >= 0 && !w.file_) close(fd);
   if (!w.file_)
     return usage_error("cannot write the recording " + path + " (" + errno_name(errno) + ")",
                        "give a writable path to --record");

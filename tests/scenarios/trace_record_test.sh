@@ -54,4 +54,7 @@ echo '{"type":"packet"}' >"$SCEN_TMP/not-a-recording"
 expect_error 2 "is not a natbpf recording: record one with .natbpf trace --record FILE." $NATBPF explain "$SCEN_TMP/not-a-recording"
 expect_error 2 "cannot write the recording .*: give a writable path to --record" \
 	$NATBPF trace --netns "$p-host" --dport 1222 --record /nonexistent/dir/rec
+# A run that fails before tracing leaves no recording behind.
+expect_error 2 "unknown network namespace" $NATBPF trace --netns "nb$$-gone" --dport 1222 --record "$SCEN_TMP/failed.rec"
+[ -e "$SCEN_TMP/failed.rec" ] && fail "a failed run left its recording behind"
 echo "PASS trace record and explain"
