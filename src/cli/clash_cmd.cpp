@@ -119,7 +119,7 @@ class ClashRun {
     }
     counter_only_records();
     if (final || now - last_summary_ns_ >= interval_ns_) {
-      reconcile_resolved();
+      reconcile_resolved(final);
       emit_summary(final, now);
     }
   }
@@ -484,12 +484,26 @@ class ClashRun {
   // Where nf_ct_resolve_clash is hooked, resolved clashes come one by one;
   // the kernel may still count more than the hook reported (kretprobe
   // misses, ring buffer full). The difference is reported from the counter.
-  void reconcile_resolved() {
-    if (!plan_.has("nf_ct_resolve_clash") || clash_resolve_total_ <= resolved_reported_) return;
+  // The kernel counts a resolution (clash_resolve) before the hook's record
+  // is written, so a count read now may be ahead of the records. Between
+  // summaries only resolutions counted by the previous summary, an interval
+  // ago, are compared; at the end, with every record read and explained, all
+  // of them. Resolutions still waiting in pending_ are not missing either.
+  void reconcile_resolved(bool final) {
+    uint64_t counted = final ? clash_resolve_total_ : clash_resolve_at_summary_;
+    clash_resolve_at_summary_ = clash_resolve_total_;
+    if (!plan_.has("nf_ct_resolve_clash")) return;
+    auto resolved = [](const Pending& p) {
+      return (p.clash && p.clash->resolved) || (!p.clash && p.confirm && p.confirm->accepted);
+    };
+    uint64_t in_flight = 0;
+    for (const auto& [skb, p] : pending_) in_flight += resolved(p);
+    for (const auto& p : retired_) in_flight += resolved(p);
+    if (counted <= resolved_reported_ + in_flight) return;
     ClashFacts f;
     f.ts_ns = monotonic_ns();
     f.outcome = ClashOutcome::Resolved;
-    f.count = clash_resolve_total_ - resolved_reported_;
+    f.count = counted - resolved_reported_ - in_flight;
     f.netns = current_netns_inode();
     f.counters = counters_since_report();
     f.seen_by = "ctnetlink statistics: clash_resolve rose " + std::to_string(f.count) +
@@ -543,6 +557,7 @@ class ClashRun {
   std::vector<CtCpuStats> prev_cpu_;
   std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_, chaintoolong_credit_;
   uint64_t clash_resolve_unseen_ = 0, clash_resolve_total_ = 0, resolved_reported_ = 0;
+  uint64_t clash_resolve_at_summary_ = 0;  // clash_resolve_total_ at the previous summary
   struct Explained {
     uint64_t ts_ns = 0, loser_ptr = 0;
   };
