@@ -9,41 +9,20 @@
 # the test runs only inside the VM harness (the host's own table is not ours
 # to shrink); the values are restored before the next test.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")" && pwd)
 [ "${NATBPF_VM:-}" = 1 ] || skip "changes the global nf_conntrack_max and nf_conntrack_buckets: runs in the VM harness only (tests/vm/run.sh)"
 command -v socat >/dev/null || skip "socat is not installed"
-udpclash=${NATBPF_UDPCLASH:-}
-for c in "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/udpclash" "$here/../tools/bin/udpclash"; do
-	[ -z "$udpclash" ] && [ -x "$c" ] && udpclash=$c
-done
-[ -n "$udpclash" ] || fail "tests/tools/bin/udpclash is missing: build the project (cmake --build) first"
+udpclash=$(scen_udpclash) || exit 1
 
 sys=/proc/sys/net/netfilter
 old_max=$(cat $sys/nf_conntrack_max) old_buckets=$(cat $sys/nf_conntrack_buckets)
 restore() { echo "$old_max" >$sys/nf_conntrack_max; echo "$old_buckets" >$sys/nf_conntrack_buckets; scen_cleanup; }
 trap restore EXIT
 
-conntrack_on() { # NS: a rule that makes the namespace track connections
-	ip netns exec "$1" nft -f - <<'NFT' || fail "nft failed"
-table inet natbpf_limits {
-	chain output {
-		type filter hook output priority filter; policy accept;
-		ct state new counter
-	}
-}
-NFT
-}
-
 # --- table full ---
 ns=$(scen_netns full) || fail "cannot create a namespace"
-conntrack_on "$ns"
+scen_conntrack_on "$ns"
 scen_bg ip netns exec "$ns" timeout 90 socat TCP-LISTEN:8081,reuseaddr,fork SYSTEM:"sleep 80"
-tries=0
-until ip netns exec "$ns" ss -Htln 'sport = :8081' | grep -q .; do
-	tries=$((tries + 1))
-	[ $tries -le 100 ] || fail "the listener on 8081 did not start"
-	sleep 0.1
-done
+scen_wait_listen "$ns" 8081
 for _ in 1 2 3 4; do scen_bg ip netns exec "$ns" timeout 80 socat -u SYSTEM:"sleep 80" TCP:127.0.0.1:8081; done
 tries=0
 until [ "$(ip netns exec "$ns" cat $sys/nf_conntrack_count)" -ge 4 ]; do
@@ -69,7 +48,7 @@ echo "ok table full"
 
 # --- chain too long ---
 ns=$(scen_netns chain) || fail "cannot create a namespace"
-conntrack_on "$ns"
+scen_conntrack_on "$ns"
 echo 100000 >$sys/nf_conntrack_max
 echo 1 >$sys/nf_conntrack_buckets # rounded up to one page of buckets (512)
 out=$SCEN_TMP/chain.json ready=$SCEN_TMP/chain.ready

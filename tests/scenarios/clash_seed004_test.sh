@@ -26,12 +26,8 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 	# the nft case records creation times: the winner's age must then be known
 	[ "$backend" = nft ] && ip netns exec "$ns" sysctl -qw net.netfilter.nf_conntrack_timestamp=1
 	scen_bg seed004_server "$ns" 8080 45
-	local tries=0 # connect only once it listens (slow under TCG)
-	until ip netns exec "$ns" ss -Htln 'sport = :8080' | grep -q .; do
-		tries=$((tries + 1))
-		[ $tries -le 100 ] || fail "the listener on 8080 did not start"
-		sleep 0.1
-	done
+	scen_wait_listen "$ns" 8080 # connect only once it listens (slow under TCG)
+	local tries
 	# --netns all also sees the retransmissions of earlier cases' namespaces:
 	# no --count there; natbpf is stopped after the second client gave up and
 	# only this namespace's records are checked.

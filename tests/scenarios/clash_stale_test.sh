@@ -12,12 +12,7 @@ command -v socat >/dev/null || skip "socat is not installed"
 ns=$(scen_netns stale) || fail "cannot create a namespace"
 seed004_up "$ns" nft || fail "seed004_up failed"
 scen_bg ip netns exec "$ns" timeout 60 socat TCP-LISTEN:8080,reuseaddr,fork SYSTEM:"echo hello"
-tries=0
-until ip netns exec "$ns" ss -Htln 'sport = :8080' | grep -q .; do
-	tries=$((tries + 1))
-	[ $tries -le 100 ] || fail "the listener on 8080 did not start"
-	sleep 0.1
-done
+scen_wait_listen "$ns" 8080
 ip netns exec "$ns" timeout 5 socat - TCP:127.0.0.1:8080 </dev/null >"$SCEN_TMP/first" || fail "the first connection failed"
 grep -q hello "$SCEN_TMP/first" || fail "the first connection got no greeting"
 first=""

@@ -6,12 +6,7 @@
 # its tuples; on tracepoint-only kernels the clash_resolve counter is the
 # evidence.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")" && pwd)
-udpclash=${NATBPF_UDPCLASH:-}
-for c in "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/udpclash" "$here/../tools/bin/udpclash"; do
-	[ -z "$udpclash" ] && [ -x "$c" ] && udpclash=$c
-done
-[ -n "$udpclash" ] || fail "tests/tools/bin/udpclash is missing: build the project (cmake --build) first"
+udpclash=$(scen_udpclash) || exit 1
 
 run_case() { # 4|6
 	local v=$1 ns out ready dst=127.0.0.1
@@ -19,14 +14,7 @@ run_case() { # 4|6
 	scen_netns "udp$v" >/dev/null || fail "cannot create a namespace"
 	ns=nb$$-udp$v
 	# Something must use conntrack in the namespace for entries to exist.
-	ip netns exec "$ns" nft -f - <<'NFT' || fail "nft failed"
-table inet natbpf_udpclash {
-	chain output {
-		type filter hook output priority filter; policy accept;
-		ct state new counter
-	}
-}
-NFT
+	scen_conntrack_on "$ns"
 	out=$SCEN_TMP/udp$v.json ready=$SCEN_TMP/udp$v.ready
 	# natbpf must outlive the traffic (stopped below) for its count to equal the counter.
 	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 300 --interval 2s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"

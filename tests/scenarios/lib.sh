@@ -43,6 +43,39 @@ scen_wait_file() {
 	[ -e "$f" ]
 }
 
+# scen_wait_listen NS PORT: a TCP listener is up (bounded; slow under TCG).
+scen_wait_listen() {
+	local tries=0
+	until ip netns exec "$1" ss -Htln "sport = :$2" | grep -q .; do
+		tries=$((tries + 1))
+		[ $tries -le 100 ] || fail "the listener on $2 did not start"
+		sleep 0.1
+	done
+}
+
+# scen_conntrack_on NS: a rule that makes the namespace track connections
+# (conntrack hooks are registered per namespace only when something needs them).
+scen_conntrack_on() {
+	ip netns exec "$1" nft -f - <<'NFT' || fail "nft failed"
+table inet natbpf_conntrack_on {
+	chain output {
+		type filter hook output priority filter; policy accept;
+		ct state new counter
+	}
+}
+NFT
+}
+
+# The udpclash test tool: beside natbpf, or in tests/tools/bin.
+scen_udpclash() {
+	local c
+	for c in "${NATBPF_UDPCLASH:-}" "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/udpclash" \
+		"$(dirname "${BASH_SOURCE[0]}")/../tools/bin/udpclash"; do
+		[ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+	done
+	fail "tests/tools/bin/udpclash is missing: build the project (cmake --build) first"
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
