@@ -139,12 +139,14 @@ class TraceRun {
     plan_ = *plan;
     // Sources: BPF adds what nftrace cannot see but is not needed for a
     // story; the nftables trace stream is; iptables-legacy TRACE only runs
-    // where legacy tables have rules.
+    // where legacy tables have rules. Trace and NFLOG events open the
+    // stories and BPF records attach to them, so when all have events
+    // waiting they are read in that order (ranks 0, 1, 2); BPF starts first.
     auto to_builder = [this](auto&& ev) { stories_->add(std::move(ev)); };
     BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr, *netns, true};
     auto bpf = std::make_unique<BpfSource>(plan_, filter, to_builder);
     if (recorder_) bpf->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("bpf", b, ns); });
-    if (auto st = sources_.add(std::move(bpf), false); !st) return st;
+    if (auto st = sources_.add(std::move(bpf), false, /*read_rank=*/2); !st) return st;
 
     auto nft = NftContext::create();
     if (!nft) return nft.error();
@@ -153,7 +155,7 @@ class TraceRun {
     auto nftrace = std::make_unique<NftraceSource>(to_builder);
     if (recorder_)
       nftrace->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nftrace", b, ns); });
-    if (auto st = sources_.add(std::move(nftrace), true); !st) return st;
+    if (auto st = sources_.add(std::move(nftrace), true, /*read_rank=*/0); !st) return st;
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
@@ -164,7 +166,7 @@ class TraceRun {
     if (recorder_)
       legacy->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nflog", b, ns); });
     std::string legacy_name = legacy->name();
-    if (auto st = sources_.add(std::move(legacy), false); !st) return st;
+    if (auto st = sources_.add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
     legacy_ = static_cast<LegacyTraceSource*>(sources_.find(legacy_name));  // null when skipped
     if (legacy_) {
       if (auto st = refresh_ruleset(); !st) return st;  // now with our TRACE rules

@@ -1,8 +1,10 @@
 #include "sources/source.h"
 
+#include <algorithm>
+
 namespace natbpf {
 
-Status Sources::add(std::unique_ptr<Source> source, bool required) {
+Status Sources::add(std::unique_ptr<Source> source, bool required, int read_rank) {
   std::string name = source->name();
   if (auto why = source->cannot_run()) {
     if (required) return Error{name + " cannot run here: " + *why, "run `natbpf probe` to see what this kernel allows"};
@@ -16,7 +18,17 @@ Status Sources::add(std::unique_ptr<Source> source, bool required) {
     return Ok{};
   }
   running_.push_back(std::move(source));
+  ranks_.push_back(read_rank);
   return Ok{};
+}
+
+std::vector<Source*> Sources::in_read_order() const {
+  std::vector<size_t> idx(running_.size());
+  for (size_t i = 0; i < idx.size(); i++) idx[i] = i;
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ranks_[a] < ranks_[b]; });
+  std::vector<Source*> out;
+  for (size_t i : idx) out.push_back(running_[i].get());
+  return out;
 }
 
 Source* Sources::find(const std::string& name) {
@@ -27,13 +39,13 @@ Source* Sources::find(const std::string& name) {
 
 std::vector<Watch> Sources::watches() {
   std::vector<Watch> w;
-  for (auto& s : running_)
-    if (s->fd() >= 0) w.push_back({s->fd(), [src = s.get()] { return src->read(); }});
+  for (Source* s : in_read_order())
+    if (s->fd() >= 0) w.push_back({s->fd(), [s] { return s->read(); }});
   return w;
 }
 
 Status Sources::read_all() {
-  for (auto& s : running_)
+  for (Source* s : in_read_order())
     if (auto st = s->read(); !st) return st;
   return Ok{};
 }
@@ -54,6 +66,7 @@ void Sources::stop() {
   // Last started, first stopped: later sources may build on earlier ones.
   for (auto it = running_.rbegin(); it != running_.rend(); ++it) (*it)->stop();
   running_.clear();
+  ranks_.clear();
 }
 
 }  // namespace natbpf

@@ -52,7 +52,10 @@ class Sources {
   Sources& operator=(const Sources&) = delete;
   ~Sources() { stop(); }
 
-  Status add(std::unique_ptr<Source> source, bool required);
+  // read_rank orders reading when several sources have events at once
+  // (lower first): a source whose events attach to what another source's
+  // events opened is read after it.
+  Status add(std::unique_ptr<Source> source, bool required, int read_rank = 0);
   const std::vector<std::string>& skipped() const { return skipped_; }  // "iptables-legacy TRACE: ..."
   Source* find(const std::string& name);  // a running source, or nullptr
   std::vector<Watch> watches();
@@ -62,7 +65,10 @@ class Sources {
   void stop();
 
  private:
-  std::vector<std::unique_ptr<Source>> running_;
+  std::vector<Source*> in_read_order() const;
+
+  std::vector<std::unique_ptr<Source>> running_;  // in start order
+  std::vector<int> ranks_;                        // read_rank of running_[i]
   std::vector<std::string> skipped_;
 };
 

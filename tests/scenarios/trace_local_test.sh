@@ -29,7 +29,15 @@ sleep 1.5
 kill -INT $tracer
 wait $tracer || fail "natbpf trace exited $?"
 
-pkt() { jq -s "[.[] | select(.type == \"packet\" and $1)][0]" "$out" >"$SCEN_TMP/p.json"; }
+# The first story matching $1; when none does, every story is shown.
+pkt() {
+	jq -s "[.[] | select(.type == \"packet\" and $1)][0]" "$out" >"$SCEN_TMP/p.json"
+	if [ "$(cat "$SCEN_TMP/p.json")" = null ]; then
+		jq -c 'select(.type == "packet") | {number, trace_id, packet, verdict, fate, oif, steps: [.steps[] | .chain + ":" + .verdict]}' "$out" >&2
+		jq -c 'select(.type == "summary")' "$out" >&2
+		fail "no story where $1"
+	fi
+}
 pkt '.packet.daddr == "127.0.0.1" and .packet.dport == 5353'
 jq_true "$SCEN_TMP/p.json" '.packet.proto == "udp" and .verdict == "drop"'
 jq_true "$SCEN_TMP/p.json" '.drop.table == "filter" and .drop.chain == "output" and .drop.hook == "output" and .drop.rule == "udp dport 5353 counter drop"'

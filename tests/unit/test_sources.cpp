@@ -107,3 +107,23 @@ TEST(Sources, RunningSourcesAreWatchedCountedAndStoppedLastFirst) {
   }
   EXPECT_EQ(log.calls, (std::vector<std::string>{"start a", "start b", "read a", "read a", "read b", "stop b", "stop a"}));
 }
+
+TEST(Sources, ReadInRankOrderStoppedInReverseStartOrder) {
+  Log log;
+  {
+    Sources s;
+    auto bpf = std::make_unique<FakeSource>("bpf", log);
+    bpf->fd_ = 3;
+    auto nft = std::make_unique<FakeSource>("nftrace", log);
+    nft->fd_ = 4;
+    ASSERT_TRUE(s.add(std::move(bpf), false, 2));  // started first, read last
+    ASSERT_TRUE(s.add(std::move(nft), true, 0));
+    auto w = s.watches();
+    ASSERT_EQ(w.size(), 2u);
+    EXPECT_EQ(w[0].fd, 4);
+    EXPECT_EQ(w[1].fd, 3);
+    ASSERT_TRUE(s.read_all());
+  }
+  EXPECT_EQ(log.calls, (std::vector<std::string>{"start bpf", "start nftrace", "read nftrace", "read bpf",
+                                                 "stop nftrace", "stop bpf"}));
+}
