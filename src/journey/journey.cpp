@@ -172,12 +172,17 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
   // Exact: the trace id read in BPF for this skb names the journey.
   if (auto it = id_by_skb_.find(s.skb); s.skb && it != id_by_skb_.end()) {
     for (auto j = open_.rbegin(); j != open_.rend(); ++j) {
-      if (j->trace_id != it->second || s.ts + 50'000'000ULL < j->first_ns || s.ts > j->last_ns + idle_ns_) continue;
+      if (j->trace_id != it->second.trace_id || s.ts + 50'000'000ULL < j->first_ns || s.ts > j->last_ns + idle_ns_) continue;
       j->bpf.push_back(ev);
       j->last_ns = std::max(j->last_ns, s.ts);
       j->joined_by_trace_id = true;
       return true;
     }
+    // The trace id of this very packet pass is known, but its story has not
+    // been read yet (trace messages and ring-buffer records come through
+    // different sockets): wait for it instead of guessing by headers, which
+    // would pick an earlier pass of the same packet (loopback output/input).
+    if (s.ts >= it->second.ts_ns && s.ts - it->second.ts_ns < 50'000'000ULL) return false;
   }
   for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
     if (matches(*it, s, idle_ns_)) {
@@ -193,7 +198,7 @@ void JourneyBuilder::add(BpfEvent&& ev) {
   if (auto* t = std::get_if<NftTraceIdEvent>(&ev)) {
     // skb addresses are reused: the newest pass wins; keep the map small.
     if (id_by_skb_.size() > 65536) id_by_skb_.clear();
-    id_by_skb_[t->skb] = t->trace_id;
+    id_by_skb_[t->skb] = SkbTraceId{t->trace_id, t->ts_ns};
     return;
   }
   if (!attach(ev)) orphans_.push_back(std::move(ev));

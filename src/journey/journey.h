@@ -114,7 +114,11 @@ class JourneyBuilder {
   std::deque<Journey> open_;
   std::map<uint32_t, size_t> by_id_;  // trace id -> index in open_ (rebuilt on flush)
   std::vector<BpfEvent> orphans_;  // BPF events not (yet) joined to a journey
-  std::map<uint64_t, uint32_t> id_by_skb_;  // from __nft_trace_packet: skb -> trace id
+  struct SkbTraceId {
+    uint32_t trace_id = 0;
+    uint64_t ts_ns = 0;  // when __nft_trace_packet saw it
+  };
+  std::map<uint64_t, SkbTraceId> id_by_skb_;  // from __nft_trace_packet: skb -> its latest pass
 };
 
 bool same_flow(const Packet& a, const Packet& b);

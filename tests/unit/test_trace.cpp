@@ -206,6 +206,36 @@ TEST(Journey, KfreeSkbDropJoinsByConntrackTupleAfterDnat) {
   EXPECT_EQ(out[0].bpf.size(), 1u);
 }
 
+TEST(Journey, BpfRecordWaitsForTheStoryOfItsTraceId) {
+  // Loopback: the output pass (id 5) is read; the input pass (id 6) of the
+  // same skb is known from BPF, but its trace messages come after the drop.
+  JourneyBuilder b("natbpf_1", 1000);
+  auto out_pass = ev(5, "natbpf_1", "mark_out", std::nullopt, NftVerdict::Accept, 100);
+  out_pass.packet = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
+  b.add(std::move(out_pass));
+  NftTraceIdEvent id;
+  id.ts_ns = 200;
+  id.skb = 0xabc;
+  id.trace_id = 6;
+  b.add(BpfEvent{id});
+  SkbDropEvent d;
+  d.ts_ns = 210;
+  d.skb = 0xabc;
+  d.pkt = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
+  b.add(BpfEvent{d});
+  auto in_pass = ev(6, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 220);
+  in_pass.packet = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
+  b.add(std::move(in_pass));
+  std::vector<Journey> out;
+  b.flush(0, true, [&](Journey&& j) { out.push_back(std::move(j)); });
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].trace_id, 5u);
+  EXPECT_TRUE(out[0].bpf.empty()) << "the drop belongs to the input pass";
+  EXPECT_EQ(out[1].trace_id, 6u);
+  ASSERT_EQ(out[1].bpf.size(), 1u);
+  EXPECT_TRUE(out[1].joined_by_trace_id);
+}
+
 TEST(TraceTable, MatchExpressionAndRate) {
   TraceMatch m;
   m.dport = 1222;
