@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/trace_stories.h"
+#include "probe/drop_reasons.h"
 #include "sources/decode.h"
 #include "sources/legacy_trace.h"
 #include "sources/nftrace.h"
@@ -45,10 +46,7 @@ class Replay {
       auto it = ifnames_.find(index);
       return it != ifnames_.end() ? it->second : "if" + std::to_string(index);
     };
-    w.drop_reason = [this](uint32_t r) {
-      auto it = reasons_.find(r);
-      return it == reasons_.end() ? "reason " + std::to_string(r) : it->second;
-    };
+    w.drop_reason = [this](uint32_t r) { return drop_reason_name(reasons_, r); };
     // natbpf's own trace table (its chains mark where a packet ended) and
     // the names of drop reasons, from the run's setup record.
     std::string own_table, plan;

@@ -1,6 +1,5 @@
 // natbpf trace: one story per packet of the flow the user names.
 #include <net/if.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include "journey/journey.h"
 #include "output/trace_render.h"
 #include "probe/drop_reasons.h"
+#include "probe/features.h"
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
 #include "sources/bpf.h"
@@ -51,11 +51,6 @@ Result<std::optional<Addr>> parse_addr(const std::string& text, const char* flag
   if (!a) return usage_error(std::string("malformed address for ") + flag + ": '" + text + "'",
                              "give an IPv4 or IPv6 address, e.g. 10.1.2.3");
   return std::optional<Addr>(*a);
-}
-
-std::string running_kernel() {
-  utsname u{};
-  return uname(&u) == 0 ? u.release : "";
 }
 
 Status validate_port(int port, const char* flag) {
@@ -111,7 +106,7 @@ class TraceRun {
     if (!opt_.record.empty()) {
       // Before anything is created in the kernel: a bad path leaves nothing behind.
       auto w = RecordingWriter::create(opt_.record, {{"command", "trace"},
-                                                     {"kernel", running_kernel()},
+                                                     {"kernel", KernelFeatures().kernel_release()},
                                                      {"match", trace_match_expression(match)},
                                                      {"netns", opt_.netns},
                                                      {"count", opt_.count}});
@@ -297,10 +292,7 @@ class TraceRun {
       if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
       return name;
     };
-    w.drop_reason = [this](uint32_t r) {
-      auto it = drop_reasons_.find(r);
-      return it == drop_reasons_.end() ? "reason " + std::to_string(r) : it->second;
-    };
+    w.drop_reason = [this](uint32_t r) { return drop_reason_name(drop_reasons_, r); };
     w.ifname = [this](uint32_t index) {
       char buf[IF_NAMESIZE] = {};
       std::string name = index && if_indextoname(index, buf) ? buf : "if" + std::to_string(index);

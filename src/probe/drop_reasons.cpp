@@ -26,4 +26,9 @@ std::map<uint32_t, std::string> load_drop_reasons(const std::string& btf_path) {
   return out;
 }
 
+std::string drop_reason_name(const std::map<uint32_t, std::string>& names, uint32_t reason) {
+  auto it = names.find(reason);
+  return it == names.end() ? "reason " + std::to_string(reason) : it->second;
+}
+
 }  // namespace natbpf

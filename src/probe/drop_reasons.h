@@ -10,5 +10,7 @@ namespace natbpf {
 // Values move between kernels (NETFILTER_DROP: 6 in 5.18, 12 in 6.18), so
 // they always come from BTF.
 std::map<uint32_t, std::string> load_drop_reasons(const std::string& btf_path = "/sys/kernel/btf/vmlinux");
+// The name of a reason in such a table, or "reason N" when it is not there.
+std::string drop_reason_name(const std::map<uint32_t, std::string>& names, uint32_t reason);
 
 }  // namespace natbpf
