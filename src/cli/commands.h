@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "explain/drops.h"
+#include "journey/clash_join.h"
 #include "probe/attach_plan.h"
 #include "util/result.h"
 
@@ -24,5 +28,12 @@ Status check_privileges_and_btf();
 // --no-fentry / --no-kprobe, also settable with NATBPF_NO_FENTRY=1 and NATBPF_NO_KPROBE=1.
 void add_attach_flags(CLI::App* cmd, PlanRequest& request);
 void apply_attach_env(PlanRequest& request);
+
+// What a live run and `natbpf explain` of its recording share: the header a
+// replay needs, and the printers, so both print the same.
+nlohmann::json clash_record_header(uint64_t count, uint64_t interval_ns);
+ClashOutput clash_printer(bool json);
+nlohmann::json drops_end_record(double seconds, uint64_t lost);
+void print_drops(const DropsReport& report, size_t top, bool json);
 
 }  // namespace natbpf

@@ -14,7 +14,8 @@
 #include "sources/decode.h"
 #include "sources/legacy_trace.h"
 #include "sources/nftrace.h"
-#include "sources/recording.h"
+#include "world/recording.h"
+#include "world/replay.h"
 
 namespace natbpf {
 namespace {
@@ -22,7 +23,17 @@ namespace {
 struct ExplainOptions {
   std::string file;
   bool json = false;
+  size_t top = 10;
 };
+
+// A replay that met malformed records, or questions its recording did not
+// answer, may differ from the live run: it says so, on stderr, and still prints.
+Status replay_verdict(uint64_t bad_records, uint64_t unanswered) {
+  if (bad_records || unanswered)
+    std::cerr << "natbpf: the recording had " << bad_records << " malformed records and " << unanswered
+              << " unanswered questions: this output may differ from the live run's\n";
+  return Ok{};
+}
 
 class Replay {
  public:
@@ -147,12 +158,66 @@ class Replay {
   std::map<uint32_t, std::string> reasons_;
 };
 
+// A clash recording through the same join and printers as the live run.
+Status replay_clash(RecordingReader& reader, bool json) {
+  auto plan = read_plan_record(reader);
+  if (!plan) return plan.error();
+  RecordedWorld world(plan->own_netns);
+  const auto& h = reader.header();
+  ClashJoinOptions jo{h.value("count", uint64_t{0}), h.value("interval_ns", uint64_t{10'000'000'000ULL}), plan->hooks};
+  ClashJoin join(jo, world, clash_printer(json));
+  uint64_t decode_errors = 0;
+  ReplayHandlers handlers;
+  handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
+    if (kind != "bpf") return;
+    if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) join.on_event(std::move(*ev), ns);
+    else decode_errors++;
+  };
+  handlers.start = [&](uint64_t ns) { (void)join.start(ns); };
+  handlers.tick = [&](uint64_t ns, bool final) { join.tick(ns, final); };
+  auto counts = replay(reader, world, handlers);
+  if (!counts) return counts.error();
+  return replay_verdict(counts->bad_records + decode_errors, world.mismatches());
+}
+
+// A drops recording: the same counting and attribution as the live run.
+Status replay_drops(RecordingReader& reader, bool json, size_t top) {
+  auto plan = read_plan_record(reader);
+  if (!plan) return plan.error();
+  RecordedWorld world(plan->own_netns);
+  DropsRun run(world);
+  std::optional<DropsReport> report;
+  uint64_t decode_errors = 0;
+  ReplayHandlers handlers;
+  handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t) {
+    if (kind != "bpf") return;
+    if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) run.add(*ev);
+    else decode_errors++;
+  };
+  handlers.start = [&](uint64_t) { run.start(); };
+  handlers.other = [&](const nlohmann::json& r) {
+    if (r.value("t", "") != "end") return;
+    report = run.finish(r.at("seconds").get<double>(), r.at("lost").get<uint64_t>(), plan->summary);
+  };
+  auto counts = replay(reader, world, handlers);
+  if (!counts) return counts.error();
+  if (!report)
+    return usage_error("the drops recording ends before the run did", "record a run that finished: natbpf drops --record FILE");
+  print_drops(*report, top, json);
+  return replay_verdict(counts->bad_records + decode_errors, world.mismatches());
+}
+
 Status run_explain(const ExplainOptions& o) {
+  auto reader = RecordingReader::open(o.file);
+  if (!reader) return reader.error();
+  std::string command = reader->command();
+  if (command == "clash") return replay_clash(*reader, o.json);
+  if (command == "drops") return replay_drops(*reader, o.json, o.top);
+  if (command != "trace")
+    return usage_error(o.file + " is a recording of an unknown command '" + command + "'",
+                       "explain recordings of natbpf trace, clash or drops");
   auto rec = read_recording(o.file);
   if (!rec) return rec.error();
-  if (rec->header.value("command", "") != "trace")
-    return usage_error(o.file + " is a recording of `natbpf " + rec->header.value("command", "?") + "`",
-                       "explain recordings of `natbpf trace --record FILE`");
   Replay replay(*rec);
   return replay.run(o.json);
 }
@@ -161,9 +226,10 @@ Status run_explain(const ExplainOptions& o) {
 
 void register_explain_command(CLI::App& app, CommandContext& ctx) {
   static ExplainOptions o;
-  auto* cmd = app.add_subcommand("explain", "tell the stories of a recorded trace (natbpf trace --record FILE), offline");
+  auto* cmd = app.add_subcommand("explain", "tell again, offline, what a recorded run (natbpf trace|clash|drops --record FILE) found");
   cmd->add_option("file", o.file, "the recording")->required();
-  cmd->add_flag("--json", o.json, "JSON Lines, as `natbpf trace --json` prints them");
+  cmd->add_flag("--json", o.json, "JSON Lines, as the recorded command prints them with --json");
+  cmd->add_option("--top", o.top, "drops recordings: show this many causes (default 10)");
   cmd->callback([&ctx]() { ctx.status = run_explain(o); });
 }
 

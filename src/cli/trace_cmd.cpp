@@ -19,7 +19,7 @@
 #include "sources/legacy_trace.h"
 #include "sources/nft.h"
 #include "sources/nftrace.h"
-#include "sources/recording.h"
+#include "world/recording.h"
 #include "sources/ruleset.h"
 #include "sources/trace_table.h"
 #include "util/runtime.h"

@@ -95,4 +95,57 @@ std::vector<DropCause> DropAggregator::ranked() const {
   return out;
 }
 
+DropsRun::DropsRun(World& world)
+    : world_(world),
+      agg_([this](uint64_t a) { return world_.symbol(a); }, [this](uint32_t r) { return world_.drop_reason(r); }) {}
+
+void DropsRun::start() {
+  namespaces_ = world_.namespaces();
+  for (const auto& ns : namespaces_) before_.push_back(world_.snapshot(ns));
+}
+
+DropsReport DropsRun::finish(double seconds, uint64_t lost, std::string plan_summary) {
+  agg_.finish();
+  DropsReport report{seconds, agg_.total(), lost, std::move(plan_summary), agg_.ranked(), {}};
+  std::map<uint32_t, size_t> index;
+  std::vector<NetnsSnapshot> after;
+  for (size_t i = 0; i < namespaces_.size(); i++) {
+    index[namespaces_[i].inode] = i;
+    after.push_back(world_.snapshot(namespaces_[i]));
+  }
+  for (auto& c : report.causes) {
+    auto it = index.find(c.netns);
+    c.netns_name = it == index.end() ? "netns:" + std::to_string(c.netns) : namespaces_[it->second].name;
+    if (it != index.end()) attribute(c, before_[it->second], after[it->second]);
+  }
+  for (size_t i = 0; i < namespaces_.size(); i++)
+    if (before_[i].ct && after[i].ct)
+      report.conntrack.push_back({namespaces_[i].name, after[i].ct->delta_since(*before_[i].ct)});
+  return report;
+}
+
+// nftables drop rules whose counters rose in the cause's namespace.
+void DropsRun::attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const {
+  bool nft_location = c.where.rfind("nft_do_chain", 0) == 0;
+  bool hook_location = c.where.rfind("nf_hook_slow", 0) == 0;
+  if (!nft_location && !hook_location) return;
+  uint64_t counted = 0;
+  for (const auto& [key, rule] : after.drop_rules) {
+    auto b = before.drop_rules.find(key);
+    uint64_t delta = rule.packets - (b == before.drop_rules.end() ? 0 : b->second.packets);
+    counted += delta;
+    if (delta)
+      c.rules.push_back({key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
+                             key.substr(key.rfind(' ') + 1) + ")",
+                         delta});
+  }
+  if (!c.rules.empty()) c.evidence.push_back("nftables rule counters");
+  // Before 6.7 (e0d4593140b0) nftables drops are freed by nf_hook_slow too:
+  // the rule counters tell them from iptables-legacy and conntrack drops.
+  if (hook_location && counted >= c.count && c.cause.rfind("iptables-legacy", 0) == 0)
+    c.cause = "nftables rule or chain policy drop";
+  else if (hook_location && counted > 0)
+    c.cause += " (" + std::to_string(counted) + " of them counted by nftables drop rules)";
+}
+
 }  // namespace natbpf

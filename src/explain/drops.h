@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sources/events.h"
+#include "world/world.h"
 
 namespace natbpf {
 
@@ -49,6 +50,34 @@ class DropAggregator {
  public:
   // Accounts drops whose hook/confirm events may have arrived after them.
   void finish();
+};
+
+// What a drops run found: causes ranked, conntrack counter deltas per namespace.
+struct DropsReport {
+  double seconds = 0;
+  uint64_t drops = 0, lost = 0;
+  std::string plan_summary;
+  std::vector<DropCause> causes;                                 // ranked
+  std::vector<std::pair<std::string, CtStatsTotals>> conntrack;  // per namespace, deltas
+};
+
+// One drops run against a world: the namespaces and their counters when it
+// starts, the drops as they come, the counters again at the end, and the
+// nftables drop rules whose counters rose named beside the drops they explain.
+class DropsRun {
+ public:
+  explicit DropsRun(World& world);
+  void start();  // the counters the run is measured from
+  void add(const BpfEvent& ev) { agg_.add(ev); }
+  DropsReport finish(double seconds, uint64_t lost, std::string plan_summary);
+
+ private:
+  void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const;
+
+  World& world_;
+  DropAggregator agg_;
+  std::vector<NamedNetns> namespaces_;
+  std::vector<NetnsSnapshot> before_;
 };
 
 }  // namespace natbpf

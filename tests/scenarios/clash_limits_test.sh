@@ -32,12 +32,13 @@ until [ "$(ip netns exec "$ns" cat $sys/nf_conntrack_count)" -ge 4 ]; do
 done
 echo 4 >$sys/nf_conntrack_max
 out=$SCEN_TMP/full.json ready=$SCEN_TMP/full.ready
-scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 30 --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/full.err"
+scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 30 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/full.err"
 pid=$!
 scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/full.err"; fail "natbpf clash did not get ready"; }
 ip netns exec "$ns" timeout 3 socat - TCP:127.0.0.1:8081 </dev/null && fail "a fifth connection worked with nf_conntrack_max 4"
 wait "$pid" || { cat "$SCEN_TMP/full.err"; fail "natbpf clash exited $?"; }
 echo "$old_max" >$sys/nf_conntrack_max
+explain_same "$out.rec" "$out" --json
 jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 c='[.[] | select(.type == "clash")][0]'
 jq_true "$out.all" "$c.outcome == \"dropped\" and $c.cause == \"table_full\""

@@ -26,7 +26,7 @@ NFT
 	fi
 	out=$SCEN_TMP/range$v.json ready=$SCEN_TMP/range$v.ready
 	scen_bg ip netns exec "$ns" timeout 20 socat "$listen:8080,reuseaddr,fork" SYSTEM:"sleep 20"
-	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
+	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
 	local pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
 	established() { ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED; }
@@ -39,6 +39,7 @@ NFT
 	[ "$(established)" = 2 ] || fail "the first two connections should be established"
 	scen_bg ip netns exec "$ns" timeout 4 socat -u SYSTEM:"sleep 4" "$connect"
 	wait "$pid" || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash exited $?"; }
+	explain_same "$out.rec" "$out" --json
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 	local c='[.[] | select(.type == "clash")][0]'
 	# One clash per connection: --count 1 stops after the first, but on a slow (emulated)

@@ -33,7 +33,7 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 	# only this namespace's records are checked.
 	local watch=(--netns "$ns" --count 1)
 	[ "$scope" = all ] && watch=(--netns all)
-	scen_bg $NATBPF clash "${watch[@]}" --duration 40 --ready-file "$ready" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
+	scen_bg $NATBPF clash "${watch[@]}" --duration 40 --ready-file "$ready" --record "$out.rec" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
 	local natbpf_pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
 	scen_bg seed004_client "$ns" 8080 40 # the first connection: wins and stays
@@ -52,6 +52,8 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 	fi
 	wait "$natbpf_pid" || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash exited $?"; }
 	local first_port=${first#sport=}
+	# Recorded: explained offline, as nobody, the output is the same to the byte.
+	explain_same "$out.rec" "$out" $flag
 	if [ "$format" = json ]; then
 		jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 		if [ "$scope" = all ]; then

@@ -25,13 +25,14 @@ done
 first=${first#sport=}
 
 out=$SCEN_TMP/stale.json ready=$SCEN_TMP/ready
-scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 20 --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 20 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 pid=$!
 scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/err"; fail "natbpf clash did not get ready"; }
 if ip netns exec "$ns" timeout 4 socat - TCP:127.0.0.1:8080 </dev/null >"$SCEN_TMP/second" && grep -q hello "$SCEN_TMP/second"; then
 	# The kernel reused the TIME_WAIT tuple: nothing was dropped, nothing may be reported.
 	kill -INT "$pid"
 	wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf clash exited $?"; }
+	explain_same "$out.rec" "$out" --json
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 	jq_true "$out.all" '[.[] | select(.type == "clash")] | length == 0' "a connection that worked was reported as a clash"
 	jq_true "$out.all" '[.[] | select(.type == "summary" and .final)][0] | .dropped == 0 and .counters.insert_failed == 0'
@@ -39,6 +40,7 @@ if ip netns exec "$ns" timeout 4 socat - TCP:127.0.0.1:8080 </dev/null >"$SCEN_T
 	exit 0
 fi
 wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf clash exited $?"; }
+explain_same "$out.rec" "$out" --json
 jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 c='[.[] | select(.type == "clash")][0]'
 jq_true "$out.all" "$c.outcome == \"dropped\" and $c.cause == \"stale_entry\""

@@ -17,7 +17,7 @@ run_case() { # 4|6
 	scen_conntrack_on "$ns"
 	out=$SCEN_TMP/udp$v.json ready=$SCEN_TMP/udp$v.ready
 	# natbpf must outlive the traffic (stopped below) for its count to equal the counter.
-	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 300 --interval 2s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
+	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 300 --interval 2s --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
 	local pid=$!
 	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash did not get ready"; }
 	local tries=0
@@ -29,6 +29,7 @@ run_case() { # 4|6
 	sleep 1 # let the last records reach natbpf
 	kill -INT "$pid"
 	wait "$pid" || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash exited $?"; }
+	explain_same "$out.rec" "$out" --json
 	local resolved
 	resolved=$(ip netns exec "$ns" conntrack -S | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
 	[ "$resolved" -gt 0 ] || skip "no clash happened in $tries rounds of udpclash (needs 2 CPUs)"

@@ -19,12 +19,13 @@ ip netns exec "$b" iptables-legacy -A OUTPUT -p udp --dport 7777 -j DROP || fail
 
 out=$SCEN_TMP/drops.jsonl
 ready=$SCEN_TMP/ready
-scen_bg $NATBPF drops --duration 8s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+scen_bg $NATBPF drops --duration 8s --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
 for i in 1 2 3 4 5 6; do echo x | ip netns exec "$a" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
 for i in 1 2 3; do echo x | ip netns exec "$b" socat -u - UDP-SENDTO:127.0.0.1:7777 2>/dev/null; done
 wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf drops exited $?"; }
+explain_same "$out.rec" "$out" --json
 
 jq -s "[.[] | select(.type == \"drop_cause\" and .netns == \"$a\")][0]" "$out" >"$SCEN_TMP/a.json"
 jq_true "$SCEN_TMP/a.json" '.count >= 6 and .cause == "nftables rule or chain policy drop"'

@@ -115,6 +115,22 @@ expect_error() { # CODE PATTERN CMD...
 	assert_contains "$SCEN_TMP/err" "$pat"
 }
 
+# explain_same REC LIVE [ARGS...]: `natbpf explain REC ARGS` run as an
+# unprivileged user prints exactly LIVE, what the recorded run printed.
+explain_same() {
+	local rec=$1 live=$2
+	shift 2
+	chmod 755 "$SCEN_TMP"
+	chmod 644 "$rec"
+	setpriv --reuid=65534 --regid=65534 --clear-groups $NATBPF explain "$rec" "$@" >"$live.offline" 2>"$live.offline.err" ||
+		{ cat "$live.offline.err"; fail "natbpf explain $rec failed"; }
+	[ -s "$live.offline.err" ] && grep -q "may differ" "$live.offline.err" && { cat "$live.offline.err"; fail "the replay of $rec was incomplete"; }
+	cmp -s "$live" "$live.offline" || {
+		diff "$live" "$live.offline" | head -40
+		fail "natbpf explain $rec printed other output than the live run"
+	}
+}
+
 # jq_true FILE EXPR [message]: the JSON document in FILE satisfies EXPR.
 jq_true() {
 	if [ "$(jq -r "$2" "$1" 2>&1)" != "true" ]; then

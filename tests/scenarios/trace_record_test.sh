@@ -49,9 +49,9 @@ as_nobody $NATBPF explain "$rec" >"$SCEN_TMP/offline.txt" 2>/dev/null || fail "n
 assert_contains "$SCEN_TMP/offline.txt" 'DROPPED in inet filter allowed_dnats by rule "drop"'
 
 # Bad input: one line naming the fix, exit 2.
-expect_error 2 "cannot read .*: give a file written by .natbpf trace --record FILE." $NATBPF explain "$SCEN_TMP/missing"
+expect_error 2 "cannot read .*: give a file written by .natbpf trace.clash.drops --record FILE." $NATBPF explain "$SCEN_TMP/missing"
 echo '{"type":"packet"}' >"$SCEN_TMP/not-a-recording"
-expect_error 2 "is not a natbpf recording: record one with .natbpf trace --record FILE." $NATBPF explain "$SCEN_TMP/not-a-recording"
+expect_error 2 "is not a natbpf recording: give a file written by .natbpf trace.clash.drops --record FILE." $NATBPF explain "$SCEN_TMP/not-a-recording"
 expect_error 2 "cannot write the recording .*: give a writable path to --record" \
 	$NATBPF trace --netns "$p-host" --dport 1222 --record /nonexistent/dir/rec
 # A run that fails before tracing leaves no recording behind.

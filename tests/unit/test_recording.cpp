@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/recording.h"
+#include "world/recording.h"
 
 using namespace natbpf;
 

@@ -1,0 +1,137 @@
+#include "world/live_world.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <charconv>
+#include <chrono>
+#include <fstream>
+#include <regex>
+
+#include "probe/drop_reasons.h"
+#include "sources/nft.h"
+#include "sources/ruleset.h"
+#include "util/runtime.h"
+
+namespace natbpf {
+namespace {
+
+std::optional<uint64_t> read_number(const char* path) {
+  std::ifstream in(path);
+  uint64_t v;
+  if (in >> v) return v;
+  return std::nullopt;
+}
+
+// nftables rules ending in drop that carry a counter, by position.
+std::map<std::string, DropRuleCounter> drop_rule_counters() {
+  std::map<std::string, DropRuleCounter> out;
+  auto nft = NftContext::create(false);
+  if (!nft) return out;
+  auto text = nft->run("list ruleset");
+  if (!text) return out;
+  static const std::regex counter(R"(counter packets ([0-9]+) bytes [0-9]+)");
+  Ruleset rs = Ruleset::parse(*text);
+  for (const auto& c : rs.chains()) {
+    for (const auto& r : c.rules) {
+      std::smatch m;
+      if (r.text.size() < 4 || r.text.compare(r.text.size() - 4, 4, "drop") != 0) continue;
+      if (!std::regex_search(r.text, m, counter)) continue;
+      uint64_t packets = 0;
+      const std::string digits = m[1];
+      if (std::from_chars(digits.data(), digits.data() + digits.size(), packets).ec != std::errc{}) continue;
+      std::string key = c.family + " " + c.table + " " + c.name + " " + std::to_string(r.handle);
+      out[key] = {std::regex_replace(r.text, counter, "counter"), packets};
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string symbol_function(const std::string& symbol) {
+  if (symbol.rfind("0x", 0) == 0) return "";
+  return symbol.substr(0, symbol.find('+'));
+}
+
+LiveWorld::LiveWorld(std::function<SourceCounts()> counts)
+    : counts_(std::move(counts)) {}
+
+std::string LiveWorld::symbol(uint64_t addr) {
+  if (!kallsyms_) kallsyms_ = std::make_unique<Kallsyms>();
+  return kallsyms_->resolve(addr);
+}
+
+std::string LiveWorld::drop_reason(uint32_t reason) {
+  if (!drop_reasons_) drop_reasons_ = load_drop_reasons();
+  return drop_reason_name(*drop_reasons_, reason);
+}
+
+uint64_t LiveWorld::realtime_ns() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+}
+
+std::optional<std::vector<CtCpuStats>> LiveWorld::ct_stats() {
+  auto stats = read_ct_stats();
+  if (!stats) return std::nullopt;
+  return *stats;
+}
+
+std::optional<CtNetlinkEntry> LiveWorld::ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) {
+  std::optional<CtNetlinkEntry> e;
+  netns_.run_in(netns, [&] {
+    if (auto r = ct_lookup(tuple, dir); r && *r) e = **r;
+  });
+  return e;
+}
+
+std::vector<CtNetlinkEntry> LiveWorld::ct_table(uint32_t netns) {
+  std::vector<CtNetlinkEntry> entries;
+  netns_.run_in(netns, [&] {
+    if (auto d = ct_dump(0)) entries = std::move(*d);
+  });
+  return entries;
+}
+
+// nf_conntrack_count is per namespace; nf_conntrack_max is global.
+TableSize LiveWorld::table_size(uint32_t netns) {
+  TableSize s;
+  netns_.run_in(netns, [&] {
+    s.count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
+    s.max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
+  });
+  return s;
+}
+
+std::vector<NatRule> LiveWorld::nat_rules(uint32_t netns) {
+  std::vector<NatRule> rules;
+  netns_.run_in(netns, [&] { rules = load_nat_rules(); });
+  return rules;
+}
+
+std::vector<NamedNetns> LiveWorld::namespaces() {
+  std::vector<NamedNetns> out{{"(natbpf's namespace)", "/proc/self/ns/net", current_netns_inode()}};
+  if (DIR* d = opendir("/run/netns")) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      struct stat st {};
+      std::string path = "/run/netns/" + n;
+      if (stat(path.c_str(), &st) == 0) out.push_back({n, path, static_cast<uint32_t>(st.st_ino)});
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+NetnsSnapshot LiveWorld::snapshot(const NamedNetns& ns) {
+  NetnsSnapshot s;
+  netns_.run_in(ns.inode, [&] {
+    s.drop_rules = drop_rule_counters();
+    if (auto st = read_ct_stats()) s.ct = CtStatsTotals::sum(*st);
+  });
+  return s;
+}
+
+}  // namespace natbpf

@@ -1,0 +1,255 @@
+// The clash join with a fake world and events built in the test: which
+// evidence yields a report, which does not, and that a recorded run replays
+// to the same reports through the recorded world.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "journey/clash_join.h"
+#include "output/clash_render.h"
+#include "world/recorded_world.h"
+#include "world/replay.h"
+
+using namespace natbpf;
+
+namespace {
+
+constexpr uint64_t kHookSlow = 0xffffffff81000000ULL, kMs = 1'000'000ULL;
+constexpr uint32_t kNetns = 4026531840U;
+
+Tuple tcp(const char* s, uint16_t sp, const char* d, uint16_t dp) {
+  return Tuple{*Addr::parse(s), *Addr::parse(d), sp, dp, 6};
+}
+
+// Seed 004 as the kernel shows it: SNAT of every connection to 127.0.0.1:8080
+// onto 127.0.0.1:40000, the first connection established.
+class FakeWorld : public World {
+ public:
+  uint32_t insert_failed = 0;  // what ct_stats reports for cpu 0
+  uint32_t drop = 0;
+  std::vector<std::string> asked;
+
+  CtNetlinkEntry winner() const {
+    CtNetlinkEntry e;
+    e.ct.orig = tcp("127.0.0.1", 38484, "127.0.0.1", 8080);
+    e.ct.reply = tcp("127.0.0.1", 8080, "127.0.0.1", 40000);
+    e.ct.status = ips::kConfirmed | ips::kAssured | ips::kSeenReply | ips::kSrcNat | ips::kSrcNatDone;
+    e.ct.netns = kNetns;
+    e.tcp_state = 3;
+    return e;
+  }
+
+  uint32_t own_netns() override { return kNetns; }
+  std::string symbol(uint64_t addr) override { return addr == kHookSlow ? "nf_hook_slow+0x7d" : "nft_do_chain+0x3e8"; }
+  std::string drop_reason(uint32_t) override { return "NETFILTER_DROP"; }
+  uint64_t realtime_ns() override { return 0; }
+  SourceCounts source_counts() override { return {}; }
+  std::optional<std::vector<CtCpuStats>> ct_stats() override {
+    CtCpuStats c;
+    c.cpu = 0;
+    c.insert_failed = insert_failed;
+    c.drop = drop;
+    c.clash_resolve = 0;
+    c.chaintoolong = 0;
+    return std::vector<CtCpuStats>{c};
+  }
+  std::optional<CtNetlinkEntry> ct_find(uint32_t, const Tuple& t, TupleDir dir) override {
+    asked.push_back("ct_find");
+    if (dir == TupleDir::Reply && t == winner().ct.reply) return winner();
+    return std::nullopt;
+  }
+  std::vector<CtNetlinkEntry> ct_table(uint32_t) override {
+    asked.push_back("ct_table");
+    return {winner()};
+  }
+  TableSize table_size(uint32_t) override { return {1, 262144}; }
+  std::vector<NatRule> nat_rules(uint32_t) override {
+    asked.push_back("nat_rules");
+    NatRule r;
+    r.backend = "iptables-nft";
+    r.family = 2;
+    r.kind = "snat";
+    r.text = "iptables -t nat -A POSTROUTING -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j SNAT --to-source 127.0.0.1:40000";
+    r.where = "iptables -t nat, chain POSTROUTING, rule 1";
+    r.proto = 6;
+    r.dport = 8080;
+    r.min_addr = r.max_addr = *Addr::parse("127.0.0.1");
+    r.min_port = r.max_port = 40000;
+    return {r};
+  }
+  std::vector<NamedNetns> namespaces() override { return {}; }
+  NetnsSnapshot snapshot(const NamedNetns&) override { return {}; }
+};
+
+// The SYN of the second connection, freed at nf_hook_slow with its
+// unconfirmed, SNATed entry.
+SkbDropEvent second_syn() {
+  SkbDropEvent d;
+  d.ts_ns = 5 * kMs;
+  d.cpu = 0;
+  d.skb = 0xffff888001;
+  d.location = kHookSlow;
+  d.reason = 12;
+  CtEntry ct;
+  ct.ptr = 0xffff888100;
+  ct.orig = tcp("127.0.0.1", 38486, "127.0.0.1", 8080);
+  ct.reply = tcp("127.0.0.1", 8080, "127.0.0.1", 40000);
+  ct.status = ips::kSrcNat | ips::kSrcNatDone;
+  ct.netns = kNetns;
+  d.ct = ct;
+  d.pkt.netns = kNetns;
+  return d;
+}
+
+struct Printed {
+  std::vector<ClashReport> reports;
+  std::vector<ClashSummary> summaries;
+  std::string json;  // every line, as the live command prints it
+  ClashOutput output() {
+    return {[this](const ClashReport& r, uint64_t) {
+              reports.push_back(r);
+              json += clash_to_json(r).dump() + "\n";
+            },
+            [this](const ClashSummary& s, bool final) {
+              summaries.push_back(s);
+              json += summary_to_json(s, final).dump() + "\n";
+            }};
+  }
+};
+
+ClashJoinOptions tracepoint_options() { return {0, 10'000 * kMs, {"kfree_skb"}}; }
+
+// The run of the seed 004 drop: start, the drop, the counter rising, a tick
+// after the join's wait, the final tick.
+void run_seed004(ClashJoin& join, FakeWorld& world, bool insert_failed_rises) {
+  ASSERT_TRUE(join.start(1 * kMs));
+  join.on_event(second_syn(), 6 * kMs);
+  if (insert_failed_rises) world.insert_failed = 1;
+  world.drop = 1;
+  join.tick(50 * kMs);
+  join.tick(60 * kMs, /*final=*/true);
+}
+
+std::string temp_path() {
+  char tmpl[] = "/tmp/natbpf-clash-join-XXXXXX";
+  int fd = mkstemp(tmpl);
+  if (fd >= 0) close(fd);
+  return tmpl;
+}
+
+}  // namespace
+
+TEST(ClashJoin, ConfirmDropCorroboratedByInsertFailedIsAReport) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join(tracepoint_options(), world, out.output());
+  run_seed004(join, world, /*insert_failed_rises=*/true);
+  ASSERT_EQ(out.reports.size(), 1u);
+  const ClashReport& r = out.reports[0];
+  EXPECT_EQ(r.cause, ClashCause::RangeExhausted);
+  EXPECT_EQ(r.facts.outcome, ClashOutcome::Dropped);
+  EXPECT_TRUE(r.facts.counter_confirms);
+  ASSERT_TRUE(r.facts.winner);
+  EXPECT_EQ(r.facts.winner->ct.orig.sport, 38484);
+  EXPECT_NE(r.facts.seen_by.find("insert_failed rose on cpu 0"), std::string::npos);
+  ASSERT_TRUE(r.facts.range_used);
+  EXPECT_EQ(*r.facts.range_used, 1u);
+  ASSERT_EQ(out.summaries.size(), 1u);  // the final one only: the interval is 10 s
+  EXPECT_EQ(out.summaries[0].dropped, 1u);
+  EXPECT_EQ(out.summaries[0].unmatched_drops, 0u);
+}
+
+// A filter rule dropping the first packet of a new connection also frees it
+// at nf_hook_slow with an unconfirmed entry: without insert_failed on its
+// CPU it is not a clash, and no lookup is spent on it.
+TEST(ClashJoin, UnconfirmedDropWithoutInsertFailedIsNotAClash) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join(tracepoint_options(), world, out.output());
+  run_seed004(join, world, /*insert_failed_rises=*/false);
+  EXPECT_TRUE(out.reports.empty());
+  ASSERT_EQ(out.summaries.size(), 1u);
+  EXPECT_EQ(out.summaries[0].unmatched_drops, 1u);
+  EXPECT_TRUE(world.asked.empty());
+}
+
+TEST(ClashJoin, ConfirmedEntriesAndOtherLocationsAreIgnored) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join(tracepoint_options(), world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  SkbDropEvent confirmed = second_syn();
+  confirmed.ct->status |= ips::kConfirmed;
+  join.on_event(confirmed, 6 * kMs);
+  SkbDropEvent elsewhere = second_syn();
+  elsewhere.skb++;
+  elsewhere.location = 1;  // nft_do_chain
+  join.on_event(elsewhere, 6 * kMs);
+  world.insert_failed = 2;
+  join.tick(60 * kMs, /*final=*/true);
+  EXPECT_TRUE(out.reports.empty());
+  EXPECT_EQ(out.summaries.at(0).unmatched_drops, 0u);
+}
+
+// Recorded through RecordingWorld, replayed through RecordedWorld: the same
+// lines, and every question answered.
+TEST(ClashJoin, RecordedRunReplaysToTheSameOutput) {
+  std::string path = temp_path();
+  FakeWorld live;
+  Printed live_out;
+  {
+    auto writer = RecordingWriter::create(path, {{"command", "clash"}});
+    ASSERT_TRUE(writer);
+    writer->write({{"t", "plan"}, {"summary", "test"}, {"hooks", {"kfree_skb"}}, {"own_netns", kNetns}});
+    RecordingWorld recording(live, *writer);
+    ClashJoin join(tracepoint_options(), recording, live_out.output());
+    // What the job writes around the join's calls.
+    writer->start(1 * kMs);
+    ASSERT_TRUE(join.start(1 * kMs));
+    join.on_event(second_syn(), 6 * kMs);
+    writer->raw("bpf", std::vector<uint8_t>{}, 6 * kMs);  // a record the replay cannot decode: counted, not fatal
+    live.insert_failed = 1;
+    writer->tick(50 * kMs, false);
+    join.tick(50 * kMs);
+    writer->tick(60 * kMs, true);
+    join.tick(60 * kMs, true);
+  }
+  ASSERT_EQ(live_out.reports.size(), 1u);
+
+  // The replay feeds the same event where the recording has its raw record.
+  auto reader = RecordingReader::open(path);
+  ASSERT_TRUE(reader);
+  auto plan = read_plan_record(*reader);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->own_netns, kNetns);
+  RecordedWorld world(plan->own_netns);
+  Printed replayed;
+  ClashJoin join({0, 10'000 * kMs, plan->hooks}, world, replayed.output());
+  ReplayHandlers h;
+  h.start = [&](uint64_t ns) { ASSERT_TRUE(join.start(ns)); };
+  h.raw = [&](const std::string&, std::span<const uint8_t>, uint64_t ns) { join.on_event(second_syn(), ns); };
+  h.tick = [&](uint64_t ns, bool final) { join.tick(ns, final); };
+  auto counts = replay(*reader, world, h);
+  ASSERT_TRUE(counts);
+  EXPECT_EQ(world.mismatches(), 0u);
+  EXPECT_EQ(replayed.json, live_out.json);
+  std::remove(path.c_str());
+}
+
+TEST(RecordedWorld, AnswersOfAnotherKeyOrShapeAreMismatches) {
+  RecordedWorld world(1);
+  EXPECT_TRUE(world.add_answer({{"t", "answer"}, {"q", "table_size"}, {"key", 7}, {"value", {{"count", 3}, {"max", 4}}}}));
+  EXPECT_TRUE(world.add_answer({{"t", "answer"}, {"q", "table_size"}, {"key", 8}, {"value", "not a size"}}));
+  EXPECT_FALSE(world.add_answer({{"t", "answer"}, {"q", 5}, {"value", 1}}));
+  EXPECT_FALSE(world.add_answer({{"t", "answer"}, {"q", "symbol"}, {"key", "x"}, {"value", "f"}}));
+  TableSize s = world.table_size(7);
+  EXPECT_EQ(s.count, 3u);
+  EXPECT_EQ(s.max, 4u);
+  EXPECT_EQ(world.mismatches(), 0u);
+  EXPECT_FALSE(world.table_size(8).count);  // malformed value
+  EXPECT_FALSE(world.table_size(9).count);  // nothing recorded
+  EXPECT_EQ(world.mismatches(), 2u);
+  EXPECT_EQ(world.symbol(0x10), "0x10");
+  EXPECT_EQ(world.drop_reason(3), "reason 3");
+}
