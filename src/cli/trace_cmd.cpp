@@ -1,32 +1,22 @@
-// natbpf trace: one story per packet of the flow the user names.
+// natbpf trace: one story per packet of the flow the user names. The
+// stories are journey/trace_stories; what they ask the system is
+// world/trace_world; this file wires flags, the job and the sources.
 #include <net/if.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <iostream>
-#include <set>
 
 #include "cli/commands.h"
-#include "cli/trace_stories.h"
-#include "explain/trace_explain.h"
-#include "journey/journey.h"
+#include "cli/job.h"
+#include "journey/trace_stories.h"
 #include "output/trace_render.h"
-#include "probe/drop_reasons.h"
-#include "probe/features.h"
-#include "probe/kallsyms.h"
-#include "probe/loader.h"
-#include "sources/bpf.h"
 #include "sources/legacy_trace.h"
-#include "sources/nft.h"
 #include "sources/nftrace.h"
-#include "world/recording.h"
-#include "sources/ruleset.h"
 #include "sources/trace_table.h"
-#include "util/runtime.h"
+#include "world/trace_world.h"
 
 namespace natbpf {
 namespace {
-
 
 struct TraceOptions {
   int dport = -1, sport = -1;  // -1: not given
@@ -36,14 +26,6 @@ struct TraceOptions {
   std::vector<std::string> hooks;
   PlanRequest request;
 };
-
-Result<uint8_t> parse_proto(const std::string& p) {
-  if (p.empty()) return uint8_t{0};
-  if (p == "tcp") return uint8_t{6};
-  if (p == "udp") return uint8_t{17};
-  if (p == "icmp") return uint8_t{1};
-  return usage_error("unknown --proto '" + p + "'", "use tcp, udp or icmp");
-}
 
 Result<std::optional<Addr>> parse_addr(const std::string& text, const char* flag) {
   if (text.empty()) return std::optional<Addr>{};
@@ -60,262 +42,168 @@ Status validate_port(int port, const char* flag) {
   return Ok{};
 }
 
+Result<TraceMatch> parse_match(const TraceOptions& o) {
+  TraceMatch match;
+  auto proto = parse_proto(o.proto, /*allow_icmp=*/true);
+  if (!proto) return proto.error();
+  if (*proto) match.l4proto = *proto;
+  for (auto [port, flag] : {std::pair{o.dport, "--dport"}, std::pair{o.sport, "--sport"}})
+    if (auto st = validate_port(port, flag); !st) return st.error();
+  match.dport = static_cast<uint16_t>(std::max(o.dport, 0));
+  match.sport = static_cast<uint16_t>(std::max(o.sport, 0));
+  auto saddr = parse_addr(o.saddr, "--saddr");
+  if (!saddr) return saddr.error();
+  auto daddr = parse_addr(o.daddr, "--daddr");
+  if (!daddr) return daddr.error();
+  match.saddr = *saddr;
+  match.daddr = *daddr;
+  auto rate = parse_rate(o.rate);
+  if (!rate) return rate.error();
+  match.rate = *rate;
+  match.iif = o.iif;
+  return match;
+}
+
 // Everything the trace loop owns; destroyed (tables deleted, links
-// detached) on every exit path.
+// detached, a recording of a run that never began removed) on every exit path.
 class TraceRun {
  public:
-  TraceRun(const TraceOptions& o) : opt_(o) {}
+  explicit TraceRun(const TraceOptions& o) : opt_(o) {}
 
-  // A run that fails before tracing began leaves no recording behind.
   Status run() {
-    Status st = trace();
-    if (!st && recorder_ && !armed_) {
-      recorder_.reset();
-      unlink(opt_.record.c_str());
-    }
-    return st;
-  }
-
- private:
-  Status trace() {
-    TraceMatch match;
-    auto proto = parse_proto(opt_.proto);
-    if (!proto) return proto.error();
-    if (*proto) match.l4proto = *proto;
-    for (auto [port, flag] : {std::pair{opt_.dport, "--dport"}, std::pair{opt_.sport, "--sport"}})
-      if (auto st = validate_port(port, flag); !st) return st;
-    match.dport = static_cast<uint16_t>(std::max(opt_.dport, 0));
-    match.sport = static_cast<uint16_t>(std::max(opt_.sport, 0));
-    auto saddr = parse_addr(opt_.saddr, "--saddr");
-    if (!saddr) return saddr.error();
-    auto daddr = parse_addr(opt_.daddr, "--daddr");
-    if (!daddr) return daddr.error();
-    match.saddr = *saddr;
-    match.daddr = *daddr;
-    auto rate = parse_rate(opt_.rate);
-    if (!rate) return rate.error();
-    match.rate = *rate;
-    match.iif = opt_.iif;
+    auto match = parse_match(opt_);
+    if (!match) return match.error();
     LoopLimits limits;
     if (!opt_.duration.empty()) {
       auto d = parse_duration(opt_.duration);
       if (!d) return d.error();
       limits.duration = *d;
     }
-    if (auto st = check_privileges_and_btf(); !st) return st;
-    if (!opt_.record.empty()) {
-      // Before anything is created in the kernel: a bad path leaves nothing behind.
-      auto w = RecordingWriter::create(opt_.record, {{"command", "trace"},
-                                                     {"kernel", KernelFeatures().kernel_release()},
-                                                     {"match", trace_match_expression(match)},
-                                                     {"netns", opt_.netns},
-                                                     {"count", opt_.count}});
-      if (!w) return w.error();
-      recorder_.emplace(std::move(*w));
-    }
-    auto netns = enter_netns(opt_.netns);
-    if (!netns) return netns.error();
+    JobSpec spec;
+    spec.netns = opt_.netns;
+    spec.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm", "nf_nat_setup_info", "__nft_trace_packet"};
+    spec.request = opt_.request;
+    for (const auto& h : opt_.hooks) spec.request.required.insert(h);
+    spec.ready_file = opt_.ready_file;
+    spec.record = opt_.record;
+    spec.record_header = {{"command", "trace"},
+                          {"match", trace_match_expression(*match)},
+                          {"netns", opt_.netns},
+                          {"count", opt_.count}};
+    job_.emplace(std::move(spec));
+    if (auto st = job_->prepare(); !st) return st;
     if (!opt_.iif.empty() && if_nametoindex(opt_.iif.c_str()) == 0)
       return usage_error("unknown interface --iif " + opt_.iif + (opt_.netns.empty() ? "" : " in netns " + opt_.netns),
                          "list them with `ip link`" + std::string(opt_.netns.empty() ? "" : " -n " + opt_.netns));
+    if (auto st = add_sources(*match); !st) return st;
+    announce(*match);
+    limits.on_tick = [this] { flush(false); };
+    limits.done = [this] { return stories_->done(); };
+    Status ran = job_->run(limits);
+    flush(true);
+    finish();
+    return ran;
+  }
 
-    auto signals = StopSignals::install();
-    if (!signals) return signals.error();
-
-    // BPF first: its filter follows the user's flow, also after DNAT (the
-    // programs match the conntrack entry's original tuple too).
-    KernelFeatures features;
-    PlanRequest req = opt_.request;
-    apply_attach_env(req);
-    req.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm", "nf_nat_setup_info", "__nft_trace_packet"};
-    for (const auto& h : opt_.hooks) req.required.insert(h);
-    auto plan = make_plan(features, req);
-    if (!plan) return plan.error();
-    plan_ = *plan;
-    // Sources: BPF adds what nftrace cannot see but is not needed for a
-    // story; the nftables trace stream is; iptables-legacy TRACE only runs
-    // where legacy tables have rules. Trace and NFLOG events open the
-    // stories and BPF records attach to them, so when all have events
-    // waiting they are read in that order (ranks 0, 1, 2); BPF starts first.
-    auto to_builder = [this](auto&& ev) { stories_->add(std::move(ev)); };
-    BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr, *netns, true};
-    auto bpf = std::make_unique<BpfSource>(plan_, filter, to_builder);
-    if (recorder_) bpf->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("bpf", b, ns); });
-    if (auto st = sources_.add(std::move(bpf), false, /*read_rank=*/2); !st) return st;
-
-    auto nft = NftContext::create();
-    if (!nft) return nft.error();
-    nft_.emplace(std::move(*nft));
-    if (auto st = refresh_ruleset(); !st) return st;
-    auto nftrace = std::make_unique<NftraceSource>(to_builder);
-    if (recorder_)
-      nftrace->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nftrace", b, ns); });
-    if (auto st = sources_.add(std::move(nftrace), true, /*read_rank=*/0); !st) return st;
+ private:
+  // Sources: BPF adds what nftrace cannot see but is not needed for a
+  // story; the nftables trace stream is; iptables-legacy TRACE only runs
+  // where legacy tables have rules. Trace and NFLOG events open the
+  // stories and BPF records attach to them, so when all have events
+  // waiting they are read in that order (ranks 0, 1, 2); BPF starts first,
+  // its filter following the user's flow also after DNAT (the programs
+  // match the conntrack entry's original tuple too).
+  Status add_sources(const TraceMatch& match) {
+    auto to_stories = [this](auto&& ev) { stories_->add(std::move(ev)); };
+    BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr,
+                     job_->netns_inode(), true};
+    auto bpf_sink = [this](BpfEvent&& ev, uint64_t) { stories_->add(std::move(ev)); };
+    if (auto st = job_->add_bpf(filter, bpf_sink, false, /*read_rank=*/2); !st) return st;
+    auto world = LiveTraceWorld::create(job_->recorder());
+    if (!world) return world.error();
+    world_.emplace(std::move(*world));
+    auto nftrace = std::make_unique<NftraceSource>(to_stories);
+    tap(*nftrace, "nftrace");
+    if (auto st = job_->sources().add(std::move(nftrace), true, /*read_rank=*/0); !st) return st;
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
     auto legacy = std::make_unique<LegacyTraceSource>(
         match,
-        [this](uint8_t f, const std::string& t, const std::string& c) { return ruleset_.chain(family_name(f), t, c); },
-        to_builder);
-    if (recorder_)
-      legacy->set_tap([this](std::span<const uint8_t> b, uint64_t ns) { recorder_->raw("nflog", b, ns); });
+        [this](uint8_t f, const std::string& t, const std::string& c) {
+          return world_->ruleset().chain(family_name(f), t, c);
+        },
+        to_stories);
+    tap(*legacy, "nflog");
     std::string legacy_name = legacy->name();
-    if (auto st = sources_.add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
-    legacy_ = static_cast<LegacyTraceSource*>(sources_.find(legacy_name));  // null when skipped
+    if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
+    legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name));  // null when skipped
     if (legacy_) {
-      if (auto st = refresh_ruleset(); !st) return st;  // now with our TRACE rules
+      world_->set_legacy_families([this] { return legacy_->families(); });
+      if (auto st = world_->refresh_ruleset(); !st) return st;  // now with our TRACE rules
     }
-
-    drop_reasons_ = load_drop_reasons();
-    if (recorder_) {
+    if (auto* rec = job_->recorder()) {
       nlohmann::json names;
-      for (const auto& [code, name] : drop_reasons_) names[std::to_string(code)] = name;
-      recorder_->write({{"t", "setup"},
-                        {"own_table", table_->name()},
-                        {"legacy_comment", legacy_ ? legacy_->comment() : ""},
-                        {"plan", plan_.summary()},
-                        {"drop_reasons", names}});
+      for (const auto& [code, name] : world_->drop_reasons()) names[std::to_string(code)] = name;
+      rec->write({{"t", "setup"},
+                  {"own_table", table_->name()},
+                  {"legacy_comment", legacy_ ? legacy_->comment() : ""},
+                  {"plan", job_->plan().summary()},
+                  {"drop_reasons", names}});
     }
     stories_.emplace(table_->name(), opt_.count,
-                     opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), live_world());
+                     opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)),
+                     world_->story_world());
+    return Ok{};
+  }
 
+  void tap(Source& source, const char* kind) {
+    if (RecordingWriter* rec = job_->recorder())
+      source.set_tap([rec, kind](std::span<const uint8_t> b, uint64_t ns) { rec->raw(kind, b, ns); });
+  }
+
+  void announce(const TraceMatch& match) {
     if (!opt_.json) {
       std::string what = trace_match_expression(match);
       std::cerr << "natbpf: tracing " << (what.empty() ? "all packets" : what) << " (rate " << match.rate << ")"
-                << (opt_.netns.empty() ? "" : " in netns " + opt_.netns) << "; " << plan_.summary() << "\n";
+                << (opt_.netns.empty() ? "" : " in netns " + opt_.netns) << "; " << job_->plan().summary() << "\n";
     }
     // A degraded run says so on stderr also with --json (where iptables-legacy
     // not being in use is the normal case, not a degradation).
-    for (const auto& why : sources_.skipped())
+    for (const auto& why : job_->sources().skipped())
       if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
-    if (auto st = write_ready_file(opt_.ready_file); !st) return st;
-    armed_ = true;
-
-    auto watches = sources_.watches();
-    limits.on_tick = [this] { flush(false); };
-    limits.done = [this] { return stories_->done(); };
-    auto stopped = run_loop(watches, *signals, limits);
-    // Late events of the last packets: drain once more before the final flush.
-    (void)sources_.read_all();
-    flush(true);
-    TraceCounters& counters = stories_->counters();
-    for (const char* name : {"nftables trace", "iptables-legacy TRACE"})
-      if (const Source* src = sources_.find(name)) {
-        counters.nftrace_lost += src->lost();
-        counters.nftrace_parse_errors += src->malformed();
-      }
-    if (const Source* bpf = sources_.find("bpf")) {
-      counters.bpf_lost = bpf->lost();
-      counters.bpf_decode_errors = bpf->malformed();
-    }
-    if (recorder_)
-      recorder_->write({{"t", "end"},
-                        {"lost", {{"nftrace", counters.nftrace_lost}, {"bpf", counters.bpf_lost}}},
-                        {"parse_errors", counters.nftrace_parse_errors + counters.bpf_decode_errors}});
-    stories_->print_summary(plan_.summary());
-    if (!opt_.ready_file.empty()) unlink(opt_.ready_file.c_str());
-    if (!stopped) return stopped.error();
-    return Ok{};
-  }
-
-  Status refresh_ruleset() {
-    // The generation first: a change while the ruleset is listed is then
-    // caught at the next packet.
-    auto gen = nft_generation();
-    ruleset_gen_ = gen ? *gen : 0;
-    ruleset_ns_ = monotonic_ns();
-    auto text = nft_->run("list ruleset");
-    if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
-    RulesetTexts texts;
-    texts.nft = *text;
-    ruleset_ = Ruleset::parse(*text);
-    for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-      if (ruleset_.has_xtables_tables(family)) texts.iptables_nft[family] = run_program({save}).second;
-    }
-    if (legacy_) {
-      for (const auto& family : legacy_->families())
-        texts.iptables_legacy[family] =
-            run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second;
-    }
-    ruleset_ = texts.build();
-    if (recorder_) recorder_->write(texts.to_json());
-    return Ok{};
-  }
-
-  // The snapshot is stale when the nftables generation moved (a rule added,
-  // deleted or replaced anywhere, also in chains this packet only passed:
-  // their near misses would be wrong) or a traced rule is not in it.
-  // iptables-legacy has no generation and numbers its rules by position:
-  // while legacy steps are traced its rules are read again at most once a
-  // second.
-  void ensure_rules_known(const Journey& j) {
-    bool stale = false;
-    if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
-    for (const auto& s : j.steps) {
-      if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
-      if (s.origin == Origin::Nflog && monotonic_ns() - ruleset_ns_ > 1'000'000'000ULL) stale = true;
-    }
-    if (stale) (void)refresh_ruleset();
-  }
-
-  std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
-                              const std::string& key) {
-    auto r = nft_->run("get element " + family + " " + table + " " + set + " { " + key + " }");
-    if (r) return true;
-    const std::string& m = r.error().message;
-    if (m.find("No such file or directory") != std::string::npos || m.find("does not exist") != std::string::npos)
-      return false;
-    return std::nullopt;
   }
 
   void flush(bool all) {
     uint64_t now = monotonic_ns();
-    if (recorder_) recorder_->write({{"t", "flush"}, {"ns", now}, {"all", all}});
+    if (auto* rec = job_->recorder()) rec->write({{"t", "flush"}, {"ns", now}, {"all", all}});
     stories_->flush(now, all);
   }
 
-  // What explaining asks of the running system; answers are recorded too.
-  StoryWorld live_world() {
-    StoryWorld w;
-    w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
-    w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
-    w.set_has = [this](const std::string& f, const std::string& t, const std::string& set, const std::string& k) {
-      auto has = set_has(f, t, set, k);
-      if (recorder_)
-        recorder_->write({{"t", "set"}, {"family", f}, {"table", t}, {"set", set}, {"key", k},
-                          {"has", has ? nlohmann::json(*has) : nlohmann::json(nullptr)}});
-      return has;
-    };
-    w.symbol = [this](uint64_t a) {
-      std::string name = kallsyms_.resolve(a);
-      if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
-      return name;
-    };
-    w.drop_reason = [this](uint32_t r) { return drop_reason_name(drop_reasons_, r); };
-    w.ifname = [this](uint32_t index) {
-      char buf[IF_NAMESIZE] = {};
-      std::string name = index && if_indextoname(index, buf) ? buf : "if" + std::to_string(index);
-      if (recorder_) recorder_->write({{"t", "ifname"}, {"index", index}, {"name", name}});
-      return name;
-    };
-    return w;
+  void finish() {
+    TraceCounters& counters = stories_->counters();
+    for (const char* name : {"nftables trace", "iptables-legacy TRACE"})
+      if (const Source* src = job_->sources().find(name)) {
+        counters.nftrace_lost += src->lost();
+        counters.nftrace_parse_errors += src->malformed();
+      }
+    if (const Source* bpf = job_->sources().find("bpf")) {
+      counters.bpf_lost = bpf->lost();
+      counters.bpf_decode_errors = bpf->malformed();
+    }
+    if (auto* rec = job_->recorder())
+      rec->write({{"t", "end"},
+                  {"lost", {{"nftrace", counters.nftrace_lost}, {"bpf", counters.bpf_lost}}},
+                  {"parse_errors", counters.nftrace_parse_errors + counters.bpf_decode_errors}});
+    stories_->print_summary(job_->plan().summary());
   }
 
   TraceOptions opt_;
-  Plan plan_;
-  Sources sources_;
-  LegacyTraceSource* legacy_ = nullptr;  // in sources_ when iptables-legacy is traced
-  std::optional<NftContext> nft_;
+  std::optional<Job> job_;  // last to go: its sources feed what follows
+  std::optional<LiveTraceWorld> world_;
   std::optional<TraceTable> table_;
-  std::optional<RecordingWriter> recorder_;
-  bool armed_ = false;  // tracing began (the ready file was written)
+  LegacyTraceSource* legacy_ = nullptr;  // in the job's sources when iptables-legacy is traced
   std::optional<TraceStories> stories_;
-  Ruleset ruleset_;
-  uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
-  uint64_t ruleset_ns_ = 0;   // when it was taken
-  Kallsyms kallsyms_;
-  std::map<uint32_t, std::string> drop_reasons_;
 };
 
 }  // namespace

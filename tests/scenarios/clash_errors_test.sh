@@ -4,7 +4,7 @@
 # anything is loaded).
 source "$(dirname "$0")/lib.sh"
 
-expect_error 2 "bad --proto 'icmp': use tcp or udp" $NATBPF clash --proto icmp
+expect_error 2 "unknown --proto 'icmp': use tcp or udp" $NATBPF clash --proto icmp
 expect_error 2 "bad duration 'soon'" $NATBPF clash --duration soon
 expect_error 2 "unknown network namespace 'nb-no-such-ns'.*ip netns list" $NATBPF clash --netns nb-no-such-ns --ready-file "$SCEN_TMP/ready"
 [ ! -e "$SCEN_TMP/ready" ] || fail "a failed start must not write the ready file"

@@ -1,4 +1,4 @@
-#include "cli/trace_stories.h"
+#include "journey/trace_stories.h"
 
 #include <iostream>
 

@@ -1,0 +1,133 @@
+#include "journey/trace_replay.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "probe/drop_reasons.h"
+#include "sources/decode.h"
+#include "sources/legacy_trace.h"
+#include "sources/nftrace.h"
+
+namespace natbpf {
+
+StoryWorld TraceReplay::recorded_world() {
+  StoryWorld w;
+  w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+  w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
+    auto it = sets_.find(f + "|" + t + "|" + s + "|" + k);
+    return it == sets_.end() ? std::nullopt : it->second;
+  };
+  w.symbol = [this](uint64_t a) {
+    auto it = symbols_.find(a);
+    if (it != symbols_.end()) return it->second;
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(a));
+    return std::string(buf);
+  };
+  w.ifname = [this](uint32_t index) {
+    auto it = ifnames_.find(index);
+    return it != ifnames_.end() ? it->second : "if" + std::to_string(index);
+  };
+  w.drop_reason = [this](uint32_t r) { return drop_reason_name(reasons_, r); };
+  return w;
+}
+
+// natbpf's own trace table (its chains mark where a packet ended) and the
+// names of drop reasons, from the run's setup record; interface names and
+// kernel symbols, which do not change during a run (the live run asked for
+// them while events arrived, so they are taken first).
+Status TraceReplay::setup() {
+  for (const auto& j : rec_.records)
+    if (j.value("t", "") == "setup") {
+      own_table_ = j.value("own_table", "");
+      legacy_comment_ = j.value("legacy_comment", "");
+      plan_ = j.value("plan", "");
+      apply(j);
+      break;
+    }
+  for (const auto& j : rec_.records) {
+    std::string t = j.value("t", "");
+    if (t == "ifname" || t == "symbol") apply(j);
+  }
+  if (own_table_.empty())
+    return usage_error("the recording has no setup record (natbpf stopped before tracing began)",
+                       "record a run that got ready: natbpf trace --record FILE ...");
+  return Ok{};
+}
+
+Status TraceReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
+  if (auto st = setup(); !st) return st;
+  // A run stopped by --count told only that many stories: so does its replay.
+  stories_.emplace(own_table_, rec_.header.value("count", uint64_t{0}), std::move(renderer), recorded_world());
+  if (!quiet)
+    std::cerr << "natbpf: explaining a recording of kernel " << rec_.header.value("kernel", "?") << " ("
+              << rec_.header.value("match", "all packets") << ")\n";
+  const auto& r = rec_.records;
+  for (size_t i = 0; i < r.size(); i++) {
+    std::string t = r[i].value("t", "");
+    if (t == "nftrace" || t == "bpf" || t == "nflog") {
+      feed(t, r[i]);
+    } else if (t == "flush") {
+      // The live run asked the system while it explained these journeys:
+      // those answers follow the flush record, so they are taken first.
+      for (size_t k = i + 1; k < r.size() && is_answer(r[k]); k++) apply(r[k]);
+      stories_->flush(r[i].value("ns", uint64_t{0}), r[i].value("all", false));
+    } else if (t == "end") {
+      TraceCounters& c = stories_->counters();
+      auto lost = r[i].value("lost", nlohmann::json::object());
+      c.nftrace_lost = lost.value("nftrace", uint64_t{0});
+      c.bpf_lost = lost.value("bpf", uint64_t{0});
+    } else {
+      apply(r[i]);
+    }
+  }
+  stories_->flush(UINT64_MAX, true);
+  stories_->print_summary(plan_.empty() ? "recorded" : "recorded with " + plan_);
+  return Ok{};
+}
+
+// One recorded datagram or ring-buffer record, decoded as the live run did.
+void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
+  auto bytes = from_hex(record.value("hex", ""));
+  uint64_t ns = record.value("ns", uint64_t{0});
+  auto to_stories = [this](NftTraceEvent&& e) { stories_->add(std::move(e)); };
+  if (kind == "nflog") {
+    auto chain = [this](uint8_t f, const std::string& tb, const std::string& c) {
+      return ruleset_.chain(family_name(f), tb, c);
+    };
+    parse_nflog_datagram(bytes, ns, legacy_comment_, chain, to_stories);
+  } else if (kind == "nftrace") {
+    parse_nftrace_datagram(bytes, ns, to_stories, [this](std::string) { stories_->counters().nftrace_parse_errors++; });
+  } else if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) {
+    stories_->add(std::move(*ev));
+  } else {
+    stories_->counters().bpf_decode_errors++;
+  }
+}
+
+bool TraceReplay::is_answer(const nlohmann::json& j) {
+  std::string t = j.value("t", "");
+  return t == "ruleset" || t == "set" || t == "symbol" || t == "ifname";
+}
+
+void TraceReplay::apply(const nlohmann::json& j) {
+  std::string t = j.value("t", "");
+  if (t == "ruleset") {
+    ruleset_ = RulesetTexts::from_json(j).build();
+  } else if (t == "set") {
+    std::string key = j.value("family", "") + "|" + j.value("table", "") + "|" + j.value("set", "") + "|" +
+                      j.value("key", "");
+    auto has = j.value("has", nlohmann::json());
+    sets_[key] = has.is_boolean() ? std::optional<bool>(has.get<bool>()) : std::nullopt;
+  } else if (t == "ifname") {
+    ifnames_[j.value("index", uint32_t{0})] = j.value("name", "");
+  } else if (t == "symbol") {
+    symbols_[j.value("addr", uint64_t{0})] = j.value("name", "");
+  } else if (t == "setup") {
+    if (!j.contains("drop_reasons") || !j.at("drop_reasons").is_object()) return;
+    for (const auto& [code, name] : j.at("drop_reasons").items())
+      if (name.is_string()) reasons_[std::strtoul(code.c_str(), nullptr, 10)] = name.get<std::string>();
+  }
+}
+
+}  // namespace natbpf

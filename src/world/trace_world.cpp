@@ -1,0 +1,100 @@
+#include "world/trace_world.h"
+
+#include <net/if.h>
+
+#include "probe/drop_reasons.h"
+#include "util/runtime.h"
+
+namespace natbpf {
+
+Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
+  auto nft = NftContext::create();
+  if (!nft) return nft.error();
+  LiveTraceWorld w(std::move(*nft), recorder);
+  w.drop_reasons_ = load_drop_reasons();
+  if (auto st = w.refresh_ruleset(); !st) return st.error();
+  return w;
+}
+
+Status LiveTraceWorld::refresh_ruleset() {
+  // The generation first: a change while the ruleset is listed is then
+  // caught at the next packet.
+  auto gen = nft_generation();
+  ruleset_gen_ = gen ? *gen : 0;
+  ruleset_ns_ = monotonic_ns();
+  auto text = nft_.run("list ruleset");
+  if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
+  RulesetTexts texts;
+  texts.nft = *text;
+  ruleset_ = Ruleset::parse(*text);
+  for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
+    if (ruleset_.has_xtables_tables(family)) texts.iptables_nft[family] = run_program({save}).second;
+  }
+  if (legacy_families_) {
+    for (const auto& family : legacy_families_())
+      texts.iptables_legacy[family] =
+          run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second;
+  }
+  ruleset_ = texts.build();
+  if (recorder_) recorder_->write(texts.to_json());
+  return Ok{};
+}
+
+// The snapshot is stale when the nftables generation moved (a rule added,
+// deleted or replaced anywhere, also in chains this packet only passed:
+// their near misses would be wrong) or a traced rule is not in it.
+// iptables-legacy has no generation and numbers its rules by position:
+// while legacy steps are traced its rules are read again at most once a
+// second.
+void LiveTraceWorld::ensure_rules_known(const Journey& j) {
+  bool stale = false;
+  if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
+  for (const auto& s : j.steps) {
+    if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
+    if (s.origin == Origin::Nflog && monotonic_ns() - ruleset_ns_ > 1'000'000'000ULL) stale = true;
+  }
+  if (stale) (void)refresh_ruleset();
+}
+
+std::optional<bool> LiveTraceWorld::set_has(const std::string& family, const std::string& table,
+                                            const std::string& set, const std::string& key) {
+  std::optional<bool> has;
+  auto r = nft_.run("get element " + family + " " + table + " " + set + " { " + key + " }");
+  if (r) {
+    has = true;
+  } else {
+    const std::string& m = r.error().message;
+    if (m.find("No such file or directory") != std::string::npos || m.find("does not exist") != std::string::npos)
+      has = false;
+  }
+  if (recorder_)
+    recorder_->write({{"t", "set"}, {"family", family}, {"table", table}, {"set", set}, {"key", key},
+                      {"has", has ? nlohmann::json(*has) : nlohmann::json(nullptr)}});
+  return has;
+}
+
+std::string LiveTraceWorld::ifname(uint32_t index) {
+  char buf[IF_NAMESIZE] = {};
+  std::string name = index && if_indextoname(index, buf) ? buf : "if" + std::to_string(index);
+  if (recorder_) recorder_->write({{"t", "ifname"}, {"index", index}, {"name", name}});
+  return name;
+}
+
+StoryWorld LiveTraceWorld::story_world() {
+  StoryWorld w;
+  w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
+  w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+  w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
+    return set_has(f, t, s, k);
+  };
+  w.symbol = [this](uint64_t a) {
+    std::string name = kallsyms_.resolve(a);
+    if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
+    return name;
+  };
+  w.drop_reason = [this](uint32_t r) { return drop_reason_name(drop_reasons_, r); };
+  w.ifname = [this](uint32_t index) { return ifname(index); };
+  return w;
+}
+
+}  // namespace natbpf

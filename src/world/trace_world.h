@@ -1,0 +1,55 @@
+// What `natbpf trace` asks the running system while it explains a journey:
+// the ruleset snapshot (nftables, iptables-nft and iptables-legacy rule
+// texts, refreshed when the nftables generation moves or a traced rule is
+// unknown), set element lookups, kernel symbols, interface names and drop
+// reason names. Every answer is also written to the recording when there is
+// one; `natbpf explain` answers from those records (journey/trace_replay).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "journey/trace_stories.h"
+#include "probe/kallsyms.h"
+#include "sources/nft.h"
+#include "sources/ruleset.h"
+#include "world/recording.h"
+
+namespace natbpf {
+
+class LiveTraceWorld {
+ public:
+  // Reads the ruleset; recorder may be null.
+  static Result<LiveTraceWorld> create(RecordingWriter* recorder);
+  // The families iptables-legacy TRACE runs for: their rules are read with
+  // iptables-legacy-save from then on.
+  void set_legacy_families(std::function<std::vector<std::string>()> families) { legacy_families_ = std::move(families); }
+
+  // Reads the ruleset again (and records it).
+  Status refresh_ruleset();
+  const Ruleset& ruleset() const { return ruleset_; }
+  const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
+  // The questions of a journey's explanation, as TraceStories asks them.
+  StoryWorld story_world();
+
+ private:
+  explicit LiveTraceWorld(NftContext nft, RecordingWriter* recorder) : nft_(std::move(nft)), recorder_(recorder) {}
+  void ensure_rules_known(const Journey& j);
+  std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
+                              const std::string& key);
+  std::string ifname(uint32_t index);
+
+  NftContext nft_;
+  RecordingWriter* recorder_;
+  std::function<std::vector<std::string>()> legacy_families_;
+  Ruleset ruleset_;
+  uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
+  uint64_t ruleset_ns_ = 0;   // when it was taken
+  Kallsyms kallsyms_;
+  std::map<uint32_t, std::string> drop_reasons_;
+};
+
+}  // namespace natbpf
