@@ -83,46 +83,45 @@ std::string NatFacts::range_str() const {
   return s;
 }
 
-ClashReport diagnose(const ClashFacts& f) {
-  ClashReport r;
-  r.facts = f;
+namespace {
+
+// Counter-only records: the kernel resolved or refused entries natbpf
+// could not see one by one.
+void diagnose_counter_only(const ClashFacts& f, ClashReport& r) {
   auto& ev = r.evidence;
-  if (!f.seen_by.empty()) ev.push_back(f.seen_by);
-  if (f.counters) ev.push_back("ctnetlink statistics since the previous report: " + counters_str(*f.counters));
-
-  // Counter-only records: the kernel resolved clashes natbpf could not see one by one.
-  if (!f.loser) {
-    if (f.outcome == ClashOutcome::Resolved) {
-      r.cause = ClashCause::SameTupleRace;
-      r.explanation = plural(f.count, "clash was", "clashes were") +
-                      " resolved by the kernel (packets of one flow created conntrack entries on two CPUs at "
-                      "once; the later one was merged or inserted reply-only, no packet was lost); without "
-                      "fentry/kprobes on nf_ct_resolve_clash the tuples are not visible, only the clash_resolve "
-                      "counter";
-      ev.push_back("clash_resolve counter");
-    } else if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
-      r.cause = ClashCause::TableFull;
-      r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
-                      std::to_string(*f.ct_max) + " entries): new connections are dropped before they get an "
-                      "entry" +
-                      (f.packet ? " (this one: " + flow(Tuple{f.packet->saddr, f.packet->daddr, f.packet->sport,
-                                                               f.packet->dport, f.packet->l4proto}) + ")"
-                                : std::string()) +
-                      "; raise net.netfilter.nf_conntrack_max or shorten timeouts";
-      ev.push_back("nf_conntrack_count >= nf_conntrack_max");
-    } else if (f.counters && f.counters->chaintoolong) {
-      r.cause = ClashCause::ChainTooLong;
-      r.explanation = "conntrack refused to insert " + plural(f.counters->chaintoolong, "entry", "entries") +
-                      " because a hash chain was too long (chaintoolong); raise net.netfilter.nf_conntrack_buckets";
-      ev.push_back("chaintoolong counter");
-    } else {
-      r.cause = ClashCause::Unknown;
-      r.explanation = plural(f.count, "conntrack insert failed", "conntrack inserts failed") +
-                      " without a drop natbpf could attribute";
-    }
-    return r;
+  if (f.outcome == ClashOutcome::Resolved) {
+    r.cause = ClashCause::SameTupleRace;
+    r.explanation = plural(f.count, "clash was", "clashes were") +
+                    " resolved by the kernel (packets of one flow created conntrack entries on two CPUs at "
+                    "once; the later one was merged or inserted reply-only, no packet was lost); without "
+                    "fentry/kprobes on nf_ct_resolve_clash the tuples are not visible, only the clash_resolve "
+                    "counter";
+    ev.push_back("clash_resolve counter");
+  } else if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
+    r.cause = ClashCause::TableFull;
+    r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
+                    std::to_string(*f.ct_max) + " entries): new connections are dropped before they get an "
+                    "entry" +
+                    (f.packet ? " (this one: " + flow(Tuple{f.packet->saddr, f.packet->daddr, f.packet->sport,
+                                                             f.packet->dport, f.packet->l4proto}) + ")"
+                              : std::string()) +
+                    "; raise net.netfilter.nf_conntrack_max or shorten timeouts";
+    ev.push_back("nf_conntrack_count >= nf_conntrack_max");
+  } else if (f.counters && f.counters->chaintoolong) {
+    r.cause = ClashCause::ChainTooLong;
+    r.explanation = "conntrack refused to insert " + plural(f.counters->chaintoolong, "entry", "entries") +
+                    " because a hash chain was too long (chaintoolong); raise net.netfilter.nf_conntrack_buckets";
+    ev.push_back("chaintoolong counter");
+  } else {
+    r.cause = ClashCause::Unknown;
+    r.explanation = plural(f.count, "conntrack insert failed", "conntrack inserts failed") +
+                    " without a drop natbpf could attribute";
   }
+}
 
+// What each fact about the loser rests on.
+void loser_evidence(const ClashFacts& f, ClashReport& r) {
+  auto& ev = r.evidence;
   const CtEntry& loser = *f.loser;
   std::string dest = endpoint(loser.orig.dst, loser.orig.dport);
   if (f.winner) {
@@ -139,42 +138,13 @@ ClashReport diagnose(const ClashFacts& f) {
   if (f.range_used && f.nat && f.nat->capacity())
     ev.push_back("range usage: ctnetlink dump: " + std::to_string(*f.range_used) + " of " +
                  std::to_string(*f.nat->capacity()) + " tuples towards " + dest + " in use");
+}
 
-  if (f.outcome == ClashOutcome::Resolved) {
-    r.cause = ClashCause::SameTupleRace;
-    r.explanation = "two packets of " + flow(loser.orig) +
-                    " created conntrack entries on two CPUs at once; the kernel resolved the clash (clash_resolve): "
-                    "the later packet was " +
-                    std::string(loser.status & ips::kNatClash ? "inserted reply-only (NAT_CLASH, 1 s timeout)"
-                                                              : "attached to the existing entry") +
-                    ", no packet was lost";
-    return r;
-  }
-
-  if (f.chaintoolong_on_cpu || (!f.winner && f.counters && f.counters->chaintoolong)) {
-    r.cause = ClashCause::ChainTooLong;
-    r.explanation = "conntrack could not insert " + flow(loser.orig) +
-                    ": its hash chain was too long (chaintoolong), so the packet was dropped at confirm; "
-                    "raise net.netfilter.nf_conntrack_buckets (the table has too few buckets for its entries)";
-    ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + std::to_string(f.cpu) +
-                                             " and no clash was resolved for this packet"
-                                       : "chaintoolong counter");
-    return r;
-  }
-  if (!f.winner) {
-    if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
-      r.cause = ClashCause::TableFull;
-      r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
-                      std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";
-    } else {
-      r.cause = ClashCause::Unknown;
-      r.explanation = "the packet of " + flow(loser.orig) +
-                      " was dropped at conntrack confirm, but no entry holds its tuples any more (the winner may "
-                      "have expired before natbpf looked it up)";
-    }
-    return r;
-  }
-
+// A dropped loser with a winner: which kind of collision it was.
+void diagnose_winner(const ClashFacts& f, ClashReport& r) {
+  auto& ev = r.evidence;
+  const CtEntry& loser = *f.loser;
+  std::string dest = endpoint(loser.orig.dst, loser.orig.dport);
   const WinnerFacts& w = *f.winner;
   std::string winner_flow = flow(w.ct.orig);
   if (w.ct.orig == loser.orig) {
@@ -183,7 +153,7 @@ ClashReport diagnose(const ClashFacts& f) {
                     " created conntrack entries on two CPUs at once and the kernel could not merge them (" +
                     (loser.orig.proto == 6 ? "TCP has no clash resolution" : "their NAT mappings differ") +
                     "); the later packet was dropped at conntrack confirm and must be retransmitted";
-    return r;
+    return;
   }
   if (w.tcp_state && tcp_state_closing(*w.tcp_state)) {
     r.cause = ClashCause::StaleEntry;
@@ -193,7 +163,7 @@ ClashReport diagnose(const ClashFacts& f) {
                     "nf_conntrack_tcp_timeout_" + std::string(*w.tcp_state == 7 ? "time_wait" : "close") +
                     " or widen the SNAT range";
     ev.push_back("winner state " + std::string(tcp_state_name(*w.tcp_state)) + " (ctnetlink)");
-    return r;
+    return;
   }
 
   bool exhausted = false;
@@ -212,7 +182,7 @@ ClashReport diagnose(const ClashFacts& f) {
                                  : "all in use towards " + dest + " (this tuple by " + winner_flow + ")";
     r.explanation = what + f.nat->range_str() + " has " + size + ", " + used + "; every new connection to " + dest +
                     " is dropped at conntrack confirm; widen the range or add random-fully";
-    return r;
+    return;
   }
   if (loser_snat(loser) || (w.ct.status & (ips::kSrcNat | ips::kDstNat))) {
     r.cause = ClashCause::NatPortRace;
@@ -221,10 +191,64 @@ ClashReport diagnose(const ClashFacts& f) {
                     " at the same time (the port search cannot see entries that are not confirmed yet); the later "
                     "one was dropped at conntrack confirm; add random-fully (nft: fully-random) to the rule";
     if (f.alloc && f.alloc->taken == 0) ev.push_back("the port looked free during allocation (0 taken)");
-    return r;
+    return;
   }
   r.cause = ClashCause::Unknown;
   r.explanation = flow(loser.orig) + " collided with " + winner_flow + " at conntrack confirm and was dropped";
+  return;
+}
+
+// One losing packet: resolved, chain too long, no winner, or a collision.
+void diagnose_loser(const ClashFacts& f, ClashReport& r) {
+  auto& ev = r.evidence;
+  const CtEntry& loser = *f.loser;
+  loser_evidence(f, r);
+  if (f.outcome == ClashOutcome::Resolved) {
+    r.cause = ClashCause::SameTupleRace;
+    r.explanation = "two packets of " + flow(loser.orig) +
+                    " created conntrack entries on two CPUs at once; the kernel resolved the clash (clash_resolve): "
+                    "the later packet was " +
+                    std::string(loser.status & ips::kNatClash ? "inserted reply-only (NAT_CLASH, 1 s timeout)"
+                                                              : "attached to the existing entry") +
+                    ", no packet was lost";
+    return;
+  }
+
+  if (f.chaintoolong_on_cpu || (!f.winner && f.counters && f.counters->chaintoolong)) {
+    r.cause = ClashCause::ChainTooLong;
+    r.explanation = "conntrack could not insert " + flow(loser.orig) +
+                    ": its hash chain was too long (chaintoolong), so the packet was dropped at confirm; "
+                    "raise net.netfilter.nf_conntrack_buckets (the table has too few buckets for its entries)";
+    ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + std::to_string(f.cpu) +
+                                             " and no clash was resolved for this packet"
+                                       : "chaintoolong counter");
+    return;
+  }
+  if (!f.winner) {
+    if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) {
+      r.cause = ClashCause::TableFull;
+      r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
+                      std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";
+    } else {
+      r.cause = ClashCause::Unknown;
+      r.explanation = "the packet of " + flow(loser.orig) +
+                      " was dropped at conntrack confirm, but no entry holds its tuples any more (the winner may "
+                      "have expired before natbpf looked it up)";
+    }
+    return;
+  }
+  diagnose_winner(f, r);
+}
+
+}  // namespace
+
+ClashReport diagnose(const ClashFacts& f) {
+  ClashReport r;
+  r.facts = f;
+  if (!f.seen_by.empty()) r.evidence.push_back(f.seen_by);
+  if (f.counters) r.evidence.push_back("ctnetlink statistics since the previous report: " + counters_str(*f.counters));
+  if (f.loser) diagnose_loser(f, r);
+  else diagnose_counter_only(f, r);
   return r;
 }
 
