@@ -38,7 +38,8 @@ Status replay_clash(RecordingReader& reader, bool json) {
   if (!plan) return plan.error();
   RecordedWorld world(plan->own_netns);
   const auto& h = reader.header();
-  ClashJoinOptions jo{h.value("count", uint64_t{0}), h.value("interval_ns", uint64_t{10'000'000'000ULL}), plan->hooks};
+  uint64_t interval_ns = header_number(h, "interval_ns");
+  ClashJoinOptions jo{header_number(h, "count"), interval_ns ? interval_ns : 10'000'000'000ULL, plan->hooks};
   ClashJoin join(jo, world, clash_printer(json));
   uint64_t decode_errors = 0;
   ReplayHandlers handlers;

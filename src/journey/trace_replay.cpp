@@ -10,6 +10,16 @@
 
 namespace natbpf {
 
+uint64_t header_number(const nlohmann::json& header, const char* key) {
+  auto it = header.find(key);
+  return it != header.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
+std::string header_text(const nlohmann::json& header, const char* key, const char* fallback) {
+  auto it = header.find(key);
+  return it != header.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 StoryWorld TraceReplay::recorded_world() {
   StoryWorld w;
   w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
@@ -46,8 +56,12 @@ Status TraceReplay::setup() {
       break;
     }
   for (const auto& j : rec_.records) {
-    std::string t = j.value("t", "");
-    if (t == "ifname" || t == "symbol") apply(j);
+    try {
+      std::string t = j.value("t", "");
+      if (t == "ifname" || t == "symbol") apply(j);
+    } catch (const nlohmann::json::exception&) {
+      // counted when the record is met again in order
+    }
   }
   if (own_table_.empty())
     return usage_error("the recording has no setup record (natbpf stopped before tracing began)",
@@ -56,29 +70,22 @@ Status TraceReplay::setup() {
 }
 
 Status TraceReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
-  if (auto st = setup(); !st) return st;
+  try {
+    if (auto st = setup(); !st) return st;
+  } catch (const nlohmann::json::exception&) {
+    return usage_error("the recording's setup record is malformed", "record the run again: natbpf trace --record FILE ...");
+  }
   // A run stopped by --count told only that many stories: so does its replay.
-  stories_.emplace(own_table_, rec_.header.value("count", uint64_t{0}), std::move(renderer), recorded_world());
+  stories_.emplace(own_table_, header_number(rec_.header, "count"), std::move(renderer), recorded_world());
   if (!quiet)
-    std::cerr << "natbpf: explaining a recording of kernel " << rec_.header.value("kernel", "?") << " ("
-              << rec_.header.value("match", "all packets") << ")\n";
+    std::cerr << "natbpf: explaining a recording of kernel " << header_text(rec_.header, "kernel", "?") << " ("
+              << header_text(rec_.header, "match", "all packets") << ")\n";
   const auto& r = rec_.records;
   for (size_t i = 0; i < r.size(); i++) {
-    std::string t = r[i].value("t", "");
-    if (t == "nftrace" || t == "bpf" || t == "nflog") {
-      feed(t, r[i]);
-    } else if (t == "flush") {
-      // The live run asked the system while it explained these journeys:
-      // those answers follow the flush record, so they are taken first.
-      for (size_t k = i + 1; k < r.size() && is_answer(r[k]); k++) apply(r[k]);
-      stories_->flush(r[i].value("ns", uint64_t{0}), r[i].value("all", false));
-    } else if (t == "end") {
-      TraceCounters& c = stories_->counters();
-      auto lost = r[i].value("lost", nlohmann::json::object());
-      c.nftrace_lost = lost.value("nftrace", uint64_t{0});
-      c.bpf_lost = lost.value("bpf", uint64_t{0});
-    } else {
-      apply(r[i]);
+    try {
+      take(i);
+    } catch (const nlohmann::json::exception&) {
+      stories_->counters().nftrace_parse_errors++;  // a record of the wrong shape: counted, never fatal
     }
   }
   stories_->flush(UINT64_MAX, true);
@@ -86,9 +93,34 @@ Status TraceReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
   return Ok{};
 }
 
+void TraceReplay::take(size_t i) {
+  const auto& r = rec_.records;
+  std::string t = r[i].value("t", "");
+  if (t == "nftrace" || t == "bpf" || t == "nflog") {
+    feed(t, r[i]);
+  } else if (t == "flush") {
+    // The live run asked the system while it explained these journeys:
+    // those answers follow the flush record, so they are taken first.
+    for (size_t k = i + 1; k < r.size() && is_answer(r[k]); k++) apply(r[k]);
+    stories_->flush(r[i].value("ns", uint64_t{0}), r[i].value("all", false));
+  } else if (t == "end") {
+    TraceCounters& c = stories_->counters();
+    auto lost = r[i].value("lost", nlohmann::json::object());
+    c.nftrace_lost = lost.value("nftrace", uint64_t{0});
+    c.bpf_lost = lost.value("bpf", uint64_t{0});
+  } else {
+    apply(r[i]);
+  }
+}
+
 // One recorded datagram or ring-buffer record, decoded as the live run did.
 void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
-  auto bytes = from_hex(record.value("hex", ""));
+  std::string hex = record.value("hex", "");
+  auto bytes = from_hex(hex);
+  if (bytes.empty() && !hex.empty()) {
+    stories_->counters().nftrace_parse_errors++;  // not hex: a damaged recording
+    return;
+  }
   uint64_t ns = record.value("ns", uint64_t{0});
   auto to_stories = [this](NftTraceEvent&& e) { stories_->add(std::move(e)); };
   if (kind == "nflog") {

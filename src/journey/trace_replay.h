@@ -15,6 +15,10 @@
 
 namespace natbpf {
 
+// A header field, or 0 / fallback when absent or of another type.
+uint64_t header_number(const nlohmann::json& header, const char* key);
+std::string header_text(const nlohmann::json& header, const char* key, const char* fallback);
+
 class TraceReplay {
  public:
   explicit TraceReplay(const Recording& r) : rec_(r) {}
@@ -24,6 +28,7 @@ class TraceReplay {
  private:
   StoryWorld recorded_world();
   Status setup();
+  void take(size_t i);  // record i; throws nlohmann::json::exception on a malformed one
   void feed(const std::string& kind, const nlohmann::json& record);
   void apply(const nlohmann::json& j);
   static bool is_answer(const nlohmann::json& j);
