@@ -77,6 +77,15 @@ scen_seed001() {
 	scen_bg seed001_listen "$p" >/dev/null
 }
 
+# scen_seed001_before_after PREFIX: the incident while natbpf watches: a
+# connection that times out, the fix (the missing set element), then a
+# connection that works.
+scen_seed001_before_after() {
+	seed001_connect "$1" 2 && fail "the connection should time out before the fix"
+	seed001_fix "$1"
+	seed001_connect "$1" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
+}
+
 # The udpclash test tool: beside natbpf, or in tests/tools/bin.
 scen_udpclash() {
 	local c
