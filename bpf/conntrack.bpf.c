@@ -98,11 +98,7 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 	ev->loser.status = status;
 	if (flags & NB_CONFIRM_MERGED)
 		nb_read_ct(now, &ev->winner);
-	if (!nb_ct_matches(&ev->loser)) {
-		bpf_ringbuf_discard(ev, 0);
-		goto out;
-	}
-	nb_submit(ev);
+	nb_submit_if_ct_matches(ev, &ev->loser);
 out:
 	bpf_map_delete_elem(&confirm_args_map, &key);
 }
@@ -173,11 +169,7 @@ static __always_inline void clash_exit(__u8 origin, __u64 key, __u32 ret)
 	ev->pad = 0;
 	__builtin_memcpy(&ev->loser, &a->loser_ct, sizeof(ev->loser));
 	nb_read_ct(nb_tuplehash_to_ct(a->h), &ev->winner);
-	if (!nb_ct_matches(&ev->loser)) {
-		bpf_ringbuf_discard(ev, 0);
-		goto out;
-	}
-	nb_submit(ev);
+	nb_submit_if_ct_matches(ev, &ev->loser);
 out:
 	bpf_map_delete_elem(&clash_args_map, &key);
 }

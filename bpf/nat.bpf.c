@@ -78,11 +78,7 @@ static __always_inline void setup_exit(__u8 origin, struct nf_conn *ct, __u32 re
 	ev->attempts = st->attempts;
 	ev->taken = st->taken;
 	ev->last_probe = st->last_probe;
-	if (!nb_ct_matches(&ev->ct)) {
-		bpf_ringbuf_discard(ev, 0);
-		goto out;
-	}
-	nb_submit(ev);
+	nb_submit_if_ct_matches(ev, &ev->ct);
 out:
 	bpf_map_delete_elem(&nat_by_ct, &key);
 }

@@ -264,4 +264,15 @@ static __always_inline bool nb_ct_matches(const struct nb_ct *ct)
 			ct->orig.dport);
 }
 
+/* Sends ev if its conntrack entry passes the user's filter, else gives its
+ * ring-buffer space back: the filter can only run once the entry is read. */
+static __always_inline void nb_submit_if_ct_matches(void *ev, const struct nb_ct *ct)
+{
+	if (!nb_ct_matches(ct)) {
+		bpf_ringbuf_discard(ev, 0);
+		return;
+	}
+	nb_submit(ev);
+}
+
 #endif /* NATBPF_BPF_H */

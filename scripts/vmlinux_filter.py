@@ -109,6 +109,22 @@ def classify(d):
                 d.enumerators.add(tok)
 
 
+def skip_parens(toks, j):
+    """Index just past the parenthesised group that starts at toks[j] (an
+    __attribute__'s ((...))), or len(toks) if it is not closed."""
+    depth = 0
+    n = len(toks)
+    while j < n:
+        if toks[j] == "(":
+            depth += 1
+        elif toks[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    return n
+
+
 def next_significant(toks, j):
     """Skip qualifiers and __attribute__((...)) after position j."""
     n = len(toks)
@@ -116,17 +132,7 @@ def next_significant(toks, j):
         if toks[j] in QUALIFIERS:
             j += 1
         elif toks[j] == "__attribute__":
-            j += 1
-            depth = 0
-            while j < n:
-                if toks[j] == "(":
-                    depth += 1
-                elif toks[j] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        j += 1
-                        break
-                j += 1
+            j = skip_parens(toks, j + 1)
         else:
             break
     return toks[j] if j < n else None
@@ -147,18 +153,7 @@ def find_refs(d, typedef_names):
     while i < n:
         tok = t[i]
         if tok == "__attribute__":
-            # skip attribute argument list entirely
-            j = i + 1
-            depth = 0
-            while j < n:
-                if t[j] == "(":
-                    depth += 1
-                elif t[j] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
-            i = j + 1
+            i = skip_parens(t, i + 1)  # its argument list entirely
             continue
         if tok == "(":
             paren += 1

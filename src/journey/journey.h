@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "sources/events.h"
-#include "sources/nftrace.h"
+#include "sources/nftrace_message.h"
 
 namespace natbpf {
 

@@ -102,6 +102,76 @@ Result<Ev> with_base(const Raw& raw) {
   return ev;
 }
 
+// The fields of each record kind, after its size, version and origin were checked.
+void fill(HookDropEvent& ev, const nb_hook_drop& raw) {
+  ev.skb = raw.skb;
+  ev.ret = raw.ret;
+  ev.hook = raw.hook;
+  ev.pf = raw.pf;
+  ev.num_hook_entries = raw.num_hook_entries;
+  ev.in_ifindex = raw.in_ifindex;
+  ev.out_ifindex = raw.out_ifindex;
+  ev.netns = raw.netns_ino;
+}
+
+void fill(SkbDropEvent& ev, const nb_skb_drop& raw) {
+  ev.skb = raw.skb;
+  ev.location = raw.location;
+  if (raw.has_reason) ev.reason = raw.reason;
+  ev.pkt = packet(raw.pkt);
+  if (raw.has_ct) ev.ct = ct(raw.ct);
+}
+
+void fill(CtConfirmEvent& ev, const nb_ct_confirm& raw) {
+  ev.skb = raw.skb;
+  ev.pkt = packet(raw.pkt);
+  ev.loser = ct(raw.loser);
+  if (raw.flags & NB_CONFIRM_MERGED) ev.winner = ct(raw.winner);
+  ev.accepted = raw.ret == kNfAccept;
+  ev.nat_clash = raw.flags & NB_CONFIRM_NAT_CLASH;
+}
+
+void fill(CtClashEvent& ev, const nb_ct_clash& raw) {
+  ev.skb = raw.skb;
+  ev.loser = ct(raw.loser);
+  ev.winner = ct(raw.winner);
+  ev.resolved = raw.ret == kNfAccept;
+}
+
+void fill(NatSetupEvent& ev, const nb_nat_setup& raw) {
+  ev.ct = ct(raw.ct);
+  ev.before = tuple(raw.before);
+  uint8_t family = static_cast<uint8_t>(raw.before.l3num);
+  ev.range.flags = raw.range.flags;
+  ev.range.min_addr = addr(raw.range.min_addr, family);
+  ev.range.max_addr = addr(raw.range.max_addr, family);
+  ev.range.min_port = raw.range.min_port;
+  ev.range.max_port = raw.range.max_port;
+  ev.snat = raw.maniptype == 0;
+  ev.accepted = raw.ret == kNfAccept;
+  ev.attempts = raw.attempts;
+  ev.taken = raw.taken;
+  ev.last_probe = tuple(raw.last_probe);
+}
+
+void fill(NftTraceIdEvent& ev, const nb_nft_trace_id& raw) {
+  ev.skb = raw.skb;
+  // The kernel puts skbid with nla_put_u32 (host order); nft and our
+  // nftrace parser print ntohl() of those bytes.
+  ev.trace_id = ntohl(raw.skbid);
+}
+
+// One record of kind Raw: size and origin checked, then its fields.
+template <typename Ev, typename Raw>
+Result<BpfEvent> decode_as(const void* data, size_t size) {
+  auto raw = copy_record<Raw>(data, size);
+  if (!raw) return raw.error();
+  auto ev = with_base<Ev>(*raw);
+  if (!ev) return ev.error();
+  fill(*ev, *raw);
+  return BpfEvent{*ev};
+}
+
 }  // namespace
 
 Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
@@ -114,88 +184,12 @@ Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
                  "the BPF objects and natbpf come from different builds"};
 
   switch (hdr.kind) {
-    case NB_EV_HOOK_DROP: {
-      auto raw = copy_record<nb_hook_drop>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<HookDropEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->skb = raw->skb;
-      ev->ret = raw->ret;
-      ev->hook = raw->hook;
-      ev->pf = raw->pf;
-      ev->num_hook_entries = raw->num_hook_entries;
-      ev->in_ifindex = raw->in_ifindex;
-      ev->out_ifindex = raw->out_ifindex;
-      ev->netns = raw->netns_ino;
-      return BpfEvent{*ev};
-    }
-    case NB_EV_SKB_DROP: {
-      auto raw = copy_record<nb_skb_drop>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<SkbDropEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->skb = raw->skb;
-      ev->location = raw->location;
-      if (raw->has_reason) ev->reason = raw->reason;
-      ev->pkt = packet(raw->pkt);
-      if (raw->has_ct) ev->ct = ct(raw->ct);
-      return BpfEvent{*ev};
-    }
-    case NB_EV_CT_CONFIRM: {
-      auto raw = copy_record<nb_ct_confirm>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<CtConfirmEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->skb = raw->skb;
-      ev->pkt = packet(raw->pkt);
-      ev->loser = ct(raw->loser);
-      if (raw->flags & NB_CONFIRM_MERGED) ev->winner = ct(raw->winner);
-      ev->accepted = raw->ret == kNfAccept;
-      ev->nat_clash = raw->flags & NB_CONFIRM_NAT_CLASH;
-      return BpfEvent{*ev};
-    }
-    case NB_EV_CT_CLASH: {
-      auto raw = copy_record<nb_ct_clash>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<CtClashEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->skb = raw->skb;
-      ev->loser = ct(raw->loser);
-      ev->winner = ct(raw->winner);
-      ev->resolved = raw->ret == kNfAccept;
-      return BpfEvent{*ev};
-    }
-    case NB_EV_NAT_SETUP: {
-      auto raw = copy_record<nb_nat_setup>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<NatSetupEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->ct = ct(raw->ct);
-      ev->before = tuple(raw->before);
-      uint8_t family = static_cast<uint8_t>(raw->before.l3num);
-      ev->range.flags = raw->range.flags;
-      ev->range.min_addr = addr(raw->range.min_addr, family);
-      ev->range.max_addr = addr(raw->range.max_addr, family);
-      ev->range.min_port = raw->range.min_port;
-      ev->range.max_port = raw->range.max_port;
-      ev->snat = raw->maniptype == 0;
-      ev->accepted = raw->ret == kNfAccept;
-      ev->attempts = raw->attempts;
-      ev->taken = raw->taken;
-      ev->last_probe = tuple(raw->last_probe);
-      return BpfEvent{*ev};
-    }
-    case NB_EV_NFT_TRACE_ID: {
-      auto raw = copy_record<nb_nft_trace_id>(data, size);
-      if (!raw) return raw.error();
-      auto ev = with_base<NftTraceIdEvent>(*raw);
-      if (!ev) return ev.error();
-      ev->skb = raw->skb;
-      // The kernel puts skbid with nla_put_u32 (host order); nft and our
-      // nftrace parser print ntohl() of those bytes.
-      ev->trace_id = ntohl(raw->skbid);
-      return BpfEvent{*ev};
-    }
+    case NB_EV_HOOK_DROP: return decode_as<HookDropEvent, nb_hook_drop>(data, size);
+    case NB_EV_SKB_DROP: return decode_as<SkbDropEvent, nb_skb_drop>(data, size);
+    case NB_EV_CT_CONFIRM: return decode_as<CtConfirmEvent, nb_ct_confirm>(data, size);
+    case NB_EV_CT_CLASH: return decode_as<CtClashEvent, nb_ct_clash>(data, size);
+    case NB_EV_NAT_SETUP: return decode_as<NatSetupEvent, nb_nat_setup>(data, size);
+    case NB_EV_NFT_TRACE_ID: return decode_as<NftTraceIdEvent, nb_nft_trace_id>(data, size);
   }
   return Error{"BPF record of unknown kind " + std::to_string(hdr.kind), ""};
 }

@@ -1,10 +1,6 @@
 #include "sources/iptables_rules.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -12,8 +8,7 @@
 #include <sstream>
 
 #include "sources/nft.h"
-
-extern char** environ;
+#include "util/runtime.h"
 
 namespace natbpf {
 namespace {
@@ -89,43 +84,6 @@ bool parse_addr_range(std::string s, NatRule& r) {
   r.min_addr = lo;
   r.max_addr = hi;
   return true;
-}
-
-// Runs argv[0] (looked up in PATH) and returns its stdout, or nullopt when it
-// cannot run or exits non-zero. stderr goes to /dev/null.
-std::optional<std::string> capture(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return std::nullopt;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(pipefd[1]);
-  if (rc != 0) {
-    close(pipefd[0]);
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    out.append(buf, n);
-  }
-  close(pipefd[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
-  return out;
 }
 
 std::string strip_counters(std::string text) {
@@ -323,9 +281,9 @@ std::vector<NatRule> load_nat_rules(std::vector<std::string>* notes) {
   for (const Src& s : {Src{"iptables-nft-save", "iptables-nft", 2}, Src{"ip6tables-nft-save", "iptables-nft", 10},
                        Src{"iptables-legacy-save", "iptables-legacy", 2},
                        Src{"ip6tables-legacy-save", "iptables-legacy", 10}}) {
-    auto text = capture({s.cmd});
-    if (!text) continue;
-    auto rules = parse_iptables_save(*text, s.backend, s.family);
+    auto [status, text] = run_program({s.cmd});
+    if (status != 0) continue;  // not installed, or no such backend here
+    auto rules = parse_iptables_save(text, s.backend, s.family);
     if (!rules.empty()) note(std::string(s.cmd) + ": " + std::to_string(rules.size()) + " NAT rules");
     all.insert(all.end(), rules.begin(), rules.end());
   }

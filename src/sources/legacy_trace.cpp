@@ -18,6 +18,7 @@
 #include <regex>
 #include <sstream>
 
+#include "sources/packet_headers.h"
 #include "util/libbpf_quiet.h"
 #include "util/runtime.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/nftrace.h"
+#include "sources/nftrace_message.h"
 #include "sources/ruleset.h"
 #include "sources/source.h"
 #include "sources/trace_table.h"

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,8 @@
 #include <utility>
 
 #include "util/libbpf_quiet.h"
+
+extern char** environ;
 
 namespace natbpf {
 
@@ -124,31 +127,53 @@ Result<int> run_loop(std::vector<Watch>& watches, StopSignals& signals, const Lo
   }
 }
 
-std::pair<int, std::string> run_program(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return {-1, ""};
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 1);
-    int devnull = open("/dev/null", 1);
-    if (devnull >= 0) dup2(devnull, 2);
-    close(pipefd[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
+namespace {
+
+// Reads fd to its end; a read error ends the output where it happened.
+std::string read_to_end(int fd) {
   std::string out;
   char buf[4096];
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
 }
 
+}  // namespace
+
+// posix_spawnp rather than fork+exec: it reports a program that cannot run
+// as an error (so status -1, not 127), and nothing but the pipe's write end
+// leaks into the child (the pipe is O_CLOEXEC; dup2 onto 1 clears the flag).
+std::pair<int, std::string> run_program(const std::vector<std::string>& argv) {
+  if (argv.empty()) return {-1, ""};
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return {-1, ""};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipefd[1]);
+  if (rc != 0) {
+    close(pipefd[0]);
+    return {-1, ""};
+  }
+  std::string out = read_to_end(pipefd[0]);
+  close(pipefd[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 Status write_ready_file(const std::string& path) {
   if (path.empty()) return Ok{};

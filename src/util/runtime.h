@@ -61,7 +61,8 @@ struct LoopLimits {
 Result<int> run_loop(std::vector<Watch>& watches, StopSignals& signals, const LoopLimits& limits);
 
 // Runs a program (PATH lookup, no shell, stderr discarded) and returns its
-// exit status and standard output; status -1 if it could not run.
+// exit status and standard output; status -1 if it could not run or was
+// killed by a signal.
 std::pair<int, std::string> run_program(const std::vector<std::string>& argv);
 
 // Writes the readiness file (atomically) once every hook is attached; the

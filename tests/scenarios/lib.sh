@@ -66,6 +66,26 @@ table inet natbpf_conntrack_on {
 NFT
 }
 
+# scen_seed001 PREFIX [BACKEND]: the seed 001 incident of
+# scripts/scenarios/seed001.sh (source it first) in namespaces PREFIX-client,
+# PREFIX-host and PREFIX-ct, removed on exit, with the container's port 22
+# listening. BACKEND: nft (default), iptables-nft or iptables-legacy.
+scen_seed001() {
+	local p=$1 backend=${2:-nft}
+	SCEN_NS+=("$p-client" "$p-host" "$p-ct")
+	seed001_up "$p" "$backend" || fail "cannot build the seed 001 namespaces ($backend)"
+	scen_bg seed001_listen "$p" >/dev/null
+}
+
+# scen_seed001_before_after PREFIX: the incident while natbpf watches: a
+# connection that times out, the fix (the missing set element), then a
+# connection that works.
+scen_seed001_before_after() {
+	seed001_connect "$1" 2 && fail "the connection should time out before the fix"
+	seed001_fix "$1"
+	seed001_connect "$1" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
+}
+
 # The udpclash test tool: beside natbpf, or in tests/tools/bin.
 scen_udpclash() {
 	local c

@@ -10,9 +10,7 @@ source "$(dirname "$0")/../../scripts/scenarios/seed001.sh"
 
 run_backend() { # iptables-nft | iptables-legacy
 	local backend=$1 p=nb$$-${1#iptables-}
-	seed001_up "$p" "$backend" || fail "cannot build the namespaces ($backend)"
-	SCEN_NS+=("$p-client" "$p-host" "$p-ct")
-	scen_bg seed001_listen "$p" >/dev/null
+	scen_seed001 "$p" "$backend"
 	local logger_before out=$SCEN_TMP/$backend.jsonl ready=$SCEN_TMP/$backend.ready first=$SCEN_TMP/$backend.first.json
 	logger_before=$(ip netns exec "$p-host" cat /proc/sys/net/netfilter/nf_log/2)
 	scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --count 1 --duration 60 --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"

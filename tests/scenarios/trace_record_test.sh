@@ -6,17 +6,13 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/scenarios/seed001.sh"
 
 p=nb$$
-seed001_up "$p" nft || fail "cannot build the seed 001 namespaces"
-SCEN_NS+=("$p-client" "$p-host" "$p-ct")
-scen_bg seed001_listen "$p" >/dev/null
+scen_seed001 "$p"
 
 rec=$SCEN_TMP/incident.rec live=$SCEN_TMP/live.jsonl ready=$SCEN_TMP/ready
 scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --record "$rec" --ready-file "$ready" >"$live" 2>"$SCEN_TMP/err"
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
-seed001_connect "$p" 2 && fail "the connection should time out before the fix"
-seed001_fix "$p"
-seed001_connect "$p" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
+scen_seed001_before_after "$p"
 sleep 1
 kill -INT $tracer
 wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf trace exited $?"; }

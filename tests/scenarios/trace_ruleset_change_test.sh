@@ -8,9 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/scenarios/seed001.sh"
 
 p=nb$$
-seed001_up "$p" nft || fail "cannot build the seed 001 namespaces"
-SCEN_NS+=("$p-client" "$p-host" "$p-ct")
-scen_bg seed001_listen "$p" >/dev/null
+scen_seed001 "$p"
 
 out=$SCEN_TMP/trace.jsonl ready=$SCEN_TMP/ready
 scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"

@@ -7,9 +7,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/scenarios/seed001.sh"
 
 p=nb$$
-seed001_up "$p" nft || fail "cannot build the seed 001 namespaces"
-SCEN_NS+=("$p-client" "$p-host" "$p-ct")
-scen_bg seed001_listen "$p" >/dev/null
+scen_seed001 "$p"
 
 out=$SCEN_TMP/trace.jsonl
 ready=$SCEN_TMP/ready
@@ -17,9 +15,7 @@ scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --read
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
 
-seed001_connect "$p" 2 && fail "the connection should time out before the fix"
-seed001_fix "$p"
-seed001_connect "$p" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
+scen_seed001_before_after "$p"
 sleep 1
 kill -INT $tracer
 wait $tracer || fail "natbpf trace exited $? after SIGINT"
