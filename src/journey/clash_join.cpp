@@ -296,12 +296,21 @@ void ClashJoin::finish(Pending& p) {
   emit(diagnose(f));
 }
 
+// What every hook record gives: when, on which CPU, the outcome the hook
+// returned, and for a drop the insert_failed credit it takes (the hook
+// itself is the evidence, the counter is not needed to corroborate it).
+void ClashJoin::hook_facts(const EventBase& e, bool accepted, const std::string& hook, uint32_t netns, ClashFacts& f) {
+  f.ts_ns = e.ts_ns;
+  f.cpu = e.cpu;
+  f.outcome = accepted ? ClashOutcome::Resolved : ClashOutcome::Dropped;
+  f.seen_by = hook + " returned " + (accepted ? "NF_ACCEPT" : "NF_DROP");
+  if (!accepted) take_credit(insert_failed_credit_, f.cpu, netns);
+  f.counter_confirms = true;
+}
+
 std::optional<CtEntry> ClashJoin::facts_of_clash(const CtClashEvent& c, ClashFacts& f) {
-  f.ts_ns = c.ts_ns;
-  f.cpu = c.cpu;
-  f.outcome = c.resolved ? ClashOutcome::Resolved : ClashOutcome::Dropped;
   std::string hook = std::string("nf_ct_resolve_clash (") + to_string(c.origin) + ")";
-  f.seen_by = hook + " returned " + (c.resolved ? "NF_ACCEPT" : "NF_DROP");
+  hook_facts(c, c.resolved, hook, c.loser.netns, f);
   WinnerFacts w{c.winner, hook, {}, {}};
   if (auto e = world_.ct_find(c.loser.netns, c.winner.orig, TupleDir::Original)) {
     w.tcp_state = e->tcp_state;
@@ -310,20 +319,12 @@ std::optional<CtEntry> ClashJoin::facts_of_clash(const CtClashEvent& c, ClashFac
     w.age_s = age_s(*e);
   }
   f.winner = w;
-  if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu, c.loser.netns);
-  f.counter_confirms = true;
   return c.loser;
 }
 
 std::optional<CtEntry> ClashJoin::facts_of_confirm(const CtConfirmEvent& c, ClashFacts& f) {
-  f.ts_ns = c.ts_ns;
-  f.cpu = c.cpu;
-  f.outcome = c.accepted ? ClashOutcome::Resolved : ClashOutcome::Dropped;
-  f.seen_by = std::string("__nf_conntrack_confirm (") + to_string(c.origin) + ") returned " +
-              (c.accepted ? "NF_ACCEPT" : "NF_DROP");
+  hook_facts(c, c.accepted, std::string("__nf_conntrack_confirm (") + to_string(c.origin) + ")", c.loser.netns, f);
   if (c.winner) f.winner = WinnerFacts{*c.winner, "the skb's entry after confirm (merged)", {}, {}};
-  if (f.outcome == ClashOutcome::Dropped) take_credit(insert_failed_credit_, f.cpu, c.loser.netns);
-  f.counter_confirms = true;
   return c.loser;
 }
 

@@ -81,6 +81,7 @@ class ClashJoin {
   std::optional<NatFacts> nat_facts(const CtEntry& loser, std::optional<AllocationFacts>& alloc);
 
   void finish(Pending& p);
+  void hook_facts(const EventBase& e, bool accepted, const std::string& hook, uint32_t netns, ClashFacts& f);
   std::optional<CtEntry> facts_of_clash(const CtClashEvent& c, ClashFacts& f);
   std::optional<CtEntry> facts_of_confirm(const CtConfirmEvent& c, ClashFacts& f);
   std::optional<CtEntry> facts_of_drop(const SkbDropEvent& d, ClashFacts& f);

@@ -2,6 +2,8 @@
 // evidence yields a report, which does not, and that a recorded run replays
 // to the same reports through the recorded world.
 #include <gtest/gtest.h>
+
+#include "temp_file.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -129,13 +131,6 @@ void run_seed004(ClashJoin& join, FakeWorld& world, bool insert_failed_rises) {
   world.drop = 1;
   join.tick(50 * kMs);
   join.tick(60 * kMs, /*final=*/true);
-}
-
-std::string temp_path() {
-  char tmpl[] = "/tmp/natbpf-clash-join-XXXXXX";
-  int fd = mkstemp(tmpl);
-  if (fd >= 0) close(fd);
-  return tmpl;
 }
 
 }  // namespace

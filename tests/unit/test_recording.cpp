@@ -1,6 +1,8 @@
 // Recordings for offline explain: written, read back, and rejected when they
 // are not recordings.
 #include <gtest/gtest.h>
+
+#include "temp_file.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,16 +14,6 @@
 
 using namespace natbpf;
 
-namespace {
-
-std::string temp_path() {
-  char tmpl[] = "/tmp/natbpf-recording-XXXXXX";
-  int fd = mkstemp(tmpl);
-  if (fd >= 0) close(fd);
-  return tmpl;
-}
-
-}  // namespace
 
 TEST(Recording, HexRoundTripAndBadDigits) {
   std::vector<uint8_t> bytes{0x00, 0x7f, 0x80, 0xff, 0x12};
