@@ -28,6 +28,7 @@ struct JobSpec {
   PlanRequest request;
   std::string ready_file, record;
   nlohmann::json record_header;  // "command" and what a replay needs of the options
+  bool preload_symbols = true;   // kallsyms and drop reasons for world().symbol/drop_reason
 };
 
 class Job {

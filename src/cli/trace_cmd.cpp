@@ -86,6 +86,7 @@ class TraceRun {
     for (const auto& h : opt_.hooks) spec.request.required.insert(h);
     spec.ready_file = opt_.ready_file;
     spec.record = opt_.record;
+    spec.preload_symbols = false;  // the trace world reads its own
     spec.record_header = {{"command", "trace"},
                           {"match", trace_match_expression(*match)},
                           {"netns", opt_.netns},

@@ -18,6 +18,11 @@ class LiveWorld : public World {
   // counts: the loss counts of the job's sources (nothing when it has none).
   explicit LiveWorld(std::function<SourceCounts()> counts = {});
 
+  // Reads kallsyms and the drop reasons now, before the job gets ready: on a
+  // slow machine that takes seconds, which must not stall the event loop at
+  // the first drop.
+  void preload();
+
   uint32_t own_netns() override { return current_netns_inode(); }  // after --netns moved natbpf there
   std::string symbol(uint64_t addr) override;
   std::string drop_reason(uint32_t reason) override;
@@ -34,7 +39,7 @@ class LiveWorld : public World {
  private:
   std::function<SourceCounts()> counts_;
   NetnsIndex netns_;
-  std::unique_ptr<Kallsyms> kallsyms_;                            // read at the first question
+  std::unique_ptr<Kallsyms> kallsyms_;                            // read at preload or the first question
   std::optional<std::map<uint32_t, std::string>> drop_reasons_;  // likewise
 };
 
