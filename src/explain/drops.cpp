@@ -2,8 +2,13 @@
 
 #include <algorithm>
 
+#include "explain/drop_rules.h"
+
 namespace natbpf {
 namespace {
+
+const char* const kInsertFailedCandidate =
+    "conntrack insert failed at confirm (NATed entry never confirmed: clash or SNAT exhaustion)";
 
 std::string flow(const Packet& p) {
   std::string proto = proto_name(p.l4proto);
@@ -57,7 +62,9 @@ void DropAggregator::account(const SkbDropEvent& d) {
       evidence.push_back("__nf_conntrack_confirm returned NF_DROP");
     } else if (unconfirmed && d.ct && (d.ct->status & (ips::kSrcNatDone | ips::kDstNatDone)) &&
                (!hook || *hook == 1 || *hook == 4)) {
-      cause = "conntrack insert failed at confirm (NATed entry never confirmed: clash or SNAT exhaustion)";
+      // Also what a filter rule dropping the first packet of a connection
+      // looks like: only insert_failed rising can make it conntrack's.
+      cause = kInsertFailedCandidate;
       evidence.push_back("unconfirmed conntrack entry on the dropped packet");
     } else {
       cause = "iptables-legacy, conntrack or NAT hook returned NF_DROP";
@@ -74,6 +81,7 @@ void DropAggregator::account(const SkbDropEvent& d) {
   DropCause& c = causes_[key];
   if (c.count == 0) {
     c.cause = cause;
+    c.needs_insert_failed = cause == kInsertFailedCandidate;
     c.where = fn;
     c.netns = netns;
     c.evidence = evidence;
@@ -124,28 +132,12 @@ DropsReport DropsRun::finish(double seconds, uint64_t lost, std::string plan_sum
   return report;
 }
 
-// nftables drop rules whose counters rose in the cause's namespace.
+// The evidence the counters of the cause's namespace give: insert_failed
+// for a conntrack candidate, the drop rules whose counters rose, and where
+// the marks those rules matched were set.
 void DropsRun::attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const {
-  bool nft_location = c.where.rfind("nft_do_chain", 0) == 0;
-  bool hook_location = c.where.rfind("nf_hook_slow", 0) == 0;
-  if (!nft_location && !hook_location) return;
-  uint64_t counted = 0;
-  for (const auto& [key, rule] : after.drop_rules) {
-    auto b = before.drop_rules.find(key);
-    uint64_t delta = rule.packets - (b == before.drop_rules.end() ? 0 : b->second.packets);
-    counted += delta;
-    if (delta)
-      c.rules.push_back({key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
-                             key.substr(key.rfind(' ') + 1) + ")",
-                         delta});
-  }
-  if (!c.rules.empty()) c.evidence.push_back("nftables rule counters");
-  // Before 6.7 (e0d4593140b0) nftables drops are freed by nf_hook_slow too:
-  // the rule counters tell them from iptables-legacy and conntrack drops.
-  if (hook_location && counted >= c.count && c.cause.rfind("iptables-legacy", 0) == 0)
-    c.cause = "nftables rule or chain policy drop";
-  else if (hook_location && counted > 0)
-    c.cause += " (" + std::to_string(counted) + " of them counted by nftables drop rules)";
+  if (c.needs_insert_failed) confirm_by_insert_failed(c, before, after);
+  name_drop_rules(c, before, after);
 }
 
 }  // namespace natbpf

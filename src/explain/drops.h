@@ -18,6 +18,23 @@
 
 namespace natbpf {
 
+// A rule whose counter rose during the run.
+struct RuleHit {
+  std::string where;  // "iptables-legacy -t filter KUBE-FIREWALL rule 1"
+  std::string text;   // "-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP"
+  uint64_t count = 0;
+};
+
+// Where the mark a dropping rule matched was set: the MARK rule whose
+// counter rose, and the jumps that led there (nearest first), so the story
+// reads "set in KUBE-MARK-DROP, reached from KUBE-XLB-... (its comment)".
+struct MarkOrigin {
+  std::string mark;      // "0x8000/0x8000", as the dropping rule matches it
+  std::string matched_by;  // the dropping rule's where
+  RuleHit set_by;
+  std::vector<RuleHit> via;
+};
+
 struct DropCause {
   std::string cause;     // "nftables rule or chain policy drop", ...
   std::string where;     // "nft_do_chain", "nf_hook_slow at postrouting"
@@ -26,7 +43,11 @@ struct DropCause {
   uint64_t count = 0;
   std::map<std::string, uint64_t> flows;  // "tcp -> 192.168.70.10:22" -> count
   std::vector<std::string> evidence;
-  std::vector<std::pair<std::string, uint64_t>> rules;  // nftables rules whose drop counters rose
+  std::vector<std::pair<std::string, uint64_t>> rules;  // drop rules whose counters rose
+  std::vector<MarkOrigin> mark_origins;                 // of the marks those rules matched
+  // A conntrack cause that only the namespace's insert_failed counter can
+  // confirm (an unconfirmed entry at nf_hook_slow, no confirm hook record).
+  bool needs_insert_failed = false;
 };
 
 class DropAggregator {

@@ -17,6 +17,11 @@ std::string drops_to_text(const DropsReport& r, size_t top) {
     if (++rank > top) break;
     o << "  " << rank << ". " << c.count << "x  " << c.cause << "  [" << c.where << ", netns " << c.netns_name << "]\n";
     for (const auto& [rule, n] : c.rules) o << "       " << rule << ": " << n << " drops\n";
+    for (const auto& m : c.mark_origins) {
+      o << "       mark " << m.mark << " (matched by " << m.matched_by << ") was set by " << m.set_by.where << ": "
+        << m.set_by.text << " (+" << m.set_by.count << ")\n";
+      for (const auto& v : m.via) o << "         reached from " << v.where << ": " << v.text << " (+" << v.count << ")\n";
+    }
     o << "       flows:";
     for (const auto& [f, n] : c.flows) o << " " << f << " (" << n << ")";
     o << "\n       evidence: ";
@@ -43,6 +48,13 @@ std::string drops_to_json_lines(const DropsReport& r, size_t top) {
                      {"netns", c.netns_name}, {"flows", c.flows},                {"evidence", c.evidence}};
     j["rules"] = nlohmann::json::array();
     for (const auto& [rule, n] : c.rules) j["rules"].push_back({{"rule", rule}, {"count", n}});
+    j["mark_origins"] = nlohmann::json::array();
+    auto hit = [](const RuleHit& h) { return nlohmann::json{{"where", h.where}, {"rule", h.text}, {"count", h.count}}; };
+    for (const auto& m : c.mark_origins) {
+      nlohmann::json via = nlohmann::json::array();
+      for (const auto& v : m.via) via.push_back(hit(v));
+      j["mark_origins"].push_back({{"mark", m.mark}, {"matched_by", m.matched_by}, {"set_by", hit(m.set_by)}, {"via", via}});
+    }
     o << j.dump() << "\n";
   }
   nlohmann::json s{{"type", "summary"},     {"schema_version", kSchemaVersion}, {"seconds", r.seconds},

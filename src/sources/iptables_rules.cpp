@@ -1,5 +1,9 @@
 #include "sources/iptables_rules.h"
 
+#include <charconv>
+#include <map>
+#include <string_view>
+
 #include <arpa/inet.h>
 
 #include <cstring>
@@ -328,6 +332,47 @@ const NatRule* match_snat_rule(const std::vector<NatRule>& rules, const CtEntry&
     }
   }
   return best;
+}
+
+std::string IptRuleCounter::key() const {
+  return backend + "|" + family + "|" + table + "|" + chain + "|" + std::to_string(number);
+}
+
+std::string IptRuleCounter::where() const {
+  return (family == "ip6" ? "ip6tables" : "iptables") + std::string(backend == "iptables-legacy" ? "-legacy" : "-nft") +
+         " -t " + table + " " + chain + " rule " + std::to_string(number);
+}
+
+std::vector<IptRuleCounter> parse_iptables_counters(const std::string& save, const std::string& backend,
+                                                    const std::string& family) {
+  std::vector<IptRuleCounter> out;
+  std::map<std::string, uint32_t> numbers;  // chain -> rules seen, in the current table
+  std::string table;
+  size_t start = 0;
+  while (start < save.size()) {
+    size_t end = save.find('\n', start);
+    if (end == std::string::npos) end = save.size();
+    std::string_view line(save.data() + start, end - start);
+    start = end + 1;
+    if (!line.empty() && line[0] == '*') {
+      table = std::string(line.substr(1));
+      numbers.clear();
+      continue;
+    }
+    // "[12:720] -A CHAIN ..." (with -c); lines without counters are skipped.
+    if (line.size() < 2 || line[0] != '[' || table.empty()) continue;
+    size_t colon = line.find(':'), close = line.find(']');
+    if (colon == std::string_view::npos || close == std::string_view::npos || colon > close) continue;
+    uint64_t packets = 0;
+    if (std::from_chars(line.data() + 1, line.data() + colon, packets).ec != std::errc{}) continue;
+    std::string_view rule = line.substr(close + 1);
+    while (!rule.empty() && rule.front() == ' ') rule.remove_prefix(1);
+    if (rule.rfind("-A ", 0) != 0) continue;
+    std::string_view rest = rule.substr(3);
+    std::string chain(rest.substr(0, rest.find(' ')));
+    out.push_back({backend, family, table, chain, ++numbers[chain], std::string(rule), packets});
+  }
+  return out;
 }
 
 }  // namespace natbpf

@@ -60,6 +60,23 @@ bool parse_nat_spec(const std::string& spec, NatRule& rule);
 // missing or empty are skipped; notes says which sources were read.
 std::vector<NatRule> load_nat_rules(std::vector<std::string>* notes = nullptr);
 
+// One iptables rule with its packet counter, as `iptables-save -c` lists it.
+struct IptRuleCounter {
+  std::string backend;  // "iptables-legacy", "iptables-nft"
+  std::string family;   // "ip", "ip6"
+  std::string table, chain;
+  uint32_t number = 0;  // position in its chain, from 1 (as TRACE and `iptables -L --line-numbers` count)
+  std::string text;     // "-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP"
+  uint64_t packets = 0;
+
+  std::string key() const;    // identity across snapshots: backend, family, table, chain, number
+  std::string where() const;  // "iptables-legacy -t filter KUBE-FIREWALL rule 1"
+};
+
+// Parses `iptables-save -c` output of one backend and family ("ip", "ip6").
+std::vector<IptRuleCounter> parse_iptables_counters(const std::string& save, const std::string& backend,
+                                                    const std::string& family);
+
 // The SNAT/masquerade rule that most likely installed the mapping of `ct`
 // (orig tuple matched against the rule, reply.dst against its range).
 // iptables rules win over their nft copies (iptables-nft shows in both).

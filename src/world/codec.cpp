@@ -180,10 +180,28 @@ void from_json(const json& j, DropRuleCounter& r) {
   j.at("packets").get_to(r.packets);
 }
 
-void to_json(json& j, const NetnsSnapshot& s) { j = {{"drop_rules", s.drop_rules}, {"ct", opt(s.ct)}}; }
+void to_json(json& j, const IptRuleCounter& r) {
+  j = {{"backend", r.backend}, {"family", r.family}, {"table", r.table},     {"chain", r.chain},
+       {"number", r.number},   {"text", r.text},     {"packets", r.packets}};
+}
+
+void from_json(const json& j, IptRuleCounter& r) {
+  j.at("backend").get_to(r.backend);
+  j.at("family").get_to(r.family);
+  j.at("table").get_to(r.table);
+  j.at("chain").get_to(r.chain);
+  j.at("number").get_to(r.number);
+  j.at("text").get_to(r.text);
+  j.at("packets").get_to(r.packets);
+}
+
+void to_json(json& j, const NetnsSnapshot& s) {
+  j = {{"drop_rules", s.drop_rules}, {"ipt_rules", s.ipt_rules}, {"ct", opt(s.ct)}};
+}
 
 void from_json(const json& j, NetnsSnapshot& s) {
   j.at("drop_rules").get_to(s.drop_rules);
+  j.at("ipt_rules").get_to(s.ipt_rules);
   get_opt(j, "ct", s.ct);
 }
 

@@ -47,6 +47,8 @@ void to_json(nlohmann::json& j, const NamedNetns& n);
 void from_json(const nlohmann::json& j, NamedNetns& n);
 void to_json(nlohmann::json& j, const DropRuleCounter& r);
 void from_json(const nlohmann::json& j, DropRuleCounter& r);
+void to_json(nlohmann::json& j, const IptRuleCounter& r);
+void from_json(const nlohmann::json& j, IptRuleCounter& r);
 void to_json(nlohmann::json& j, const NetnsSnapshot& s);
 void from_json(const nlohmann::json& j, NetnsSnapshot& s);
 void to_json(nlohmann::json& j, const SourceCounts& c);

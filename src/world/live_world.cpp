@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "probe/drop_reasons.h"
 #include "sources/nft.h"
@@ -23,8 +24,32 @@ std::optional<uint64_t> read_number(const char* path) {
   return std::nullopt;
 }
 
-// nftables rules ending in drop that carry a counter, by position.
-std::map<std::string, DropRuleCounter> drop_rule_counters() {
+// Every iptables rule with its counter, both backends and families. Without
+// -t: naming a table would make the legacy tools load (and so create) it.
+std::vector<IptRuleCounter> iptables_counters() {
+  std::vector<IptRuleCounter> all;
+  for (const char* backend : {"iptables-legacy", "iptables-nft"})
+    for (const char* family : {"ip", "ip6"}) {
+      std::string tool = std::string(family == std::string("ip6") ? "ip6tables" : "iptables") +
+                         (backend == std::string("iptables-legacy") ? "-legacy-save" : "-nft-save");
+      auto [status, out] = run_program({tool, "-c"});
+      if (status != 0) continue;
+      auto rules = parse_iptables_counters(out, backend, family);
+      all.insert(all.end(), rules.begin(), rules.end());
+    }
+  return all;
+}
+
+bool is_xtables_table(const std::string& table) {
+  return table == "filter" || table == "nat" || table == "mangle" || table == "raw" || table == "security";
+}
+
+// nftables rules ending in drop that carry a counter, by position. Tables
+// iptables-nft owns are left to its own save output (iptables syntax).
+std::map<std::string, DropRuleCounter> drop_rule_counters(const std::vector<IptRuleCounter>& ipt) {
+  std::set<std::string> xt_families;
+  for (const auto& r : ipt)
+    if (r.backend == "iptables-nft") xt_families.insert(r.family);
   std::map<std::string, DropRuleCounter> out;
   auto nft = NftContext::create(false);
   if (!nft) return out;
@@ -33,6 +58,7 @@ std::map<std::string, DropRuleCounter> drop_rule_counters() {
   static const std::regex counter(R"(counter packets ([0-9]+) bytes [0-9]+)");
   Ruleset rs = Ruleset::parse(*text);
   for (const auto& c : rs.chains()) {
+    if (xt_families.count(c.family) && is_xtables_table(c.table)) continue;
     for (const auto& r : c.rules) {
       std::smatch m;
       if (r.text.size() < 4 || r.text.compare(r.text.size() - 4, 4, "drop") != 0) continue;
@@ -133,7 +159,8 @@ std::vector<NamedNetns> LiveWorld::namespaces() {
 NetnsSnapshot LiveWorld::snapshot(const NamedNetns& ns) {
   NetnsSnapshot s;
   netns_.run_in(ns.inode, [&] {
-    s.drop_rules = drop_rule_counters();
+    s.ipt_rules = iptables_counters();
+    s.drop_rules = drop_rule_counters(s.ipt_rules);
     if (auto st = read_ct_stats()) s.ct = CtStatsTotals::sum(*st);
   });
   return s;

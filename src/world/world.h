@@ -41,8 +41,10 @@ struct DropRuleCounter {
 // Drop rule counters and conntrack counters of one namespace at one moment.
 struct NetnsSnapshot {
   std::map<std::string, DropRuleCounter> drop_rules;  // "inet filter input 2" -> rule
+  std::vector<IptRuleCounter> ipt_rules;              // every iptables rule, both backends
   std::optional<CtStatsTotals> ct;
 };
+
 
 // Events the sources lost before natbpf read them, and records that failed
 // to decode, since the start.

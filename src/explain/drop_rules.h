@@ -1,0 +1,33 @@
+// Rule counters as evidence for `natbpf drops`: which drop rules' counters
+// rose in a namespace during the run (nftables, iptables-nft and
+// iptables-legacy, each in its own syntax), whether conntrack's
+// insert_failed rose enough to blame conntrack, and where the marks a
+// dropping rule matched were set (MARK rules and the jumps that reached
+// them, with their comments). Pure functions of two snapshots.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "explain/drops.h"
+
+namespace natbpf {
+
+// An unconfirmed-entry drop at nf_hook_slow is conntrack's only when the
+// namespace's insert_failed rose by at least the drops counted; otherwise a
+// hook's rule dropped a new connection, and the cause says so.
+void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after);
+
+// Lists the drop rules whose counters rose under the cause (nft_do_chain:
+// nftables and iptables-nft; nf_hook_slow: iptables-legacy, and nftables on
+// kernels before 6.7), relabels a hook cause the rules account for, and adds
+// the mark origins of iptables rules that match a mark.
+void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after);
+
+// "0x8000/0x8000" of "-m mark --mark 0x8000/0x8000" (nullopt when the rule matches no mark).
+std::optional<std::string> matched_mark(const std::string& rule_text);
+// Whether a MARK target rule sets the bits a mark match tests.
+bool sets_mark(const std::string& rule_text, const std::string& mark);
+
+}  // namespace natbpf
