@@ -28,6 +28,7 @@ Status run_drops(const DropsOptions& o) {
   spec.ready_file = o.ready_file;
   spec.record = o.record;
   spec.record_header = {{"command", "drops"}};
+  spec.preload_drop_reasons = true;
   Job job(std::move(spec));
   if (auto st = job.prepare(); !st) return st;
   if (!job.plan().has("kfree_skb"))

@@ -42,7 +42,7 @@ Status Job::prepare() {
   auto signals = StopSignals::install();
   if (!signals) return signals.error();
   signals_.emplace(std::move(*signals));
-  if (spec_.preload_symbols) live_world_.preload();
+  if (spec_.preload_symbols) live_world_.preload(spec_.preload_drop_reasons);
   if (recorder_) {
     recorder_->write({{"t", "plan"}, {"summary", plan_.summary()}, {"hooks", attached_hooks()},
                       {"own_netns", live_world_.own_netns()}});

@@ -28,7 +28,8 @@ struct JobSpec {
   PlanRequest request;
   std::string ready_file, record;
   nlohmann::json record_header;  // "command" and what a replay needs of the options
-  bool preload_symbols = true;   // kallsyms and drop reasons for world().symbol/drop_reason
+  bool preload_symbols = true;   // kallsyms for world().symbol, read before ready
+  bool preload_drop_reasons = false;  // BTF's drop reason names for world().drop_reason, likewise
 };
 
 class Job {

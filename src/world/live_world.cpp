@@ -83,9 +83,9 @@ std::string symbol_function(const std::string& symbol) {
 LiveWorld::LiveWorld(std::function<SourceCounts()> counts)
     : counts_(std::move(counts)) {}
 
-void LiveWorld::preload() {
+void LiveWorld::preload(bool drop_reasons) {
   if (!kallsyms_) kallsyms_ = std::make_unique<Kallsyms>();
-  if (!drop_reasons_) drop_reasons_ = load_drop_reasons();
+  if (drop_reasons && !drop_reasons_) drop_reasons_ = load_drop_reasons();
 }
 
 std::string LiveWorld::symbol(uint64_t addr) {

@@ -18,10 +18,10 @@ class LiveWorld : public World {
   // counts: the loss counts of the job's sources (nothing when it has none).
   explicit LiveWorld(std::function<SourceCounts()> counts = {});
 
-  // Reads kallsyms and the drop reasons now, before the job gets ready: on a
-  // slow machine that takes seconds, which must not stall the event loop at
-  // the first drop.
-  void preload();
+  // Reads kallsyms (and, when asked, the drop reason names from BTF) now,
+  // before the job gets ready: on a slow machine that takes seconds, which
+  // must not stall the event loop at the first drop.
+  void preload(bool drop_reasons);
 
   uint32_t own_netns() override { return current_netns_inode(); }  // after --netns moved natbpf there
   std::string symbol(uint64_t addr) override;

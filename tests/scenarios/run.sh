@@ -11,7 +11,7 @@ for t in "$here"/*_test.sh; do
 	name=$(basename "$t" _test.sh)
 	[ -n "$filter" ] && [[ "$name" != *$filter* ]] && continue
 	start=$(date +%s)
-	timeout 240 bash "$t" >"/tmp/natbpf-scen-$name.log" 2>&1
+	timeout 360 bash "$t" >"/tmp/natbpf-scen-$name.log" 2>&1
 	rc=$?
 	secs=$(($(date +%s) - start))
 	case $rc in
