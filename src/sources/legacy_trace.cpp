@@ -76,11 +76,20 @@ uint32_t synthetic_id(const Packet& p) {
 
 }  // namespace
 
+std::string rule_comment(const std::string& save_line) {
+  static const std::regex comment(R"re((?:^| )--comment (?:"([^"]*)"|(\S+)))re");
+  std::smatch m;
+  if (!std::regex_search(save_line, m, comment)) return "";
+  return m[1].matched ? m[1].str() : m[2].str();
+}
+
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
   static const std::regex re(R"(^TRACE: ([^:]+):([^:]+):(rule|return|policy):([0-9]+) ?$)");
   std::smatch m;
   if (!std::regex_match(prefix, m, re)) return std::nullopt;
-  return TracePrefix{m[1], m[2], m[3], std::stoull(m[4])};
+  auto number = parse_uint(m[4].str(), UINT32_MAX);
+  if (!number) return std::nullopt;
+  return TracePrefix{m[1], m[2], m[3], *number};
 }
 
 std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family) {
@@ -164,14 +173,11 @@ std::vector<std::string> LegacyTrace::families_in_use(const TraceMatch& match) {
     if (rc != 0) continue;
     // Stale TRACE rules of natbpf processes that died without cleaning up.
     std::istringstream in(save);
-    static const std::regex stale(R"(--comment \"?natbpf_([0-9]+)\"?)");
     std::string line, table;
     while (std::getline(in, line)) {
       if (!line.empty() && line[0] == '*') table = line.substr(1);
-      std::smatch m;
-      if (line.rfind("-A ", 0) != 0 || !std::regex_search(line, m, stale)) continue;
-      pid_t pid = std::stoi(m[1]);
-      if (pid == getpid() || kill(pid, 0) == 0) continue;
+      auto pid = line.rfind("-A ", 0) == 0 ? natbpf_owner_pid(rule_comment(line)) : std::nullopt;
+      if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
       std::vector<std::string> del = {bin, "-t", table, "-D"};
       auto w = split_words(line.substr(3));
       for (auto& x : w) {
@@ -249,7 +255,7 @@ void LegacyTrace::remove_rules() {
     std::istringstream in(save);
     std::string line;
     while (std::getline(in, line)) {
-      if (line.rfind("-A ", 0) != 0 || line.find(comment_) == std::string::npos) continue;
+      if (line.rfind("-A ", 0) != 0 || rule_comment(line) != comment_) continue;
       std::vector<std::string> del = {f.iptables, "-t", "raw", "-D"};
       for (auto& x : split_words(line.substr(3))) {
         if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);

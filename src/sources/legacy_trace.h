@@ -28,7 +28,11 @@ struct TracePrefix {
   std::string table, chain, type;  // type: "rule", "return", "policy"
   uint64_t number = 0;
 };
-// "TRACE: raw:PREROUTING:rule:1 " -> {raw, PREROUTING, rule, 1}
+// The --comment of an iptables-save rule line ("" when it has none).
+std::string rule_comment(const std::string& save_line);
+
+// "TRACE: raw:PREROUTING:rule:1 " -> {raw, PREROUTING, rule, 1}; nullopt
+// also for a rule number beyond 32 bits.
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix);
 
 // Chains of an iptables-legacy-save dump as Ruleset chains: rule "handles"

@@ -1,5 +1,7 @@
 #include "sources/trace_table.h"
 
+#include "util/text.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -43,13 +45,15 @@ void remove_stale_tables(NftContext& nft) {
   if (!out) return;
   std::istringstream in(*out);
   std::string line;
-  static const std::regex re(R"(table inet (natbpf_([0-9]+)))");
+  const std::string head = "table inet ";
   while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_search(line, m, re)) continue;
-    pid_t pid = std::stoi(m[2]);
-    if (pid == getpid() || kill(pid, 0) == 0) continue;
-    (void)nft.run("delete table inet " + m[1].str());
+    // "table inet natbpf_<pid>" exactly: a user's table is never touched.
+    if (line.rfind(head, 0) != 0) continue;
+    std::string name = trim(line.substr(head.size()));
+    if (!name.empty() && name.back() == '{') name = trim(name.substr(0, name.size() - 1));
+    auto pid = natbpf_owner_pid(name);
+    if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
+    (void)nft.run("delete table inet " + name);
   }
 }
 

@@ -65,7 +65,10 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   else if (unit == "m") ms = value * 60000;
   else if (unit == "h") ms = value * 3600000;
   else return usage_error("bad duration unit in '" + text + "'", "use ms, s, m or h, e.g. 10s");
-  if (value <= 0) return usage_error("duration must be positive, got '" + text + "'", "use e.g. 10s");
+  // NaN fails every comparison: only a finite, positive value of at most
+  // a year is a duration (and converts to milliseconds without overflow).
+  if (!(value > 0) || !(ms <= 365.0 * 24 * 3600 * 1000))
+    return usage_error("duration must be positive and at most a year, got '" + text + "'", "use e.g. 10s");
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 

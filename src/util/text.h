@@ -1,8 +1,12 @@
 // Small text helpers shared by the ruleset and iptables parsers.
 #pragma once
 
+#include <charconv>
+#include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace natbpf {
@@ -20,6 +24,26 @@ inline std::string trim(const std::string& s) {
   if (a == std::string::npos) return "";
   auto b = s.find_last_not_of(" \t");
   return s.substr(a, b - a + 1);
+}
+
+// A whole decimal number in [0, max]: no sign, no spaces, no overflow.
+inline std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max = UINT64_MAX) {
+  uint64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || v > max) return std::nullopt;
+  return v;
+}
+
+// The pid in a name natbpf gives what it creates ("natbpf_<pid>": its nft
+// table, its TRACE rules' comment), or nullopt when name is not exactly that
+// (a user's "mynatbpf_5" or "natbpf_5x" is never natbpf's).
+inline std::optional<int> natbpf_owner_pid(std::string_view name) {
+  constexpr std::string_view prefix = "natbpf_";
+  if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  auto pid = parse_uint(name.substr(prefix.size()), 4194304);  // PID_MAX_LIMIT
+  if (!pid || *pid == 0) return std::nullopt;
+  return static_cast<int>(*pid);
 }
 
 }  // namespace natbpf
