@@ -285,7 +285,9 @@ std::vector<std::string> LegacyTrace::families() const {
 Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
   buf_.resize(1 << 16);
   for (;;) {
-    ssize_t n = recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT);
+    sockaddr_nl from{};
+    socklen_t from_len = sizeof(from);
+    ssize_t n = recvfrom(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok{};
       if (errno == EINTR) continue;
@@ -294,6 +296,12 @@ Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(Nft
         continue;
       }
       return Error{"reading NFLOG failed (" + errno_name(errno) + ")", ""};
+    }
+    // Only the kernel speaks for nfnetlink_log: a datagram from a user
+    // process (any port) is not a trace and is counted, never parsed.
+    if (from_len < sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
+      foreign_++;
+      continue;
     }
     uint64_t now = monotonic_ns();
     std::span<const uint8_t> datagram(buf_.data(), static_cast<size_t>(n));

@@ -70,6 +70,7 @@ class LegacyTrace {
   // rules: the current legacy chains, to infer verdicts and mark starts.
   Status drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink);
   uint64_t lost() const { return lost_; }
+  uint64_t foreign() const { return foreign_; }  // datagrams not from the kernel, dropped
   std::vector<std::string> families() const;  // "ip", "ip6"
   const std::string& comment() const { return comment_; }
   void set_tap(RawTap tap) { tap_ = std::move(tap); }
@@ -87,6 +88,7 @@ class LegacyTrace {
   std::string comment_;
   std::shared_ptr<mnl_socket> nl_;
   uint64_t lost_ = 0;
+  uint64_t foreign_ = 0;
   std::vector<uint8_t> buf_;
   RawTap tap_;
 };
@@ -105,7 +107,7 @@ class LegacyTraceSource : public Source {
   int fd() const override { return trace_ ? trace_->fd() : -1; }
   Status read() override { return trace_ ? trace_->drain(rules_, sink_) : Status(Ok{}); }
   uint64_t lost() const override { return trace_ ? trace_->lost() : 0; }
-  uint64_t malformed() const override { return 0; }
+  uint64_t malformed() const override { return trace_ ? trace_->foreign() : 0; }
   std::vector<std::string> families() const { return trace_ ? trace_->families() : std::vector<std::string>{}; }
   std::string comment() const { return trace_ ? trace_->comment() : ""; }
   bool set_tap(RawTap tap) override {
