@@ -169,10 +169,11 @@ class TraceRun {
       std::cerr << "natbpf: tracing " << (what.empty() ? "all packets" : what) << " (rate " << match.rate << ")"
                 << (opt_.netns.empty() ? "" : " in netns " + opt_.netns) << "; " << job_->plan().summary() << "\n";
     }
-    // A degraded run says so on stderr also with --json (where iptables-legacy
-    // not being in use is the normal case, not a degradation).
+    // A degraded run says so on stderr also with --json: a failed
+    // iptables-legacy TRACE (NFLOG group busy, rule not installed) too; only
+    // legacy tables being unused is the normal case.
     for (const auto& why : job_->sources().skipped())
-      if (why.rfind("iptables-legacy", 0) != 0) std::cerr << "natbpf: not used: " << why << "\n";
+      if (why.find(kLegacyNotInUse) == std::string::npos) std::cerr << "natbpf: not used: " << why << "\n";
   }
 
   void flush(bool all) {

@@ -374,7 +374,7 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
 
 std::optional<std::string> LegacyTraceSource::cannot_run() {
   families_ = LegacyTrace::families_in_use(match_);
-  if (families_.empty()) return std::string("iptables-legacy has no rules in this namespace");
+  if (families_.empty()) return std::string(kLegacyNotInUse);
   return std::nullopt;
 }
 

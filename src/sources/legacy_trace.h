@@ -28,6 +28,10 @@ struct TracePrefix {
   std::string table, chain, type;  // type: "rule", "return", "policy"
   uint64_t number = 0;
 };
+// Why the iptables-legacy TRACE source does not run where legacy tables are
+// empty: the normal case, not a degradation worth a warning.
+inline constexpr const char* kLegacyNotInUse = "iptables-legacy has no rules in this namespace";
+
 // The --comment of an iptables-save rule line ("" when it has none).
 std::string rule_comment(const std::string& save_line);
 

@@ -14,7 +14,7 @@ Status Sources::add(std::unique_ptr<Source> source, bool required, int read_rank
   if (auto st = source->start(); !st) {
     source->stop();
     if (required) return st;
-    skipped_.push_back(name + ": " + st.error().message);
+    skipped_.push_back(name + ": " + st.error().to_string());
     return Ok{};
   }
   running_.push_back(std::move(source));
