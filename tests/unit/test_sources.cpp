@@ -75,7 +75,7 @@ TEST(Sources, FailedStartIsStoppedThenSkippedOrReturned) {
   auto opt = std::make_unique<FakeSource>("optional", log);
   opt->start_error = "no NFLOG";
   ASSERT_TRUE(s.add(std::move(opt), false));
-  EXPECT_EQ(s.skipped().back(), "optional: no NFLOG: a hint"  // the fix is named too);
+  EXPECT_EQ(s.skipped().back(), "optional: no NFLOG: a hint");  // the fix is named too
   auto req = std::make_unique<FakeSource>("required", log);
   req->start_error = "socket: EPERM";
   auto st = s.add(std::move(req), true);
