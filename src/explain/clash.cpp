@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "sources/ct_lookup.h"
+#include "util/names.h"
 
 namespace natbpf {
 namespace {

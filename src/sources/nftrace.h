@@ -17,14 +17,12 @@
 
 #include "sources/events.h"
 #include "sources/source.h"
+#include "util/names.h"
 #include "util/result.h"
 
 struct mnl_socket;
 
 namespace natbpf {
-
-enum class NftVerdict { Accept, Drop, Queue, Stolen, Repeat, Stop, Continue, Break, Jump, Goto, Return, Unknown };
-const char* to_string(NftVerdict verdict);
 
 // NF_* (low byte, upper bits carry queue number or errno) and NFT_* codes.
 NftVerdict nft_verdict_from_code(int32_t code);
