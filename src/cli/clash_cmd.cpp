@@ -23,7 +23,7 @@
 #include "probe/loader.h"
 #include "sources/bpf.h"
 #include "sources/ct_lookup.h"
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 #include "sources/iptables_rules.h"
 #include "util/netns.h"
 #include "util/runtime.h"

@@ -18,7 +18,7 @@
 #include "probe/kallsyms.h"
 #include "probe/loader.h"
 #include "sources/bpf.h"
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 #include "sources/nft.h"
 #include "sources/ruleset.h"
 #include "util/runtime.h"

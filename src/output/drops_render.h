@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "explain/drops.h"
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 
 namespace natbpf {
 
