@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "output/schema.h"
-#include "sources/ruleset.h"
+#include "util/names.h"
 
 namespace natbpf {
 namespace {
