@@ -20,7 +20,6 @@
 #include "output/clash_render.h"
 #include "probe/features.h"
 #include "probe/kallsyms.h"
-#include "probe/loader.h"
 #include "sources/bpf.h"
 #include "sources/ct_lookup.h"
 #include "kernel/ct_stats.h"

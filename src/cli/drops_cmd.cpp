@@ -16,7 +16,6 @@
 #include "output/drops_render.h"
 #include "probe/drop_reasons.h"
 #include "probe/kallsyms.h"
-#include "probe/loader.h"
 #include "sources/bpf.h"
 #include "kernel/ct_stats.h"
 #include "sources/nft.h"

@@ -14,7 +14,6 @@
 #include "probe/drop_reasons.h"
 #include "probe/features.h"
 #include "probe/kallsyms.h"
-#include "probe/loader.h"
 #include "sources/bpf.h"
 #include "sources/legacy_trace.h"
 #include "sources/nft.h"
