@@ -27,7 +27,13 @@ std::optional<Addr> Addr::parse(const std::string& text) {
 }
 
 std::string endpoint(const Addr& a, uint16_t port) {
-  return (a.family == 10 ? "[" + a.str() + "]" : a.str()) + ":" + std::to_string(port);
+  std::string s;
+  if (a.family == 10) s += '[';
+  s += a.str();
+  if (a.family == 10) s += ']';
+  s += ':';
+  s += std::to_string(port);
+  return s;
 }
 
 namespace {
@@ -60,8 +66,11 @@ std::string NatRange::flags_str() const {
   static const std::pair<uint32_t, const char*> names[] = {
       {1 << 2, "random"}, {1 << 3, "persistent"}, {1 << 4, "random-fully"}, {1 << 5, "offset"}, {1 << 6, "netmap"}};
   std::string s;
-  for (auto [bit, name] : names)
-    if (flags & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  for (auto [bit, name] : names) {
+    if (!(flags & bit)) continue;
+    if (!s.empty()) s += ',';
+    s += name;
+  }
   return s;
 }
 

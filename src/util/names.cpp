@@ -74,8 +74,11 @@ std::string status_names(uint64_t status) {
                                 "SEQ_ADJUST", "SRC_NAT_DONE", "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT",
                                 "TEMPLATE", "NAT_CLASH", "HELPER", "OFFLOAD", "HW_OFFLOAD"};
   std::string s;
-  for (int i = 0; i < 16; i++)
-    if (status & (1ULL << i)) s += (s.empty() ? "" : "|") + std::string(names[i]);
+  for (int i = 0; i < 16; i++) {
+    if (!(status & (1ULL << i))) continue;
+    if (!s.empty()) s += '|';
+    s += names[i];
+  }
   return s.empty() ? "none" : s;
 }
 
