@@ -17,8 +17,11 @@ echo "== release build"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DNATBPF_WERROR=ON -DNATBPF_BENCH=OFF >/dev/null
 cmake --build build-release -j"$(nproc)" --target natbpf natbpf_unit_tests
 
+# Debug (-O0 -g): with the sanitizers GCC 12 needs about 3 CPU-minutes for
+# these two targets, against 19 at the default -O2 -g; optimising would only
+# let the compiler remove some undefined behaviour before it is checked.
 echo "== unit tests under ASan+UBSan"
-cmake -S . -B build-asan -DNATBPF_SANITIZE=ON -DNATBPF_WERROR=ON -DNATBPF_BENCH=OFF >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNATBPF_SANITIZE=ON -DNATBPF_WERROR=ON -DNATBPF_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)" --target natbpf natbpf_unit_tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 
