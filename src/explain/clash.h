@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 #include "sources/events.h"
 
 namespace natbpf {

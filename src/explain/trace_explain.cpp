@@ -1,5 +1,6 @@
 #include "explain/trace_explain.h"
 
+#include "util/names.h"
 #include "util/text.h"
 
 #include <algorithm>

@@ -6,6 +6,7 @@
 
 #include "sources/ruleset.h"
 #include "sources/trace_table.h"
+#include "util/names.h"
 
 namespace natbpf {
 

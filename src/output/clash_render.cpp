@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "output/schema.h"
-#include "sources/ct_lookup.h"
+#include "util/names.h"
 
 namespace natbpf {
 namespace {

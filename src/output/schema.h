@@ -1,9 +1,10 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
-#include "sources/events.h"
-
 namespace natbpf {
+
+struct Packet;  // sources/events.h, reached by each renderer through its explanation
+
 // Bumped whenever a JSON field changes meaning or disappears.
 inline constexpr int kSchemaVersion = 1;
 

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "output/schema.h"
-#include "sources/ruleset.h"
+#include "util/names.h"
 
 namespace natbpf {
 namespace {
@@ -33,8 +33,11 @@ const char* fate_str(Fate f) {
 std::string ct_state_str(uint32_t m) {
   std::string s;
   for (auto [bit, name] : {std::pair{1u, "invalid"}, std::pair{2u, "established"}, std::pair{4u, "related"},
-                           std::pair{8u, "new"}, std::pair{64u, "untracked"}})
-    if (m & bit) s += (s.empty() ? "" : ",") + std::string(name);
+                           std::pair{8u, "new"}, std::pair{64u, "untracked"}}) {
+    if (!(m & bit)) continue;
+    if (!s.empty()) s += ',';
+    s += name;
+  }
   return s.empty() ? "none" : s;
 }
 

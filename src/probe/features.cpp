@@ -14,8 +14,8 @@
 #include <memory>
 #include <sstream>
 
+#include "kernel/ct_stats.h"
 #include "probe.skel.h"
-#include "sources/ct_stats.h"
 #include "util/libbpf_quiet.h"
 
 namespace natbpf {

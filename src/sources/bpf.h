@@ -1,16 +1,55 @@
-// The BPF programs of an attach plan as a source: records from the shared
-// ring buffer, decoded into typed events (sources/decode). It cannot run
-// when the plan attaches nothing.
+// The BPF programs of an attach plan as a source. BpfSession loads the BPF
+// objects the plan needs, with only the chosen programs enabled and the
+// user's filter in .rodata, and reads their shared ring buffer; records are
+// decoded into typed events (sources/decode). Everything is owned:
+// destroying the session detaches every link. BpfSource gives the session
+// the lifecycle of every source; it cannot run when the plan attaches nothing.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 
 #include "probe/attach_plan.h"
-#include "probe/loader.h"
+#include "sources/events.h"
 #include "sources/source.h"
+#include "util/result.h"
 
 namespace natbpf {
+
+struct BpfFilter {
+  uint8_t l4proto = 0;  // 0: any
+  uint16_t sport = 0, dport = 0;
+  std::optional<Addr> saddr, daddr;
+  uint32_t netns = 0;  // namespace inode, 0: any
+  bool all_reasons = false;  // also non-netfilter drops of matching flows
+  bool batch_wakeups = false;  // no wake-up per record: call consume() periodically
+};
+
+class BpfSession {
+ public:
+  static Result<std::unique_ptr<BpfSession>> start(const Plan& plan, const BpfFilter& filter);
+  ~BpfSession();
+  BpfSession(const BpfSession&) = delete;
+  BpfSession& operator=(const BpfSession&) = delete;
+
+  // An fd that becomes readable when events are waiting (for poll/epoll).
+  int epoll_fd() const;
+  // Delivers every waiting event; bad records are counted, not delivered.
+  Status consume(const std::function<void(BpfEvent&&)>& sink);
+  // Sees every record's bytes before it is decoded (for --record).
+  void set_tap(std::function<void(std::span<const uint8_t>)> tap);
+  // Ring-buffer reservations that failed in the kernel (events lost).
+  uint64_t lost() const;
+  uint64_t decode_errors() const { return decode_errors_; }
+
+ private:
+  BpfSession();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint64_t decode_errors_ = 0;
+};
 
 class BpfSource : public Source {
  public:

@@ -171,14 +171,6 @@ bool addr_in(const Addr& a, const Addr& lo, const Addr& hi) {
 
 }  // namespace
 
-const char* tcp_state_name(uint8_t s) {
-  static const char* names[] = {"NONE",     "SYN_SENT",  "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-                                "LAST_ACK", "TIME_WAIT", "CLOSE",    "SYN_SENT2"};
-  return s < sizeof(names) / sizeof(names[0]) ? names[s] : "UNKNOWN";
-}
-
-bool tcp_state_closing(uint8_t s) { return s >= 4 && s <= 8; }
-
 std::optional<CtNetlinkEntry> parse_ct_message(const nlmsghdr* nlh, size_t len) {
   if (len < sizeof(nlmsghdr) || !mnl_nlmsg_ok(nlh, static_cast<int>(len))) return std::nullopt;
   if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK || (nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW)

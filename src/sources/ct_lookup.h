@@ -24,11 +24,6 @@ struct CtNetlinkEntry {
   std::optional<uint64_t> start_ns;    // CTA_TIMESTAMP_START (only with nf_conntrack_timestamp=1), CLOCK_REALTIME
 };
 
-// "SYN_SENT", "ESTABLISHED", ... as conntrack -L prints them.
-const char* tcp_state_name(uint8_t state);
-// TIME_WAIT, CLOSE, FIN_WAIT, CLOSE_WAIT, LAST_ACK: the connection is ending.
-bool tcp_state_closing(uint8_t state);
-
 enum class TupleDir { Original, Reply };
 
 // The entry holding `tuple` in direction `dir`, or nullopt when there is none

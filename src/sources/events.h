@@ -9,11 +9,9 @@
 #include <variant>
 #include <vector>
 
-namespace natbpf {
+#include "util/names.h"
 
-// Which mechanism an event came from: shown to the user as evidence.
-enum class Origin { Fentry, Kprobe, TpBtf, RawTp, Nftrace, Ctnetlink, Ruleset, Nflog };
-const char* to_string(Origin origin);
+namespace natbpf {
 
 struct Addr {
   uint8_t family = 0;  // 2 (IPv4) or 10 (IPv6), 0 unknown
@@ -24,12 +22,8 @@ struct Addr {
   static std::optional<Addr> parse(const std::string& text);
 };
 
-// "tcp", "udp", "icmp", "icmpv6", else "proto N".
-std::string proto_name(uint8_t proto);
 // "10.1.2.3:22", "[fd00::1]:53".
 std::string endpoint(const Addr& a, uint16_t port);
-// NF_INET_* hook number -> "prerouting", "input", "forward", "output", "postrouting".
-const char* nf_hook_name(uint8_t hook);
 
 struct Tuple {
   Addr src, dst;
@@ -44,8 +38,7 @@ namespace ips {
 inline constexpr uint64_t kSeenReply = 1u << 1, kAssured = 1u << 2, kConfirmed = 1u << 3, kSrcNat = 1u << 4,
                           kDstNat = 1u << 5, kSrcNatDone = 1u << 7, kDstNatDone = 1u << 8, kDying = 1u << 9,
                           kNatClash = 1u << 12;
-}
-std::string status_names(uint64_t status);  // "CONFIRMED|SRC_NAT|..."
+}  // namespace ips
 
 struct CtEntry {
   uint64_t ptr = 0;  // kernel address (BPF) or 0

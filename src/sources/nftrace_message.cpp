@@ -195,18 +195,6 @@ NftTraceType trace_type(uint32_t t) {
   }
 }
 
-const char* family_name(uint8_t family) {
-  switch (family) {
-    case NFPROTO_INET: return "inet";
-    case NFPROTO_IPV4: return "ip";
-    case NFPROTO_ARP: return "arp";
-    case NFPROTO_NETDEV: return "netdev";
-    case NFPROTO_BRIDGE: return "bridge";
-    case NFPROTO_IPV6: return "ip6";
-    default: return "unknown";
-  }
-}
-
 std::string verdict_text(NftVerdict v, int32_t code) {
   if (v == NftVerdict::Unknown) return "unknown (" + std::to_string(code) + ")";
   return to_string(v);
@@ -219,24 +207,6 @@ std::string hex(uint32_t value, int width) {
 }
 
 }  // namespace
-
-const char* to_string(NftVerdict verdict) {
-  switch (verdict) {
-    case NftVerdict::Accept: return "accept";
-    case NftVerdict::Drop: return "drop";
-    case NftVerdict::Queue: return "queue";
-    case NftVerdict::Stolen: return "stolen";
-    case NftVerdict::Repeat: return "repeat";
-    case NftVerdict::Stop: return "stop";
-    case NftVerdict::Continue: return "continue";
-    case NftVerdict::Break: return "break";
-    case NftVerdict::Jump: return "jump";
-    case NftVerdict::Goto: return "goto";
-    case NftVerdict::Return: return "return";
-    case NftVerdict::Unknown: return "unknown";
-  }
-  return "unknown";
-}
 
 NftVerdict nft_verdict_from_code(int32_t code) {
   // NFT_* codes first: NF_QUEUE_NR() of a queue number >= 32768 is negative

@@ -18,12 +18,10 @@
 #include <vector>
 
 #include "sources/events.h"
+#include "util/names.h"
 #include "util/result.h"
 
 namespace natbpf {
-
-enum class NftVerdict { Accept, Drop, Queue, Stolen, Repeat, Stop, Continue, Break, Jump, Goto, Return, Unknown };
-const char* to_string(NftVerdict verdict);
 
 // NF_* (low byte, upper bits carry queue number or errno) and NFT_* codes.
 NftVerdict nft_verdict_from_code(int32_t code);

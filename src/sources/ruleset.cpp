@@ -140,16 +140,4 @@ void Ruleset::add_iptables_syntax(const std::string& family, const std::string& 
   }
 }
 
-std::string family_name(uint8_t nfproto) {
-  switch (nfproto) {
-    case 1: return "inet";
-    case 2: return "ip";
-    case 3: return "arp";
-    case 5: return "netdev";
-    case 7: return "bridge";
-    case 10: return "ip6";
-  }
-  return "family" + std::to_string(nfproto);
-}
-
 }  // namespace natbpf

@@ -53,7 +53,4 @@ class Ruleset {
 // nft's textual priority names ("filter", "dstnat + 10") as numbers, per hook.
 std::optional<int> parse_priority(const std::string& text, const std::string& family);
 
-// NFPROTO_* number as nft names the family ("ip", "ip6", "inet", ...).
-std::string family_name(uint8_t nfproto);
-
 }  // namespace natbpf

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "sources/ct_lookup.h"
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 #include "sources/iptables_rules.h"
 
 namespace natbpf {

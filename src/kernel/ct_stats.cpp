@@ -1,4 +1,4 @@
-#include "sources/ct_stats.h"
+#include "kernel/ct_stats.h"
 
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>

@@ -1,6 +1,8 @@
 // Per-CPU conntrack statistics over ctnetlink (IPCTNL_MSG_CT_GET_STATS_CPU),
 // the counters `conntrack -S` prints. Absent counters (older kernels) stay
 // std::nullopt, never 0.
+// A question to the kernel, not an event source: it sits below sources/ and
+// probe/ so the feature probe (probe/features) can ask it too.
 #pragma once
 
 #include <cstdint>
