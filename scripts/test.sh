@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATBPF_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 
+echo "== size limits (files <= 500 lines, functions <= 80)"
+bash scripts/check-size.sh
+
 echo "== unit tests"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 

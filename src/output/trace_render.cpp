@@ -152,7 +152,8 @@ nlohmann::json packet_json(const Packet& p) {
           {"saddr", p.saddr.str()},
           {"daddr", p.daddr.str()},
           {"sport", p.sport},
-          {"dport", p.dport}};
+          {"dport", p.dport},
+          {"tcp_flags", p.l4proto == 6 ? nlohmann::json(tcp_flag_names(p.tcp_flags)) : nlohmann::json(nullptr)}};
 }
 
 std::string drop_point_str(const DropPoint& d) {

@@ -52,13 +52,7 @@ std::string Tuple::str() const {
 std::string Packet::str() const {
   bool p = has_ports(l4proto);
   std::string s = proto_name(l4proto) + " " + endpoint(saddr, sport, p) + " -> " + endpoint(daddr, dport, p);
-  if (l4proto == 6) {
-    static const char names[] = "FSRPAUEC";
-    std::string f;
-    for (int i = 0; i < 8; i++)
-      if (tcp_flags & (1 << i)) f += names[i];
-    s += " [" + f + "]";
-  }
+  if (l4proto == 6) s += " [" + tcp_flag_names(tcp_flags) + "]";
   return s;
 }
 

@@ -82,4 +82,12 @@ std::string status_names(uint64_t status) {
   return s.empty() ? "none" : s;
 }
 
+std::string tcp_flag_names(uint8_t flags) {
+  static const char letters[] = "FSRPAUEC";
+  std::string f;
+  for (int i = 0; i < 8; i++)
+    if (flags & (1 << i)) f += letters[i];
+  return f;
+}
+
 }  // namespace natbpf

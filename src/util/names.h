@@ -29,5 +29,7 @@ bool tcp_state_closing(uint8_t state);
 
 // enum ip_conntrack_status bits: "CONFIRMED|SRC_NAT|...", "none" when no bit is set.
 std::string status_names(uint64_t status);
+// TCP flag letters as the text shows them: "S", "SA", "FA" (FSRPAUEC order).
+std::string tcp_flag_names(uint8_t flags);
 
 }  // namespace natbpf
