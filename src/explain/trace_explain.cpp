@@ -30,16 +30,6 @@ std::optional<std::string> selector_value(const std::string& a, const std::strin
   return std::nullopt;
 }
 
-// nft ("dnat to ...") or iptables ("-j DNAT --to-destination ...") rules.
-std::string nat_kind(const std::string& rule) {
-  for (std::string t : split_words(rule)) {
-    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
-    for (const char* k : {"dnat", "snat", "masquerade", "redirect"})
-      if (t == k) return k;
-  }
-  return "";
-}
-
 bool is_destination_nat(const std::string& kind) { return kind == "dnat" || kind == "redirect"; }
 
 void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
@@ -52,12 +42,38 @@ void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
   }
 }
 
+}  // namespace
+
+// A NAT statement, not a word: nft "dnat to", "dnat ip to", "snat ip6 to",
+// "masquerade", "redirect"; iptables "-j DNAT", "-j MASQUERADE". Matches on
+// NAT state ("ct status dnat", "--ctstate DNAT") are not NAT.
+std::string nat_statement_kind(const std::string& rule) {
+  auto words = split_words(rule);
+  for (size_t i = 0; i < words.size(); i++) {
+    std::string w = words[i];
+    std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string prev = i ? words[i - 1] : "";
+    const std::string next = i + 1 < words.size() ? words[i + 1] : "";
+    const std::string after = i + 2 < words.size() ? words[i + 2] : "";
+    for (const char* k : {"dnat", "snat", "masquerade", "redirect"}) {
+      if (w != k) continue;
+      if (prev == "-j" || prev == "--jump") return k;  // an iptables target
+      if (prev == "status" || (!prev.empty() && prev[0] == '-')) continue;  // a match on NAT state
+      bool mapping = w == "dnat" || w == "snat";
+      if (!mapping || next == "to" || ((next == "ip" || next == "ip6") && after == "to")) return k;
+    }
+  }
+  return "";
+}
+
+namespace {
+
 void find_nat(Journey& j, const ExplainContext& ctx) {
   auto packets = j.packets();
   for (size_t i = 0; i < j.steps.size(); i++) {
     const Step& s = j.steps[i];
     if (s.verdict != NftVerdict::Accept || s.rule.empty()) continue;
-    std::string kind = nat_kind(s.rule);
+    std::string kind = nat_statement_kind(s.rule);
     if (kind.empty()) continue;
     NatChange n{kind, "", "", s.rule, s.handle, family_name(s.family) + " " + s.table + " " + s.chain, ""};
     // Headers before and after: this step's chain saw them before the

@@ -38,4 +38,9 @@ std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& p
 // nullopt when a match natbpf cannot evaluate comes first, or all matched.
 std::optional<std::string> first_mismatch(const std::string& rule, const Packet& packet);
 
+// The NAT a rule's statement performs ("dnat", "snat", "masquerade",
+// "redirect"), or "" when the rule has none (words inside matches, such as
+// "ct status dnat", are not NAT).
+std::string nat_statement_kind(const std::string& rule);
+
 }  // namespace natbpf

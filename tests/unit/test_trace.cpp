@@ -275,3 +275,19 @@ TEST(LegacyTrace, PrefixSaveAndTargets) {
 
 }  // namespace
 }  // namespace natbpf
+
+namespace natbpf {
+
+TEST(Nat, OnlyNatStatementsAreNat) {
+  EXPECT_EQ(nat_statement_kind("ip daddr 10.1.2.3 tcp dport 1222 dnat ip to 192.168.70.10:22"), "dnat");
+  EXPECT_EQ(nat_statement_kind("ip saddr 10.0.0.0/8 snat to 1.2.3.4"), "snat");
+  EXPECT_EQ(nat_statement_kind("oifname \"eth0\" masquerade random"), "masquerade");
+  EXPECT_EQ(nat_statement_kind("tcp dport 80 redirect to :8080"), "redirect");
+  EXPECT_EQ(nat_statement_kind("-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2:8080"), "dnat");
+  EXPECT_EQ(nat_statement_kind("-A POSTROUTING -o eth0 -j MASQUERADE"), "masquerade");
+  EXPECT_EQ(nat_statement_kind("ct status dnat accept"), "");
+  EXPECT_EQ(nat_statement_kind("-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT"), "");
+  EXPECT_EQ(nat_statement_kind("meta mark 0x1 accept comment \"snat later\""), "");
+}
+
+}  // namespace natbpf
