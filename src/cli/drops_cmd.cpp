@@ -12,7 +12,7 @@ namespace natbpf {
 namespace {
 
 struct DropsOptions {
-  std::string duration = "10s", ready_file, record;
+  std::string duration = "10s", ready_file, record, netns;
   bool json = false;
   size_t top = 10;
   PlanRequest request;
@@ -28,13 +28,17 @@ Status run_drops(const DropsOptions& o) {
   spec.ready_file = o.ready_file;
   spec.record = o.record;
   spec.record_header = {{"command", "drops"}};
+  spec.netns = o.netns;
   spec.preload_drop_reasons = true;
   Job job(std::move(spec));
   if (auto st = job.prepare(); !st) return st;
+  uint32_t only = o.netns.empty() ? 0 : job.netns_inode();
+  if (auto* rec = job.recorder()) rec->write({{"t", "drops"}, {"only_netns", only}});
   if (!job.plan().has("kfree_skb"))
     return Error{"cannot see drops: skb:kfree_skb does not attach here", "run `natbpf probe` for the reason"};
-  DropsRun run(job.world());
+  DropsRun run(job.world(), only);
   BpfFilter all;
+  all.netns = only;
   all.batch_wakeups = true;  // a drop storm must not wake us per packet; read every tick
   auto to_run = [&run](BpfEvent&& ev, uint64_t) { run.add(ev); };
   if (auto st = job.add_bpf(all, to_run, /*required=*/true); !st) return st;
@@ -69,6 +73,7 @@ void register_drops_command(CLI::App& app, CommandContext& ctx) {
   auto* cmd = app.add_subcommand("drops", "bounded run: rank every netfilter drop on the host by its cause");
   cmd->add_option("--duration", o.duration, "how long to count (default 10s)");
   cmd->add_option("--top", o.top, "show this many causes (default 10)");
+  cmd->add_option("--netns", o.netns, "only this network namespace: name (ip netns), PID or path (default: all)");
   cmd->add_flag("--json", o.json, "JSON Lines: one object per cause, then a summary");
   cmd->add_option("--ready-file", o.ready_file, "create this file once counting has started");
   cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");

@@ -59,8 +59,16 @@ Status replay_clash(RecordingReader& reader, bool json) {
 Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   auto plan = read_plan_record(reader);
   if (!plan) return plan.error();
+  // The second record: the namespace the report was limited to (--netns).
+  auto scope = reader.next();
+  if (!scope) return scope.error();
+  nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json& r = *scope ? **scope : none;
+  auto t = r.find("t"), only = r.find("only_netns");
+  if (t == r.end() || *t != "drops" || only == r.end() || !only->is_number_unsigned())
+    return usage_error("the drops recording has no scope record", "record it again: natbpf drops --record FILE");
   RecordedWorld world(plan->own_netns);
-  DropsRun run(world);
+  DropsRun run(world, only->get<uint32_t>());
   std::optional<DropsReport> report;
   uint64_t decode_errors = 0;
   ReplayHandlers handlers;

@@ -103,12 +103,21 @@ std::vector<DropCause> DropAggregator::ranked() const {
   return out;
 }
 
-DropsRun::DropsRun(World& world)
+DropsRun::DropsRun(World& world, uint32_t only_netns)
     : world_(world),
+      only_netns_(only_netns),
       agg_([this](uint64_t a) { return world_.symbol(a); }, [this](uint32_t r) { return world_.drop_reason(r); }) {}
 
 void DropsRun::start() {
   namespaces_ = world_.namespaces();
+  if (only_netns_) {
+    // natbpf runs inside that namespace then: it is listed as natbpf's own
+    // and, when it has one, under its name, which is kept.
+    std::vector<NamedNetns> only;
+    for (auto& ns : namespaces_)
+      if (ns.inode == only_netns_) only = {ns};
+    namespaces_ = std::move(only);
+  }
   for (const auto& ns : namespaces_) before_.push_back(world_.snapshot(ns));
 }
 
@@ -121,6 +130,7 @@ DropsReport DropsRun::finish(double seconds, uint64_t lost, std::string plan_sum
     index[namespaces_[i].inode] = i;
     after.push_back(world_.snapshot(namespaces_[i]));
   }
+  std::erase_if(report.causes, [this](const DropCause& c) { return only_netns_ && c.netns != only_netns_; });
   for (auto& c : report.causes) {
     auto it = index.find(c.netns);
     c.netns_name = it == index.end() ? "netns:" + std::to_string(c.netns) : namespaces_[it->second].name;

@@ -87,7 +87,8 @@ struct DropsReport {
 // nftables drop rules whose counters rose named beside the drops they explain.
 class DropsRun {
  public:
-  explicit DropsRun(World& world);
+  // only_netns: report that namespace alone (0: every namespace).
+  explicit DropsRun(World& world, uint32_t only_netns = 0);
   void start();  // the counters the run is measured from
   void add(const BpfEvent& ev) { agg_.add(ev); }
   DropsReport finish(double seconds, uint64_t lost, std::string plan_summary);
@@ -96,6 +97,7 @@ class DropsRun {
   void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const;
 
   World& world_;
+  uint32_t only_netns_;
   DropAggregator agg_;
   std::vector<NamedNetns> namespaces_;
   std::vector<NetnsSnapshot> before_;

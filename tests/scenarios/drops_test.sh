@@ -38,4 +38,20 @@ jq_true "$SCEN_TMP/b.json" '.flows["udp -> 127.0.0.1:7777"] >= 3'
 jq -s -e "[.[] | select(.type == \"drop_cause\" and (.netns == \"$a\" or .netns == \"$b\"))] | .[0].netns == \"$a\"" "$out" >/dev/null ||
 	fail "causes are not ranked by count"
 jq_true "$out" 'select(.type == "summary") | .drops >= 9 and .lost.bpf == 0'
+
+# --netns: the report of one namespace only, with its name; recorded too.
+out=$SCEN_TMP/drops-a.jsonl
+rm -f "$ready"
+scen_bg $NATBPF drops --netns "$a" --duration 5s --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf drops --netns did not get ready"; }
+for i in 1 2 3 4; do echo x | ip netns exec "$a" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
+for i in 1 2; do echo x | ip netns exec "$b" socat -u - UDP-SENDTO:127.0.0.1:7777 2>/dev/null; done
+wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf drops --netns exited $?"; }
+explain_same "$out.rec" "$out" --json
+jq -s . "$out" >"$out.all"
+jq_true "$out.all" "[.[] | select(.type == \"drop_cause\")] | length == 1 and .[0].netns == \"$a\" and .[0].count == 4" \
+	"--netns $a must report its 4 drops and nothing of $b"
+jq_true "$out.all" "[.[] | select(.type == \"summary\")][0].conntrack | keys == [\"$a\"]"
+expect_error 2 "unknown network namespace" $NATBPF drops --netns "nb$$-gone" --duration 1s
 echo "PASS drops"
