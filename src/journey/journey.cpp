@@ -133,8 +133,14 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   if (ev.ct_id) j.ct_id = ev.ct_id;
   if (ev.ct_state) j.ct_state = ev.ct_state;
   if (ev.ct_status) j.ct_status = ev.ct_status;
-  if (ev.starts_packet) return;  // our TRACE rule: it only marks the packet
+  if (ev.starts_packet) {  // our TRACE rule: it only marks the packet
+    j.marked = true;
+    return;
+  }
   if (ev.table == own_table_) {
+    // Our marking rule (a rule event, not a chain policy that a packet some
+    // other tracer marked earlier also meets) makes the packet ours.
+    if (!TraceTable::is_fate_chain(ev.chain) && ev.rule_handle) j.marked = true;
     if (TraceTable::is_fate_chain(ev.chain)) {
       j.fate_seen = true;
       j.fate = ev.chain == "fate_in" ? Fate::Local : (j.iif_name.empty() ? Fate::Sent : Fate::Forwarded);
@@ -236,8 +242,9 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
   std::deque<Journey> keep;
   std::stable_sort(open_.begin(), open_.end(), [](const Journey& a, const Journey& b) { return a.first_ns < b.first_ns; });
   for (auto& j : open_) {
-    if (all || j.last_ns + idle_ns_ <= now_ns) sink(std::move(j));
-    else keep.push_back(std::move(j));
+    if (!all && j.last_ns + idle_ns_ > now_ns) keep.push_back(std::move(j));
+    else if (j.trace_id && !j.marked) foreign_++;  // traced by a user rule or another run: not ours
+    else sink(std::move(j));
   }
   open_ = std::move(keep);
   by_id_.clear();

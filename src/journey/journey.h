@@ -78,7 +78,8 @@ struct Journey {
   std::string explanation;
   std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
   uint32_t repeats = 0;               // on the first journey: how many followed
-  bool fate_seen = false;             // reached a fate chain of our trace table
+  bool fate_seen = false;
+  bool marked = false;                // natbpf's own marking rule traced it (not another tracer's rule)             // reached a fate chain of our trace table
   bool joined_by_trace_id = false;    // BPF events matched by the trace id read in BPF
   std::string current_hook;           // hook of the base chain being traversed
 
@@ -104,7 +105,12 @@ class JourneyBuilder {
   // Interface names by index (the namespace's own by default; a recording's on replay).
   std::function<std::string(uint32_t)> ifname;
 
+  // Stories of packets another tracer marked (a user's nftrace rule, another
+  // natbpf run), left out.
+  uint64_t foreign() const { return foreign_; }
+
  private:
+  uint64_t foreign_ = 0;
   Journey& journey_for(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
   bool attach(const BpfEvent& ev);

@@ -140,7 +140,7 @@ TEST(Journey, Seed001StoryWithNearMiss) {
     const ChainInfo* ch = rs.chain(f, t, c);
     return ch ? ch->hook : std::nullopt;
   };
-  auto mark = ev(7, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  auto mark = ev(7, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100);
   mark.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
   b.add(std::move(mark));
   auto nat = ev(7, "nat", "prerouting", 2, NftVerdict::Accept, 101);
@@ -176,7 +176,7 @@ TEST(Journey, Seed001StoryWithNearMiss) {
 
 TEST(Journey, RepeatedTraceIdAfterADropStartsANewPacket) {
   JourneyBuilder b("natbpf_1", 1000);
-  auto m1 = ev(9, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  auto m1 = ev(9, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100);
   m1.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
   b.add(NftTraceEvent(m1));
   b.add(ev(9, "filter", "input", 3, NftVerdict::Drop, 101));
@@ -190,7 +190,7 @@ TEST(Journey, RepeatedTraceIdAfterADropStartsANewPacket) {
 
 TEST(Journey, KfreeSkbDropJoinsByConntrackTupleAfterDnat) {
   JourneyBuilder b("natbpf_1", 1000);
-  auto m = ev(3, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 100);
+  auto m = ev(3, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100);
   m.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
   b.add(std::move(m));
   SkbDropEvent d;
@@ -210,7 +210,7 @@ TEST(Journey, BpfRecordWaitsForTheStoryOfItsTraceId) {
   // Loopback: the output pass (id 5) is read; the input pass (id 6) of the
   // same skb is known from BPF, but its trace messages come after the drop.
   JourneyBuilder b("natbpf_1", 1000);
-  auto out_pass = ev(5, "natbpf_1", "mark_out", std::nullopt, NftVerdict::Accept, 100);
+  auto out_pass = ev(5, "natbpf_1", "mark_out", 2, NftVerdict::Accept, 100);
   out_pass.packet = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
   b.add(std::move(out_pass));
   NftTraceIdEvent id;
@@ -223,7 +223,7 @@ TEST(Journey, BpfRecordWaitsForTheStoryOfItsTraceId) {
   d.skb = 0xabc;
   d.pkt = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
   b.add(BpfEvent{d});
-  auto in_pass = ev(6, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 220);
+  auto in_pass = ev(6, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 220);
   in_pass.packet = tcp("127.0.0.1", 40000, "127.0.0.1", 5354);
   b.add(std::move(in_pass));
   std::vector<Journey> out;
@@ -288,6 +288,30 @@ TEST(Nat, OnlyNatStatementsAreNat) {
   EXPECT_EQ(nat_statement_kind("ct status dnat accept"), "");
   EXPECT_EQ(nat_statement_kind("-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT"), "");
   EXPECT_EQ(nat_statement_kind("meta mark 0x1 accept comment \"snat later\""), "");
+}
+
+}  // namespace natbpf
+
+namespace natbpf {
+
+// A packet a user's own `meta nftrace set 1` rule traced passes natbpf's fate
+// chains too, but never natbpf's marking rule: not natbpf's story.
+TEST(Journey, PacketsOtherTracersMarkedAreNotOurs) {
+  JourneyBuilder b("natbpf_1", 1000);
+  auto user = ev(11, "filter", "input", 4, NftVerdict::Accept, 100);
+  user.packet = tcp("fe80::1", 0, "ff02::1", 0);
+  b.add(std::move(user));
+  b.add(ev(11, "natbpf_1", "mark_pre", std::nullopt, NftVerdict::Accept, 101));  // only the chain's policy
+  b.add(ev(11, "natbpf_1", "fate_in", std::nullopt, NftVerdict::Accept, 102));
+  auto ours = ev(12, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 103);
+  ours.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(std::move(ours));
+  b.add(ev(12, "natbpf_1", "fate_in", std::nullopt, NftVerdict::Accept, 104));
+  std::vector<Journey> out;
+  b.flush(5000, true, [&](Journey&& j) { out.push_back(std::move(j)); });
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].trace_id, 12u);
+  EXPECT_EQ(b.foreign(), 1u);
 }
 
 }  // namespace natbpf
