@@ -32,6 +32,16 @@ Status replay_verdict(uint64_t bad_records, uint64_t unanswered) {
   return Ok{};
 }
 
+// The recorded BPF records, decoded as the live run decoded them, into sink
+// with the moment they were read; a record that does not decode is counted.
+decltype(ReplayHandlers::raw) bpf_records(std::function<void(BpfEvent&&, uint64_t)> sink, uint64_t& decode_errors) {
+  return [sink = std::move(sink), &decode_errors](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
+    if (kind != "bpf") return;
+    if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) sink(std::move(*ev), ns);
+    else decode_errors++;
+  };
+}
+
 // A clash recording through the same join and printers as the live run.
 Status replay_clash(RecordingReader& reader, bool json) {
   auto plan = read_plan_record(reader);
@@ -43,11 +53,7 @@ Status replay_clash(RecordingReader& reader, bool json) {
   ClashJoin join(jo, world, clash_printer(json));
   uint64_t decode_errors = 0;
   ReplayHandlers handlers;
-  handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
-    if (kind != "bpf") return;
-    if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) join.on_event(std::move(*ev), ns);
-    else decode_errors++;
-  };
+  handlers.raw = bpf_records([&](BpfEvent&& ev, uint64_t ns) { join.on_event(std::move(ev), ns); }, decode_errors);
   handlers.start = [&](uint64_t ns) { (void)join.start(ns); };
   handlers.tick = [&](uint64_t ns, bool final) { join.tick(ns, final); };
   auto counts = replay(reader, world, handlers);
@@ -72,11 +78,7 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   std::optional<DropsReport> report;
   uint64_t decode_errors = 0;
   ReplayHandlers handlers;
-  handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t) {
-    if (kind != "bpf") return;
-    if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) run.add(*ev);
-    else decode_errors++;
-  };
+  handlers.raw = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
   handlers.start = [&](uint64_t) { run.start(); };
   handlers.other = [&](const nlohmann::json& r) {
     if (r.value("t", "") != "end") return;

@@ -7,6 +7,7 @@
 #include "sources/decode.h"
 #include "sources/legacy_trace.h"
 #include "sources/nftrace.h"
+#include "util/text.h"
 
 namespace natbpf {
 
@@ -29,10 +30,7 @@ StoryWorld TraceReplay::recorded_world() {
   };
   w.symbol = [this](uint64_t a) {
     auto it = symbols_.find(a);
-    if (it != symbols_.end()) return it->second;
-    char buf[24];
-    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(a));
-    return std::string(buf);
+    return it != symbols_.end() ? it->second : hex_address(a);
   };
   w.ifname = [this](uint32_t index) {
     auto it = ifnames_.find(index);

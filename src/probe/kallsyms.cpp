@@ -1,5 +1,7 @@
 #include "probe/kallsyms.h"
 
+#include "util/text.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -30,12 +32,9 @@ std::string Kallsyms::function(uint64_t addr) const {
 
 std::string Kallsyms::resolve(uint64_t addr) const {
   auto it = std::upper_bound(syms_.begin(), syms_.end(), addr, [](uint64_t a, const Sym& s) { return a < s.addr; });
-  char buf[64];
-  if (it == syms_.begin()) {
-    snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)addr);
-    return buf;
-  }
+  if (it == syms_.begin()) return hex_address(addr);
   --it;
+  char buf[64];
   snprintf(buf, sizeof(buf), "+0x%llx", (unsigned long long)(addr - it->addr));
   return it->name + buf;
 }

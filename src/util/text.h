@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -24,6 +25,13 @@ inline std::string trim(const std::string& s) {
   if (a == std::string::npos) return "";
   auto b = s.find_last_not_of(" \t");
   return s.substr(a, b - a + 1);
+}
+
+// "0xffffffff81000000": a kernel address no symbol names.
+inline std::string hex_address(uint64_t addr) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(addr));
+  return buf;
 }
 
 // A whole decimal number in [0, max]: no sign, no spaces, no overflow.

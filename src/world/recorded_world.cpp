@@ -1,5 +1,6 @@
 #include "world/recorded_world.h"
 
+#include "util/text.h"
 #include "world/codec.h"
 
 namespace natbpf {
@@ -9,12 +10,6 @@ using json = nlohmann::json;
 
 json tuple_key(uint32_t netns, const Tuple& t, TupleDir dir) {
   return {{"netns", netns}, {"tuple", t}, {"dir", dir == TupleDir::Reply ? "reply" : "orig"}};
-}
-
-std::string hex_addr(uint64_t addr) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(addr));
-  return buf;
 }
 
 }  // namespace
@@ -96,7 +91,7 @@ T RecordedWorld::next(const char* question, const json& key, T fallback) {
 
 std::string RecordedWorld::symbol(uint64_t addr) {
   auto it = symbols_.find(addr);
-  return it != symbols_.end() ? it->second : hex_addr(addr);
+  return it != symbols_.end() ? it->second : hex_address(addr);
 }
 
 std::string RecordedWorld::drop_reason(uint32_t reason) {
