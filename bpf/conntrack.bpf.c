@@ -84,6 +84,17 @@ static __always_inline void confirm_exit(__u8 origin, __u64 key, __u32 ret)
 		status = BPF_CORE_READ(loser, status);
 	if (ret == NF_ACCEPT && !(flags & NB_CONFIRM_MERGED) && (status & (1UL << IPS_NAT_CLASH_BIT_)))
 		flags |= NB_CONFIRM_NAT_CLASH;
+	if (ret == NF_DROP) {
+		__u32 zero = 0;
+		__u64 *dropped = bpf_map_lookup_elem(&nb_confirm_drop, &zero);
+
+		/* nf_hook_slow frees it next, on this CPU: natbpf drops keys
+		 * that kfree_skb as a confirm failure. */
+		if (dropped)
+			*dropped = (__u64)a->skb;
+	}
+	if (cfg_count_drops)
+		goto out; /* natbpf drops keys the drop; it needs no record */
 	if (ret == NF_ACCEPT && !flags)
 		goto out; /* the normal insert: nothing to explain */
 	ev = nb_reserve(sizeof(*ev), NB_EV_CT_CONFIRM, origin);

@@ -6,6 +6,10 @@
  * the running kernel allows (bpf_program__set_autoload) and disables the rest:
  *   hook verdict: fexit/nf_hook_slow -> kprobe+kretprobe/nf_hook_slow
  *   drops:        tp_btf/kfree_skb (with drop reason) -> raw_tp/kfree_skb
+ *
+ * natbpf drops (cfg_count_drops) counts every drop here in a per-CPU map
+ * and sends one example packet per key and second; trace and clash get a
+ * record per netfilter drop of their flow.
  */
 #include "natbpf.bpf.h"
 
@@ -38,6 +42,170 @@ static __always_inline void emit_hook_drop(__u8 origin, struct sk_buff *skb, __u
 	nb_submit(ev);
 }
 
+/* natbpf drops: every drop counted per CPU by key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, NB_DROP_KEYS_MAX);
+	__type(key, struct nb_drop_key);
+	__type(value, struct nb_drop_value);
+} drop_counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nb_drop_stash);
+} drop_stash SEC(".maps");
+
+#define NB_EXAMPLE_EVERY_NS 1000000000ULL
+
+/* Counts one drop of key on this CPU; true when an example of it is due
+ * (none sent by this CPU in the last second). */
+static __always_inline bool count_drop(const struct nb_drop_key *key, __u64 now)
+{
+	struct nb_drop_value *v = bpf_map_lookup_elem(&drop_counts, key);
+	struct nb_drop_value first = { .count = 1, .last_example_ns = now };
+
+	if (v) {
+		v->count++;
+		if (now - v->last_example_ns < NB_EXAMPLE_EVERY_NS)
+			return false;
+		v->last_example_ns = now;
+		return true;
+	}
+	if (bpf_map_update_elem(&drop_counts, key, &first, BPF_NOEXIST) == 0)
+		return true;
+	/* Another CPU created the key meanwhile (its per-CPU slot of ours is 0). */
+	v = bpf_map_lookup_elem(&drop_counts, key);
+	if (v) {
+		v->count++;
+		return false;
+	}
+	nb_stat_inc(NB_STAT_DROP_UNKEYED);
+	return false;
+}
+
+static __always_inline void send_drop_example(__u8 origin, struct sk_buff *skb, const struct nb_drop_key *key,
+					      const struct nb_pkt *pkt, struct nf_conn *nfct)
+{
+	struct nb_drop_example *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		nb_stat_inc(NB_STAT_EXAMPLE_LOST);
+		return;
+	}
+	ev->hdr.kind = NB_EV_DROP_EXAMPLE;
+	ev->hdr.version = NB_EVENT_VERSION;
+	ev->hdr.size = sizeof(*ev);
+	ev->hdr.origin = origin;
+	ev->hdr.cpu = bpf_get_smp_processor_id();
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->key = *key;
+	ev->skb = (__u64)skb;
+	ev->has_ct = nfct != NULL;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->pkt = *pkt;
+	__builtin_memset(&ev->ct, 0, sizeof(ev->ct));
+	if (nfct)
+		nb_read_ct(nfct, &ev->ct);
+	nb_submit(ev);
+}
+
+/* natbpf drops' kfree_skb: key the drop, count it (or leave it for
+ * nf_hook_slow's exit to count with its hook), send an example when due. */
+static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, void *location, __u32 reason,
+					    bool has_reason)
+{
+	struct nb_drop_key key = {};
+	struct nb_pkt pkt = {};
+	struct nf_conn *nfct;
+	struct nb_drop_stash *stash;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
+	__u64 *confirm_dropped;
+	bool example;
+
+	nb_read_pkt(skb, &pkt);
+	nfct = nb_skb_ct(skb);
+	key.netns_ino = pkt.netns_ino;
+	if (nfct) {
+		__u64 status = BPF_CORE_READ(nfct, status);
+
+		key.flags |= NB_DROP_HAS_CT;
+		if (status & (1UL << IPS_CONFIRMED_BIT_))
+			key.flags |= NB_DROP_CT_CONFIRMED;
+		if (status & ((1UL << IPS_SRC_NAT_DONE_BIT_) | (1UL << IPS_DST_NAT_DONE_BIT_)))
+			key.flags |= NB_DROP_CT_NAT;
+		if (!key.netns_ino)
+			key.netns_ino = nb_net_ino(BPF_CORE_READ(nfct, ct_net.net));
+	}
+	if (cfg_netns && key.netns_ino != cfg_netns)
+		return;
+	key.location = (__u64)location;
+	key.reason = reason;
+	if (has_reason)
+		key.flags |= NB_DROP_HAS_REASON;
+	key.family = pkt.family;
+	key.l4proto = pkt.l4proto;
+	key.dport = pkt.dport;
+	key.hook = NB_HOOK_UNKNOWN;
+	confirm_dropped = bpf_map_lookup_elem(&nb_confirm_drop, &zero);
+	if (confirm_dropped && *confirm_dropped == (__u64)skb) {
+		key.flags |= NB_DROP_CONFIRM_FAILED;
+		*confirm_dropped = 0;
+	}
+
+	stash = cfg_hook_exit && (!has_reason || nb_is_netfilter_reason(reason))
+			? bpf_map_lookup_elem(&drop_stash, &zero)
+			: NULL;
+	if (!stash) {
+		if (count_drop(&key, now))
+			send_drop_example(origin, skb, &key, &pkt, nfct);
+		return;
+	}
+	if (stash->skb)
+		count_drop(&stash->key, now);
+	/* The example is keyed without the hook: one per second for the whole
+	 * hookless key, gated by its (zero-count) entry. */
+	example = false;
+	{
+		struct nb_drop_value *gate = bpf_map_lookup_elem(&drop_counts, &key);
+		struct nb_drop_value first = { .count = 0, .last_example_ns = now };
+
+		if (!gate) {
+			example = bpf_map_update_elem(&drop_counts, &key, &first, BPF_NOEXIST) == 0;
+		} else if (now - gate->last_example_ns >= NB_EXAMPLE_EVERY_NS) {
+			gate->last_example_ns = now;
+			example = true;
+		}
+	}
+	if (example)
+		send_drop_example(origin, skb, &key, &pkt, nfct);
+	stash->skb = (__u64)skb;
+	stash->key = key;
+	stash->example_sent = example;
+}
+
+/* nf_hook_slow returned < 0 for skb: count the stashed drop with its hook. */
+static __always_inline void count_hook_drop(__u8 origin, struct sk_buff *skb, __u8 hook, __u8 pf, __u16 n,
+					    struct net_device *in, struct net_device *out, struct net *net, int ret)
+{
+	__u32 zero = 0;
+	struct nb_drop_stash *stash = bpf_map_lookup_elem(&drop_stash, &zero);
+	struct nb_drop_key key;
+	bool example;
+
+	if (!stash || stash->skb != (__u64)skb)
+		return;
+	key = stash->key;
+	key.hook = hook;
+	example = stash->example_sent;
+	stash->skb = 0;
+	count_drop(&key, bpf_ktime_get_ns());
+	if (example)
+		emit_hook_drop(origin, skb, hook, pf, n, in, out, net, ret);
+}
+
 /* A negative return means the packet was dropped and the skb freed; never
  * dereference skb here. state and e stay valid (caller's stack, RCU). */
 SEC("fexit/nf_hook_slow")
@@ -51,9 +219,14 @@ int BPF_PROG(hook_slow_fexit, struct sk_buff *skb, struct nf_hook_state *state, 
 	net = BPF_CORE_READ(state, net);
 	if (cfg_netns && nb_net_ino(net) != cfg_netns)
 		return 0;
-	emit_hook_drop(NB_ORIGIN_FENTRY, skb, nb_state_hook(state), nb_state_pf(state),
-		       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in), BPF_CORE_READ(state, out),
-		       net, ret);
+	if (cfg_count_drops)
+		count_hook_drop(NB_ORIGIN_FENTRY, skb, nb_state_hook(state), nb_state_pf(state),
+				BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
+				BPF_CORE_READ(state, out), net, ret);
+	else
+		emit_hook_drop(NB_ORIGIN_FENTRY, skb, nb_state_hook(state), nb_state_pf(state),
+			       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
+			       BPF_CORE_READ(state, out), net, ret);
 	return 0;
 }
 
@@ -101,7 +274,11 @@ int BPF_KRETPROBE(hook_slow_kretprobe, int ret)
 	e = a->e;
 	if (ret < 0) {
 		net = BPF_CORE_READ(state, net);
-		if (!cfg_netns || nb_net_ino(net) == cfg_netns)
+		if (cfg_count_drops)
+			count_hook_drop(NB_ORIGIN_KPROBE, a->skb, nb_state_hook(state), nb_state_pf(state),
+					BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
+					BPF_CORE_READ(state, out), net, ret);
+		else if (!cfg_netns || nb_net_ino(net) == cfg_netns)
 			emit_hook_drop(NB_ORIGIN_KPROBE, a->skb, nb_state_hook(state), nb_state_pf(state),
 				       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 				       BPF_CORE_READ(state, out), net, ret);
@@ -119,6 +296,10 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	struct nb_ct ct = {};
 	struct nf_conn *nfct;
 
+	if (cfg_count_drops) {
+		count_kfree_skb(origin, skb, location, reason, has_reason);
+		return;
+	}
 	/* Without drop reasons every kfree_skb looks alike: only a traced flow
 	 * is worth reporting then. */
 	if (!netfilter && !cfg_all_reasons && has_reason)

@@ -23,6 +23,8 @@
 #define IPPROTO_UDP_ 17
 #define NFCT_PTRMASK_ (~7UL)
 #define IPS_CONFIRMED_BIT_ 3
+#define IPS_SRC_NAT_DONE_BIT_ 7
+#define IPS_DST_NAT_DONE_BIT_ 8
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -37,6 +39,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } nb_stats SEC(".maps");
+
+/* The skb whose __nf_conntrack_confirm just returned NF_DROP, per CPU:
+ * written by the conntrack object, read by kfree_skb in the hooks object
+ * (natbpf drops), which fires next on the same CPU. Shared by fd like
+ * nb_stats. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nb_confirm_drop SEC(".maps");
 
 /* Filter, written by user space into .rodata before load. 0 means "any". */
 const volatile __u8 cfg_l4proto = 0;
@@ -53,6 +66,11 @@ const volatile __u8 cfg_all_reasons = 0;
 /* BPF_RB_NO_WAKEUP for high-rate runs (drops, clash): user space then reads
  * on its own tick instead of being woken for every record. */
 const volatile __u64 cfg_rb_flags = 0;
+/* natbpf drops: count every drop in the kernel and send examples only. */
+const volatile __u8 cfg_count_drops = 0;
+/* ... and nf_hook_slow's exit is attached: it counts netfilter drops, so
+ * their key carries the hook. */
+const volatile __u8 cfg_hook_exit = 0;
 
 /* uapi enum values (include/uapi/linux/bpf.h), absent from the minimal vmlinux.h */
 #define NB_RB_NO_WAKEUP 1

@@ -26,6 +26,8 @@ enum nb_event_kind {
 	NB_EV_CT_CLASH = 4,    /* nf_ct_resolve_clash ran: loser, winner, outcome */
 	NB_EV_NAT_SETUP = 5,   /* nf_nat_setup_info: range, attempts, chosen tuple */
 	NB_EV_NFT_TRACE_ID = 6, /* __nft_trace_packet: which skb an nftrace id belongs to */
+	NB_EV_DROP_EXAMPLE = 7, /* natbpf drops: one dropped packet of a counted key */
+	NB_EV_DROP_COUNTS = 8,  /* natbpf drops: the in-kernel counts, read by user space */
 };
 
 /* Which attach variant produced a record: evidence shown to the user. */
@@ -173,11 +175,95 @@ struct nb_nft_trace_id {
 	__u32 pad;
 };
 
+/*
+ * natbpf drops counts every drop in the kernel, in a per-CPU hash keyed by
+ * this; only an example packet per key and second crosses the ring buffer.
+ */
+#define NB_HOOK_UNKNOWN 0xff
+
+enum nb_drop_flags {
+	NB_DROP_HAS_REASON = 1,     /* tp_btf: reason is the kernel's drop reason */
+	NB_DROP_HAS_CT = 2,         /* the packet carried a conntrack entry */
+	NB_DROP_CT_CONFIRMED = 4,   /* ... already in the table */
+	NB_DROP_CT_NAT = 8,         /* ... with IPS_SRC_NAT_DONE or IPS_DST_NAT_DONE */
+	NB_DROP_CONFIRM_FAILED = 16, /* __nf_conntrack_confirm returned NF_DROP for it */
+};
+
+struct nb_drop_key {
+	__u64 location;  /* kernel address of the kfree_skb caller */
+	__u32 netns_ino;
+	__u32 reason;    /* enum skb_drop_reason of this kernel, 0 without reasons */
+	__u16 dport;     /* host order; 0 for other protocols */
+	__u8 family;     /* NFPROTO_IPV4/IPV6, 0 not IP */
+	__u8 l4proto;
+	__u8 hook;       /* NF_INET_* from nf_hook_slow's exit, NB_HOOK_UNKNOWN */
+	__u8 flags;      /* enum nb_drop_flags */
+	__u16 pad;
+};
+
+/* Value of the per-CPU count map: drops of the key on that CPU, and when
+ * that CPU last sent an example of it. */
+struct nb_drop_value {
+	__u64 count;
+	__u64 last_example_ns;
+};
+
+/* The key is the one counted when the record was sent (hook still unknown
+ * where nf_hook_slow's exit follows: its NB_EV_HOOK_DROP of the same skb
+ * comes after). */
+struct nb_drop_example {
+	struct nb_hdr hdr;
+	struct nb_drop_key key;
+	__u64 skb;
+	__u8 has_ct;
+	__u8 pad[7];
+	struct nb_pkt pkt;
+	struct nb_ct ct;
+};
+
+/*
+ * A netfilter drop seen by kfree_skb, waiting for nf_hook_slow's exit on
+ * this CPU to add the hook before it is counted (per-CPU "drop_stash"). A
+ * drop still waiting when the next one comes is counted without its hook,
+ * and user space counts what is left here when it reads the counts: never
+ * lost, never counted twice.
+ */
+struct nb_drop_stash {
+	__u64 skb; /* 0: empty */
+	struct nb_drop_key key;
+	__u8 example_sent;
+	__u8 pad[7];
+};
+
+/* Built by user space, never by BPF: a snapshot of the count map (counts
+ * since load, summed over CPUs), so that recordings hold the counts too.
+ * A snapshot may span several records of one seq; the last has last = 1. */
+struct nb_drop_count_row {
+	struct nb_drop_key key;
+	__u64 count;
+};
+
+struct nb_drop_counts {
+	struct nb_hdr hdr;
+	__u32 seq;
+	__u16 rows;
+	__u8 last;
+	__u8 pad;
+	__u64 unkeyed;        /* drops counted while the map was full (no key) */
+	__u64 examples_lost;  /* examples the ring buffer had no room for */
+	/* followed by rows * struct nb_drop_count_row */
+};
+
+#define NB_DROP_COUNTS_MAX_ROWS 1024
+#define NB_DROP_KEYS_MAX 16384
+
 /* Per-CPU counters of the BPF side; index into the "nb_stats" map. */
 enum nb_stat {
 	NB_STAT_RB_LOST = 0, /* ring buffer reservation failed */
 	NB_STAT_SCRATCH_MISS = 1,
-	NB_STAT_MAX = 2,
+	NB_STAT_DROP_UNKEYED = 2,  /* drops counted without a key: count map full */
+	NB_STAT_EXAMPLE_LOST = 3,  /* drop examples the ring buffer had no room for */
+	NB_STAT_MAX = 4,
 };
 
 #define NB_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size changed: bump NB_EVENT_VERSION")
@@ -192,6 +278,11 @@ NB_ASSERT_SIZE(struct nb_ct_confirm, 320);
 NB_ASSERT_SIZE(struct nb_ct_clash, 256);
 NB_ASSERT_SIZE(struct nb_nat_setup, 264);
 NB_ASSERT_SIZE(struct nb_nft_trace_id, 32);
+NB_ASSERT_SIZE(struct nb_drop_key, 24);
+NB_ASSERT_SIZE(struct nb_drop_example, 232);
+NB_ASSERT_SIZE(struct nb_drop_count_row, 32);
+NB_ASSERT_SIZE(struct nb_drop_stash, 40);
+NB_ASSERT_SIZE(struct nb_drop_counts, 40);
 #endif
 
 #endif /* NATBPF_EVENTS_H */

@@ -33,7 +33,8 @@ void apply_attach_env(PlanRequest& request);
 // replay needs, and the printers, so both print the same.
 nlohmann::json clash_record_header(uint64_t count, uint64_t interval_ns);
 ClashOutput clash_printer(bool json);
-nlohmann::json drops_end_record(double seconds, uint64_t lost);
+// "report" (an --interval report) or "end" (the last one): what a replay prints.
+nlohmann::json drops_report_record(const char* kind, double seconds, uint64_t lost);
 void print_drops(const DropsReport& report, size_t top, bool json);
 
 }  // namespace natbpf

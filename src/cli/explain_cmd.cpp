@@ -75,20 +75,22 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
     return usage_error("the drops recording has no scope record", "record it again: natbpf drops --record FILE");
   RecordedWorld world(plan->own_netns);
   DropsRun run(world, only->get<uint32_t>());
-  std::optional<DropsReport> report;
+  bool ended = false;
   uint64_t decode_errors = 0;
   ReplayHandlers handlers;
   handlers.raw = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
   handlers.start = [&](uint64_t) { run.start(); };
+  // Each --interval report and the last one, where the live run printed them.
   handlers.other = [&](const nlohmann::json& r) {
-    if (r.value("t", "") != "end") return;
-    report = run.finish(r.at("seconds").get<double>(), r.at("lost").get<uint64_t>(), plan->summary);
+    std::string t = r.value("t", "");
+    if (t != "report" && t != "end") return;
+    print_drops(run.report(r.at("seconds").get<double>(), r.at("lost").get<uint64_t>(), plan->summary), top, json);
+    ended = ended || t == "end";
   };
   auto counts = replay(reader, world, handlers);
   if (!counts) return counts.error();
-  if (!report)
+  if (!ended)
     return usage_error("the drops recording ends before the run did", "record a run that finished: natbpf drops --record FILE");
-  print_drops(*report, top, json);
   return replay_verdict(counts->bad_records + decode_errors, world.mismatches());
 }
 

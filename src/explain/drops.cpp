@@ -1,6 +1,7 @@
 #include "explain/drops.h"
 
 #include <algorithm>
+#include <set>
 
 #include "explain/drop_rules.h"
 
@@ -10,103 +11,107 @@ namespace {
 const char* const kInsertFailedCandidate =
     "conntrack insert failed at confirm (NATed entry never confirmed: clash or SNAT exhaustion)";
 
-std::string flow(const Packet& p) {
-  std::string proto = proto_name(p.l4proto);
-  std::string dst = p.daddr.family == 10 ? "[" + p.daddr.str() + "]" : p.daddr.str();
-  bool ports = p.l4proto == 6 || p.l4proto == 17;
-  return proto + " -> " + dst + (ports ? ":" + std::to_string(p.dport) : "");
+// Functions of the netfilter core that free a packet they dropped; on
+// kernels without drop reasons the location alone tells the layer.
+bool netfilter_function(const std::string& fn) {
+  static const std::set<std::string> exact{"nf_hook_slow", "nft_do_chain", "nf_queue", "nf_reinject",
+                                           "ipt_do_table", "ip6t_do_table", "nf_hook_slow_list"};
+  return exact.count(fn) > 0;
+}
+
+// The kernel's drop reasons outside netfilter that an on-call engineer
+// meets most, in words, with what to check or type.
+struct ReasonText {
+  const char* words;
+  const char* fix;
+};
+
+const std::map<std::string, ReasonText>& reason_texts() {
+  static const std::map<std::string, ReasonText> texts{
+      {"NO_SOCKET", {"nothing listens on the destination port (or the socket is bound elsewhere)",
+                     "check the service: ss -lntup 'sport = :PORT' in the receiving namespace"}},
+      {"IP_RPFILTER", {"the reverse-path filter rejected the source address",
+                       "sysctl net.ipv4.conf.IFACE.rp_filter=2 (loose), or fix the route back to the source"}},
+      {"IP_NOROUTE", {"no route to the destination", "ip route get DEST in the namespace"}},
+      {"IP_INADDRERRORS", {"bad destination address (not local, not routable)", ""}},
+      {"IP_INNOROUTES", {"no input route for the packet", "ip route get DEST from SRC iif IFACE"}},
+      {"IP_CSUM", {"bad IP header checksum", ""}},
+      {"IP_INHDR", {"bad IP header", ""}},
+      {"TCP_CSUM", {"bad TCP checksum", "check checksum offload on the sending side: ethtool -k IFACE"}},
+      {"UDP_CSUM", {"bad UDP checksum", "check checksum offload on the sending side: ethtool -k IFACE"}},
+      {"ICMP_CSUM", {"bad ICMP checksum", ""}},
+      {"PKT_TOO_SMALL", {"packet shorter than its headers", ""}},
+      {"OTHERHOST", {"not addressed to this host (another MAC address)", ""}},
+      {"SOCKET_FILTER", {"a socket filter (BPF) on the receiving socket dropped it", ""}},
+      {"SOCKET_RCVBUFF", {"the receiving socket's buffer was full", "raise net.core.rmem_max / SO_RCVBUF, or read faster"}},
+      {"PROTO_MEM", {"the protocol's memory limit was reached", "check net.ipv4.udp_mem / tcp_mem"}},
+      {"NEIGH_FAILED", {"neighbour (ARP/NDP) resolution failed", "ip neigh show; check the next hop answers"}},
+      {"QDISC_DROP", {"the queueing discipline dropped it (queue full)", "tc -s qdisc show dev IFACE"}},
+      {"XFRM_POLICY", {"an IPsec (xfrm) policy dropped it", "ip xfrm policy"}},
+      {"NOT_SPECIFIED", {"freed without a reason (kfree_skb)", ""}},
+  };
+  return texts;
+}
+
+std::string hook_suffix(const DropKey& k) {
+  return k.hook ? std::string(" at ") + nf_hook_name(*k.hook) : "";
+}
+
+// "tcp 10.0.0.1:4000 -> 10.0.0.2:52000 [S]", with the original destination
+// when conntrack saw the packet before DNAT changed it.
+std::string example_text(const DropExampleEvent& e) {
+  std::string s = e.pkt.family ? e.pkt.str() : "not an IP packet (" + std::to_string(e.pkt.len) + " bytes)";
+  if (e.ct && (e.ct->orig.dst != e.pkt.daddr || e.ct->orig.dport != e.pkt.dport) && e.ct->orig.dst.family)
+    s += " (conntrack original: " + e.ct->orig.str() + ")";
+  return s;
 }
 
 }  // namespace
 
-DropAggregator::DropAggregator(std::function<std::string(uint64_t)> symbol, std::function<std::string(uint32_t)> reason)
-    : symbol_(std::move(symbol)), reason_(std::move(reason)) {}
-
-void DropAggregator::add(const BpfEvent& ev) {
-  if (auto* h = std::get_if<HookDropEvent>(&ev)) hook_by_skb_[h->skb] = h->hook;
-  if (auto* c = std::get_if<CtConfirmEvent>(&ev); c && !c->accepted) confirm_failed_skb_[c->skb] = true;
-  if (auto* d = std::get_if<SkbDropEvent>(&ev)) pending_.push_back(*d);
-  // nf_hook_slow's exit and the confirm exit follow kfree_skb closely; keep a
-  // short backlog so they can be joined before a drop is accounted.
-  if (pending_.size() > 256) {
-    account(pending_.front());
-    pending_.pop_front();
+KeyCause classify_drop(const DropKey& key, const std::string& fn, const std::string& reason) {
+  KeyCause k;
+  k.function = fn.empty() ? "unknown function" : fn;
+  bool netfilter = key.reason ? reason == "NETFILTER_DROP" : netfilter_function(fn);
+  k.evidence.push_back("kfree_skb" + (reason.empty() ? "" : " " + reason) + " at " + k.function +
+                       ", counted in the kernel");
+  if (!netfilter) {
+    k.layer = kLayerOutside;
+    auto it = reason_texts().find(reason);
+    if (it != reason_texts().end()) {
+      k.cause = reason + ": " + it->second.words;
+      k.fix = it->second.fix;
+    } else {
+      k.cause = reason.empty() ? "dropped outside netfilter (this kernel gives no drop reasons)" : reason;
+    }
+    return k;
   }
-}
-
-void DropAggregator::finish() {
-  for (const auto& d : pending_) account(d);
-  pending_.clear();
-}
-
-void DropAggregator::account(const SkbDropEvent& d) {
-  std::string where = symbol_ ? symbol_(d.location) : "";
-  std::string fn = where.substr(0, where.find('+'));
-  std::string reason = d.reason ? reason_(*d.reason) : "";
-  // Joined once, then forgotten: skb addresses are reused.
-  std::optional<uint8_t> hook;
-  if (auto it = hook_by_skb_.find(d.skb); it != hook_by_skb_.end()) {
-    hook = it->second;
-    hook_by_skb_.erase(it);
-  }
-  bool confirm_failed = confirm_failed_skb_.erase(d.skb) > 0;
-  bool unconfirmed = d.ct && !(d.ct->status & ips::kConfirmed);
-
-  std::string cause;
-  std::vector<std::string> evidence{"kfree_skb" + (reason.empty() ? "" : " " + reason) + " at " + fn};
+  k.layer = kLayerNetfilter;
+  if (key.hook) k.evidence.push_back(std::string("nf_hook_slow exit at ") + nf_hook_name(*key.hook));
   if (fn == "nft_do_chain") {
-    cause = "nftables rule or chain policy drop";
+    k.cause = "nftables rule or chain policy drop";
   } else if (fn == "nf_hook_slow") {
-    if (confirm_failed) {
-      cause = "conntrack insert failed at confirm (clash with an existing entry)";
-      evidence.push_back("__nf_conntrack_confirm returned NF_DROP");
-    } else if (unconfirmed && d.ct && (d.ct->status & (ips::kSrcNatDone | ips::kDstNatDone)) &&
-               (!hook || *hook == 1 || *hook == 4)) {
+    bool confirm_hook = !key.hook || *key.hook == 1 || *key.hook == 4;  // input, postrouting
+    if (key.confirm_failed) {
+      k.cause = "conntrack insert failed at confirm (clash with an existing entry)";
+      k.evidence.push_back("__nf_conntrack_confirm returned NF_DROP for the packet");
+    } else if (key.has_ct && !key.ct_confirmed && key.ct_nat && confirm_hook) {
       // Also what a filter rule dropping the first packet of a connection
       // looks like: only insert_failed rising can make it conntrack's.
-      cause = kInsertFailedCandidate;
-      evidence.push_back("unconfirmed conntrack entry on the dropped packet");
+      k.cause = kInsertFailedCandidate;
+      k.needs_insert_failed = true;
+      k.evidence.push_back("unconfirmed conntrack entry on the dropped packet");
     } else {
-      cause = "iptables-legacy, conntrack or NAT hook returned NF_DROP";
+      k.cause = "iptables-legacy, conntrack or NAT hook returned NF_DROP";
     }
   } else if (fn == "nf_queue" || fn == "nf_reinject") {
-    cause = "NFQUEUE: no listener, queue full or userspace verdict drop";
+    k.cause = "NFQUEUE: no listener, queue full or userspace verdict drop";
   } else {
-    cause = "netfilter drop in " + (fn.empty() ? std::string("unknown function") : fn);
+    k.cause = "netfilter drop in " + k.function;
   }
-  uint32_t netns = d.pkt.netns ? d.pkt.netns : (d.ct ? d.ct->netns : 0);
-  // One bucket per cause and function: the hook is known only for drops
-  // whose nf_hook_slow exit was seen, so it is collected, not keyed on.
-  std::string key = std::to_string(netns) + "|" + cause + "|" + fn;
-  DropCause& c = causes_[key];
-  if (c.count == 0) {
-    c.cause = cause;
-    c.needs_insert_failed = cause == kInsertFailedCandidate;
-    c.where = fn;
-    c.netns = netns;
-    c.evidence = evidence;
-  }
-  if (hook && c.where.find(nf_hook_name(*hook)) == std::string::npos) {
-    c.where += (c.where.find(" at ") == std::string::npos ? " at " : ", ") + std::string(nf_hook_name(*hook));
-    if (std::find(c.evidence.begin(), c.evidence.end(), "nf_hook_slow exit") == c.evidence.end())
-      c.evidence.push_back("nf_hook_slow exit");
-  }
-  c.count++;
-  c.flows[flow(d.pkt)]++;
-  total_++;
+  return k;
 }
 
-std::vector<DropCause> DropAggregator::ranked() const {
-  std::vector<DropCause> out;
-  for (const auto& [k, c] : causes_) out.push_back(c);
-  std::stable_sort(out.begin(), out.end(), [](const DropCause& a, const DropCause& b) { return a.count > b.count; });
-  return out;
-}
-
-DropsRun::DropsRun(World& world, uint32_t only_netns)
-    : world_(world),
-      only_netns_(only_netns),
-      agg_([this](uint64_t a) { return world_.symbol(a); }, [this](uint32_t r) { return world_.drop_reason(r); }) {}
+DropsRun::DropsRun(World& world, uint32_t only_netns) : world_(world), only_netns_(only_netns) {}
 
 void DropsRun::start() {
   namespaces_ = world_.namespaces();
@@ -121,25 +126,122 @@ void DropsRun::start() {
   for (const auto& ns : namespaces_) before_.push_back(world_.snapshot(ns));
 }
 
-DropsReport DropsRun::finish(double seconds, uint64_t lost, std::string plan_summary) {
-  agg_.finish();
-  DropsReport report{seconds, agg_.total(), lost, std::move(plan_summary), agg_.ranked(), {}};
+void DropsRun::add(const BpfEvent& ev) {
+  if (const auto* c = std::get_if<DropCountsEvent>(&ev)) add_counts(*c);
+  if (const auto* e = std::get_if<DropExampleEvent>(&ev)) {
+    // Bounded: a port scan makes many keys; their flows then read "*".
+    if (examples_.size() > 16384) examples_.clear();
+    auto& list = examples_[e->key.without_hook()];
+    list.push_back(*e);
+    if (list.size() > kExamplesPerCause) list.erase(list.begin());
+  }
+}
+
+void DropsRun::add_counts(const DropCountsEvent& ev) {
+  if (ev.seq != assembling_seq_) assembling_.clear();
+  assembling_seq_ = ev.seq;
+  for (const auto& [key, n] : ev.rows) assembling_[key] += n;
+  if (!ev.last) return;
+  latest_ = std::move(assembling_);
+  assembling_.clear();
+  latest_unkeyed_ = ev.unkeyed;
+  latest_examples_lost_ = ev.examples_lost;
+  if (!from_) {
+    // The first snapshot is where the run starts counting.
+    from_ = latest_;
+    from_unkeyed_ = latest_unkeyed_;
+    from_examples_lost_ = latest_examples_lost_;
+  }
+}
+
+// "tcp -> 10.0.0.2:52000": the destination of the key's examples, "*" when
+// they went to several addresses or none was sent.
+std::string DropsRun::flow(const DropKey& key) const {
+  if (key.family == 0) return "not IP";
+  std::set<std::string> dsts;
+  if (auto it = examples_.find(key.without_hook()); it != examples_.end())
+    for (const auto& e : it->second) dsts.insert(e.pkt.daddr.str());
+  std::string dst = dsts.size() == 1 ? *dsts.begin() : "*";
+  if (key.family == 10 && dst != "*") dst = "[" + dst + "]";
+  bool ports = key.l4proto == 6 || key.l4proto == 17 || key.l4proto == 132;
+  return proto_name(key.l4proto) + " -> " + dst + (ports ? ":" + std::to_string(key.dport) : "");
+}
+
+DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_summary) {
+  DropsReport r;
+  r.seconds = seconds;
+  r.plan_summary = std::move(plan_summary);
+  r.lost = lost - std::min(lost, from_lost_);
+  from_lost_ = lost;
+  std::map<std::string, DropCause> causes;
+  if (latest_ && from_) {
+    r.counted = true;
+    r.unkeyed = latest_unkeyed_ - std::min(latest_unkeyed_, from_unkeyed_);
+    r.examples_lost = latest_examples_lost_ - std::min(latest_examples_lost_, from_examples_lost_);
+    r.drops = r.unkeyed;
+    for (const auto& [key, total] : *latest_) {
+      auto was = from_->find(key);
+      uint64_t n = total - std::min(total, was == from_->end() ? 0 : was->second);
+      if (n == 0 || (only_netns_ && key.netns != only_netns_)) continue;
+      std::string where = world_.symbol(key.location);
+      std::string fn = where.substr(0, where.find('+'));
+      KeyCause kc = classify_drop(key, fn, key.reason ? world_.drop_reason(*key.reason) : "");
+      // One row per namespace, layer, cause and function; the hooks seen
+      // are collected into where.
+      DropCause& c = causes[std::to_string(key.netns) + "|" + kc.layer + "|" + kc.cause + "|" + kc.function];
+      if (c.count == 0) {
+        c.layer = kc.layer;
+        c.cause = kc.cause;
+        c.where = kc.function;
+        c.netns = key.netns;
+        c.evidence = kc.evidence;
+        c.fix = kc.fix;
+        c.needs_insert_failed = kc.needs_insert_failed;
+      }
+      std::string hook = hook_suffix(key);
+      if (!hook.empty() && c.where.find(hook.substr(4)) == std::string::npos)
+        c.where += (c.where.find(" at ") == std::string::npos ? hook : ", " + hook.substr(4));
+      for (const auto& e : kc.evidence)
+        if (std::find(c.evidence.begin(), c.evidence.end(), e) == c.evidence.end()) c.evidence.push_back(e);
+      c.count += n;
+      c.flows[flow(key)] += n;
+      if (auto it = examples_.find(key.without_hook()); it != examples_.end())
+        for (const auto& e : it->second)
+          if (c.examples.size() < kExamplesPerCause) c.examples.push_back(example_text(e));
+      r.drops += n;
+      if (kc.layer == kLayerNetfilter) r.netfilter_drops += n;
+    }
+    from_ = latest_;
+    from_unkeyed_ = latest_unkeyed_;
+    from_examples_lost_ = latest_examples_lost_;
+  }
+  for (auto& [k, c] : causes) {
+    // A fix names the port when the cause has only one.
+    if (auto at = c.fix.find("PORT"); at != std::string::npos && c.flows.size() == 1) {
+      auto colon = c.flows.begin()->first.rfind(':');
+      if (colon != std::string::npos) c.fix.replace(at, 4, c.flows.begin()->first.substr(colon + 1));
+    }
+    r.causes.push_back(std::move(c));
+  }
+  std::stable_sort(r.causes.begin(), r.causes.end(),
+                   [](const DropCause& a, const DropCause& b) { return a.count > b.count; });
+
   std::map<uint32_t, size_t> index;
   std::vector<NetnsSnapshot> after;
   for (size_t i = 0; i < namespaces_.size(); i++) {
     index[namespaces_[i].inode] = i;
     after.push_back(world_.snapshot(namespaces_[i]));
   }
-  std::erase_if(report.causes, [this](const DropCause& c) { return only_netns_ && c.netns != only_netns_; });
-  for (auto& c : report.causes) {
+  for (auto& c : r.causes) {
     auto it = index.find(c.netns);
     c.netns_name = it == index.end() ? "netns:" + std::to_string(c.netns) : namespaces_[it->second].name;
-    if (it != index.end()) attribute(c, before_[it->second], after[it->second]);
+    if (it != index.end() && c.layer == kLayerNetfilter) attribute(c, before_[it->second], after[it->second]);
   }
   for (size_t i = 0; i < namespaces_.size(); i++)
     if (before_[i].ct && after[i].ct)
-      report.conntrack.push_back({namespaces_[i].name, after[i].ct->delta_since(*before_[i].ct)});
-  return report;
+      r.conntrack.push_back({namespaces_[i].name, after[i].ct->delta_since(*before_[i].ct)});
+  before_ = std::move(after);
+  return r;
 }
 
 // The evidence the counters of the cause's namespace give: insert_failed

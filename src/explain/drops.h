@@ -1,13 +1,14 @@
-// Drop attribution: every netfilter drop of a bounded run, grouped by cause
-// and ranked. Causes come from where the kernel freed the packet (kfree_skb
-// location and reason), the hook (nf_hook_slow, where it attaches), the
-// conntrack entry the packet carried, and conntrack confirm failures; rule
-// counters of the namespace name the nftables rules that dropped.
+// Drop attribution: every drop of a run, counted in the kernel by key
+// (namespace, family, hook, reason, location, protocol, port, conntrack
+// state) and grouped here by cause. Netfilter drops are ranked with the
+// rules whose counters rose and where their marks were set; drops outside
+// netfilter (no socket, rp_filter, no route, checksum ...) are listed in
+// their own section, with the kernel's reason. Example packets (one per key
+// and second) name the flows.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,72 +36,89 @@ struct MarkOrigin {
   std::vector<RuleHit> via;
 };
 
+inline constexpr const char* kLayerNetfilter = "netfilter";
+inline constexpr const char* kLayerOutside = "outside netfilter";
+
+// What a drop's key alone says: its layer, cause and evidence.
+struct KeyCause {
+  std::string layer;     // kLayerNetfilter or kLayerOutside
+  std::string cause;     // "nftables rule or chain policy drop", "NO_SOCKET: ..."
+  std::string function;  // where kfree_skb was called: "nf_hook_slow"
+  std::vector<std::string> evidence;
+  std::string fix;       // a command or setting, when the reason has one
+  // A conntrack cause that only the namespace's insert_failed counter can
+  // confirm (an unconfirmed NATed entry at nf_hook_slow, no confirm failure).
+  bool needs_insert_failed = false;
+};
+
+// fn: the function kfree_skb was called from; reason: the kernel's name of
+// key.reason ("NETFILTER_DROP"), "" without reasons.
+KeyCause classify_drop(const DropKey& key, const std::string& fn, const std::string& reason);
+
 struct DropCause {
+  std::string layer;
   std::string cause;     // "nftables rule or chain policy drop", ...
   std::string where;     // "nft_do_chain", "nf_hook_slow at postrouting"
   uint32_t netns = 0;
   std::string netns_name;
   uint64_t count = 0;
   std::map<std::string, uint64_t> flows;  // "tcp -> 192.168.70.10:22" -> count
+  std::vector<std::string> examples;      // packets seen, at most kExamplesPerCause
   std::vector<std::string> evidence;
+  std::string fix;
   std::vector<std::pair<std::string, uint64_t>> rules;  // drop rules whose counters rose
   std::vector<MarkOrigin> mark_origins;                 // of the marks those rules matched
-  // A conntrack cause that only the namespace's insert_failed counter can
-  // confirm (an unconfirmed entry at nf_hook_slow, no confirm hook record).
   bool needs_insert_failed = false;
 };
 
-class DropAggregator {
- public:
-  // symbol: kernel address -> "fn+0xoff"; reason: value -> name.
-  DropAggregator(std::function<std::string(uint64_t)> symbol, std::function<std::string(uint32_t)> reason);
-  void add(const BpfEvent& ev);
-  // Causes, most frequent first.
-  std::vector<DropCause> ranked() const;
-  uint64_t total() const { return total_; }
+inline constexpr size_t kExamplesPerCause = 3;
 
- private:
-  std::function<std::string(uint64_t)> symbol_;
-  std::function<std::string(uint32_t)> reason_;
-  std::map<uint64_t, uint8_t> hook_by_skb_;        // from nf_hook_slow exits
-  std::map<uint64_t, bool> confirm_failed_skb_;    // from __nf_conntrack_confirm
-  std::map<std::string, DropCause> causes_;
-  std::deque<SkbDropEvent> pending_;
-  uint64_t total_ = 0;
-  void account(const SkbDropEvent& d);
- public:
-  // Accounts drops whose hook/confirm events may have arrived after them.
-  void finish();
-};
-
-// What a drops run found: causes ranked, conntrack counter deltas per namespace.
+// What a drops run found in one report: causes ranked (netfilter and
+// outside netfilter together, each with its layer), conntrack counter
+// deltas per namespace, and what could not be kept.
 struct DropsReport {
   double seconds = 0;
-  uint64_t drops = 0, lost = 0;
+  uint64_t drops = 0;          // every drop counted, outside netfilter too
+  uint64_t netfilter_drops = 0;
+  uint64_t lost = 0;           // ring-buffer records lost (examples and hook records)
+  uint64_t examples_lost = 0;  // example packets the ring buffer had no room for
+  uint64_t unkeyed = 0;        // drops counted while the key map was full
+  bool counted = false;        // the kernel's counts were read (false: nothing to report)
   std::string plan_summary;
   std::vector<DropCause> causes;                                 // ranked
   std::vector<std::pair<std::string, CtStatsTotals>> conntrack;  // per namespace, deltas
 };
 
-// One drops run against a world: the namespaces and their counters when it
-// starts, the drops as they come, the counters again at the end, and the
-// nftables drop rules whose counters rose named beside the drops they explain.
+// One drops run against a world: the namespaces and their rule counters
+// when it starts, the kernel's counts and examples as they come, and a
+// report of what was counted since the previous report (or the start).
 class DropsRun {
  public:
   // only_netns: report that namespace alone (0: every namespace).
   explicit DropsRun(World& world, uint32_t only_netns = 0);
-  void start();  // the counters the run is measured from
-  void add(const BpfEvent& ev) { agg_.add(ev); }
-  DropsReport finish(double seconds, uint64_t lost, std::string plan_summary);
+  void start();  // the rule and conntrack counters the run is measured from
+  void add(const BpfEvent& ev);  // DropExampleEvent and DropCountsEvent
+  // The drops counted since the previous report; the next one starts here.
+  DropsReport report(double seconds, uint64_t lost, std::string plan_summary);
 
  private:
+  using Counts = std::map<DropKey, uint64_t>;
+  void add_counts(const DropCountsEvent& ev);
+  std::string flow(const DropKey& key) const;
   void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const;
 
   World& world_;
   uint32_t only_netns_;
-  DropAggregator agg_;
   std::vector<NamedNetns> namespaces_;
   std::vector<NetnsSnapshot> before_;
+  // Count snapshots: the one being assembled, the newest, and the one the
+  // next report is measured from.
+  Counts assembling_;
+  uint32_t assembling_seq_ = 0;
+  std::optional<Counts> latest_, from_;
+  uint64_t latest_unkeyed_ = 0, latest_examples_lost_ = 0, from_unkeyed_ = 0, from_examples_lost_ = 0;
+  uint64_t from_lost_ = 0;
+  std::map<DropKey, std::vector<DropExampleEvent>> examples_;  // by key without hook, newest last
 };
 
 }  // namespace natbpf

@@ -66,6 +66,8 @@ Subject subject(const BpfEvent& ev) {
         else if constexpr (std::is_same_v<T, CtClashEvent>) return {std::nullopt, e.loser, e.ts_ns, e.skb};
         else if constexpr (std::is_same_v<T, NatSetupEvent>) return {std::nullopt, e.ct, e.ts_ns, 0};
         else if constexpr (std::is_same_v<T, NftTraceIdEvent>) return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
+        else if constexpr (std::is_same_v<T, DropExampleEvent>) return {e.pkt, e.ct, e.ts_ns, e.skb};
+        else if constexpr (std::is_same_v<T, DropCountsEvent>) return {std::nullopt, std::nullopt, e.ts_ns, 0};
         else return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
       },
       ev);

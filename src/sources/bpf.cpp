@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
+#include <map>
 #include <vector>
 
 #include "conntrack.skel.h"
@@ -30,7 +32,7 @@ struct SkelPtr {
 };
 
 template <typename Rodata>
-void write_filter(Rodata* ro, const BpfFilter& f) {
+void write_filter(Rodata* ro, const BpfFilter& f, const Plan& plan) {
   ro->cfg_l4proto = f.l4proto;
   ro->cfg_sport = f.sport;
   ro->cfg_dport = f.dport;
@@ -49,6 +51,8 @@ void write_filter(Rodata* ro, const BpfFilter& f) {
   ro->cfg_netns = f.netns;
   ro->cfg_all_reasons = f.all_reasons;
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
+  ro->cfg_count_drops = f.count_drops;
+  ro->cfg_hook_exit = f.count_drops && plan.has("nf_hook_slow");
 }
 
 // The objects share one ring buffer and one stats map: records of one packet
@@ -58,6 +62,7 @@ void write_filter(Rodata* ro, const BpfFilter& f) {
 struct SharedMaps {
   int events_fd = -1;
   int stats_fd = -1;
+  int confirm_drop_fd = -1;
 };
 
 // Opens one skeleton, keeps only the plan's programs, loads and attaches.
@@ -66,9 +71,10 @@ Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filte
                    SharedMaps& shared) {
   skel.p = Skel::open();
   if (!skel.p) return Error{std::string("cannot open BPF object ") + what + " (" + errno_name(errno) + ")", ""};
-  write_filter(skel.p->rodata, filter);
+  write_filter(skel.p->rodata, filter, plan);
   if (shared.events_fd >= 0 && (bpf_map__reuse_fd(skel.p->maps.events, shared.events_fd) != 0 ||
-                                bpf_map__reuse_fd(skel.p->maps.nb_stats, shared.stats_fd) != 0))
+                                bpf_map__reuse_fd(skel.p->maps.nb_stats, shared.stats_fd) != 0 ||
+                                bpf_map__reuse_fd(skel.p->maps.nb_confirm_drop, shared.confirm_drop_fd) != 0))
     return Error{std::string("cannot share the ring buffer with BPF object ") + what + " (" + errno_name(errno) + ")", ""};
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel.p->obj) {
@@ -84,16 +90,16 @@ Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filte
   if (shared.events_fd < 0) {
     shared.events_fd = bpf_map__fd(skel.p->maps.events);
     shared.stats_fd = bpf_map__fd(skel.p->maps.nb_stats);
+    shared.confirm_drop_fd = bpf_map__fd(skel.p->maps.nb_confirm_drop);
   }
   return Ok{};
 }
 
-uint64_t sum_lost(bpf_map* stats) {
+uint64_t sum_stat(bpf_map* stats, uint32_t key) {
   if (!stats) return 0;
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return 0;
   std::vector<uint64_t> values(ncpu);
-  uint32_t key = NB_STAT_RB_LOST;
   if (bpf_map__lookup_elem(stats, &key, sizeof(key), values.data(), sizeof(uint64_t) * ncpu, 0) != 0) return 0;
   uint64_t total = 0;
   for (auto v : values) total += v;
@@ -112,6 +118,7 @@ struct BpfSession::Impl {
   const std::function<void(BpfEvent&&)>* sink = nullptr;
   std::function<void(std::span<const uint8_t>)> tap;
   BpfSession* owner = nullptr;
+  uint32_t count_seq = 0;
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
@@ -183,7 +190,82 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
   return Ok{};
 }
 
-uint64_t BpfSession::lost() const { return sum_lost(impl_->stats); }
+uint64_t BpfSession::lost() const { return sum_stat(impl_->stats, NB_STAT_RB_LOST); }
+
+namespace {
+
+// The count map summed over CPUs, plus the drops still waiting in a
+// CPU's stash for nf_hook_slow's exit (counted without their hook).
+std::map<std::vector<uint8_t>, uint64_t> read_drop_counts(bpf_map* counts, bpf_map* stash) {
+  std::map<std::vector<uint8_t>, uint64_t> out;
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return out;
+  auto key_bytes = [](const nb_drop_key& k) {
+    const auto* b = reinterpret_cast<const uint8_t*>(&k);
+    return std::vector<uint8_t>(b, b + sizeof(k));
+  };
+  std::vector<nb_drop_value> values(ncpu);
+  nb_drop_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(bpf_map__fd(counts), prev, &next) == 0) {
+    if (bpf_map_lookup_elem(bpf_map__fd(counts), &next, values.data()) == 0) {
+      uint64_t sum = 0;
+      for (const auto& v : values) sum += v.count;
+      if (sum) out[key_bytes(next)] += sum;
+    }
+    key = next;
+    prev = &key;
+  }
+  std::vector<nb_drop_stash> waiting(ncpu);
+  uint32_t zero = 0;
+  if (stash && bpf_map_lookup_elem(bpf_map__fd(stash), &zero, waiting.data()) == 0)
+    for (const auto& w : waiting)
+      if (w.skb) out[key_bytes(w.key)]++;
+  return out;
+}
+
+}  // namespace
+
+Status BpfSession::emit_drop_counts(const std::function<void(BpfEvent&&)>& sink) {
+  if (!impl_->hooks.p) return Ok{};
+  auto counts = read_drop_counts(impl_->hooks.p->maps.drop_counts, impl_->hooks.p->maps.drop_stash);
+  uint64_t unkeyed = sum_stat(impl_->stats, NB_STAT_DROP_UNKEYED);
+  uint64_t examples_lost = sum_stat(impl_->stats, NB_STAT_EXAMPLE_LOST);
+  uint32_t seq = ++impl_->count_seq;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  auto it = counts.begin();
+  // One record per NB_DROP_COUNTS_MAX_ROWS rows; an empty map is one record too.
+  do {
+    nb_drop_counts head{};
+    std::vector<uint8_t> rows;
+    while (it != counts.end() && head.rows < NB_DROP_COUNTS_MAX_ROWS) {
+      nb_drop_count_row row{};
+      std::memcpy(&row.key, it->first.data(), sizeof(row.key));
+      row.count = it->second;
+      const auto* b = reinterpret_cast<const uint8_t*>(&row);
+      rows.insert(rows.end(), b, b + sizeof(row));
+      head.rows++;
+      ++it;
+    }
+    head.hdr.kind = NB_EV_DROP_COUNTS;
+    head.hdr.version = NB_EVENT_VERSION;
+    head.hdr.size = static_cast<uint16_t>(sizeof(head) + rows.size());
+    head.hdr.origin = NB_ORIGIN_TP_BTF;
+    head.hdr.ts_ns = uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
+    head.seq = seq;
+    head.last = it == counts.end();
+    head.unkeyed = unkeyed;
+    head.examples_lost = examples_lost;
+    std::vector<uint8_t> record(sizeof(head));
+    std::memcpy(record.data(), &head, sizeof(head));
+    record.insert(record.end(), rows.begin(), rows.end());
+    impl_->sink = &sink;
+    Impl::on_record(impl_.get(), record.data(), record.size());
+    impl_->sink = nullptr;
+  } while (it != counts.end());
+  return Ok{};
+}
 
 std::optional<std::string> BpfSource::cannot_run() {
   if (plan_.attached() == 0) return "nothing to attach: " + plan_.summary();

@@ -25,6 +25,9 @@ struct BpfFilter {
   uint32_t netns = 0;  // namespace inode, 0: any
   bool all_reasons = false;  // also non-netfilter drops of matching flows
   bool batch_wakeups = false;  // no wake-up per record: call consume() periodically
+  // natbpf drops: count every drop in the kernel, send examples only; the
+  // counts come as DropCountsEvent from emit_drop_counts().
+  bool count_drops = false;
 };
 
 class BpfSession {
@@ -40,6 +43,9 @@ class BpfSession {
   Status consume(const std::function<void(BpfEvent&&)>& sink);
   // Sees every record's bytes before it is decoded (for --record).
   void set_tap(std::function<void(std::span<const uint8_t>)> tap);
+  // Reads the in-kernel drop counts (count_drops) and delivers them to sink
+  // as DropCountsEvent records, through the tap like every record.
+  Status emit_drop_counts(const std::function<void(BpfEvent&&)>& sink);
   // Ring-buffer reservations that failed in the kernel (events lost).
   uint64_t lost() const;
   uint64_t decode_errors() const { return decode_errors_; }
@@ -62,6 +68,7 @@ class BpfSource : public Source {
   int fd() const override { return session_ ? session_->epoll_fd() : -1; }
   Status read() override { return session_ ? session_->consume(sink_) : Status(Ok{}); }
   uint64_t lost() const override { return session_ ? session_->lost() : 0; }
+  Status emit_drop_counts() { return session_ ? session_->emit_drop_counts(sink_) : Status(Ok{}); }
   uint64_t malformed() const override { return session_ ? session_->decode_errors() : 0; }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);

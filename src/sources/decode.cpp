@@ -20,6 +20,10 @@ static_assert(sizeof(nb_ct_confirm) == 320);
 static_assert(sizeof(nb_ct_clash) == 256);
 static_assert(sizeof(nb_nat_setup) == 264);
 static_assert(sizeof(nb_nft_trace_id) == 32);
+static_assert(sizeof(nb_drop_key) == 24);
+static_assert(sizeof(nb_drop_example) == 232);
+static_assert(sizeof(nb_drop_count_row) == 32);
+static_assert(sizeof(nb_drop_counts) == 40);
 
 namespace {
 
@@ -161,6 +165,54 @@ void fill(NftTraceIdEvent& ev, const nb_nft_trace_id& raw) {
   ev.trace_id = ntohl(raw.skbid);
 }
 
+DropKey drop_key(const nb_drop_key& raw) {
+  DropKey k;
+  k.location = raw.location;
+  k.netns = raw.netns_ino;
+  if (raw.flags & NB_DROP_HAS_REASON) k.reason = raw.reason;
+  k.dport = raw.dport;
+  k.family = raw.family;
+  k.l4proto = raw.l4proto;
+  if (raw.hook != NB_HOOK_UNKNOWN) k.hook = raw.hook;
+  k.has_ct = raw.flags & NB_DROP_HAS_CT;
+  k.ct_confirmed = raw.flags & NB_DROP_CT_CONFIRMED;
+  k.ct_nat = raw.flags & NB_DROP_CT_NAT;
+  k.confirm_failed = raw.flags & NB_DROP_CONFIRM_FAILED;
+  return k;
+}
+
+void fill(DropExampleEvent& ev, const nb_drop_example& raw) {
+  ev.key = drop_key(raw.key);
+  ev.skb = raw.skb;
+  ev.pkt = packet(raw.pkt);
+  if (raw.has_ct) ev.ct = ct(raw.ct);
+}
+
+// A count snapshot record: its header, then hdr.size says how many rows.
+Result<BpfEvent> decode_drop_counts(const void* data, size_t size) {
+  nb_drop_counts raw;
+  if (size < sizeof(raw)) return Error{"truncated BPF record (" + std::to_string(size) + " bytes)", ""};
+  std::memcpy(&raw, data, sizeof(raw));
+  size_t want = sizeof(raw) + size_t(raw.rows) * sizeof(nb_drop_count_row);
+  if (raw.hdr.size != want || size < want || raw.rows > NB_DROP_COUNTS_MAX_ROWS)
+    return Error{"drop count record of " + std::to_string(raw.hdr.size) + " bytes does not hold its " +
+                     std::to_string(raw.rows) + " rows",
+                 ""};
+  auto ev = with_base<DropCountsEvent>(raw);
+  if (!ev) return ev.error();
+  ev->seq = raw.seq;
+  ev->last = raw.last;
+  ev->unkeyed = raw.unkeyed;
+  ev->examples_lost = raw.examples_lost;
+  const auto* bytes = static_cast<const uint8_t*>(data) + sizeof(raw);
+  for (uint16_t i = 0; i < raw.rows; i++) {
+    nb_drop_count_row row;
+    std::memcpy(&row, bytes + i * sizeof(row), sizeof(row));
+    ev->rows.push_back({drop_key(row.key), row.count});
+  }
+  return BpfEvent{std::move(*ev)};
+}
+
 // One record of kind Raw: size and origin checked, then its fields.
 template <typename Ev, typename Raw>
 Result<BpfEvent> decode_as(const void* data, size_t size) {
@@ -190,6 +242,8 @@ Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
     case NB_EV_CT_CLASH: return decode_as<CtClashEvent, nb_ct_clash>(data, size);
     case NB_EV_NAT_SETUP: return decode_as<NatSetupEvent, nb_nat_setup>(data, size);
     case NB_EV_NFT_TRACE_ID: return decode_as<NftTraceIdEvent, nb_nft_trace_id>(data, size);
+    case NB_EV_DROP_EXAMPLE: return decode_as<DropExampleEvent, nb_drop_example>(data, size);
+    case NB_EV_DROP_COUNTS: return decode_drop_counts(data, size);
   }
   return Error{"BPF record of unknown kind " + std::to_string(hdr.kind), ""};
 }

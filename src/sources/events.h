@@ -121,7 +121,43 @@ struct NftTraceIdEvent : EventBase {
   uint32_t trace_id = 0;
 };
 
-using BpfEvent =
-    std::variant<HookDropEvent, SkbDropEvent, CtConfirmEvent, CtClashEvent, NatSetupEvent, NftTraceIdEvent>;
+// natbpf drops' in-kernel count key (bpf/natbpf_events.h nb_drop_key).
+struct DropKey {
+  uint64_t location = 0;  // kfree_skb caller
+  uint32_t netns = 0;
+  std::optional<uint32_t> reason;  // absent on kernels without drop reasons
+  uint16_t dport = 0;
+  uint8_t family = 0, l4proto = 0;
+  std::optional<uint8_t> hook;  // NF_INET_*, when nf_hook_slow's exit counted it
+  bool has_ct = false, ct_confirmed = false, ct_nat = false, confirm_failed = false;
+
+  auto operator<=>(const DropKey&) const = default;
+  bool operator==(const DropKey&) const = default;
+  // The same key before nf_hook_slow's exit added the hook (examples are keyed so).
+  DropKey without_hook() const {
+    DropKey k = *this;
+    k.hook.reset();
+    return k;
+  }
+};
+
+// One dropped packet of a counted key (at most one per key, CPU and second).
+struct DropExampleEvent : EventBase {
+  DropKey key;
+  uint64_t skb = 0;
+  Packet pkt;
+  std::optional<CtEntry> ct;
+};
+
+// A snapshot of the in-kernel counts (one record of it; last ends it).
+struct DropCountsEvent : EventBase {
+  uint32_t seq = 0;
+  bool last = false;
+  uint64_t unkeyed = 0, examples_lost = 0;
+  std::vector<std::pair<DropKey, uint64_t>> rows;  // counts since the programs were loaded
+};
+
+using BpfEvent = std::variant<HookDropEvent, SkbDropEvent, CtConfirmEvent, CtClashEvent, NatSetupEvent,
+                              NftTraceIdEvent, DropExampleEvent, DropCountsEvent>;
 
 }  // namespace natbpf

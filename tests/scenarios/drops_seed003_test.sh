@@ -27,7 +27,7 @@ run_case() { # BACKEND
 	local dropped
 	dropped=$(ip netns exec "$p-node" "$ipt-save" -c -t filter | grep -- '-A KUBE-FIREWALL' | sed 's/^\[\([0-9]*\):.*/\1/')
 	[ "$dropped" -ge 1 ] || fail "$ipt: KUBE-FIREWALL counted no drop"
-	jq -s "[.[] | select(.type == \"drop_cause\" and .netns == \"$p-node\")]" "$out" >"$out.node"
+	jq -s "[.[] | select(.type == \"drop_cause\" and .layer == \"netfilter\" and .netns == \"$p-node\")]" "$out" >"$out.node"
 	jq_true "$out.node" 'length == 1' "$ipt: one cause in the node namespace"
 	local c='.[0]'
 	jq_true "$out.node" "$c.cause == \"$ipt rule drop\" and $c.count == $dropped" "$ipt: the drops are KUBE-FIREWALL's ($dropped)"

@@ -11,66 +11,112 @@
 namespace natbpf {
 namespace {
 
-SkbDropEvent drop(uint64_t skb, uint64_t location, uint16_t dport, uint32_t netns) {
-  SkbDropEvent d;
-  d.skb = skb;
-  d.location = location;
-  d.reason = 12;
-  d.pkt.family = 2;
-  d.pkt.l4proto = 17;
-  d.pkt.daddr = *Addr::parse("10.0.0.1");
-  d.pkt.dport = dport;
-  d.pkt.netns = netns;
-  return d;
+DropKey key(uint64_t location, uint16_t dport, uint32_t netns) {
+  DropKey k;
+  k.location = location;
+  k.netns = netns;
+  k.reason = 12;
+  k.family = 2;
+  k.l4proto = 17;
+  k.dport = dport;
+  return k;
 }
 
-DropAggregator make() {
-  return DropAggregator([](uint64_t a) { return a == 1 ? "nft_do_chain+0x3e8" : "nf_hook_slow+0x7d"; },
-                        [](uint32_t) { return std::string("NETFILTER_DROP"); });
+DropCountsEvent counts(uint32_t seq, std::vector<std::pair<DropKey, uint64_t>> rows) {
+  DropCountsEvent c;
+  c.seq = seq;
+  c.last = true;
+  c.rows = std::move(rows);
+  return c;
 }
 
-TEST(Drops, RanksCausesByCount) {
-  auto agg = make();
-  for (int i = 0; i < 3; i++) agg.add(BpfEvent{drop(100 + i, 1, 9999, 7)});
-  agg.add(BpfEvent{drop(200, 2, 7777, 8)});
-  agg.finish();
-  auto r = agg.ranked();
-  ASSERT_EQ(r.size(), 2u);
-  EXPECT_EQ(r[0].count, 3u);
-  EXPECT_EQ(r[0].cause, "nftables rule or chain policy drop");
-  EXPECT_EQ(r[0].flows.at("udp -> 10.0.0.1:9999"), 3u);
-  EXPECT_EQ(r[1].cause, "iptables-legacy, conntrack or NAT hook returned NF_DROP");
-  EXPECT_EQ(agg.total(), 4u);
+// Locations 1 and 2 are nft_do_chain and nf_hook_slow; 3 is udp's receive.
+class SymbolWorld : public EmptyWorld {
+ public:
+  std::string symbol(uint64_t a) override {
+    return a == 1 ? "nft_do_chain+0x3e8" : a == 2 ? "nf_hook_slow+0x7d" : "__udp4_lib_rcv+0x5c";
+  }
+  std::string drop_reason(uint32_t r) override { return r == 12 ? "NETFILTER_DROP" : r == 2 ? "NO_SOCKET" : "X"; }
+};
+
+TEST(Drops, RanksCausesByCountFromTheKernelsCounts) {
+  SymbolWorld world;
+  DropsRun run(world);
+  run.start();
+  run.add(BpfEvent{counts(1, {{key(1, 9999, 7), 10}})});  // before the run: the baseline
+  DropExampleEvent e;
+  e.key = key(1, 9999, 7);
+  e.pkt.family = 2;
+  e.pkt.l4proto = 17;
+  e.pkt.daddr = *Addr::parse("10.0.0.1");
+  e.pkt.dport = 9999;
+  run.add(BpfEvent{e});
+  run.add(BpfEvent{counts(2, {{key(1, 9999, 7), 13}, {key(2, 7777, 8), 1}})});
+  auto r = run.report(1.0, 0, "test");
+  ASSERT_EQ(r.causes.size(), 2u);
+  EXPECT_EQ(r.causes[0].count, 3u);
+  EXPECT_EQ(r.causes[0].cause, "nftables rule or chain policy drop");
+  EXPECT_EQ(r.causes[0].flows.at("udp -> 10.0.0.1:9999"), 3u);
+  EXPECT_EQ(r.causes[0].examples.size(), 1u);
+  EXPECT_EQ(r.causes[1].cause, "iptables-legacy, conntrack or NAT hook returned NF_DROP");
+  EXPECT_EQ(r.causes[1].flows.at("udp -> *:7777"), 1u);  // no example: no address
+  EXPECT_EQ(r.drops, 4u);
+  EXPECT_EQ(r.netfilter_drops, 4u);
+  // The next report counts from this one.
+  run.add(BpfEvent{counts(3, {{key(1, 9999, 7), 14}, {key(2, 7777, 8), 1}})});
+  auto next = run.report(1.0, 0, "test");
+  ASSERT_EQ(next.causes.size(), 1u);
+  EXPECT_EQ(next.drops, 1u);
 }
 
-TEST(Drops, ConfirmFailureAndHookJoinBySkb) {
-  auto agg = make();
-  auto d = drop(300, 2, 8080, 7);
-  agg.add(BpfEvent{d});
-  HookDropEvent h;
-  h.skb = 300;
-  h.hook = 4;
-  agg.add(BpfEvent{h});
-  CtConfirmEvent c;
-  c.skb = 300;
-  c.accepted = false;
-  agg.add(BpfEvent{c});
-  agg.finish();
-  auto r = agg.ranked();
-  ASSERT_EQ(r.size(), 1u);
-  EXPECT_EQ(r[0].cause, "conntrack insert failed at confirm (clash with an existing entry)");
-  EXPECT_EQ(r[0].where, "nf_hook_slow at postrouting");
+TEST(Drops, SnapshotsInSeveralRecordsAreSummedOnlyWhenComplete) {
+  SymbolWorld world;
+  DropsRun run(world);
+  run.start();
+  run.add(BpfEvent{counts(1, {})});
+  auto part = counts(2, {{key(1, 1, 7), 5}});
+  part.last = false;
+  run.add(BpfEvent{part});
+  EXPECT_EQ(run.report(1.0, 0, "t").drops, 0u);  // incomplete: not yet the newest
+  run.add(BpfEvent{counts(2, {{key(1, 2, 7), 4}})});
+  EXPECT_EQ(run.report(1.0, 0, "t").drops, 9u);
 }
 
-TEST(Drops, UnconfirmedNatedEntryPointsAtConfirm) {
-  auto agg = make();
-  auto d = drop(400, 2, 8080, 7);
-  CtEntry ct;
-  ct.status = ips::kSrcNat | ips::kSrcNatDone;  // not confirmed
-  d.ct = ct;
-  agg.add(BpfEvent{d});
-  agg.finish();
-  EXPECT_NE(agg.ranked()[0].cause.find("conntrack insert failed at confirm"), std::string::npos);
+TEST(Drops, OutsideNetfilterIsItsOwnLayerWithTheKernelsReason) {
+  DropKey k = key(3, 5555, 7);
+  k.reason = 2;
+  KeyCause c = classify_drop(k, "__udp4_lib_rcv", "NO_SOCKET");
+  EXPECT_EQ(c.layer, kLayerOutside);
+  EXPECT_EQ(c.cause.rfind("NO_SOCKET: nothing listens", 0), 0u) << c.cause;
+  EXPECT_FALSE(c.fix.empty());
+  // Without reasons the location decides.
+  DropKey old = key(2, 80, 7);
+  old.reason.reset();
+  EXPECT_EQ(classify_drop(old, "nf_hook_slow", "").layer, kLayerNetfilter);
+  EXPECT_EQ(classify_drop(old, "tcp_v4_rcv", "").layer, kLayerOutside);
+}
+
+TEST(Drops, ConfirmFailureIsConntracksWithTheHook) {
+  DropKey k = key(2, 8080, 7);
+  k.confirm_failed = true;
+  k.hook = 4;
+  KeyCause c = classify_drop(k, "nf_hook_slow", "NETFILTER_DROP");
+  EXPECT_EQ(c.cause, "conntrack insert failed at confirm (clash with an existing entry)");
+  EXPECT_NE(std::find(c.evidence.begin(), c.evidence.end(), "nf_hook_slow exit at postrouting"), c.evidence.end());
+}
+
+TEST(Drops, UnconfirmedNatedEntryNeedsInsertFailed) {
+  DropKey k = key(2, 8080, 7);
+  k.has_ct = true;
+  k.ct_nat = true;
+  KeyCause c = classify_drop(k, "nf_hook_slow", "NETFILTER_DROP");
+  EXPECT_TRUE(c.needs_insert_failed);
+  EXPECT_NE(c.cause.find("conntrack insert failed at confirm"), std::string::npos);
+  k.hook = 0;  // prerouting: confirm does not run there
+  EXPECT_FALSE(classify_drop(k, "nf_hook_slow", "NETFILTER_DROP").needs_insert_failed);
+  k.hook.reset();
+  k.ct_confirmed = true;  // an established connection's drop is the rule's
+  EXPECT_FALSE(classify_drop(k, "nf_hook_slow", "NETFILTER_DROP").needs_insert_failed);
 }
 
 }  // namespace
@@ -128,22 +174,19 @@ class Seed003World : public EmptyWorld {
 DropsReport run_seed003(Seed003World& world) {
   DropsRun run(world);
   run.start();
-  for (uint64_t skb = 1; skb <= 3; skb++) {
-    SkbDropEvent d;
-    d.skb = skb;
-    d.location = 2;
-    d.reason = 12;
-    d.pkt.l4proto = 6;
-    d.pkt.daddr = *Addr::parse("10.0.0.4");
-    d.pkt.dport = 52000;
-    d.pkt.netns = 7;
-    CtEntry ct;
-    ct.status = ips::kSrcNatDone | ips::kDstNatDone;  // the null binding; not confirmed
-    ct.netns = 7;
-    d.ct = ct;
-    run.add(BpfEvent{d});
-  }
-  return run.finish(1.0, 0, "test");
+  DropKey k;
+  k.location = 2;
+  k.reason = 12;
+  k.family = 2;
+  k.l4proto = 6;
+  k.dport = 52000;
+  k.netns = 7;
+  k.hook = 1;  // input: where KUBE-FIREWALL drops
+  k.has_ct = true;
+  k.ct_nat = true;  // the null binding's NAT done bits; not confirmed
+  run.add(BpfEvent{counts(1, {})});
+  run.add(BpfEvent{counts(2, {{k, 3}})});
+  return run.report(1.0, 0, "test");
 }
 
 TEST(Drops, IptablesSaveCountersAreNumberedPerChain) {
