@@ -111,16 +111,39 @@ void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const N
   c.evidence.push_back("insert_failed +" + std::to_string(rose) + " in this namespace, fewer than the drops");
 }
 
-void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) {
+std::optional<uint16_t> rule_dport(const std::string& rule_text) {
+  static const std::regex dport(R"((?:^| )(?:--dport|dport) (\d{1,5})(?: |$))");
+  std::smatch m;
+  if (!std::regex_search(rule_text, m, dport)) return std::nullopt;
+  uint32_t port = 0;
+  std::from_chars(m[1].first.base(), m[1].second.base(), port);
+  if (port > 65535) return std::nullopt;
+  return static_cast<uint16_t>(port);
+}
+
+void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after, RuleBudget& budget) {
   bool nft_location = c.where.rfind("nft_do_chain", 0) == 0;
   bool hook_location = c.where.rfind("nf_hook_slow", 0) == 0;
   if (!nft_location && !hook_location) return;
   uint64_t nft_counted = 0, legacy_counted = 0, xt_counted = 0;
+  uint64_t wanted = c.count;
+  // What is left of a rule's rise for this cause: 0 when its port is not
+  // the cause's, or other causes took it all.
+  auto take = [&](const std::string& id, const std::string& text, uint64_t delta) -> uint64_t {
+    auto port = rule_dport(text);
+    if (port && !c.ports.count(*port)) return 0;
+    uint64_t left = delta - std::min(delta, budget[id]);
+    uint64_t n = std::min(left, wanted);
+    budget[id] += n;
+    wanted -= n;
+    return n;
+  };
   for (const auto& [key, rule] : after.drop_rules) {
     auto b = before.drop_rules.find(key);
     uint64_t base = b == before.drop_rules.end() ? 0 : b->second.packets;
     if (rule.packets <= base) continue;
-    uint64_t delta = rule.packets - base;
+    uint64_t delta = take("nft " + key, rule.text, rule.packets - base);
+    if (!delta) continue;
     nft_counted += delta;
     c.rules.push_back({key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
                            key.substr(key.rfind(' ') + 1) + ")",
@@ -133,8 +156,10 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
     // iptables-nft rules run in nft_do_chain; before 6.7 (e0d4593140b0) every
     // nftables drop is freed by nf_hook_slow, so there both backends count.
     if (!drops(r.rule->text) || (legacy && !hook_location)) continue;
-    (legacy ? legacy_counted : xt_counted) += r.delta;
-    c.rules.push_back({r.rule->where() + ": " + r.rule->text, r.delta});
+    uint64_t delta = take(r.rule->where() + " " + r.rule->text, r.rule->text, r.delta);
+    if (!delta) continue;
+    (legacy ? legacy_counted : xt_counted) += delta;
+    c.rules.push_back({r.rule->where() + ": " + r.rule->text, delta});
     if (auto mark = matched_mark(r.rule->text))
       for (const auto& m : risen)
         if (m.rule->backend == r.rule->backend && m.rule->family == r.rule->family && sets_mark(m.rule->text, *mark))

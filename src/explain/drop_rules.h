@@ -6,6 +6,7 @@
 // them, with their comments). Pure functions of two snapshots.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,8 +23,13 @@ void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const N
 // Lists the drop rules whose counters rose under the cause (nft_do_chain:
 // nftables and iptables-nft; nf_hook_slow: iptables-legacy, and nftables on
 // kernels before 6.7), relabels a hook cause the rules account for, and adds
-// the mark origins of iptables rules that match a mark.
-void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after);
+// the mark origins of iptables rules that match a mark. A rule that names a
+// destination port the cause's packets did not have is not its; a rule
+// gives at most its counter's rise, shared through budget.
+void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after, RuleBudget& budget);
+
+// The destination port a rule matches ("dport 9999", "--dport 9999"), if one.
+std::optional<uint16_t> rule_dport(const std::string& rule_text);
 
 // "0x8000/0x8000" of "-m mark --mark 0x8000/0x8000" (nullopt when the rule matches no mark).
 std::optional<std::string> matched_mark(const std::string& rule_text);

@@ -205,9 +205,12 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
         if (std::find(c.evidence.begin(), c.evidence.end(), e) == c.evidence.end()) c.evidence.push_back(e);
       c.count += n;
       c.flows[flow(key)] += n;
+      if (key.l4proto == 6 || key.l4proto == 17 || key.l4proto == 132) c.ports.insert(key.dport);
       if (auto it = examples_.find(key.without_hook()); it != examples_.end())
-        for (const auto& e : it->second)
+        for (const auto& e : it->second) {
           if (c.examples.size() < kExamplesPerCause) c.examples.push_back(example_text(e));
+          if (e.ct) c.ports.insert(e.ct->orig.dport);
+        }
       r.drops += n;
       if (kc.layer == kLayerNetfilter) r.netfilter_drops += n;
     }
@@ -232,10 +235,18 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
     index[namespaces_[i].inode] = i;
     after.push_back(world_.snapshot(namespaces_[i]));
   }
-  for (auto& c : r.causes) {
-    auto it = index.find(c.netns);
-    c.netns_name = it == index.end() ? "netns:" + std::to_string(c.netns) : namespaces_[it->second].name;
-    if (it != index.end() && c.layer == kLayerNetfilter) attribute(c, before_[it->second], after[it->second]);
+  // Rules are given to nft_do_chain causes first (nftables drops are
+  // freed there since 6.7), then to the larger causes.
+  std::map<uint32_t, RuleBudget> budgets;
+  std::vector<DropCause*> order;
+  for (auto& c : r.causes) order.push_back(&c);
+  std::stable_partition(order.begin(), order.end(),
+                        [](const DropCause* c) { return c->where.rfind("nft_do_chain", 0) == 0; });
+  for (auto* c : order) {
+    auto it = index.find(c->netns);
+    c->netns_name = it == index.end() ? "netns:" + std::to_string(c->netns) : namespaces_[it->second].name;
+    if (it != index.end() && c->layer == kLayerNetfilter)
+      attribute(*c, before_[it->second], after[it->second], budgets[c->netns]);
   }
   for (size_t i = 0; i < namespaces_.size(); i++)
     if (before_[i].ct && after[i].ct)
@@ -247,9 +258,10 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
 // The evidence the counters of the cause's namespace give: insert_failed
 // for a conntrack candidate, the drop rules whose counters rose, and where
 // the marks those rules matched were set.
-void DropsRun::attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const {
+void DropsRun::attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after,
+                         RuleBudget& budget) const {
   if (c.needs_insert_failed) confirm_by_insert_failed(c, before, after);
-  name_drop_rules(c, before, after);
+  name_drop_rules(c, before, after, budget);
 }
 
 }  // namespace natbpf

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ inline constexpr const char* kLayerNetfilter = "netfilter";
 inline constexpr const char* kLayerOutside = "outside netfilter";
 
 // What a drop's key alone says: its layer, cause and evidence.
+// How much of each risen rule counter the causes of a namespace have taken
+// (explain/drop_rules).
+using RuleBudget = std::map<std::string, uint64_t>;
+
 struct KeyCause {
   std::string layer;     // kLayerNetfilter or kLayerOutside
   std::string cause;     // "nftables rule or chain policy drop", "NO_SOCKET: ..."
@@ -69,6 +74,7 @@ struct DropCause {
   std::vector<std::pair<std::string, uint64_t>> rules;  // drop rules whose counters rose
   std::vector<MarkOrigin> mark_origins;                 // of the marks those rules matched
   bool needs_insert_failed = false;
+  std::set<uint16_t> ports;  // destination ports of its packets, before and after DNAT
 };
 
 inline constexpr size_t kExamplesPerCause = 3;
@@ -105,7 +111,7 @@ class DropsRun {
   using Counts = std::map<DropKey, uint64_t>;
   void add_counts(const DropCountsEvent& ev);
   std::string flow(const DropKey& key) const;
-  void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) const;
+  void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after, RuleBudget& budget) const;
 
   World& world_;
   uint32_t only_netns_;

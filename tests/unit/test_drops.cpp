@@ -247,3 +247,49 @@ TEST(Drops, InsertFailedRisingKeepsTheConntrackCause) {
 
 }  // namespace
 }  // namespace natbpf
+
+namespace natbpf {
+namespace {
+
+TEST(Drops, RuleDestinationPort) {
+  EXPECT_EQ(rule_dport("udp dport 9999 counter drop"), 9999);
+  EXPECT_EQ(rule_dport("-A OUTPUT -p udp -m udp --dport 7777 -j DROP"), 7777);
+  EXPECT_FALSE(rule_dport("-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP"));
+  EXPECT_FALSE(rule_dport("tcp dport { 80, 443 } drop"));
+  EXPECT_FALSE(rule_dport("tcp dport 99999 drop"));
+}
+
+// Two causes in one namespace: a rule's rise is told once, and only under
+// the cause whose packets had its port (the mixed incident: a udp 9999 drop
+// rule is not the reason tcp 8080's SYNs failed to confirm).
+TEST(Drops, ARuleIsToldOnceUnderTheCauseOfItsPort) {
+  NetnsSnapshot before, after;
+  DropRuleCounter rule;
+  rule.text = "udp dport 9999 counter drop";
+  rule.packets = 0;
+  before.drop_rules["inet filter output 2"] = rule;
+  rule.packets = 5;
+  after.drop_rules["inet filter output 2"] = rule;
+  RuleBudget budget;
+  DropCause other;
+  other.where = "nf_hook_slow";
+  other.cause = "iptables-legacy, conntrack or NAT hook returned NF_DROP";
+  other.count = 3;
+  other.ports = {8080};
+  name_drop_rules(other, before, after, budget);
+  EXPECT_TRUE(other.rules.empty());
+  DropCause mine;
+  mine.where = "nft_do_chain";
+  mine.count = 5;
+  mine.ports = {9999};
+  name_drop_rules(mine, before, after, budget);
+  ASSERT_EQ(mine.rules.size(), 1u);
+  EXPECT_EQ(mine.rules[0].second, 5u);
+  DropCause again = mine;
+  again.rules.clear();
+  name_drop_rules(again, before, after, budget);
+  EXPECT_TRUE(again.rules.empty());  // all 5 told already
+}
+
+}  // namespace
+}  // namespace natbpf
