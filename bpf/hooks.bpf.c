@@ -86,7 +86,7 @@ static __always_inline bool count_drop(const struct nb_drop_key *key, __u64 now)
 }
 
 static __always_inline void send_drop_example(__u8 origin, struct sk_buff *skb, const struct nb_drop_key *key,
-					      const struct nb_pkt *pkt, struct nf_conn *nfct)
+					      struct nf_conn *nfct)
 {
 	struct nb_drop_example *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -104,63 +104,119 @@ static __always_inline void send_drop_example(__u8 origin, struct sk_buff *skb, 
 	ev->skb = (__u64)skb;
 	ev->has_ct = nfct != NULL;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
-	ev->pkt = *pkt;
-	__builtin_memset(&ev->ct, 0, sizeof(ev->ct));
+	__builtin_memset(&ev->pkt, 0, sizeof(ev->pkt) + sizeof(ev->ct));
+	nb_read_pkt(skb, &ev->pkt);
 	if (nfct)
 		nb_read_ct(nfct, &ev->ct);
 	nb_submit(ev);
 }
 
-/* natbpf drops' kfree_skb: key the drop, count it (or leave it for
- * nf_hook_slow's exit to count with its hook), send an example when due. */
-static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, void *location, __u32 reason,
-					    bool has_reason)
+/*
+ * The key's packet fields on the hot path (tp_btf, where skb is a BTF
+ * pointer): direct loads instead of a helper call per field, and one read
+ * of the network and transport headers. Every drop on the host runs this.
+ */
+static __always_inline struct nf_conn *key_from_skb_btf(struct sk_buff *skb, struct nb_drop_key *key)
 {
-	struct nb_drop_key key = {};
+	struct net_device *dev = skb->dev;
+	struct sock *sk = skb->sk;
+	unsigned char *l3 = skb->head + skb->network_header;
+	__u8 h[44];
+	__u16 ports_at = 0;
+
+	/* One load each: the verifier wants the NULL check on the register
+	 * that is dereferenced. */
+	barrier_var(sk);
+	if (dev)
+		key->netns_ino = dev->nd_net.net->ns.inum;
+	else if (sk)
+		key->netns_ino = sk->__sk_common.skc_net.net->ns.inum;
+	if (bpf_probe_read_kernel(h, sizeof(h), l3) == 0) {
+		if ((h[0] >> 4) == 4) {
+			key->family = NFPROTO_IPV4;
+			key->l4proto = h[9];
+			if ((h[0] & 0xf) == 5)
+				ports_at = 20;
+		} else if ((h[0] >> 4) == 6) {
+			key->family = NFPROTO_IPV6;
+			key->l4proto = h[6];
+			ports_at = 40;
+		}
+		if (key->l4proto == IPPROTO_TCP_ || key->l4proto == IPPROTO_UDP_) {
+			if (ports_at == 20)
+				key->dport = (h[22] << 8) | h[23];
+			else if (ports_at == 40)
+				key->dport = (h[42] << 8) | h[43];
+			else if (key->family == NFPROTO_IPV4) {
+				__be16 port[2] = {};
+
+				bpf_probe_read_kernel(port, sizeof(port), l3 + (h[0] & 0xf) * 4);
+				key->dport = bpf_ntohs(port[1]);
+			}
+		}
+	}
+	if (!bpf_core_field_exists(skb->_nfct))
+		return NULL;
+	return (struct nf_conn *)(skb->_nfct & NFCT_PTRMASK_);
+}
+
+/* The same key where skb is a plain address (raw_tp: kernels before 5.17). */
+static __always_inline struct nf_conn *key_from_skb_probe(struct sk_buff *skb, struct nb_drop_key *key)
+{
 	struct nb_pkt pkt = {};
-	struct nf_conn *nfct;
+
+	nb_read_pkt(skb, &pkt);
+	key->netns_ino = pkt.netns_ino;
+	key->family = pkt.family;
+	key->l4proto = pkt.l4proto;
+	key->dport = pkt.dport;
+	return nb_skb_ct(skb);
+}
+
+/* natbpf drops' kfree_skb, once the key holds the packet's fields: add the
+ * conntrack state, count the drop (or leave it for nf_hook_slow's exit to
+ * count with its hook), send an example when one is due. */
+static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, void *location, __u32 reason,
+					    bool has_reason, struct nb_drop_key *key, struct nf_conn *nfct)
+{
 	struct nb_drop_stash *stash;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 zero = 0;
-	__u64 *confirm_dropped;
 	bool example;
 
-	nb_read_pkt(skb, &pkt);
-	nfct = nb_skb_ct(skb);
-	key.netns_ino = pkt.netns_ino;
 	if (nfct) {
 		__u64 status = BPF_CORE_READ(nfct, status);
 
-		key.flags |= NB_DROP_HAS_CT;
+		key->flags |= NB_DROP_HAS_CT;
 		if (status & (1UL << IPS_CONFIRMED_BIT_))
-			key.flags |= NB_DROP_CT_CONFIRMED;
+			key->flags |= NB_DROP_CT_CONFIRMED;
 		if (status & ((1UL << IPS_SRC_NAT_DONE_BIT_) | (1UL << IPS_DST_NAT_DONE_BIT_)))
-			key.flags |= NB_DROP_CT_NAT;
-		if (!key.netns_ino)
-			key.netns_ino = nb_net_ino(BPF_CORE_READ(nfct, ct_net.net));
+			key->flags |= NB_DROP_CT_NAT;
+		if (!key->netns_ino)
+			key->netns_ino = nb_net_ino(BPF_CORE_READ(nfct, ct_net.net));
 	}
-	if (cfg_netns && key.netns_ino != cfg_netns)
+	if (cfg_netns && key->netns_ino != cfg_netns)
 		return;
-	key.location = (__u64)location;
-	key.reason = reason;
+	key->location = (__u64)location;
+	key->reason = reason;
 	if (has_reason)
-		key.flags |= NB_DROP_HAS_REASON;
-	key.family = pkt.family;
-	key.l4proto = pkt.l4proto;
-	key.dport = pkt.dport;
-	key.hook = NB_HOOK_UNKNOWN;
-	confirm_dropped = bpf_map_lookup_elem(&nb_confirm_drop, &zero);
-	if (confirm_dropped && *confirm_dropped == (__u64)skb) {
-		key.flags |= NB_DROP_CONFIRM_FAILED;
-		*confirm_dropped = 0;
+		key->flags |= NB_DROP_HAS_REASON;
+	key->hook = NB_HOOK_UNKNOWN;
+	if (cfg_confirm_exit) {
+		__u64 *confirm_dropped = bpf_map_lookup_elem(&nb_confirm_drop, &zero);
+
+		if (confirm_dropped && *confirm_dropped == (__u64)skb) {
+			key->flags |= NB_DROP_CONFIRM_FAILED;
+			*confirm_dropped = 0;
+		}
 	}
 
 	stash = cfg_hook_exit && (!has_reason || nb_is_netfilter_reason(reason))
 			? bpf_map_lookup_elem(&drop_stash, &zero)
 			: NULL;
 	if (!stash) {
-		if (count_drop(&key, now))
-			send_drop_example(origin, skb, &key, &pkt, nfct);
+		if (count_drop(key, now))
+			send_drop_example(origin, skb, key, nfct);
 		return;
 	}
 	if (stash->skb)
@@ -169,20 +225,20 @@ static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, vo
 	 * hookless key, gated by its (zero-count) entry. */
 	example = false;
 	{
-		struct nb_drop_value *gate = bpf_map_lookup_elem(&drop_counts, &key);
+		struct nb_drop_value *gate = bpf_map_lookup_elem(&drop_counts, key);
 		struct nb_drop_value first = { .count = 0, .last_example_ns = now };
 
 		if (!gate) {
-			example = bpf_map_update_elem(&drop_counts, &key, &first, BPF_NOEXIST) == 0;
+			example = bpf_map_update_elem(&drop_counts, key, &first, BPF_NOEXIST) == 0;
 		} else if (now - gate->last_example_ns >= NB_EXAMPLE_EVERY_NS) {
 			gate->last_example_ns = now;
 			example = true;
 		}
 	}
 	if (example)
-		send_drop_example(origin, skb, &key, &pkt, nfct);
+		send_drop_example(origin, skb, key, nfct);
 	stash->skb = (__u64)skb;
-	stash->key = key;
+	stash->key = *key;
 	stash->example_sent = example;
 }
 
@@ -296,10 +352,6 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	struct nb_ct ct = {};
 	struct nf_conn *nfct;
 
-	if (cfg_count_drops) {
-		count_kfree_skb(origin, skb, location, reason, has_reason);
-		return;
-	}
 	/* Without drop reasons every kfree_skb looks alike: only a traced flow
 	 * is worth reporting then. */
 	if (!netfilter && !cfg_all_reasons && has_reason)
@@ -329,6 +381,13 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(kfree_skb_btf, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
+	if (cfg_count_drops) {
+		struct nb_drop_key key = {};
+		struct nf_conn *nfct = key_from_skb_btf(skb, &key);
+
+		count_kfree_skb(NB_ORIGIN_TP_BTF, skb, location, reason, true, &key, nfct);
+		return 0;
+	}
 	handle_kfree_skb(NB_ORIGIN_TP_BTF, skb, location, reason, true);
 	return 0;
 }
@@ -337,6 +396,13 @@ int BPF_PROG(kfree_skb_btf, struct sk_buff *skb, void *location, enum skb_drop_r
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(kfree_skb_raw, struct sk_buff *skb, void *location)
 {
+	if (cfg_count_drops) {
+		struct nb_drop_key key = {};
+		struct nf_conn *nfct = key_from_skb_probe(skb, &key);
+
+		count_kfree_skb(NB_ORIGIN_RAW_TP, skb, location, 0, false, &key, nfct);
+		return 0;
+	}
 	handle_kfree_skb(NB_ORIGIN_RAW_TP, skb, location, 0, false);
 	return 0;
 }

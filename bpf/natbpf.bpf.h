@@ -71,6 +71,9 @@ const volatile __u8 cfg_count_drops = 0;
 /* ... and nf_hook_slow's exit is attached: it counts netfilter drops, so
  * their key carries the hook. */
 const volatile __u8 cfg_hook_exit = 0;
+/* ... and __nf_conntrack_confirm's exit is attached: it marks the skbs it
+ * dropped in nb_confirm_drop. */
+const volatile __u8 cfg_confirm_exit = 0;
 
 /* uapi enum values (include/uapi/linux/bpf.h), absent from the minimal vmlinux.h */
 #define NB_RB_NO_WAKEUP 1

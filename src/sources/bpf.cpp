@@ -53,6 +53,7 @@ void write_filter(Rodata* ro, const BpfFilter& f, const Plan& plan) {
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
   ro->cfg_count_drops = f.count_drops;
   ro->cfg_hook_exit = f.count_drops && plan.has("nf_hook_slow");
+  ro->cfg_confirm_exit = f.count_drops && plan.has("__nf_conntrack_confirm");
 }
 
 // The objects share one ring buffer and one stats map: records of one packet
