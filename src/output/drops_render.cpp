@@ -12,6 +12,8 @@ namespace natbpf {
 
 namespace {
 
+constexpr size_t kTextFlows = 8;
+
 void cause_to_text(std::ostringstream& o, size_t rank, const DropCause& c) {
   o << "  " << rank << ". " << c.count << "x  " << c.cause << "  [" << c.where << ", netns " << c.netns_name << "]\n";
   for (const auto& [rule, n] : c.rules) o << "       " << rule << ": " << n << " drops\n";
@@ -20,8 +22,12 @@ void cause_to_text(std::ostringstream& o, size_t rank, const DropCause& c) {
       << m.set_by.text << " (+" << m.set_by.count << ")\n";
     for (const auto& v : m.via) o << "         reached from " << v.where << ": " << v.text << " (+" << v.count << ")\n";
   }
+  // The largest flows; a flood over many ports would make an endless line.
+  std::vector<std::pair<std::string, uint64_t>> flows(c.flows.begin(), c.flows.end());
+  std::stable_sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   o << "       flows:";
-  for (const auto& [f, n] : c.flows) o << " " << f << " (" << n << ")";
+  for (size_t i = 0; i < flows.size() && i < kTextFlows; i++) o << " " << flows[i].first << " (" << flows[i].second << ")";
+  if (flows.size() > kTextFlows) o << " and " << flows.size() - kTextFlows << " more";
   o << "\n";
   for (const auto& e : c.examples) o << "       e.g. " << e << "\n";
   o << "       evidence: ";

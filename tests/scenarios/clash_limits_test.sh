@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 [ "${NATBPF_VM:-}" = 1 ] || skip "changes the global nf_conntrack_max and nf_conntrack_buckets: runs in the VM harness only (tests/vm/run.sh)"
 command -v socat >/dev/null || skip "socat is not installed"
-udpclash=$(scen_udpclash) || exit 1
+udpclash=$(scen_tool udpclash) || exit 1
 
 sys=/proc/sys/net/netfilter
 old_max=$(cat $sys/nf_conntrack_max) old_buckets=$(cat $sys/nf_conntrack_buckets)

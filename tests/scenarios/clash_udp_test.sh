@@ -6,7 +6,7 @@
 # its tuples; on tracepoint-only kernels the clash_resolve counter is the
 # evidence.
 source "$(dirname "$0")/lib.sh"
-udpclash=$(scen_udpclash) || exit 1
+udpclash=$(scen_tool udpclash) || exit 1
 
 run_case() { # 4|6
 	local v=$1 ns out ready dst=127.0.0.1

@@ -86,14 +86,14 @@ scen_seed001_before_after() {
 	seed001_connect "$1" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
 }
 
-# The udpclash test tool: beside natbpf, or in tests/tools/bin.
-scen_udpclash() {
+# A test tool (udpclash, udpflood): beside natbpf, or in tests/tools/bin.
+scen_tool() { # NAME
 	local c
-	for c in "${NATBPF_UDPCLASH:-}" "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/udpclash" \
-		"$(dirname "${BASH_SOURCE[0]}")/../tools/bin/udpclash"; do
-		[ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+	for c in "$(dirname "$(command -v "$NATBPF" || echo "$NATBPF")")/$1" \
+		"$(dirname "${BASH_SOURCE[0]}")/../tools/bin/$1"; do
+		[ -x "$c" ] && { echo "$c"; return 0; }
 	done
-	fail "tests/tools/bin/udpclash is missing: build the project (cmake --build) first"
+	fail "tests/tools/bin/$1 is missing: build the project (cmake --build) first"
 }
 
 fail() {
