@@ -1,61 +1,98 @@
 #!/usr/bin/env bash
-# Kernel-side cost of natbpf: UDP packets per second that a sender in a
-# namespace pushes into an nftables drop rule (every packet dropped, so the
-# kfree_skb program runs for each), without natbpf, with `natbpf drops`
-# (counts every drop) and with `natbpf trace` on another port (the tracing
-# table's rules are evaluated for every packet). A second namespace tracks
-# connections, so every dropped packet carries an unconfirmed conntrack entry:
-# the worst case for `natbpf clash`, which must tell a firewall drop from an
-# insert failure for each. Median of 5 runs each; natbpf's peak RSS (VmHWM)
-# is printed beside its rows.
+# Kernel-side cost of natbpf, as packets per second a sender in a namespace
+# pushes, with natbpf and its peers running and without (median of 5 runs
+# each; the baseline of each topology is measured in the same run):
+#  - drop flood: UDP into an nftables drop rule, so a kfree_skb program runs
+#    for every packet (the worst case for `natbpf drops`);
+#  - conntrack drop flood: the same in a namespace that tracks connections,
+#    so each dropped packet carries an unconfirmed entry (what `clash` checks);
+#  - forwarded flood: UDP through a veth pair into a router namespace that
+#    DNATs it (port 80 -> 10.78.0.9:8080) and forwards it out of a dummy
+#    device, which consumes it: no drop, conntrack and NAT on every packet.
+# Peers: `floor`, an empty tp_btf program on kfree_skb (bench/kfree_floor:
+# the cost of being called for each drop at all, whatever a program does).
+# natbpf's peak RSS (VmHWM) is printed beside its rows.
 # Usage: bench/overhead.sh [BUILD_DIR] [PACKETS]
 set -euo pipefail
 build=${1:-build}
 count=${2:-300000}
 natbpf=$build/natbpf
 flood=$build/udpflood
+floor=$build/kfree_floor
 ns=nbbench$$
+ctns=${ns}ct
+fwc=${ns}fc
+fwr=${ns}fr
 cleanup() {
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns del "$ctns" 2>/dev/null || true
+	for n in "$ns" "$ctns" "$fwc" "$fwr"; do ip netns del "$n" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+for n in "$ns" "$ctns" "$fwc" "$fwr"; do
+	ip netns add "$n"
+	ip -n "$n" link set lo up
+done
 ip netns exec "$ns" nft add table inet b
 ip netns exec "$ns" nft 'add chain inet b out { type filter hook output priority 0; }'
 ip netns exec "$ns" nft add rule inet b out udp dport 9 drop
-ctns=${ns}ct
-ip netns add "$ctns"
-ip -n "$ctns" link set lo up
 ip netns exec "$ctns" nft add table inet b
 ip netns exec "$ctns" nft 'add chain inet b out { type filter hook output priority 0; }'
 ip netns exec "$ctns" nft add rule inet b out ct state new udp dport 9 drop
+# The forwarded path: client 10.77.0.2 -> router 10.77.0.1:80, DNATed to
+# 10.78.0.9:8080 on the router's dummy device.
+ip link add fwc0 netns "$fwc" type veth peer name fwr0 netns "$fwr"
+ip -n "$fwc" addr add 10.77.0.2/24 dev fwc0
+ip -n "$fwc" link set fwc0 up
+ip -n "$fwr" addr add 10.77.0.1/24 dev fwr0
+ip -n "$fwr" link set fwr0 up
+ip -n "$fwr" link add d0 type dummy
+ip -n "$fwr" addr add 10.78.0.1/24 dev d0
+ip -n "$fwr" link set d0 up
+ip netns exec "$fwr" sysctl -qw net.ipv4.ip_forward=1
+ip netns exec "$fwr" nft -f - <<'NFT'
+table ip nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		udp dport 80 dnat to 10.78.0.9:8080
+	}
+}
+NFT
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() { # [NS]
-	for _ in 1 2 3 4 5; do ip netns exec "${1:-$ns}" "$flood" 127.0.0.1 9 "$count"; done | median
+measure() { # NS ADDR PORT
+	for _ in 1 2 3 4 5; do ip netns exec "$1" "$flood" "$2" "$3" "$count"; done | median
 }
-with() { # label, flood namespace, natbpf args...
-	local label=$1 target=$2
-	shift 2
+# label, flood namespace, address, port, then the command to run beside it
+# (it must create the file named by its --ready-file / last argument).
+with() {
+	local label=$1 target=$2 addr=$3 port=$4
+	shift 4
 	local ready
 	ready=$(mktemp -u)
-	"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
+	if [ "$1" = floor ]; then
+		"$floor" "$build/kfree_floor.bpf.o" "$ready" >/dev/null 2>&1 &
+	else
+		"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
+	fi
 	pid=$!
 	for _ in $(seq 300); do [ -e "$ready" ] && break; sleep 0.1; done
-	local pps rss
-	pps=$(measure "$target")
-	rss=$(awk '/^VmHWM/ {print $2 " kB"}' "/proc/$pid/status")
+	[ -e "$ready" ] || { echo "$label: did not get ready" >&2; exit 1; }
+	local pps rss=""
+	pps=$(measure "$target" "$addr" "$port")
+	[ "$1" = floor ] || rss=$(awk '/^VmHWM/ {print $2 " kB"}' "/proc/$pid/status")
 	kill -INT "$pid"
 	wait "$pid" || true
+	rm -f "$ready"
 	pid=""
 	echo "$label $pps $rss"
 }
-base=$(measure)
-echo "baseline $base"
-with drops "$ns" drops --duration 600s
-with trace "$ns" trace --netns "$ns" --dport 5353 --duration 600s
-echo "baseline-conntrack $(measure "$ctns")"
-with clash-conntrack "$ctns" clash --netns "$ctns" --duration 600s
+echo "baseline $(measure "$ns" 127.0.0.1 9)"
+with floor "$ns" 127.0.0.1 9 floor
+with drops "$ns" 127.0.0.1 9 drops --duration 600s
+with trace "$ns" 127.0.0.1 9 trace --netns "$ns" --dport 5353 --duration 600s
+echo "baseline-conntrack $(measure "$ctns" 127.0.0.1 9)"
+with clash-conntrack "$ctns" 127.0.0.1 9 clash --netns "$ctns" --duration 600s
+echo "baseline-forward $(measure "$fwc" 10.77.0.1 80)"
+with drops-forward "$fwc" 10.77.0.1 80 drops --duration 600s
+with trace-forward "$fwc" 10.77.0.1 80 trace --netns "$fwr" --dport 5353 --duration 600s
+with clash-forward "$fwc" 10.77.0.1 80 clash --netns "$fwr" --duration 600s

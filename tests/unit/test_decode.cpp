@@ -153,6 +153,64 @@ TEST(Decode, HookDropFields) {
   EXPECT_EQ(h.origin, Origin::Kprobe);
 }
 
+TEST(Decode, DropExampleKeyFlags) {
+  auto r = make<nb_drop_example>(NB_EV_DROP_EXAMPLE);
+  r.key.location = 0xffffffff81000000ULL;
+  r.key.reason = 12;
+  r.key.hook = NB_HOOK_UNKNOWN;
+  r.key.flags = NB_DROP_HAS_REASON | NB_DROP_HAS_CT | NB_DROP_CT_NAT;
+  r.key.dport = 52000;
+  r.has_ct = 1;
+  auto ev = decode_bpf_record(&r, sizeof(r));
+  ASSERT_TRUE(ev) << ev.error().message;
+  const auto& e = std::get<DropExampleEvent>(*ev);
+  EXPECT_EQ(e.key.reason, 12u);
+  EXPECT_FALSE(e.key.hook);
+  EXPECT_TRUE(e.key.has_ct && e.key.ct_nat && !e.key.ct_confirmed && !e.key.confirm_failed);
+  EXPECT_TRUE(e.ct);
+  r.key.flags = 0;  // no reason: absent, not 0
+  r.key.hook = 1;
+  auto again = decode_bpf_record(&r, sizeof(r));
+  ASSERT_TRUE(again);
+  const auto& bare = std::get<DropExampleEvent>(*again);
+  EXPECT_FALSE(bare.key.reason);
+  EXPECT_EQ(bare.key.hook, 1);
+}
+
+// A count snapshot: a header, then as many rows as it says; hdr.size must
+// hold exactly those rows.
+TEST(Decode, DropCountsRowsMustFitTheRecord) {
+  std::vector<uint8_t> bytes(sizeof(nb_drop_counts) + 2 * sizeof(nb_drop_count_row));
+  auto head = make<nb_drop_counts>(NB_EV_DROP_COUNTS);
+  head.rows = 2;
+  head.last = 1;
+  head.seq = 7;
+  head.examples_lost = 3;
+  head.hdr.size = static_cast<uint16_t>(bytes.size());
+  std::memcpy(bytes.data(), &head, sizeof(head));
+  nb_drop_count_row row{};
+  row.key.dport = 9999;
+  row.count = 41;
+  std::memcpy(bytes.data() + sizeof(head) + sizeof(row), &row, sizeof(row));
+  auto ev = decode_bpf_record(bytes.data(), bytes.size());
+  ASSERT_TRUE(ev) << ev.error().message;
+  const auto& c = std::get<DropCountsEvent>(*ev);
+  EXPECT_EQ(c.seq, 7u);
+  EXPECT_TRUE(c.last);
+  EXPECT_EQ(c.examples_lost, 3u);
+  ASSERT_EQ(c.rows.size(), 2u);
+  EXPECT_EQ(c.rows[1].first.dport, 9999);
+  EXPECT_EQ(c.rows[1].second, 41u);
+  EXPECT_FALSE(decode_bpf_record(bytes.data(), bytes.size() - 1));  // truncated
+  head.rows = 3;  // more rows than bytes
+  std::memcpy(bytes.data(), &head, sizeof(head));
+  EXPECT_FALSE(decode_bpf_record(bytes.data(), bytes.size()));
+  head.rows = 2;
+  head.hdr.size = sizeof(head);  // size says no rows
+  std::memcpy(bytes.data(), &head, sizeof(head));
+  EXPECT_FALSE(decode_bpf_record(bytes.data(), bytes.size()));
+}
+
 TEST(Events, Ipv6AndParse) {
   auto a = Addr::parse("fd00::1");
   ASSERT_TRUE(a.has_value());
