@@ -7,7 +7,8 @@
 # joined by a veth pair (client 10.30.0.1, node 10.30.0.2). Sourced by the
 # scenario tests.
 #
-# seed003_up PREFIX iptables-legacy|iptables-nft   namespaces PREFIX-client, PREFIX-node (must not exist)
+# seed003_up PREFIX iptables-legacy|iptables-nft|nft   namespaces PREFIX-client, PREFIX-node (must not exist);
+#                                                   nft: the same rules written for nftables, with counters
 # seed003_listen PREFIX SECONDS                     the host service on 52000 (background it)
 # seed003_connect PREFIX PORT                       one connection attempt, 2 s at most; 0 if it connected
 
@@ -21,6 +22,31 @@ seed003_up() {
 	ip -n "$p-node" addr add 10.30.0.2/24 dev "${p}n"
 	ip -n "$p-client" link set "${p}c" up
 	ip -n "$p-node" link set "${p}n" up
+	if [ "$ipt" = nft ]; then
+		ip netns exec "$p-node" nft -f - <<'NFT'
+table ip kube {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		tcp dport 80 counter dnat to 10.30.0.2:52000 comment "demo/site:http"
+		counter jump nodeports comment "kubernetes service portals"
+	}
+	chain nodeports {
+		tcp dport 52000 counter jump xlb_web comment "demo/web:http"
+	}
+	chain xlb_web {
+		counter jump mark_drop comment "demo/web:http has no local endpoints"
+	}
+	chain mark_drop {
+		counter meta mark set meta mark | 0x00008000
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		meta mark & 0x00008000 == 0x00008000 counter drop comment "kubernetes firewall for dropping marked packets"
+	}
+}
+NFT
+		return
+	fi
 	ip netns exec "$p-node" "$ipt-restore" <<'RULES'
 *nat
 :PREROUTING ACCEPT [0:0]

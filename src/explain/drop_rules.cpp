@@ -73,6 +73,61 @@ std::vector<RuleHit> jumps_to(const IptRuleCounter& target, const std::vector<Ri
   return via;
 }
 
+// nftables counterparts: the risen counted rules of a snapshot pair, and
+// the jumps to a chain of the same table, nearest first, at most three.
+struct NftRisen {
+  std::string key;  // "family table chain handle"
+  std::string text;
+  uint64_t delta;
+  std::string table() const { return key.substr(0, key.find(' ', key.find(' ') + 1)); }  // "family table"
+  std::string chain() const {
+    size_t a = key.find(' ', key.find(' ') + 1) + 1;
+    return key.substr(a, key.rfind(' ') - a);
+  }
+  std::string where() const { return key.substr(0, key.rfind(' ')) + " (handle " + key.substr(key.rfind(' ') + 1) + ")"; }
+};
+
+std::vector<NftRisen> risen_nft(const std::map<std::string, DropRuleCounter>& before,
+                                const std::map<std::string, DropRuleCounter>& after) {
+  std::vector<NftRisen> out;
+  for (const auto& [key, rule] : after) {
+    auto b = before.find(key);
+    uint64_t base = b != before.end() && b->second.text == rule.text ? b->second.packets : 0;
+    if (rule.packets > base) out.push_back({key, rule.text, rule.packets - base});
+  }
+  return out;
+}
+
+RuleHit nft_hit(const NftRisen& r) { return {r.where(), r.text, r.delta}; }
+
+std::vector<RuleHit> nft_jumps_to(const NftRisen& target, const std::vector<NftRisen>& risen) {
+  static const std::regex jump(R"((?:^| )(?:jump|goto) (\S+))");
+  std::vector<RuleHit> via;
+  std::string chain = target.chain();
+  for (int level = 0; level < 3; level++) {
+    const NftRisen* found = nullptr;
+    for (const auto& r : risen) {
+      std::smatch m;
+      if (r.table() == target.table() && std::regex_search(r.text, m, jump) && m[1] == chain) {
+        found = &r;
+        break;
+      }
+    }
+    if (!found) break;
+    via.push_back(nft_hit(*found));
+    chain = found->chain();
+  }
+  return via;
+}
+
+// Whether the bits value/mask of a match are all written, to those values,
+// by a setter writing set_value under set_mask.
+bool writes_bits(std::pair<uint32_t, uint32_t> want, std::pair<uint32_t, uint32_t> given) {
+  auto [value, mask] = want;
+  auto [set_value, set_mask] = given;
+  return (set_mask & mask) == mask && (set_value & mask) == (value & mask);
+}
+
 }  // namespace
 
 std::optional<std::string> matched_mark(const std::string& rule_text) {
@@ -89,11 +144,35 @@ bool sets_mark(const std::string& rule_text, const std::string& mark) {
   auto want = parse_mark(mark);
   auto given = parse_mark(m[2].str());
   if (!want || !given) return false;
-  auto [value, mask] = *want;
-  auto [set_value, set_mask] = *given;
-  if (m[1] == "or-mark") set_mask = set_value;
+  if (m[1] == "or-mark") given->second = given->first;
   // The bits the match tests are all written by this rule, to the values it wants.
-  return (set_mask & mask) == mask && (set_value & mask) == (value & mask);
+  return writes_bits(*want, *given);
+}
+
+std::optional<std::string> nft_matched_mark(const std::string& rule_text) {
+  static const std::regex masked(R"((?:^| )(?:meta )?mark & (0x[0-9a-f]+) == (0x[0-9a-f]+)(?: |$))");
+  static const std::regex plain(R"((?:^| )(?:meta )?mark (0x[0-9a-f]+)(?: |$))");
+  std::smatch m;
+  if (std::regex_search(rule_text, m, masked)) return m[2].str() + "/" + m[1].str();
+  if (std::regex_search(rule_text, m, plain)) return m[1].str();
+  return std::nullopt;
+}
+
+bool nft_sets_mark(const std::string& rule_text, const std::string& mark) {
+  static const std::regex set_or(R"((?:^| )(?:meta )?mark set (?:meta )?mark \| (0x[0-9a-f]+)(?: |$))");
+  static const std::regex set_plain(R"((?:^| )(?:meta )?mark set (0x[0-9a-f]+)(?: |$))");
+  auto want = parse_mark(mark);
+  if (!want) return false;
+  std::smatch m;
+  if (std::regex_search(rule_text, m, set_or)) {
+    auto v = parse_mark(m[1].str());
+    return v && writes_bits(*want, {v->first, v->first});
+  }
+  if (std::regex_search(rule_text, m, set_plain)) {
+    auto v = parse_mark(m[1].str());
+    return v && writes_bits(*want, {v->first, 0xffffffffu});
+  }
+  return false;
 }
 
 void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) {
@@ -127,6 +206,7 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
   if (!nft_location && !hook_location) return;
   uint64_t nft_counted = 0, legacy_counted = 0, xt_counted = 0;
   uint64_t wanted = c.count;
+  std::optional<std::vector<NftRisen>> nft_marks;  // read once, when a drop rule matches a mark
   // What is left of a rule's rise for this cause: 0 when its port is not
   // the cause's, or other causes took it all.
   auto take = [&](const std::string& id, const std::string& text, uint64_t delta) -> uint64_t {
@@ -145,9 +225,16 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
     uint64_t delta = take("nft " + key, rule.text, rule.packets - base);
     if (!delta) continue;
     nft_counted += delta;
-    c.rules.push_back({key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
-                           key.substr(key.rfind(' ') + 1) + ")",
-                       delta});
+    std::string where = key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
+                        key.substr(key.rfind(' ') + 1) + ")";
+    c.rules.push_back({where, delta});
+    if (auto mark = nft_matched_mark(rule.text)) {
+      if (!nft_marks) nft_marks = risen_nft(before.mark_rules, after.mark_rules);
+      for (const auto& m : *nft_marks)
+        if (nft_sets_mark(m.text, *mark))
+          c.mark_origins.push_back({*mark, key.substr(0, key.rfind(' ')) + " (handle " + key.substr(key.rfind(' ') + 1) + ")",
+                                    nft_hit(m), nft_jumps_to(m, *nft_marks)});
+    }
   }
   if (nft_counted) c.evidence.push_back("nftables rule counters");
   auto risen = risen_iptables(before, after);

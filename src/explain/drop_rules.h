@@ -35,5 +35,9 @@ std::optional<uint16_t> rule_dport(const std::string& rule_text);
 std::optional<std::string> matched_mark(const std::string& rule_text);
 // Whether a MARK target rule sets the bits a mark match tests.
 bool sets_mark(const std::string& rule_text, const std::string& mark);
+// nftables: "0x00008000/0x00008000" of "meta mark & 0x00008000 == 0x00008000",
+// "0x00008000" of "meta mark 0x00008000"; whether "meta mark set ..." sets it.
+std::optional<std::string> nft_matched_mark(const std::string& rule_text);
+bool nft_sets_mark(const std::string& rule_text, const std::string& mark);
 
 }  // namespace natbpf

@@ -196,11 +196,12 @@ void from_json(const json& j, IptRuleCounter& r) {
 }
 
 void to_json(json& j, const NetnsSnapshot& s) {
-  j = {{"drop_rules", s.drop_rules}, {"ipt_rules", s.ipt_rules}, {"ct", opt(s.ct)}};
+  j = {{"drop_rules", s.drop_rules}, {"mark_rules", s.mark_rules}, {"ipt_rules", s.ipt_rules}, {"ct", opt(s.ct)}};
 }
 
 void from_json(const json& j, NetnsSnapshot& s) {
   j.at("drop_rules").get_to(s.drop_rules);
+  j.at("mark_rules").get_to(s.mark_rules);
   j.at("ipt_rules").get_to(s.ipt_rules);
   get_opt(j, "ct", s.ct);
 }

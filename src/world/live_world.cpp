@@ -44,33 +44,35 @@ bool is_xtables_table(const std::string& table) {
   return table == "filter" || table == "nat" || table == "mangle" || table == "raw" || table == "security";
 }
 
-// nftables rules ending in drop that carry a counter, by position. Tables
+// nftables rules that carry a counter, by position: those ending in drop,
+// and those that set a mark or jump (where a matched mark came from). Tables
 // iptables-nft owns are left to its own save output (iptables syntax).
-std::map<std::string, DropRuleCounter> drop_rule_counters(const std::vector<IptRuleCounter>& ipt) {
+void nft_rule_counters(const std::vector<IptRuleCounter>& ipt, NetnsSnapshot& s) {
   std::set<std::string> xt_families;
   for (const auto& r : ipt)
     if (r.backend == "iptables-nft") xt_families.insert(r.family);
-  std::map<std::string, DropRuleCounter> out;
   auto nft = NftContext::create(false);
-  if (!nft) return out;
+  if (!nft) return;
   auto text = nft->run("list ruleset");
-  if (!text) return out;
+  if (!text) return;
   static const std::regex counter(R"(counter packets ([0-9]+) bytes [0-9]+)");
+  static const std::regex ends_in_drop(R"((^| )drop( comment ".*")?$)");
+  static const std::regex leads_to_mark(R"((^| )(meta )?mark set |(^| )(jump|goto) )");
   Ruleset rs = Ruleset::parse(*text);
   for (const auto& c : rs.chains()) {
     if (xt_families.count(c.family) && is_xtables_table(c.table)) continue;
     for (const auto& r : c.rules) {
       std::smatch m;
-      if (r.text.size() < 4 || r.text.compare(r.text.size() - 4, 4, "drop") != 0) continue;
       if (!std::regex_search(r.text, m, counter)) continue;
+      bool drops = std::regex_search(r.text, ends_in_drop);
+      if (!drops && !std::regex_search(r.text, leads_to_mark)) continue;
       uint64_t packets = 0;
       const std::string digits = m[1];
       if (std::from_chars(digits.data(), digits.data() + digits.size(), packets).ec != std::errc{}) continue;
       std::string key = c.family + " " + c.table + " " + c.name + " " + std::to_string(r.handle);
-      out[key] = {std::regex_replace(r.text, counter, "counter"), packets};
+      (drops ? s.drop_rules : s.mark_rules)[key] = {std::regex_replace(r.text, counter, "counter"), packets};
     }
   }
-  return out;
 }
 
 }  // namespace
@@ -160,7 +162,7 @@ NetnsSnapshot LiveWorld::snapshot(const NamedNetns& ns) {
   NetnsSnapshot s;
   netns_.run_in(ns.inode, [&] {
     s.ipt_rules = iptables_counters();
-    s.drop_rules = drop_rule_counters(s.ipt_rules);
+    nft_rule_counters(s.ipt_rules, s);
     if (auto st = read_ct_stats()) s.ct = CtStatsTotals::sum(*st);
   });
   return s;

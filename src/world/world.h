@@ -33,6 +33,7 @@ struct NamedNetns {
 };
 
 // An nftables rule ending in drop whose counter natbpf reads.
+// An nftables rule with a counter, by "family table chain handle".
 struct DropRuleCounter {
   std::string text;  // the rule without its counter values
   uint64_t packets = 0;
@@ -41,6 +42,9 @@ struct DropRuleCounter {
 // Drop rule counters and conntrack counters of one namespace at one moment.
 struct NetnsSnapshot {
   std::map<std::string, DropRuleCounter> drop_rules;  // "inet filter input 2" -> rule
+  // The other counted nftables rules that can lead to a drop: mark setters
+  // ("meta mark set ...") and jumps, for where a matched mark was set.
+  std::map<std::string, DropRuleCounter> mark_rules;
   std::vector<IptRuleCounter> ipt_rules;              // every iptables rule, both backends
   std::optional<CtStatsTotals> ct;
 };

@@ -293,3 +293,44 @@ TEST(Drops, ARuleIsToldOnceUnderTheCauseOfItsPort) {
 
 }  // namespace
 }  // namespace natbpf
+
+namespace natbpf {
+namespace {
+
+TEST(Drops, NftMarkMatchAndSetters) {
+  EXPECT_EQ(nft_matched_mark("meta mark & 0x00008000 == 0x00008000 counter drop"), "0x00008000/0x00008000");
+  EXPECT_EQ(nft_matched_mark("meta mark 0x00000001 counter drop"), "0x00000001");
+  EXPECT_FALSE(nft_matched_mark("tcp dport 22 drop"));
+  EXPECT_TRUE(nft_sets_mark("counter meta mark set meta mark | 0x00008000", "0x00008000/0x00008000"));
+  EXPECT_TRUE(nft_sets_mark("meta mark set 0x00008000 counter", "0x00008000/0x00008000"));
+  EXPECT_FALSE(nft_sets_mark("meta mark set meta mark | 0x00004000", "0x00008000/0x00008000"));
+  EXPECT_FALSE(nft_sets_mark("meta mark set 0x00008001 counter", "0x00008000"));  // exact match wants all bits
+}
+
+// The mark of an nftables drop rule is traced to the setter whose counter
+// rose and the jumps that reached it, in the setter's table.
+TEST(Drops, NftMarkOriginThroughJumps) {
+  NetnsSnapshot before, after;
+  auto rule = [](std::string text, uint64_t n) { return DropRuleCounter{std::move(text), n}; };
+  before.drop_rules["ip kube input 11"] = rule("meta mark & 0x00008000 == 0x00008000 counter drop", 0);
+  after.drop_rules["ip kube input 11"] = rule("meta mark & 0x00008000 == 0x00008000 counter drop", 2);
+  before.mark_rules["ip kube mark_drop 10"] = rule("counter meta mark set meta mark | 0x00008000", 0);
+  after.mark_rules["ip kube mark_drop 10"] = rule("counter meta mark set meta mark | 0x00008000", 2);
+  after.mark_rules["ip kube xlb_web 9"] = rule("counter jump mark_drop comment \"no local endpoints\"", 2);
+  after.mark_rules["ip kube nodeports 8"] = rule("tcp dport 52000 counter jump xlb_web", 2);
+  after.mark_rules["ip other chain 3"] = rule("counter jump xlb_web", 5);  // another table: not a way there
+  DropCause c;
+  c.where = "nft_do_chain";
+  c.count = 2;
+  c.ports = {52000};
+  RuleBudget budget;
+  name_drop_rules(c, before, after, budget);
+  ASSERT_EQ(c.mark_origins.size(), 1u);
+  EXPECT_EQ(c.mark_origins[0].set_by.where, "ip kube mark_drop (handle 10)");
+  ASSERT_EQ(c.mark_origins[0].via.size(), 2u);
+  EXPECT_EQ(c.mark_origins[0].via[0].where, "ip kube xlb_web (handle 9)");
+  EXPECT_EQ(c.mark_origins[0].via[1].where, "ip kube nodeports (handle 8)");
+}
+
+}  // namespace
+}  // namespace natbpf
