@@ -7,8 +7,9 @@
 #  - conntrack drop flood: the same in a namespace that tracks connections,
 #    so each dropped packet carries an unconfirmed entry (what `clash` checks);
 #  - forwarded flood: UDP through a veth pair into a router namespace that
-#    DNATs it (port 80 -> 10.78.0.9:8080) and forwards it out of a dummy
-#    device, which consumes it: no drop, conntrack and NAT on every packet.
+#    DNATs it (port 80 -> 10.78.0.9:8080) and forwards it through a second
+#    veth pair to a server namespace where bench/udpsink receives it:
+#    conntrack and NAT on every packet, no drop by design.
 # Peers: `floor`, an empty tp_btf program on kfree_skb (bench/kfree_floor:
 # the cost of being called for each drop at all, whatever a program does).
 # natbpf's peak RSS (VmHWM) is printed beside its rows.
@@ -23,12 +24,14 @@ ns=nbbench$$
 ctns=${ns}ct
 fwc=${ns}fc
 fwr=${ns}fr
+fws=${ns}fs
 cleanup() {
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	for n in "$ns" "$ctns" "$fwc" "$fwr"; do ip netns del "$n" 2>/dev/null || true; done
+	[ -n "${sink:-}" ] && kill "$sink" 2>/dev/null && wait "$sink" 2>/dev/null
+	for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do ip netns del "$n" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-for n in "$ns" "$ctns" "$fwc" "$fwr"; do
+for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do
 	ip netns add "$n"
 	ip -n "$n" link set lo up
 done
@@ -39,15 +42,18 @@ ip netns exec "$ctns" nft add table inet b
 ip netns exec "$ctns" nft 'add chain inet b out { type filter hook output priority 0; }'
 ip netns exec "$ctns" nft add rule inet b out ct state new udp dport 9 drop
 # The forwarded path: client 10.77.0.2 -> router 10.77.0.1:80, DNATed to
-# 10.78.0.9:8080 on the router's dummy device.
+# the server 10.78.0.9:8080.
 ip link add fwc0 netns "$fwc" type veth peer name fwr0 netns "$fwr"
 ip -n "$fwc" addr add 10.77.0.2/24 dev fwc0
 ip -n "$fwc" link set fwc0 up
 ip -n "$fwr" addr add 10.77.0.1/24 dev fwr0
 ip -n "$fwr" link set fwr0 up
-ip -n "$fwr" link add d0 type dummy
-ip -n "$fwr" addr add 10.78.0.1/24 dev d0
-ip -n "$fwr" link set d0 up
+ip link add fwr1 netns "$fwr" type veth peer name fws0 netns "$fws"
+ip -n "$fwr" addr add 10.78.0.1/24 dev fwr1
+ip -n "$fwr" link set fwr1 up
+ip -n "$fws" addr add 10.78.0.9/24 dev fws0
+ip -n "$fws" link set fws0 up
+ip -n "$fws" route add default via 10.78.0.1
 ip netns exec "$fwr" sysctl -qw net.ipv4.ip_forward=1
 ip netns exec "$fwr" nft -f - <<'NFT'
 table ip nat {
@@ -92,6 +98,8 @@ with drops "$ns" 127.0.0.1 9 drops --duration 600s
 with trace "$ns" 127.0.0.1 9 trace --netns "$ns" --dport 5353 --duration 600s
 echo "baseline-conntrack $(measure "$ctns" 127.0.0.1 9)"
 with clash-conntrack "$ctns" 127.0.0.1 9 clash --netns "$ctns" --duration 600s
+ip netns exec "$fws" "$build/udpsink" 8080 >/dev/null &
+sink=$!
 echo "baseline-forward $(measure "$fwc" 10.77.0.1 80)"
 with drops-forward "$fwc" 10.77.0.1 80 drops --duration 600s
 with trace-forward "$fwc" 10.77.0.1 80 trace --netns "$fwr" --dport 5353 --duration 600s

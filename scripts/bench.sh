@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build >/dev/null
-cmake --build build -j"$(nproc)" --target natbpf natbpf_bench udpflood kfree_floor >/dev/null
+cmake --build build -j"$(nproc)" --target natbpf natbpf_bench udpflood udpsink kfree_floor >/dev/null
 micro=$(./build/natbpf_bench --benchmark_min_time=0.5 --benchmark_format=console 2>/dev/null | grep '^BM_')
 overhead=$(bash bench/overhead.sh build 200000)
 base=$(awk '$1=="baseline"{print $2}' <<<"$overhead")
@@ -31,7 +31,8 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	echo "- \`-conntrack\`: the same in a namespace that tracks connections, so each"
 	echo "  dropped packet has an unconfirmed conntrack entry (what \`natbpf clash\` examines);"
 	echo "- \`-forward\`: through a veth pair into a router namespace that DNATs it and"
-	echo "  forwards it out of a dummy device (conntrack and NAT on every packet, no drop)."
+	echo "  forwards it over a second veth pair to a receiver (bench/udpsink): conntrack"
+	echo "  and NAT on every packet, no drop by design."
 	echo
 	echo "\`floor\` is a peer: an empty tp_btf program on kfree_skb (bench/kfree_floor),"
 	echo "the cost any per-drop program pays here before it does anything."
