@@ -59,20 +59,30 @@ struct {
 
 #define NB_EXAMPLE_EVERY_NS 1000000000ULL
 
+/* Reading the clock costs about as much as counting: a key's clock is
+ * checked on each of its first drops on a CPU and then on every 16th, which
+ * keeps examples at one per second at most. */
+#define NB_CLOCK_EVERY 16
+
 /* Counts one drop of key on this CPU; true when an example of it is due
  * (none sent by this CPU in the last second). */
-static __always_inline bool count_drop(const struct nb_drop_key *key, __u64 now)
+static __always_inline bool count_drop(const struct nb_drop_key *key)
 {
 	struct nb_drop_value *v = bpf_map_lookup_elem(&drop_counts, key);
-	struct nb_drop_value first = { .count = 1, .last_example_ns = now };
+	struct nb_drop_value first = { .count = 1 };
+	__u64 now;
 
 	if (v) {
 		v->count++;
+		if (v->count > NB_CLOCK_EVERY && (v->count % NB_CLOCK_EVERY))
+			return false;
+		now = bpf_ktime_get_ns();
 		if (now - v->last_example_ns < NB_EXAMPLE_EVERY_NS)
 			return false;
 		v->last_example_ns = now;
 		return true;
 	}
+	first.last_example_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&drop_counts, key, &first, BPF_NOEXIST) == 0)
 		return true;
 	/* Another CPU created the key meanwhile (its per-CPU slot of ours is 0). */
@@ -180,7 +190,6 @@ static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, vo
 					    bool has_reason, struct nb_drop_key *key, struct nf_conn *nfct)
 {
 	struct nb_drop_stash *stash;
-	__u64 now = bpf_ktime_get_ns();
 	__u32 zero = 0;
 	bool example;
 
@@ -215,17 +224,18 @@ static __always_inline void count_kfree_skb(__u8 origin, struct sk_buff *skb, vo
 			? bpf_map_lookup_elem(&drop_stash, &zero)
 			: NULL;
 	if (!stash) {
-		if (count_drop(key, now))
+		if (count_drop(key))
 			send_drop_example(origin, skb, key, nfct);
 		return;
 	}
 	if (stash->skb)
-		count_drop(&stash->key, now);
+		count_drop(&stash->key);
 	/* The example is keyed without the hook: one per second for the whole
 	 * hookless key, gated by its (zero-count) entry. */
 	example = false;
 	{
 		struct nb_drop_value *gate = bpf_map_lookup_elem(&drop_counts, key);
+		__u64 now = bpf_ktime_get_ns();
 		struct nb_drop_value first = { .count = 0, .last_example_ns = now };
 
 		if (!gate) {
@@ -257,7 +267,7 @@ static __always_inline void count_hook_drop(__u8 origin, struct sk_buff *skb, __
 	key.hook = hook;
 	example = stash->example_sent;
 	stash->skb = 0;
-	count_drop(&key, bpf_ktime_get_ns());
+	count_drop(&key);
 	if (example)
 		emit_hook_drop(origin, skb, hook, pf, n, in, out, net, ret);
 }
