@@ -54,4 +54,22 @@ jq_true "$out.all" "[.[] | select(.type == \"drop_cause\")] | length == 1 and .[
 	"--netns $a must report its 4 drops and nothing of $b"
 jq_true "$out.all" "[.[] | select(.type == \"summary\")][0].conntrack | keys == [\"$a\"]"
 expect_error 2 "unknown network namespace" $NATBPF drops --netns "nb$$-gone" --duration 1s
+expect_error 2 "--interval must be at least 100ms" $NATBPF drops --interval 10ms --duration 1s
+
+# --interval: a report every second, each with the drops since the one
+# before; together they count every drop once. Replayed the same.
+out=$SCEN_TMP/drops-interval.jsonl
+rm -f "$ready"
+scen_bg $NATBPF drops --netns "$a" --interval 1s --duration 4s --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf drops --interval did not get ready"; }
+for i in 1 2 3; do echo x | ip netns exec "$a" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
+sleep 1.5
+for i in 1 2; do echo x | ip netns exec "$a" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
+wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf drops --interval exited $?"; }
+explain_same "$out.rec" "$out" --json
+jq -s . "$out" >"$out.all"
+jq_true "$out.all" '[.[] | select(.type == "summary")] | length >= 4' "a summary every second and one at the end"
+jq_true "$out.all" '[.[] | select(.type == "drop_cause" and (.cause | test("nftables")))] | (map(.count) | add) == 5 and length >= 2' \
+	"the 5 drops, told in the reports of the seconds they happened, each once"
 echo "PASS drops"
