@@ -130,49 +130,53 @@ bool writes_bits(std::pair<uint32_t, uint32_t> want, std::pair<uint32_t, uint32_
 
 }  // namespace
 
+// A conntrack mark is written "ct V/M": the packet mark and the
+// connection's mark are set by different rules.
+constexpr const char* kCtPrefix = "ct ";
+
 std::optional<std::string> matched_mark(const std::string& rule_text) {
-  static const std::regex mark(R"((?:^| )-m mark --mark (\S+))");
+  static const std::regex mark(R"((?:^| )-m (mark|connmark) --mark (\S+))");
   std::smatch m;
   if (!std::regex_search(rule_text, m, mark)) return std::nullopt;
-  return m[1].str();
+  return (m[1] == "connmark" ? kCtPrefix : "") + m[2].str();
 }
 
 bool sets_mark(const std::string& rule_text, const std::string& mark) {
-  static const std::regex set(R"( -j MARK --(set-xmark|set-mark|or-mark) (\S+))");
+  static const std::regex set(R"( -j (MARK|CONNMARK) --(set-xmark|set-mark|or-mark) (\S+))");
   std::smatch m;
   if (!std::regex_search(rule_text, m, set)) return false;
-  auto want = parse_mark(mark);
-  auto given = parse_mark(m[2].str());
+  bool ct = mark.rfind(kCtPrefix, 0) == 0;
+  if (ct != (m[1] == "CONNMARK")) return false;
+  auto want = parse_mark(ct ? mark.substr(3) : mark);
+  auto given = parse_mark(m[3].str());
   if (!want || !given) return false;
-  if (m[1] == "or-mark") given->second = given->first;
+  if (m[2] == "or-mark") given->second = given->first;
   // The bits the match tests are all written by this rule, to the values it wants.
   return writes_bits(*want, *given);
 }
 
 std::optional<std::string> nft_matched_mark(const std::string& rule_text) {
-  static const std::regex masked(R"((?:^| )(?:meta )?mark & (0x[0-9a-f]+) == (0x[0-9a-f]+)(?: |$))");
-  static const std::regex plain(R"((?:^| )(?:meta )?mark (0x[0-9a-f]+)(?: |$))");
+  static const std::regex masked(R"((?:^| )(meta |ct )?mark & (0x[0-9a-f]+) == (0x[0-9a-f]+)(?: |$))");
+  static const std::regex plain(R"((?:^| )(meta |ct )?mark (0x[0-9a-f]+)(?: |$))");
   std::smatch m;
-  if (std::regex_search(rule_text, m, masked)) return m[2].str() + "/" + m[1].str();
-  if (std::regex_search(rule_text, m, plain)) return m[1].str();
+  if (std::regex_search(rule_text, m, masked))
+    return (m[1] == "ct " ? kCtPrefix : "") + m[3].str() + "/" + m[2].str();
+  if (std::regex_search(rule_text, m, plain)) return (m[1] == "ct " ? kCtPrefix : "") + m[2].str();
   return std::nullopt;
 }
 
 bool nft_sets_mark(const std::string& rule_text, const std::string& mark) {
-  static const std::regex set_or(R"((?:^| )(?:meta )?mark set (?:meta )?mark \| (0x[0-9a-f]+)(?: |$))");
-  static const std::regex set_plain(R"((?:^| )(?:meta )?mark set (0x[0-9a-f]+)(?: |$))");
-  auto want = parse_mark(mark);
+  static const std::regex set_or(R"((?:^| )(meta |ct )?mark set (?:meta |ct )?mark \| (0x[0-9a-f]+)(?: |$))");
+  static const std::regex set_plain(R"((?:^| )(meta |ct )?mark set (0x[0-9a-f]+)(?: |$))");
+  bool ct = mark.rfind(kCtPrefix, 0) == 0;
+  auto want = parse_mark(ct ? mark.substr(3) : mark);
   if (!want) return false;
   std::smatch m;
-  if (std::regex_search(rule_text, m, set_or)) {
-    auto v = parse_mark(m[1].str());
-    return v && writes_bits(*want, {v->first, v->first});
-  }
-  if (std::regex_search(rule_text, m, set_plain)) {
-    auto v = parse_mark(m[1].str());
-    return v && writes_bits(*want, {v->first, 0xffffffffu});
-  }
-  return false;
+  bool is_or = std::regex_search(rule_text, m, set_or);
+  if (!is_or && !std::regex_search(rule_text, m, set_plain)) return false;
+  if (ct != (m[1] == "ct ")) return false;
+  auto v = parse_mark(m[2].str());
+  return v && writes_bits(*want, {v->first, is_or ? v->first : 0xffffffffu});
 }
 
 void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after) {

@@ -57,7 +57,7 @@ void nft_rule_counters(const std::vector<IptRuleCounter>& ipt, NetnsSnapshot& s)
   if (!text) return;
   static const std::regex counter(R"(counter packets ([0-9]+) bytes [0-9]+)");
   static const std::regex ends_in_drop(R"((^| )drop( comment ".*")?$)");
-  static const std::regex leads_to_mark(R"((^| )(meta )?mark set |(^| )(jump|goto) )");
+  static const std::regex leads_to_mark(R"((^| )(meta |ct )?mark set |(^| )(jump|goto) )");
   Ruleset rs = Ruleset::parse(*text);
   for (const auto& c : rs.chains()) {
     if (xt_families.count(c.family) && is_xtables_table(c.table)) continue;

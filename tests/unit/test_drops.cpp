@@ -334,3 +334,21 @@ TEST(Drops, NftMarkOriginThroughJumps) {
 
 }  // namespace
 }  // namespace natbpf
+
+namespace natbpf {
+namespace {
+
+// The connection's mark is another mark: only CONNMARK / ct mark set write it.
+TEST(Drops, ConntrackMarksAreTheirOwn) {
+  EXPECT_EQ(matched_mark("-A FW -m connmark --mark 0x1/0x1 -j DROP"), "ct 0x1/0x1");
+  EXPECT_TRUE(sets_mark("-A X -j CONNMARK --set-xmark 0x1/0x1", "ct 0x1/0x1"));
+  EXPECT_FALSE(sets_mark("-A X -j MARK --set-xmark 0x1/0x1", "ct 0x1/0x1"));
+  EXPECT_FALSE(sets_mark("-A X -j CONNMARK --set-xmark 0x1/0x1", "0x1/0x1"));
+  EXPECT_EQ(nft_matched_mark("ct mark & 0x00000001 == 0x00000001 counter drop"), "ct 0x00000001/0x00000001");
+  EXPECT_TRUE(nft_sets_mark("counter ct mark set ct mark | 0x00000001", "ct 0x00000001/0x00000001"));
+  EXPECT_FALSE(nft_sets_mark("counter meta mark set meta mark | 0x00000001", "ct 0x00000001/0x00000001"));
+  EXPECT_FALSE(nft_sets_mark("counter ct mark set 0x00000001", "0x00000001"));
+}
+
+}  // namespace
+}  // namespace natbpf
