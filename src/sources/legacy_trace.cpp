@@ -7,6 +7,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -193,6 +194,39 @@ std::vector<std::string> LegacyTrace::families_in_use(const TraceMatch& match) {
   return in_use;
 }
 
+namespace {
+
+constexpr const char* kStateDir = "/run/natbpf";
+
+// /run/natbpf/nf_log.<netns inode>.<2|10>: per namespace and family.
+std::string nf_log_state_path(const std::string& sysctl) {
+  struct stat st {};
+  uint64_t ino = stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+  return std::string(kStateDir) + "/nf_log." + std::to_string(ino) + "." + sysctl.substr(sysctl.rfind('/') + 1);
+}
+
+std::optional<std::string> read_nf_log_state(const std::string& path) {
+  std::ifstream in(path);
+  std::string value;
+  if (!in || !std::getline(in, value) || value.empty() || value.size() > 64) return std::nullopt;
+  return value;
+}
+
+bool write_nf_log_state(const std::string& path, const std::string& value) {
+  if (mkdir(kStateDir, 0700) != 0 && errno != EEXIST) return false;
+  std::ofstream out(path, std::ios::trunc);
+  out << value << "\n";
+  out.close();
+  return bool(out);
+}
+
+void remove_nf_log_state(const std::string& path) {
+  unlink(path.c_str());
+  rmdir(kStateDir);  // only when no other namespace's state is kept
+}
+
+}  // namespace
+
 Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vector<std::string>& families) {
   LegacyTrace t;
   t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
@@ -220,8 +254,19 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
 
   auto matches = legacy_match_args(match);
   for (auto& f : t.families_) {
-    std::ifstream old(f.sysctl);
-    std::getline(old, f.old_logger);
+    // Group 0 is ours now, so no other natbpf traces this namespace: a
+    // state file left here is a killed run's, and holds the user's value
+    // (the sysctl itself still reads natbpf's nfnetlink_log).
+    f.state = nf_log_state_path(f.sysctl);
+    if (auto kept = read_nf_log_state(f.state)) {
+      f.old_logger = *kept;
+    } else {
+      std::ifstream old(f.sysctl);
+      std::getline(old, f.old_logger);
+      if (!write_nf_log_state(f.state, f.old_logger))
+        return Error{"cannot keep the " + f.family + " nf_log setting in " + f.state + " (" + errno_name(errno) + ")",
+                     "is /run writable?"};
+    }
     std::ofstream set(f.sysctl);
     set << "nfnetlink_log";
     set.close();
@@ -265,7 +310,9 @@ void LegacyTrace::remove_rules() {
     }
     if (!f.old_logger.empty()) {
       std::ofstream restore(f.sysctl);
-      restore << (f.old_logger == "NONE" ? "NONE" : f.old_logger);
+      restore << f.old_logger;
+      restore.close();
+      if (restore && !f.state.empty()) remove_nf_log_state(f.state);
     }
   }
 }

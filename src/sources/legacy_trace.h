@@ -86,6 +86,7 @@ class LegacyTrace {
     std::string iptables;  // iptables-legacy / ip6tables-legacy
     std::string sysctl;    // /proc/sys/net/netfilter/nf_log/2 or /10
     std::string old_logger;
+    std::string state;     // the file keeping old_logger while natbpf runs
   };
   void remove_rules();
   std::vector<Family> families_;

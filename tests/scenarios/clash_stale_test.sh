@@ -28,7 +28,18 @@ out=$SCEN_TMP/stale.json ready=$SCEN_TMP/ready
 scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 20 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 pid=$!
 scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/err"; fail "natbpf clash did not get ready"; }
+# Which way the matrix kernels go is pinned: 6.1 drops the SYN at confirm,
+# 6.12 hands the TIME_WAIT tuple to the new connection. This host's 6.18
+# was seen doing both from run to run (the NAT port search may or may not
+# evict the TIME_WAIT entry), so there either is right and the test says
+# which it saw.
+case "${NATBPF_VM_KERNEL:-$(uname -r)}" in
+6.1 | 6.1.*) expect=stale_entry ;;
+6.12 | 6.12.*) expect=reuse ;;
+*) expect="" ;;
+esac
 if ip netns exec "$ns" timeout 4 socat - TCP:127.0.0.1:8080 </dev/null >"$SCEN_TMP/second" && grep -q hello "$SCEN_TMP/second"; then
+	[ "$expect" != stale_entry ] || fail "this kernel ($(uname -r)) drops a SYN onto a TIME_WAIT tuple, but the second connection worked"
 	# The kernel reused the TIME_WAIT tuple: nothing was dropped, nothing may be reported.
 	kill -INT "$pid"
 	wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf clash exited $?"; }
@@ -43,6 +54,7 @@ wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf clash exited $?"; }
 explain_same "$out.rec" "$out" --json
 jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 c='[.[] | select(.type == "clash")][0]'
+[ "$expect" != reuse ] || fail "this kernel ($(uname -r)) reuses TIME_WAIT tuples, but the second connection failed"
 jq_true "$out.all" "$c.outcome == \"dropped\" and $c.cause == \"stale_entry\""
 jq_true "$out.all" "$c.winner.orig.sport == $first and $c.winner.state == \"TIME_WAIT\"" "the winner must be the closed first connection (sport $first)"
 jq_true "$out.all" "$c.loser.orig.dport == 8080 and $c.loser.reply.dport == 40000 and $c.loser.orig.sport != $first"

@@ -23,7 +23,7 @@ run_case() { # 4|6
 	local tries=0
 	until [ "$(ip netns exec "$ns" conntrack -S 2>/dev/null | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)" -gt 0 ]; do
 		tries=$((tries + 1))
-		[ $tries -le 10 ] || break
+		[ $tries -le 30 ] || break
 		ip netns exec "$ns" "$udpclash" "$dst" 9999 128 20 || fail "udpclash failed"
 	done
 	sleep 1 # let the last records reach natbpf
@@ -32,7 +32,13 @@ run_case() { # 4|6
 	explain_same "$out.rec" "$out" --json
 	local resolved
 	resolved=$(ip netns exec "$ns" conntrack -S | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
-	[ "$resolved" -gt 0 ] || skip "no clash happened in $tries rounds of udpclash (needs 2 CPUs)"
+	if [ "$resolved" -eq 0 ]; then
+		# A race needs two CPUs sending at once: on a loaded machine it may
+		# not happen; the case says so and the other case still runs.
+		echo "no race IPv$v: no clash happened in $tries rounds of udpclash"
+		norace="$norace IPv$v"
+		return 0
+	fi
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 	jq_true "$out.all" 'all(.[]; .schema_version == 1)'
 	jq_true "$out.all" '[.[] | select(.type == "clash" and .outcome == "dropped")] | length == 0' "a resolved race was reported as dropped"
@@ -47,8 +53,11 @@ run_case() { # 4|6
 	   jq_true "$out.all" "all(.[] | select(.type == \"clash\" and .loser != null); .loser.orig.proto == \"udp\" and .loser.orig.dport == 9999 and .winner.orig == .loser.orig)" ;;
 	esac
 	echo "ok IPv$v ($resolved resolved)"
+	raced=$((raced + 1))
 }
 
+raced=0 norace=""
 run_case 4
 run_case 6
-echo "PASS clash udp ($NATBPF_EXPECT_PATH)"
+[ $raced -gt 0 ] || skip "no clash happened in either case:$norace (needs 2 CPUs sending at once)"
+echo "PASS clash udp ($NATBPF_EXPECT_PATH)${norace:+; no race in$norace}"

@@ -14,7 +14,7 @@ table inet filter {
 	}
 }
 NFT
-command -v iptables-legacy >/dev/null || skip "iptables-legacy is not installed"
+command -v iptables-legacy >/dev/null || fail "iptables-legacy is not installed (scripts/setup.sh installs it)"
 ip netns exec "$b" iptables-legacy -A OUTPUT -p udp --dport 7777 -j DROP || fail "cannot add the legacy rule"
 
 out=$SCEN_TMP/drops.jsonl

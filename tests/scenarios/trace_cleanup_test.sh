@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # No trace table is left after SIGINT, SIGTERM or SIGKILL of natbpf trace
-# (the owner flag makes the kernel remove it with natbpf's socket), and no
-# BPF links stay attached.
+# (the owner flag makes the kernel remove it with natbpf's socket), no BPF
+# links stay attached, and iptables-legacy TRACE rules and nf_log are given
+# back (after SIGKILL, by the next run).
 source "$(dirname "$0")/lib.sh"
 
 ns=$(scen_netns cleanup) || fail "cannot create a namespace"
-links_before=$(bpftool link list 2>/dev/null | grep -c '^[0-9]')
+# Without bpftool the link count would read 0 before and after: no check at all.
+command -v bpftool >/dev/null || fail "bpftool is needed to count BPF links (scripts/setup.sh installs it)"
+bpftool link list >/dev/null || fail "bpftool link list failed"
+links_before=$(bpftool link list | grep -c '^[0-9]')
 
 for sig in INT TERM KILL; do
 	ready=$SCEN_TMP/ready-$sig
@@ -26,6 +30,45 @@ for sig in INT TERM KILL; do
 	ip netns exec "$ns" nft list tables | grep -q natbpf_ && fail "trace table left behind after SIG$sig"
 	[ "$sig" = KILL ] || [ ! -e "$ready" ] || fail "ready file left behind after SIG$sig"
 done
-links_after=$(bpftool link list 2>/dev/null | grep -c '^[0-9]')
+
+# iptables-legacy TRACE: its rule and the nf_log setting it changes are
+# given back after SIGINT and SIGTERM; after SIGKILL the next run removes
+# the dead run's rule and restores the user's nf_log value, which natbpf
+# kept in /run/natbpf (the sysctl itself then still reads nfnetlink_log).
+command -v iptables-legacy >/dev/null || fail "iptables-legacy is not installed (scripts/setup.sh installs it)"
+lns=$(scen_netns legacyclean) || fail "cannot create a namespace"
+ip netns exec "$lns" iptables-legacy -A INPUT -p tcp --dport 1222 -j ACCEPT || fail "cannot add a legacy rule"
+nf_log() { ip netns exec "$lns" cat /proc/sys/net/netfilter/nf_log/2; }
+trace_rules() { ip netns exec "$lns" iptables-legacy-save -t raw | grep -- '-j TRACE' | grep -cE -- "${1:-natbpf_}"; }
+ip netns exec "$lns" sh -c 'echo NONE >/proc/sys/net/netfilter/nf_log/2' || fail "cannot set nf_log"
+[ "$(nf_log)" = NONE ] || fail "nf_log/2 reads $(nf_log), not NONE"
+for sig in INT TERM KILL; do
+	ready=$SCEN_TMP/legacy-ready-$sig
+	$NATBPF trace --netns "$lns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/legacy-$sig" 2>&1 &
+	pid=$!
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/legacy-$sig"; fail "natbpf did not get ready (legacy, $sig)"; }
+	[ "$(trace_rules)" -ge 1 ] || fail "no TRACE rule while tracing ($sig)"
+	[ "$(nf_log)" = nfnetlink_log ] || fail "nf_log/2 reads $(nf_log) while tracing ($sig)"
+	kill -$sig $pid
+	wait $pid 2>/dev/null
+	if [ $sig = KILL ]; then
+		[ "$(nf_log)" = nfnetlink_log ] || fail "after SIGKILL nf_log/2 should still read natbpf's value"
+		killed=$pid
+		ready=$SCEN_TMP/legacy-ready-after
+		$NATBPF trace --netns "$lns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/legacy-after" 2>&1 &
+		pid=$!
+		scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/legacy-after"; fail "natbpf did not get ready after a SIGKILL"; }
+		[ "$(trace_rules "natbpf_$killed( |$)")" -eq 0 ] || fail "the killed run's TRACE rules were not removed"
+		[ "$(trace_rules "natbpf_$pid( |$)")" -ge 1 ] || fail "the new run installed no TRACE rule"
+		kill -INT $pid
+		wait $pid || fail "natbpf exited $? after SIGINT"
+	fi
+	[ "$(trace_rules)" -eq 0 ] || fail "TRACE rule left behind after SIG$sig"
+	[ "$(nf_log)" = NONE ] || fail "nf_log/2 not restored after SIG$sig: it reads $(nf_log)"
+done
+ino=$(ip netns exec "$lns" stat -L -c %i /proc/self/ns/net)
+[ ! -e "/run/natbpf/nf_log.$ino.2" ] || fail "nf_log state of the namespace left in /run/natbpf"
+
+links_after=$(bpftool link list | grep -c '^[0-9]')
 [ "$links_after" -le "$links_before" ] || fail "BPF links left attached ($links_before before, $links_after after)"
 echo "PASS trace cleanup"

@@ -65,11 +65,10 @@ legacy_rules_change() {
 	echo "ok iptables-legacy rules changed while tracing"
 }
 
-ran=0
+# Both backends, always: setup.sh installs them, and a quietly skipped one
+# would hide a broken backend.
 for backend in iptables-nft iptables-legacy; do
-	command -v "$backend" >/dev/null || { echo "note: $backend is not installed"; continue; }
+	command -v "$backend" >/dev/null || fail "$backend is not installed (scripts/setup.sh installs it)"
 	run_backend "$backend"
-	ran=$((ran + 1))
 done
-[ $ran -gt 0 ] || skip "neither iptables-nft nor iptables-legacy is installed"
 echo "PASS trace iptables"
