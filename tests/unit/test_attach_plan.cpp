@@ -4,7 +4,16 @@
 
 #include <map>
 
+#include <bpf/libbpf.h>
+
+#include <set>
+
+#include "conntrack.skel.h"
+#include "hooks.skel.h"
+#include "nat.skel.h"
+#include "nftrace.skel.h"
 #include "probe/attach_plan.h"
+#include "util/libbpf_quiet.h"
 
 namespace natbpf {
 namespace {
@@ -165,10 +174,35 @@ TEST(AttachPlan, SignatureVariantFromFirstParameter) {
   EXPECT_TRUE(plan->uses(BpfObject::NftTrace));
 }
 
+// The program names of each BPF object, read from the skeleton's ELF (open
+// only: no load, no root).
+template <typename Skel>
+std::set<std::string> programs_of() {
+  std::set<std::string> names;
+  Skel* s = Skel::open();
+  if (!s) return names;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, s->obj) names.insert(bpf_program__name(prog));
+  Skel::destroy(s);
+  return names;
+}
+
 TEST(AttachPlan, EveryVariantNamesRealProgramsOfItsObject) {
+  LibbpfQuiet quiet;
+  const std::map<BpfObject, std::set<std::string>> objects{
+      {BpfObject::Hooks, programs_of<hooks_bpf>()},
+      {BpfObject::Conntrack, programs_of<conntrack_bpf>()},
+      {BpfObject::Nat, programs_of<nat_bpf>()},
+      {BpfObject::NftTrace, programs_of<nftrace_bpf>()}};
+  for (const auto& [object, names] : objects) ASSERT_FALSE(names.empty()) << "a skeleton did not open";
   for (const auto& spec : hook_specs()) {
     ASSERT_FALSE(spec.variants.empty()) << spec.name;
-    for (const auto& v : spec.variants) EXPECT_FALSE(v.programs.empty()) << spec.name << " " << v.label;
+    for (const auto& v : spec.variants) {
+      EXPECT_FALSE(v.programs.empty()) << spec.name << " " << v.label;
+      const auto& names = objects.at(v.object);
+      for (const auto& p : v.programs)
+        EXPECT_TRUE(names.count(p)) << spec.name << " " << v.label << ": no program " << p << " in its object";
+    }
   }
 }
 

@@ -228,13 +228,26 @@ TEST(Nftrace, RandomCorruptionNeverCrashes) {
   m.raw(NFTA_TRACE_TRANSPORT_HEADER, udp_header(1, 2, 8));
   size_t full = m.len();
   std::vector<char> copy(reinterpret_cast<char*>(m.nlh()), reinterpret_cast<char*>(m.nlh()) + full);
+  ASSERT_TRUE(parse_nftrace_message(reinterpret_cast<nlmsghdr*>(copy.data()), full));
   std::mt19937 rng(42);
+  int accepted = 0, refused = 0;
   for (int i = 0; i < 20000; i++) {
     std::vector<char> buf(copy);
     for (int flips = 0; flips < 3; flips++) buf[16 + rng() % (full - 16)] = static_cast<char>(rng());
     auto ev = parse_nftrace_message(reinterpret_cast<nlmsghdr*>(buf.data()), full);
-    if (ev) (void)format_nftrace_line(*ev);
+    if (!ev) {
+      refused++;
+      continue;
+    }
+    accepted++;
+    // What is accepted still has what every trace message must have.
+    EXPECT_FALSE(ev->table.empty());
+    EXPECT_FALSE(ev->chain.empty());
+    EXPECT_FALSE(format_nftrace_line(*ev).empty());
   }
+  // The corruption reaches both outcomes: it tests the checks, not one path.
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(refused, 100);
 }
 
 TEST(Nftrace, MissingRequiredAttributes) {
