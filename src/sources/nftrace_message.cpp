@@ -266,6 +266,8 @@ Result<NftTraceEvent> parse_nftrace_message(const nlmsghdr* nlh, size_t len) {
   ev.type = trace_type(get_be32(tb[NFTA_TRACE_TYPE]));
   ev.table = get_string(tb[NFTA_TRACE_TABLE]);
   ev.chain = get_string(tb[NFTA_TRACE_CHAIN]);
+  // nftables refuses empty table and chain names: such a message is damaged.
+  if (ev.table.empty() || ev.chain.empty()) return invalid("an empty table or chain name");
   if (tb[NFTA_TRACE_RULE_HANDLE]) ev.rule_handle = get_be64(tb[NFTA_TRACE_RULE_HANDLE]);
   if (tb[NFTA_TRACE_VERDICT])
     if (Status s = parse_verdict(tb[NFTA_TRACE_VERDICT], ev); !s) return s.error();

@@ -250,6 +250,18 @@ TEST(Nftrace, RandomCorruptionNeverCrashes) {
   EXPECT_GT(refused, 100);
 }
 
+TEST(Nftrace, EmptyTableOrChainNameIsRefused) {
+  for (bool empty_table : {true, false}) {
+    TraceMsg m;
+    m.be32(NFTA_TRACE_TYPE, NFT_TRACETYPE_RULE);
+    m.be32(NFTA_TRACE_ID, 1);
+    m.str(NFTA_TRACE_CHAIN, empty_table ? "c" : "");
+    m.str(NFTA_TRACE_TABLE, empty_table ? "" : "t");
+    m.verdict(NF_ACCEPT);
+    EXPECT_FALSE(m.parse());
+  }
+}
+
 TEST(Nftrace, MissingRequiredAttributes) {
   struct Case {
     bool table, chain, id, type;
