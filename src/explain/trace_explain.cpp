@@ -144,12 +144,12 @@ void find_drop(Journey& j, const ExplainContext& ctx) {
     if (auto* c = std::get_if<CtConfirmEvent>(&b); c && !c->accepted) {
       if (!j.drop) j.drop = DropPoint{};
       j.drop->cause = "conntrack insert failed at confirm: the entry clashes with an existing one";
-      j.drop->evidence.push_back(std::string(to_string(c->origin)) + " __nf_conntrack_confirm returned NF_DROP");
+      j.drop->evidence.push_back(std::string(exit_name(c->origin)) + " __nf_conntrack_confirm returned NF_DROP");
     }
     if (auto* h = std::get_if<HookDropEvent>(&b)) {
       if (!j.drop) j.drop = DropPoint{};
       if (j.drop->hook.empty()) j.drop->hook = nf_hook_name(h->hook);
-      j.drop->evidence.push_back(std::string(to_string(h->origin)) + " nf_hook_slow returned " + std::to_string(h->ret) +
+      j.drop->evidence.push_back(std::string(exit_name(h->origin)) + " nf_hook_slow returned " + std::to_string(h->ret) +
                                  " at " + nf_hook_name(h->hook));
     }
     auto* d = std::get_if<SkbDropEvent>(&b);

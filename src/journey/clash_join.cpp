@@ -20,7 +20,7 @@ std::string location_text(const SkbDropEvent& d, const std::string& where) {
 
 // The range, flags and allocation that nf_nat_setup_info reported.
 void setup_facts(const NatSetupEvent& s, NatFacts& n, std::optional<AllocationFacts>& alloc) {
-  n.source = std::string("nf_nat_setup_info (") + to_string(s.origin) + ")";
+  n.source = std::string("nf_nat_setup_info (") + exit_name(s.origin) + ")";
   if (s.range.flags & kNfNatRangeMapIps) {
     n.min_addr = s.range.min_addr;
     n.max_addr = s.range.max_addr;
@@ -309,7 +309,7 @@ void ClashJoin::hook_facts(const EventBase& e, bool accepted, const std::string&
 }
 
 std::optional<CtEntry> ClashJoin::facts_of_clash(const CtClashEvent& c, ClashFacts& f) {
-  std::string hook = std::string("nf_ct_resolve_clash (") + to_string(c.origin) + ")";
+  std::string hook = std::string("nf_ct_resolve_clash (") + exit_name(c.origin) + ")";
   hook_facts(c, c.resolved, hook, c.loser.netns, f);
   WinnerFacts w{c.winner, hook, {}, {}};
   if (auto e = world_.ct_find(c.loser.netns, c.winner.orig, TupleDir::Original)) {
@@ -323,7 +323,7 @@ std::optional<CtEntry> ClashJoin::facts_of_clash(const CtClashEvent& c, ClashFac
 }
 
 std::optional<CtEntry> ClashJoin::facts_of_confirm(const CtConfirmEvent& c, ClashFacts& f) {
-  hook_facts(c, c.accepted, std::string("__nf_conntrack_confirm (") + to_string(c.origin) + ")", c.loser.netns, f);
+  hook_facts(c, c.accepted, std::string("__nf_conntrack_confirm (") + exit_name(c.origin) + ")", c.loser.netns, f);
   if (c.winner) f.winner = WinnerFacts{*c.winner, "the skb's entry after confirm (merged)", {}, {}};
   return c.loser;
 }

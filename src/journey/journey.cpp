@@ -197,6 +197,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
     if (matches(*it, s, idle_ns_)) {
       it->bpf.push_back(ev);
       it->last_ns = std::max(it->last_ns, s.ts);
+      if (s.skb) it->joined_by_headers = true;
       return true;
     }
   }
@@ -207,7 +208,9 @@ void JourneyBuilder::add(BpfEvent&& ev) {
   if (auto* t = std::get_if<NftTraceIdEvent>(&ev)) {
     // skb addresses are reused: the newest pass wins; keep the map small.
     if (id_by_skb_.size() > 65536) id_by_skb_.clear();
+    if (ids_seen_.size() > 65536) ids_seen_.clear();
     id_by_skb_[t->skb] = SkbTraceId{t->trace_id, t->ts_ns};
+    ids_seen_.insert(t->trace_id);
     return;
   }
   if (!attach(ev)) orphans_.push_back(std::move(ev));
@@ -246,7 +249,11 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
   for (auto& j : open_) {
     if (!all && j.last_ns + idle_ns_ > now_ns) keep.push_back(std::move(j));
     else if (j.trace_id && !j.marked) foreign_++;  // traced by a user rule or another run: not ours
-    else sink(std::move(j));
+    else {
+      bool id_seen = j.trace_id && ids_seen_.count(j.trace_id);
+      j.joined_by_trace_id = (j.joined_by_trace_id || id_seen) && !j.joined_by_headers;
+      sink(std::move(j));
+    }
   }
   open_ = std::move(keep);
   by_id_.clear();

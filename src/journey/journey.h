@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,8 +80,11 @@ struct Journey {
   std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
   uint32_t repeats = 0;               // on the first journey: how many followed
   bool fate_seen = false;
-  bool marked = false;                // natbpf's own marking rule traced it (not another tracer's rule)             // reached a fate chain of our trace table
-  bool joined_by_trace_id = false;    // BPF events matched by the trace id read in BPF
+  bool marked = false;                // natbpf's own marking rule traced it (not another tracer's rule)
+  // The trace id read in BPF named this pass, and every record with an skb
+  // joined by it (records without one, like a NAT setup, join by conntrack).
+  bool joined_by_trace_id = false;
+  bool joined_by_headers = false;     // a record with an skb matched by headers and time
   std::string current_hook;           // hook of the base chain being traversed
 
   bool finished() const;
@@ -125,6 +129,7 @@ class JourneyBuilder {
     uint64_t ts_ns = 0;  // when __nft_trace_packet saw it
   };
   std::map<uint64_t, SkbTraceId> id_by_skb_;  // from __nft_trace_packet: skb -> its latest pass
+  std::set<uint32_t> ids_seen_;               // trace ids __nft_trace_packet reported
 };
 
 bool same_flow(const Packet& a, const Packet& b);

@@ -6,21 +6,21 @@
 #include "sources/legacy_trace.h"
 
 namespace natbpf {
-namespace {
-
 // Same flow, TCP flags, decisions and end: a retransmission (or the next
-// packet of a flow taking the same path), shown in one line.
+// packet of a flow taking the same path), shown in one line. A TCP
+// retransmission also repeats its sequence and acknowledgment numbers: the
+// last ACK of a close is not the handshake ACK again.
 std::string path_signature(const Journey& j) {
   const Packet& p = j.packet;
   std::string s = std::to_string(p.l4proto) + "/" + std::to_string(p.tcp_flags) + "/" + p.saddr.str() + ":" +
                   std::to_string(p.sport) + ">" + p.daddr.str() + ":" + std::to_string(p.dport) + "|";
+  if (p.l4proto == 6) s += std::to_string(p.tcp_seq) + "/" + std::to_string(p.tcp_ack) + "|";
   for (const auto& st : j.steps)
     s += st.table + "/" + st.chain + "/" + (st.handle ? std::to_string(*st.handle) : "-") + "/" + st.verdict_str() + ";";
   s += j.drop ? drop_point_str(*j.drop) : std::to_string(static_cast<int>(j.fate));
   return s;
 }
 
-}  // namespace
 
 Ruleset RulesetTexts::build() const {
   Ruleset r = Ruleset::parse(nft);

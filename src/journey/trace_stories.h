@@ -40,6 +40,11 @@ struct StoryWorld {
   std::function<std::string(uint32_t)> ifname;  // interface index -> name
 };
 
+// What makes two stories one path: the same flow, TCP flags, decisions and
+// end (and, for TCP, sequence and acknowledgment numbers). A story whose
+// signature an earlier one had is told as its repeat.
+std::string path_signature(const Journey& j);
+
 class TraceStories {
  public:
   // count: stop after this many stories (0: no limit).

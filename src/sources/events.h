@@ -55,6 +55,7 @@ struct Packet {
   Addr saddr, daddr;
   uint16_t sport = 0, dport = 0;
   uint32_t tcp_seq = 0;
+  uint32_t tcp_ack = 0;  // acknowledgment number, where the headers were seen (nftrace, NFLOG)
   uint16_t ip_id = 0;
   uint32_t ifindex = 0, netns = 0, len = 0;
 

@@ -35,6 +35,7 @@ void decode_transport(std::span<const uint8_t> th, Packet& p) {
   p.dport = read16(th, 2);
   if (p.l4proto != IPPROTO_TCP) return;
   if (th.size() >= 8) p.tcp_seq = read32(th, 4);
+  if (th.size() >= 12) p.tcp_ack = read32(th, 8);
   if (th.size() >= 14) p.tcp_flags = th[13];
 }
 

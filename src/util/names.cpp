@@ -16,6 +16,14 @@ const char* to_string(Origin origin) {
   return "?";
 }
 
+const char* exit_name(Origin origin) {
+  switch (origin) {
+    case Origin::Fentry: return "fexit";
+    case Origin::Kprobe: return "kretprobe";
+    default: return to_string(origin);
+  }
+}
+
 const char* to_string(NftVerdict verdict) {
   switch (verdict) {
     case NftVerdict::Accept: return "accept";

@@ -11,6 +11,9 @@ namespace natbpf {
 // Which mechanism an event came from: shown to the user as evidence.
 enum class Origin { Fentry, Kprobe, TpBtf, RawTp, Nftrace, Ctnetlink, Ruleset, Nflog };
 const char* to_string(Origin origin);
+// The attach type that saw a function return: records of return values come
+// from the exit half of a pair ("fexit", "kretprobe"), whatever its origin.
+const char* exit_name(Origin origin);
 
 enum class NftVerdict { Accept, Drop, Queue, Stolen, Repeat, Stop, Continue, Break, Jump, Goto, Return, Unknown };
 const char* to_string(NftVerdict verdict);

@@ -50,11 +50,18 @@ if [ "$NATBPF_EXPECT_PATH" = tracepoint ]; then
 else
 	jq_true "$first" '.join == "trace id"'
 fi
+# The drop's return value is named by the attach type that saw it return.
+case $NATBPF_EXPECT_PATH in
+fentry) jq_true "$first" 'any(.drop.evidence[]; test("^fexit nf_hook_slow returned -1"))' ;;
+kprobe) jq_true "$first" 'any(.drop.evidence[]; test("^kretprobe nf_hook_slow returned -1"))' ;;
+esac
 
 # After the fix: accepted by the set rule and forwarded out of veth21.
 acc=$SCEN_TMP/accepted.json
 jq -s '[.[] | select(.type == "packet" and .verdict == "accept")][0]' "$out" >"$acc"
 jq_true "$acc" '.fate == "forwarded" and .oif == "veth21"'
+# Every packet natbpf's marking chain traced joins by its trace id where that hook runs.
+[ "$NATBPF_EXPECT_PATH" = tracepoint ] || jq_true "$acc" '.join == "trace id"' "the accepted SYN should join by trace id"
 jq_true "$acc" '[.steps[] | select(.chain == "allowed_dnats")][0].verdict == "accept"'
 jq_true "$acc" '[.steps[] | select(.chain == "allowed_dnats")][0].rule | test("@allow_in accept")'
 

@@ -5,6 +5,7 @@
 
 #include "explain/trace_explain.h"
 #include "journey/journey.h"
+#include "journey/trace_stories.h"
 #include "sources/legacy_trace.h"
 #include "sources/ruleset.h"
 #include "sources/trace_table.h"
@@ -234,6 +235,46 @@ TEST(Journey, BpfRecordWaitsForTheStoryOfItsTraceId) {
   EXPECT_EQ(out[1].trace_id, 6u);
   ASSERT_EQ(out[1].bpf.size(), 1u);
   EXPECT_TRUE(out[1].joined_by_trace_id);
+}
+
+// An accepted, DNATed SYN: the trace-id hook ran for its pass; its only BPF
+// record is the NAT setup, which has no skb and joins by conntrack. The
+// story joined by trace id, as every story of a pass the hook reported.
+TEST(Journey, AcceptedPassJoinsByTraceIdWhenTheHookReportedIt) {
+  JourneyBuilder b("natbpf_1", 1000);
+  auto m = ev(8, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100);
+  m.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  b.add(std::move(m));
+  NftTraceIdEvent id;
+  id.ts_ns = 105;
+  id.skb = 0xdef;
+  id.trace_id = 8;
+  b.add(BpfEvent{id});
+  NatSetupEvent nat;
+  nat.ts_ns = 110;
+  nat.snat = false;
+  nat.ct.orig = Tuple{*Addr::parse("10.2.1.2"), *Addr::parse("10.1.2.3"), 40000, 1222, 6};
+  b.add(BpfEvent{nat});
+  std::vector<Journey> out;
+  b.flush(0, true, [&](Journey&& j) { out.push_back(std::move(j)); });
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].bpf.size(), 1u);
+  EXPECT_TRUE(out[0].joined_by_trace_id);
+}
+
+// The last ACK of a close is not a retransmission of the handshake ACK:
+// same flow, flags and path, but another acknowledgment number.
+TEST(Journey, ClosingAckIsNotARepeatOfTheHandshakeAck) {
+  Journey handshake, closing, again;
+  handshake.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
+  handshake.packet.tcp_flags = 0x10;
+  handshake.packet.tcp_seq = 1001;
+  handshake.packet.tcp_ack = 5001;
+  closing = handshake;
+  closing.packet.tcp_ack = 5002;  // acknowledges the peer's FIN
+  again = handshake;              // the same segment sent again
+  EXPECT_NE(path_signature(handshake), path_signature(closing));
+  EXPECT_EQ(path_signature(handshake), path_signature(again));
 }
 
 TEST(TraceTable, MatchExpressionAndRate) {
