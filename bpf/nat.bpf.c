@@ -3,10 +3,15 @@
  * SNAT/DNAT allocation forensics.
  *   setup: fentry+fexit/nf_nat_setup_info        -> kprobe+kretprobe
  *   taken: fexit/nf_conntrack_tuple_taken         -> kprobe+kretprobe
+ *   harder: fexit/nf_conntrack_find_get           -> kprobe+kretprobe
  * nf_nat_l4proto_unique_tuple and get_unique_tuple are static and inlined on
  * the kernels we know, so the search is observed through its calls to
  * nf_conntrack_tuple_taken(tuple, ignored_conntrack): ignored_conntrack is
- * the ct being NATed, the key that ties probes to their allocation.
+ * the ct being NATed, the key that ties probes to their allocation. On 6.5+
+ * the last 32 candidates for a TCP SYN go through nf_nat_used_tuple_harder,
+ * which looks the reply tuple up with nf_conntrack_find_get instead (and may
+ * evict a closing holder); those calls carry no ct, so they are tied to the
+ * allocation the task is in (nf_nat_setup_info runs them on its own stack).
  */
 #include "natbpf.bpf.h"
 
@@ -56,6 +61,12 @@ static __always_inline void setup_enter(struct nf_conn *ct, const struct nf_nat_
 		bpf_probe_read_kernel(st.range.max_addr, NB_ADDR_LEN, &range->max_addr);
 	}
 	bpf_map_update_elem(&nat_by_ct, &key, &st, BPF_ANY);
+	{
+		__u64 task = bpf_get_current_pid_tgid();
+		struct taken_args a = { .ct = ct };
+
+		bpf_map_update_elem(&args_by_task, &task, &a, BPF_ANY);
+	}
 }
 
 static __always_inline void setup_exit(__u8 origin, struct nf_conn *ct, __u32 ret)
@@ -108,7 +119,10 @@ SEC("fexit/nf_nat_setup_info")
 int BPF_PROG(nat_setup_fexit, struct nf_conn *ct, const struct nf_nat_range2 *range, int maniptype,
 	     unsigned int ret)
 {
+	__u64 task = bpf_get_current_pid_tgid();
+
 	setup_exit(NB_ORIGIN_FENTRY, ct, ret);
+	bpf_map_delete_elem(&args_by_task, &task);
 	return 0;
 }
 
@@ -122,11 +136,7 @@ int BPF_PROG(tuple_taken_fexit, const struct nf_conntrack_tuple *tuple, const st
 SEC("kprobe/nf_nat_setup_info")
 int BPF_KPROBE(nat_setup_kprobe, struct nf_conn *ct, const struct nf_nat_range2 *range, int maniptype)
 {
-	__u64 task = bpf_get_current_pid_tgid();
-	struct taken_args a = { .ct = ct };
-
 	setup_enter(ct, range, maniptype);
-	bpf_map_update_elem(&args_by_task, &task, &a, BPF_ANY);
 	return 0;
 }
 
@@ -164,6 +174,45 @@ int BPF_KRETPROBE(tuple_taken_kretprobe, int ret)
 	if (!a || !a->tuple)
 		return 0;
 	taken_result(a->ct, a->tuple, ret);
+	a->tuple = NULL;
+	return 0;
+}
+
+/* nf_nat_used_tuple_harder's lookup: a holder found means the candidate is
+ * taken (unless it was evicted, which the next probe or the confirm shows). */
+SEC("fexit/nf_conntrack_find_get")
+int BPF_PROG(find_get_fexit, struct net *net, const struct nf_conntrack_zone *zone,
+	     const struct nf_conntrack_tuple *tuple, struct nf_conntrack_tuple_hash *ret)
+{
+	__u64 task = bpf_get_current_pid_tgid();
+	struct taken_args *a = bpf_map_lookup_elem(&args_by_task, &task);
+
+	if (a)
+		taken_result(a->ct, tuple, ret != NULL);
+	return 0;
+}
+
+SEC("kprobe/nf_conntrack_find_get")
+int BPF_KPROBE(find_get_kprobe, struct net *net, const struct nf_conntrack_zone *zone,
+	       const struct nf_conntrack_tuple *tuple)
+{
+	__u64 task = bpf_get_current_pid_tgid();
+	struct taken_args *a = bpf_map_lookup_elem(&args_by_task, &task);
+
+	if (a)
+		a->tuple = tuple;
+	return 0;
+}
+
+SEC("kretprobe/nf_conntrack_find_get")
+int BPF_KRETPROBE(find_get_kretprobe, struct nf_conntrack_tuple_hash *ret)
+{
+	__u64 task = bpf_get_current_pid_tgid();
+	struct taken_args *a = bpf_map_lookup_elem(&args_by_task, &task);
+
+	if (!a || !a->tuple)
+		return 0;
+	taken_result(a->ct, a->tuple, ret != NULL);
 	a->tuple = NULL;
 	return 0;
 }

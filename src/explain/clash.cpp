@@ -146,9 +146,13 @@ void loser_evidence(const ClashFacts& f, ClashReport& r) {
     if (f.nat->rule_where) src += "; rule: " + *f.nat->rule_where;
     ev.push_back(src);
   }
-  if (f.alloc)
-    ev.push_back("allocation: nf_nat_setup_info + nf_conntrack_tuple_taken (" + std::string(to_string(f.alloc->origin)) +
-                 "): " + std::to_string(f.alloc->attempts) + " attempts, " + std::to_string(f.alloc->taken) + " taken");
+  if (f.alloc && f.alloc->observed)
+    ev.push_back("allocation: nf_nat_setup_info + nf_conntrack_tuple_taken + nf_conntrack_find_get (" +
+                 std::string(exit_name(f.alloc->origin)) + "): " + std::to_string(f.alloc->attempts) + " attempts, " +
+                 std::to_string(f.alloc->taken) + " taken");
+  else if (f.alloc)
+    ev.push_back("allocation: nf_nat_setup_info (" + std::string(exit_name(f.alloc->origin)) +
+                 "): the port search's probes are not observed on this kernel");
   if (f.range_used && f.nat && f.nat->capacity())
     ev.push_back("range usage: ctnetlink dump: " + std::to_string(*f.range_used) + " of " +
                  std::to_string(*f.nat->capacity()) + " tuples towards " + dest + " in use");

@@ -52,6 +52,10 @@ struct AllocationFacts {
   Tuple chosen;      // the mapping that was kept: invert(reply)
   uint32_t attempts = 0, taken = 0;
   std::optional<Tuple> last_probe;  // the reply tuple probed last
+  // Every kind of probe the search makes was hooked (nf_conntrack_tuple_taken
+  // and, for 6.5+'s try-harder path, nf_conntrack_find_get): without that,
+  // attempts are not observed rather than 0.
+  bool observed = true;
 };
 
 struct WinnerFacts {

@@ -19,7 +19,7 @@ std::string location_text(const SkbDropEvent& d, const std::string& where) {
 }
 
 // The range, flags and allocation that nf_nat_setup_info reported.
-void setup_facts(const NatSetupEvent& s, NatFacts& n, std::optional<AllocationFacts>& alloc) {
+void setup_facts(const NatSetupEvent& s, bool search_hooked, NatFacts& n, std::optional<AllocationFacts>& alloc) {
   n.source = std::string("nf_nat_setup_info (") + exit_name(s.origin) + ")";
   if (s.range.flags & kNfNatRangeMapIps) {
     n.min_addr = s.range.min_addr;
@@ -42,6 +42,7 @@ void setup_facts(const NatSetupEvent& s, NatFacts& n, std::optional<AllocationFa
   al.attempts = s.attempts;
   al.taken = s.taken;
   if (s.attempts) al.last_probe = s.last_probe;
+  al.observed = search_hooked;
   alloc = al;
 }
 
@@ -247,7 +248,8 @@ std::optional<NatFacts> ClashJoin::nat_facts(const CtEntry& loser, std::optional
   auto setup = nat_by_ct_.find(loser.ptr);
   if (!snat && setup == nat_by_ct_.end()) return std::nullopt;
   NatFacts n;
-  if (setup != nat_by_ct_.end()) setup_facts(setup->second, n, alloc);
+  if (setup != nat_by_ct_.end())
+    setup_facts(setup->second, hooked("nf_conntrack_tuple_taken") && hooked("nf_conntrack_find_get"), n, alloc);
   else if (rule) rule_range(*rule, n);
   else n.source = "conntrack status only (no matching rule found)";
   if (rule) {

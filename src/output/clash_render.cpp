@@ -83,8 +83,11 @@ json clash_to_json(const ClashReport& r) {
     j["nat"] = nullptr;
   }
   if (f.alloc) {
-    json a{{"origin", to_string(f.alloc->origin)}, {"attempts", f.alloc->attempts}, {"taken", f.alloc->taken},
-           {"before", tuple_to_json(f.alloc->before)}, {"chosen", tuple_to_json(f.alloc->chosen)}};
+    json a{{"origin", to_string(f.alloc->origin)},
+           {"attempts", f.alloc->observed ? json(f.alloc->attempts) : json(nullptr)},
+           {"taken", f.alloc->observed ? json(f.alloc->taken) : json(nullptr)},
+           {"before", tuple_to_json(f.alloc->before)},
+           {"chosen", tuple_to_json(f.alloc->chosen)}};
     a["last_probe"] = f.alloc->last_probe ? tuple_to_json(*f.alloc->last_probe) : json(nullptr);
     j["allocation"] = a;
   } else {
@@ -139,8 +142,11 @@ std::string clash_to_text(const ClashReport& r, uint64_t number) {
     else o << "  rule    not found in nftables or iptables\n";
   }
   if (f.alloc) {
-    o << "  alloc   " << f.alloc->attempts << " attempts, " << f.alloc->taken << " taken; chosen "
-      << f.alloc->chosen.str();
+    if (f.alloc->observed)
+      o << "  alloc   " << f.alloc->attempts << " attempts, " << f.alloc->taken << " taken; chosen ";
+    else
+      o << "  alloc   attempts not observed on this kernel; chosen ";
+    o << f.alloc->chosen.str();
     if (f.alloc->last_probe) o << "; last probe " << f.alloc->last_probe->str();
     o << "\n";
   }

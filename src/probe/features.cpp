@@ -36,7 +36,7 @@ const char* to_string(AttachKind kind) {
 const std::vector<std::string>& traced_functions() {
   static const std::vector<std::string> names = {
       "nf_hook_slow",        "__nf_conntrack_confirm", "nf_ct_resolve_clash",
-      "nf_nat_l4proto_unique_tuple", "nf_nat_setup_info", "nf_conntrack_tuple_taken",
+      "nf_nat_l4proto_unique_tuple", "nf_nat_setup_info", "nf_conntrack_tuple_taken", "nf_conntrack_find_get",
       "nf_conntrack_in",     "__nft_trace_packet",     "nft_trace_notify",
       "ipt_do_table"};
   return names;

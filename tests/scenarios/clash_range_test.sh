@@ -53,6 +53,12 @@ NFT
 	jq_true "$out.all" "$c.nat.kind == \"$kind\" and $c.nat.range.ports == 2 and $c.nat.range.capacity == 2 and $c.nat.range.used == 2"
 	jq_true "$out.all" "$c.explanation | test(\"has 2 ports, all in use towards\")"
 	jq_true "$out.all" "$c.nat.rule.text | test(\"40000-40001\")"
+	# Both ports were probed and found taken, whichever way this kernel probes
+	# (nf_conntrack_tuple_taken; 6.5+ nf_conntrack_find_get for a SYN's last tries).
+	case $NATBPF_EXPECT_PATH in
+	tracepoint) jq_true "$out.all" "$c.allocation == null" ;;
+	*) jq_true "$out.all" "$c.allocation.attempts == 2 and $c.allocation.taken == 2 and $c.allocation.last_probe != null" ;;
+	esac
 	echo "ok IPv$v"
 }
 

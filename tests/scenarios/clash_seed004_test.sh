@@ -91,9 +91,10 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 		tracepoint) jq_true "$out.all" "$c.evidence | any(test(\"skb:kfree_skb .*nf_hook_slow.*NETFILTER_DROP\"))"
 		   jq_true "$out.all" "$c.evidence | any(test(\"ctnetlink lookup of the loser's reply tuple\"))" ;;
 		*) jq_true "$out.all" "$c.evidence | any(test(\"nf_ct_resolve_clash|__nf_conntrack_confirm\"))"
-		   # 6.5+ probes the last 32 candidates of a TCP SYN_SENT entry with nf_conntrack_find_get
-		   # (nf_nat_used_tuple_harder) instead of nf_conntrack_tuple_taken, so attempts may be 0.
-		   jq_true "$out.all" "$c.allocation.taken == $c.allocation.attempts and $c.allocation.chosen.sport == 40000" ;;
+		   # Every probe is counted: nf_conntrack_tuple_taken, and on 6.5+ the last 32
+		   # candidates of a TCP SYN_SENT entry go through nf_conntrack_find_get
+		   # (nf_nat_used_tuple_harder); the one port is probed and taken.
+		   jq_true "$out.all" "$c.allocation.attempts >= 1 and $c.allocation.taken == $c.allocation.attempts and $c.allocation.chosen.sport == 40000" ;;
 		esac
 	else
 		assert_contains "$out" '^clash #1 DROPPED'

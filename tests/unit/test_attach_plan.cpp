@@ -70,7 +70,7 @@ TEST(AttachPlan, TracepointOnlyKernelLikeThisMachine) {
   EXPECT_TRUE(plan->enables("kfree_skb_btf"));
   EXPECT_FALSE(plan->enables("kfree_skb_raw"));
   EXPECT_FALSE(plan->enables("confirm_fexit"));
-  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/7 hooks"));
+  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/8 hooks"));
   EXPECT_THAT(plan->summary(),
               HasSubstr("nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb + conntrack stats"));
   EXPECT_THAT(choice(*plan, "nf_hook_slow").rejected[0], HasSubstr("program load refused (EPERM)"));
