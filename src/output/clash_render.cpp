@@ -79,7 +79,8 @@ json clash_to_json(const ClashReport& r) {
     json rule = nullptr;
     if (n.rule_text)
       rule = json{{"text", *n.rule_text}, {"where", or_null(n.rule_where)}, {"backend", or_null(n.rule_backend)}};
-    j["nat"] = json{{"kind", n.kind}, {"range", range}, {"flags", n.flags}, {"rule", rule}, {"source", or_null(n.source)}};
+    j["nat"] = json{
+        {"kind", n.kind}, {"range", range}, {"flags", n.flags}, {"rule", rule}, {"source", or_null(n.source)}};
   } else {
     j["nat"] = nullptr;
   }

@@ -308,9 +308,9 @@ DropsReport drops_report() {
   c.examples = {"udp 127.0.0.1:40000 -> 127.0.0.1:9999"};
   c.evidence = {"kfree_skb NETFILTER_DROP at nft_do_chain"};
   c.rules = {{"inet filter output: rule \"udp dport 9999 counter drop\" (handle 2)", 6}};
-  c.mark_origins = {MarkOrigin{"0x8000/0x8000", "iptables-nft -t filter KUBE-FIREWALL rule 1",
-                               RuleHit{"iptables-nft -t nat KUBE-MARK-DROP rule 1", "-A KUBE-MARK-DROP -j MARK", 6},
-                               {RuleHit{"iptables-nft -t nat KUBE-SERVICES rule 2", "-A KUBE-SERVICES -j KUBE-MARK-DROP", 6}}}};
+  RuleHit set_by{"iptables-nft -t nat KUBE-MARK-DROP rule 1", "-A KUBE-MARK-DROP -j MARK", 6};
+  RuleHit via{"iptables-nft -t nat KUBE-SERVICES rule 2", "-A KUBE-SERVICES -j KUBE-MARK-DROP", 6};
+  c.mark_origins = {MarkOrigin{"0x8000/0x8000", "iptables-nft -t filter KUBE-FIREWALL rule 1", set_by, {via}}};
   DropCause outside = c;
   outside.layer = kLayerOutside;
   outside.cause = "NO_SOCKET: nothing listens on the port";
