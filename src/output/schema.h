@@ -8,7 +8,7 @@ namespace natbpf {
 struct Packet;  // sources/events.h, reached by each renderer through its explanation
 
 // Bumped whenever a JSON field changes meaning or disappears.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // A packet's addresses and ports, the same object in every JSON record.
 nlohmann::json packet_json(const Packet& p);

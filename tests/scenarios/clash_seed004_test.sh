@@ -61,7 +61,7 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 			ino=$(stat -L -c %i /run/netns/"$ns")
 			jq "[.[] | select(.type != \"clash\" or .netns_inode == $ino)]" "$out.all" >"$out.ns" && mv "$out.ns" "$out.all"
 		fi
-		jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+		jq_true "$out.all" 'all(.[]; .schema_version == 2)'
 		# One clash per connection: --count 1 stops after the first, but on a slow (emulated)
 		# kernel a SYN retransmitted 1 s later may be dropped and reported first; it must be told
 		# as a retransmission of the same connection.

@@ -34,7 +34,7 @@ run_case() { # 4|6
 	resolved=$(ip netns exec "$ns" conntrack -S | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)
 	[ "$resolved" -gt 0 ] || skip "no clash happened in $tries rounds of udpclash (needs 2 CPUs)"
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
-	jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+	jq_true "$out.all" 'all(.[]; .schema_version == 2)'
 	jq_true "$out.all" '[.[] | select(.type == "clash" and .outcome == "dropped")] | length == 0' "a resolved race was reported as dropped"
 	jq_true "$out.all" "[.[] | select(.type == \"clash\" and .outcome == \"resolved\") | .count] | add == $resolved" \
 		"natbpf should count every resolved clash ($resolved)"
