@@ -68,7 +68,8 @@ struct WinnerFacts {
 struct ClashFacts {
   uint64_t ts_ns = 0;
   uint32_t cpu = 0;
-  uint32_t netns = 0;
+  uint32_t netns = 0;                   // inode; 0 when the record did not carry it
+  std::string netns_name;               // as drops names it: under ip netns, else "netns:<inode>"
   ClashOutcome outcome = ClashOutcome::Dropped;
   std::string seen_by;                  // how the drop or resolution was seen
   std::optional<CtEntry> loser;         // absent for counter-only records

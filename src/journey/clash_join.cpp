@@ -468,7 +468,21 @@ CtStatsTotals ClashJoin::counters_since_report() {
   return d;
 }
 
-void ClashJoin::emit(const ClashReport& r) {
+// A namespace's name as drops gives it: under ip netns (natbpf's own is
+// "(natbpf's namespace)" unless it has one), else "netns:<inode>". The world
+// is asked once per inode met, not per record: namespaces may appear during
+// the run, and a replay meets the same inodes in the same order.
+const std::string& ClashJoin::netns_name(uint32_t inode) {
+  auto it = netns_names_.find(inode);
+  if (it != netns_names_.end()) return it->second;
+  std::map<uint32_t, std::string> now;
+  for (const auto& ns : world_.namespaces()) now[ns.inode] = ns.name;  // own first: a name under ip netns wins
+  for (auto& [ino, name] : now) netns_names_.emplace(ino, std::move(name));
+  return netns_names_.emplace(inode, "netns:" + std::to_string(inode)).first->second;
+}
+
+void ClashJoin::emit(ClashReport r) {
+  if (r.facts.netns) r.facts.netns_name = netns_name(r.facts.netns);
   if (r.facts.outcome == ClashOutcome::Resolved) resolved_reported_ += r.facts.count;
   reports_++;
   summary_.add(r);

@@ -92,7 +92,8 @@ class ClashJoin {
   void reconcile_resolved(uint64_t now, bool final);
   CtStatsTotals counters_since_report();
   void count_unmatched_drop();
-  void emit(const ClashReport& r);
+  const std::string& netns_name(uint32_t inode);
+  void emit(ClashReport r);
   void emit_summary(bool final, uint64_t now);
 
   ClashJoinOptions opt_;
@@ -118,6 +119,7 @@ class ClashJoin {
   std::map<uint32_t, Cached<std::vector<NatRule>>> rules_;
   std::map<uint32_t, Cached<std::vector<CtNetlinkEntry>>> tables_;
   std::map<std::string, uint32_t> seen_flows_;
+  std::map<uint32_t, std::string> netns_names_;  // inode -> name, for every inode met
   uint64_t reports_ = 0;
 };
 

@@ -13,11 +13,10 @@ using json = nlohmann::json;
 const char* proto(uint8_t p) { return p == 6 ? "tcp" : p == 17 ? "udp" : p == 132 ? "sctp" : "other"; }
 
 json ct_to_json(const CtEntry& c) {
-  json j{{"orig", tuple_to_json(c.orig)}, {"reply", tuple_to_json(c.reply)}, {"status", status_names(c.status)},
-         {"status_bits", c.status}, {"confirmed", (c.status & ips::kConfirmed) != 0}};
-  if (c.id) j["id"] = *c.id;
-  if (c.timeout_s) j["timeout_s"] = *c.timeout_s;
-  return j;
+  return json{{"orig", tuple_to_json(c.orig)},  {"reply", tuple_to_json(c.reply)},
+              {"status", status_names(c.status)}, {"status_bits", c.status},
+              {"confirmed", (c.status & ips::kConfirmed) != 0}, {"id", or_null(c.id)},
+              {"timeout_s", or_null(c.timeout_s)}};
 }
 
 json counters_json(const CtStatsTotals& d) {
@@ -52,14 +51,15 @@ json clash_to_json(const ClashReport& r) {
          {"explanation", r.explanation},
          {"evidence", r.evidence},
          {"cpu", f.loser || f.packet ? json(f.cpu) : json(nullptr)},
-         {"netns", f.netns},
+         {"netns", or_null(f.netns_name)},
+         {"netns_inode", f.netns ? json(f.netns) : json()},
          {"count", f.count},
          {"repeat", f.repeat}};
   j["loser"] = f.loser ? ct_to_json(*f.loser) : json(nullptr);
   j["packet"] = f.packet ? packet_json(*f.packet) : json(nullptr);
   if (f.winner) {
     json w = ct_to_json(f.winner->ct);
-    w["found_by"] = f.winner->found_by;
+    w["found_by"] = or_null(f.winner->found_by);
     w["state"] = f.winner->tcp_state ? json(tcp_state_name(*f.winner->tcp_state)) : json(nullptr);
     w["age_s"] = f.winner->age_s ? json(*f.winner->age_s) : json(nullptr);
     j["winner"] = w;
@@ -77,8 +77,10 @@ json clash_to_json(const ClashReport& r) {
     range["capacity"] = n.capacity() ? json(*n.capacity()) : json(nullptr);
     range["used"] = f.range_used ? json(*f.range_used) : json(nullptr);
     json rule = nullptr;
-    if (n.rule_text) rule = json{{"text", *n.rule_text}, {"where", n.rule_where.value_or("")}, {"backend", n.rule_backend.value_or("")}};
-    j["nat"] = json{{"kind", n.kind}, {"range", range}, {"flags", n.flags}, {"rule", rule}, {"source", n.source}};
+    if (n.rule_text)
+      rule = json{{"text", *n.rule_text}, {"where", or_null(n.rule_where)}, {"backend", or_null(n.rule_backend)}};
+    j["nat"] = json{
+        {"kind", n.kind}, {"range", range}, {"flags", n.flags}, {"rule", rule}, {"source", or_null(n.source)}};
   } else {
     j["nat"] = nullptr;
   }

@@ -92,6 +92,7 @@ std::string drops_to_json_lines(const DropsReport& r, size_t top) {
                      {"layer", c.layer},        {"count", c.count},                 {"cause", c.cause},
                      {"where", c.where},        {"netns", c.netns_name},            {"flows", c.flows},
                      {"examples", c.examples},  {"evidence", c.evidence}};
+    j["netns_inode"] = c.netns ? nlohmann::json(c.netns) : nlohmann::json();  // as clash gives it, beside the name
     j["fix"] = c.fix.empty() ? nlohmann::json() : nlohmann::json(c.fix);
     j["rules"] = nlohmann::json::array();
     for (const auto& [rule, n] : c.rules) j["rules"].push_back({{"rule", rule}, {"count", n}});

@@ -7,10 +7,10 @@
 namespace natbpf {
 namespace {
 
+// reason: why not (null when ok); detail: what an available feature noted.
 nlohmann::json avail(const Availability& a) {
-  nlohmann::json j{{"ok", a.ok}};
-  if (!a.reason.empty()) j[a.ok ? "detail" : "reason"] = a.reason;
-  return j;
+  return {{"ok", a.ok}, {"reason", a.ok ? nlohmann::json() : or_null(a.reason)},
+          {"detail", a.ok ? or_null(a.reason) : nlohmann::json()}};
 }
 
 std::string avail_text(const Availability& a) {
@@ -24,6 +24,7 @@ nlohmann::json probe_to_json(const ProbeReport& r) {
   nlohmann::json j{{"type", "probe"}, {"schema_version", kSchemaVersion}, {"kernel_release", r.kernel_release}};
   j["btf"] = {{"vmlinux", r.vmlinux_btf}, {"modules", r.module_btf}};
   j["capabilities"] = r.capabilities;
+  j["functions"] = nlohmann::json::array();
   for (const auto& f : r.functions) {
     nlohmann::json fj{{"name", f.name}, {"kallsyms", f.in_kallsyms}};
     for (const auto& [kind, a] : f.attach) fj[kind] = avail(a);
@@ -37,10 +38,11 @@ nlohmann::json probe_to_json(const ProbeReport& r) {
                   {"conntrack_stats", avail(r.conntrack_stats)}};
   nlohmann::json hooks = nlohmann::json::array();
   for (const auto& c : r.plan.choices) {
-    nlohmann::json h{{"hook", c.hook}, {"attached", c.variant.has_value()}, {"rejected", c.rejected}};
-    if (c.variant) h["variant"] = c.variant->label;
-    else h["fallback"] = c.fallback;
-    hooks.push_back(h);
+    hooks.push_back({{"hook", c.hook},
+                     {"attached", c.variant.has_value()},
+                     {"rejected", c.rejected},
+                     {"variant", c.variant ? nlohmann::json(c.variant->label) : nlohmann::json()},
+                     {"fallback", c.variant ? nlohmann::json() : or_null(c.fallback)}});
   }
   j["plan"] = {{"hooks", hooks}, {"summary", r.plan.summary()}};
   return j;

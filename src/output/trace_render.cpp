@@ -147,13 +147,18 @@ class JsonRenderer : public TraceRenderer {
 
 }  // namespace
 
+// Family 0: no headers were seen (the text prints "?"); ports only for
+// protocols that have them (ICMP has none, not port 0).
 nlohmann::json packet_json(const Packet& p) {
-  return {{"proto", proto_name(p.l4proto)},
-          {"saddr", p.saddr.str()},
-          {"daddr", p.daddr.str()},
-          {"sport", p.sport},
-          {"dport", p.dport},
-          {"tcp_flags", p.l4proto == 6 ? nlohmann::json(tcp_flag_names(p.tcp_flags)) : nlohmann::json(nullptr)}};
+  using json = nlohmann::json;
+  bool seen = p.family != 0;
+  bool ports = seen && has_ports(p.l4proto);
+  return {{"proto", seen ? json(proto_name(p.l4proto)) : json()},
+          {"saddr", p.saddr.family ? json(p.saddr.str()) : json()},
+          {"daddr", p.daddr.family ? json(p.daddr.str()) : json()},
+          {"sport", ports ? json(p.sport) : json()},
+          {"dport", ports ? json(p.dport) : json()},
+          {"tcp_flags", seen && p.l4proto == 6 ? json(tcp_flag_names(p.tcp_flags)) : json()}};
 }
 
 std::string drop_point_str(const DropPoint& d) {
@@ -169,44 +174,45 @@ std::string drop_point_str(const DropPoint& d) {
   return s;
 }
 
+// Every key is always there: an absent fact is null, never "" or missing.
 nlohmann::json journey_to_json(const Journey& j) {
-  nlohmann::json o{{"type", "packet"}, {"schema_version", kSchemaVersion}, {"number", j.number},
-                   {"trace_id", j.trace_id ? nlohmann::json(hex_id(j.trace_id)) : nlohmann::json(nullptr)}};
+  using json = nlohmann::json;
+  json o{{"type", "packet"}, {"schema_version", kSchemaVersion}, {"number", j.number},
+         {"trace_id", j.trace_id ? json(hex_id(j.trace_id)) : json()}};
   o["packet"] = packet_json(j.packet);
-  o["packet"]["iif"] = j.iif_name;
-  o["steps"] = nlohmann::json::array();
-  for (const auto& s : j.steps) {
-    nlohmann::json st{{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
-                      {"hook", s.hook}, {"rule", s.rule}, {"syntax", s.syntax}, {"verdict", s.verdict_str()},
-                      {"evidence", to_string(s.origin)}};
-    st["handle"] = s.handle ? nlohmann::json(*s.handle) : nlohmann::json(nullptr);
-    o["steps"].push_back(st);
-  }
-  o["nat"] = nlohmann::json::array();
+  o["packet"]["iif"] = or_null(j.iif_name);
+  o["steps"] = json::array();
+  for (const auto& s : j.steps)
+    o["steps"].push_back({{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
+                          {"hook", or_null(s.hook)}, {"rule", or_null(s.rule)}, {"syntax", s.syntax},
+                          {"handle", or_null(s.handle)}, {"verdict", s.verdict_str()},
+                          {"evidence", to_string(s.origin)}});
+  o["nat"] = json::array();
   for (const auto& n : j.nat)
-    o["nat"].push_back({{"kind", n.kind}, {"from", n.from}, {"to", n.to}, {"rule", n.rule}, {"evidence", n.evidence}});
-  if (j.ct_id || j.ct_state) {
-    o["conntrack"] = {{"evidence", "nftrace"}};
-    if (j.ct_id) o["conntrack"]["id"] = *j.ct_id;
-    if (j.ct_state) o["conntrack"]["state"] = ct_state_str(*j.ct_state);
-    if (j.ct_status) o["conntrack"]["status"] = status_names(*j.ct_status);
-  }
+    o["nat"].push_back({{"kind", n.kind}, {"from", or_null(n.from)}, {"to", or_null(n.to)}, {"rule", or_null(n.rule)},
+                        {"evidence", n.evidence}});
+  o["conntrack"] = nullptr;
+  if (j.ct_id || j.ct_state)
+    o["conntrack"] = {{"evidence", "nftrace"}, {"id", or_null(j.ct_id)},
+                      {"state", j.ct_state ? json(ct_state_str(*j.ct_state)) : json()},
+                      {"status", j.ct_status ? json(status_names(*j.ct_status)) : json()}};
   bool has_bpf = !j.bpf.empty();
   o["join"] = !has_bpf ? "none" : j.joined_by_trace_id ? "trace id" : "skb, headers and time";
   o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
   o["fate"] = fate_str(j.fate);
-  if (!j.oif_name.empty()) o["oif"] = j.oif_name;
+  o["oif"] = or_null(j.oif_name);
+  o["drop"] = nullptr;
   if (j.drop) {
     const DropPoint& d = *j.drop;
-    o["drop"] = {{"family", d.family}, {"table", d.table}, {"chain", d.chain}, {"rule", d.rule},
-                 {"hook", d.hook},     {"cause", d.cause}, {"location", d.location}, {"reason", d.reason},
+    o["drop"] = {{"family", or_null(d.family)}, {"table", or_null(d.table)},       {"chain", or_null(d.chain)},
+                 {"rule", or_null(d.rule)},     {"handle", or_null(d.handle)},     {"hook", or_null(d.hook)},
+                 {"cause", or_null(d.cause)},   {"location", or_null(d.location)}, {"reason", or_null(d.reason)},
                  {"evidence", d.evidence}};
-    o["drop"]["handle"] = d.handle ? nlohmann::json(*d.handle) : nlohmann::json(nullptr);
   }
-  o["near_misses"] = nlohmann::json::array();
+  o["near_misses"] = json::array();
   for (const auto& m : j.near_misses) o["near_misses"].push_back({{"handle", m.handle}, {"rule", m.rule}, {"why", m.why}});
   o["explanation"] = j.explanation;
-  if (j.repeat_of) o["repeat_of"] = *j.repeat_of;
+  o["repeat_of"] = or_null(j.repeat_of);
   return o;
 }
 

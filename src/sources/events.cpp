@@ -40,9 +40,9 @@ namespace {
 
 std::string endpoint(const Addr& a, uint16_t port, bool has_ports) { return has_ports ? endpoint(a, port) : a.str(); }
 
-bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136; }
-
 }  // namespace
+
+bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136; }
 
 std::string Tuple::str() const {
   bool p = has_ports(proto);

@@ -24,6 +24,8 @@ struct Addr {
 
 // "10.1.2.3:22", "[fd00::1]:53".
 std::string endpoint(const Addr& a, uint16_t port);
+// TCP, UDP, SCTP and UDP-Lite have ports; ICMP and the rest do not.
+bool has_ports(uint8_t proto);
 
 struct Tuple {
   Addr src, dst;

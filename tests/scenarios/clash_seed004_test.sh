@@ -58,9 +58,9 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 		if [ "$scope" = all ]; then
 			local ino
 			ino=$(stat -L -c %i /run/netns/"$ns")
-			jq "[.[] | select(.type != \"clash\" or .netns == $ino)]" "$out.all" >"$out.ns" && mv "$out.ns" "$out.all"
+			jq "[.[] | select(.type != \"clash\" or .netns_inode == $ino)]" "$out.all" >"$out.ns" && mv "$out.ns" "$out.all"
 		fi
-		jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+		jq_true "$out.all" 'all(.[]; .schema_version == 2)'
 		# One clash per connection: --count 1 stops after the first, but on a slow (emulated)
 		# kernel a SYN retransmitted 1 s later may be dropped and reported first; it must be told
 		# as a retransmission of the same connection.
@@ -78,10 +78,11 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 		jq_true "$out.all" "$c.explanation | test(\"has 1 port, already used by 127.0.0.1:$first_port → 127.0.0.1:8080\")"
 		if [ "$scope" = all ]; then # counters are read in natbpf's namespace only, and say so
 			jq_true "$out.all" "$c.counters == null and ($c.evidence | any(test(\"counters are read in natbpf's own namespace only\")))"
-			jq_true "$out.all" "$c.netns == $(stat -L -c %i /run/netns/"$ns")"
+			jq_true "$out.all" "$c.netns_inode == $(stat -L -c %i /run/netns/"$ns")"
 		else
 			jq_true "$out.all" "$c.counters.insert_failed >= 1 and $c.counters.drop >= 1"
 		fi
+		jq_true "$out.all" "$c.netns == \"$ns\"" "netns is the name under ip netns, as in drops"
 		case $backend in
 		nft) jq_true "$out.all" "$c.nat.rule.backend == \"nftables\" and ($c.nat.rule.text | test(\"snat to 127.0.0.1:40000\"))"
 		   jq_true "$out.all" "$c.winner.age_s >= 0 and $c.winner.age_s < 60" "nf_conntrack_timestamp=1: the winner's age must be known" ;;

@@ -40,7 +40,7 @@ run_case() { # 4|6
 		return 0
 	fi
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
-	jq_true "$out.all" 'all(.[]; .schema_version == 1)'
+	jq_true "$out.all" 'all(.[]; .schema_version == 2)'
 	jq_true "$out.all" '[.[] | select(.type == "clash" and .outcome == "dropped")] | length == 0' "a resolved race was reported as dropped"
 	jq_true "$out.all" "[.[] | select(.type == \"clash\" and .outcome == \"resolved\") | .count] | add == $resolved" \
 		"natbpf should count every resolved clash ($resolved)"

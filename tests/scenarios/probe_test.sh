@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 out=$SCEN_TMP/probe.json
 $NATBPF probe --json >"$out" || fail "natbpf probe exited $?"
-jq_true "$out" '.schema_version == 1 and .type == "probe"'
+jq_true "$out" '.schema_version == 2 and .type == "probe"'
 jq_true "$out" ".kernel_release == \"$(uname -r)\""
 jq_true "$out" '.btf.vmlinux == true'
 jq_true "$out" '.capabilities.CAP_BPF and .capabilities.CAP_NET_ADMIN'

@@ -22,7 +22,7 @@ wait $tracer || fail "natbpf trace exited $? after SIGINT"
 
 first=$SCEN_TMP/first.json
 jq -s '[.[] | select(.type == "packet")][0]' "$out" >"$first"
-jq_true "$first" '.schema_version == 1 and (.trace_id | test("^[0-9a-f]{8}$"))'
+jq_true "$first" '.schema_version == 2 and (.trace_id | test("^[0-9a-f]{8}$"))'
 jq_true "$first" '.packet.proto == "tcp" and .packet.saddr == "10.2.1.2" and .packet.daddr == "10.1.2.3" and .packet.dport == 1222 and .packet.iif == "enp0" and .packet.tcp_flags == "S"'
 jq_true "$first" '.nat[0].kind == "dnat" and .nat[0].from == "10.1.2.3:1222" and .nat[0].to == "192.168.70.10:22"'
 jq_true "$first" '.nat[0].rule == "ip daddr 10.1.2.3 tcp dport 1222 dnat ip to 192.168.70.10:22"'

@@ -6,6 +6,7 @@
 #include "temp_file.h"
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "journey/clash_join.h"
@@ -80,7 +81,11 @@ class FakeWorld : public World {
     r.min_port = r.max_port = 40000;
     return {r};
   }
-  std::vector<NamedNetns> namespaces() override { return {}; }
+  // natbpf's own namespace is listed first, then again under its ip netns name.
+  std::vector<NamedNetns> namespaces() override {
+    asked.push_back("namespaces");
+    return {{"(natbpf's namespace)", "/proc/self/ns/net", kNetns}, {"seed004", "/run/netns/seed004", kNetns}};
+  }
   NetnsSnapshot snapshot(const NamedNetns&) override { return {}; }
 };
 
@@ -150,6 +155,10 @@ TEST(ClashJoin, ConfirmDropCorroboratedByInsertFailedIsAReport) {
   EXPECT_NE(r.facts.seen_by.find("insert_failed rose on cpu 0"), std::string::npos);
   ASSERT_TRUE(r.facts.range_used);
   EXPECT_EQ(*r.facts.range_used, 1u);
+  EXPECT_EQ(r.facts.netns_name, "seed004");  // named as drops names it, the inode beside it
+  auto j = clash_to_json(r);
+  EXPECT_EQ(j["netns"], "seed004");
+  EXPECT_EQ(j["netns_inode"], kNetns);
   ASSERT_EQ(out.summaries.size(), 1u);  // the final one only: the interval is 10 s
   EXPECT_EQ(out.summaries[0].dropped, 1u);
   EXPECT_EQ(out.summaries[0].unmatched_drops, 0u);
@@ -185,6 +194,30 @@ TEST(ClashJoin, ConfirmedEntriesAndOtherLocationsAreIgnored) {
   join.tick(60 * kMs, /*final=*/true);
   EXPECT_TRUE(out.reports.empty());
   EXPECT_EQ(out.summaries.at(0).unmatched_drops, 0u);
+}
+
+// A namespace the world does not list (not under ip netns) reads
+// "netns:<inode>", as in drops; the world is asked once per inode.
+TEST(ClashJoin, UnnamedNamespaceIsNamedByInode) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join(tracepoint_options(), world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  for (uint64_t skb : {1, 2}) {
+    SkbDropEvent d = second_syn();
+    d.skb += skb;
+    d.ts_ns += skb;
+    d.ct->ptr += skb;
+    d.ct->orig.sport += uint16_t(skb);
+    d.ct->netns = d.pkt.netns = 77;
+    join.on_event(d, 6 * kMs);
+  }
+  world.insert_failed = 2;
+  join.tick(60 * kMs, /*final=*/true);
+  ASSERT_EQ(out.reports.size(), 2u);
+  EXPECT_EQ(out.reports[0].facts.netns_name, "netns:77");
+  EXPECT_EQ(out.reports[1].facts.netns_name, "netns:77");
+  EXPECT_EQ(std::count(world.asked.begin(), world.asked.end(), "namespaces"), 1);
 }
 
 // Recorded through RecordingWorld, replayed through RecordedWorld: the same
@@ -229,6 +262,7 @@ TEST(ClashJoin, RecordedRunReplaysToTheSameOutput) {
   ASSERT_TRUE(counts);
   EXPECT_EQ(world.mismatches(), 0u);
   EXPECT_EQ(replayed.json, live_out.json);
+  EXPECT_NE(replayed.json.find("\"netns\":\"seed004\""), std::string::npos);  // the namespaces were recorded
   std::remove(path.c_str());
 }
 
