@@ -287,6 +287,7 @@ ClashReport sparse_clash() {
   n.rule_text = "-A POSTROUTING -j MASQUERADE";
   f.nat = n;
   f.alloc = AllocationFacts{};
+  f.alloc->observed = false;  // the probes were not hooked: attempts and taken are null
   f.counters = counters(false);
   return diagnose(f);
 }
