@@ -34,7 +34,7 @@ echo 4 >$sys/nf_conntrack_max
 out=$SCEN_TMP/full.json ready=$SCEN_TMP/full.ready
 scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 30 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/full.err"
 pid=$!
-scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/full.err"; fail "natbpf clash did not get ready"; }
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/full.err"; fail "natbpf clash did not get ready"; }
 ip netns exec "$ns" timeout 3 socat - TCP:127.0.0.1:8081 </dev/null && fail "a fifth connection worked with nf_conntrack_max 4"
 wait "$pid" || { cat "$SCEN_TMP/full.err"; fail "natbpf clash exited $?"; }
 echo "$old_max" >$sys/nf_conntrack_max
@@ -55,7 +55,7 @@ echo 1 >$sys/nf_conntrack_buckets # rounded up to one page of buckets (512)
 out=$SCEN_TMP/chain.json ready=$SCEN_TMP/chain.ready
 scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 240 --interval 60s --json --ready-file "$ready" >"$out" 2>"$SCEN_TMP/chain.err"
 pid=$!
-scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/chain.err"; fail "natbpf clash did not get ready"; }
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/chain.err"; fail "natbpf clash did not get ready"; }
 # 3 x 8000 flows, two hash nodes each, in 512 chains: far above the limit of 50-80.
 for port in 9 10 11; do ip netns exec "$ns" "$udpclash" 127.0.0.1 $port 1 8000 2>/dev/null; done
 sleep 2

@@ -28,7 +28,7 @@ NFT
 	scen_bg ip netns exec "$ns" timeout 20 socat "$listen:8080,reuseaddr,fork" SYSTEM:"sleep 20"
 	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
 	local pid=$!
-	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
 	established() { ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED; }
 	local tries
 	for i in 1 2; do

@@ -34,7 +34,7 @@ run_case() { # BACKEND FORMAT [all]: with "all", natbpf watches every namespace 
 	[ "$scope" = all ] && watch=(--netns all)
 	scen_bg $NATBPF clash "${watch[@]}" --duration 40 --ready-file "$ready" --record "$out.rec" $flag >"$out" 2>"$SCEN_TMP/$backend.err"
 	local natbpf_pid=$!
-	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/$backend.err"; fail "natbpf clash did not get ready"; }
 	scen_bg seed004_client "$ns" 8080 40 # the first connection: wins and stays
 	local first=""
 	tries=0

@@ -27,7 +27,7 @@ first=${first#sport=}
 out=$SCEN_TMP/stale.json ready=$SCEN_TMP/ready
 scen_bg $NATBPF clash --netns "$ns" --count 1 --duration 20 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 pid=$!
-scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/err"; fail "natbpf clash did not get ready"; }
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf clash did not get ready"; }
 # Which way the matrix kernels go is pinned: 6.1 drops the SYN at confirm,
 # 6.12 hands the TIME_WAIT tuple to the new connection. This host's 6.18
 # was seen doing both from run to run (the NAT port search may or may not

@@ -19,7 +19,7 @@ run_case() { # 4|6
 	# natbpf must outlive the traffic (stopped below) for its count to equal the counter.
 	scen_bg $NATBPF clash --netns "$ns" --proto udp --duration 300 --interval 2s --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/udp$v.err"
 	local pid=$!
-	scen_wait_file "$ready" 100 || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash did not get ready"; }
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/udp$v.err"; fail "natbpf clash did not get ready"; }
 	local tries=0
 	until [ "$(ip netns exec "$ns" conntrack -S 2>/dev/null | grep -o 'clash_resolve=[0-9]*' | cut -d= -f2 | paste -sd+ | bc)" -gt 0 ]; do
 		tries=$((tries + 1))
