@@ -200,14 +200,17 @@ nlohmann::json journey_to_json(const Journey& j) {
   o["join"] = !has_bpf ? "none" : j.joined_by_trace_id ? "trace id" : "skb, headers and time";
   o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
   o["fate"] = fate_str(j.fate);
-  o["oif"] = or_null(j.oif_name);
+  // A dropped packet did not leave: the interface its route had chosen is
+  // the drop's route_oif, never the packet's oif.
+  bool left = !j.drop && (j.fate == Fate::Forwarded || j.fate == Fate::Sent);
+  o["oif"] = left ? or_null(j.oif_name) : json();
   o["drop"] = nullptr;
   if (j.drop) {
     const DropPoint& d = *j.drop;
     o["drop"] = {{"family", or_null(d.family)}, {"table", or_null(d.table)},       {"chain", or_null(d.chain)},
                  {"rule", or_null(d.rule)},     {"handle", or_null(d.handle)},     {"hook", or_null(d.hook)},
                  {"cause", or_null(d.cause)},   {"location", or_null(d.location)}, {"reason", or_null(d.reason)},
-                 {"evidence", d.evidence}};
+                 {"route_oif", or_null(j.oif_name)}, {"evidence", d.evidence}};
   }
   o["near_misses"] = json::array();
   for (const auto& m : j.near_misses) o["near_misses"].push_back({{"handle", m.handle}, {"rule", m.rule}, {"why", m.why}});

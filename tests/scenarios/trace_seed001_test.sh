@@ -34,6 +34,8 @@ jq_true "$first" '.explanation | test("192.168.70.10 . 22 is not in set inet fil
 # Evidence from the kernel's drop tracepoint, where the plan attached it.
 jq_true "$first" '.drop.evidence | index("nftrace") != null'
 jq_true "$first" '[.drop.evidence[] | select(test("^kfree_skb NETFILTER_DROP"))] | length == 1'
+# Dropped in forward: it never left; the route had chosen veth21.
+jq_true "$first" '.oif == null and .drop.route_oif == "veth21"'
 
 # Conntrack state from the trace stream (kernels 6.16+ send it, as this
 # machine's 6.18 does; the VM kernels do not).
