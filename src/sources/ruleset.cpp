@@ -1,9 +1,11 @@
 #include "sources/ruleset.h"
 
-#include "util/text.h"
-
+#include <charconv>
+#include <limits>
 #include <set>
 #include <sstream>
+
+#include "util/text.h"
 
 namespace natbpf {
 namespace {
@@ -29,22 +31,33 @@ std::optional<int> parse_priority(const std::string& text, const std::string& fa
                                                     {"filter", 0},  {"security", 50}, {"srcnat", 100}};
   // bridge uses different numbers; natbpf works with ip, ip6 and inet.
   (void)family;
+  // A number of the kernel's s32, never an overflow: nft prints what it
+  // was given ("srcnat + 2147483647"), which need not fit.
+  auto number = [](const std::string& s) -> std::optional<int64_t> {
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
   std::istringstream in(text);
   std::string base;
   in >> base;
-  int value;
-  if (auto it = names.find(base); it != names.end()) value = it->second;
-  else {
-    try {
-      value = std::stoi(base);
-    } catch (...) {
-      return std::nullopt;
-    }
+  int64_t value;
+  if (auto it = names.find(base); it != names.end()) {
+    value = it->second;
+  } else if (auto v = number(base)) {
+    value = *v;
+  } else {
+    return std::nullopt;
   }
-  std::string op;
-  int delta;
-  if (in >> op >> delta) value += op == "-" ? -delta : delta;
-  return value;
+  std::string op, delta_text;
+  if (in >> op >> delta_text) {
+    auto delta = number(delta_text);
+    if (!delta || (op != "+" && op != "-")) return std::nullopt;
+    value += op == "-" ? -*delta : *delta;
+  }
+  if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) return std::nullopt;
+  return static_cast<int>(value);
 }
 
 Ruleset Ruleset::parse(const std::string& text) {

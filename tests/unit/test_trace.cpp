@@ -73,6 +73,11 @@ TEST(Ruleset, PriorityExpressions) {
   EXPECT_EQ(parse_priority("dstnat + 10", "ip"), -90);
   EXPECT_EQ(parse_priority("srcnat - 5", "ip"), 95);
   EXPECT_EQ(parse_priority("-200000", "inet"), -200000);
+  // Out of the kernel's s32, or not a number: unknown, never an overflow.
+  EXPECT_FALSE(parse_priority("srcnat + 2147483647", "ip"));
+  EXPECT_FALSE(parse_priority("99999999999999999999", "ip"));
+  EXPECT_EQ(parse_priority("-2147483648", "ip"), -2147483648LL);
+  EXPECT_FALSE(parse_priority("filter * 2", "ip"));
   EXPECT_FALSE(parse_priority("bogus", "ip").has_value());
 }
 
