@@ -103,9 +103,7 @@ Status run_explain(const ExplainOptions& o) {
   if (command != "trace")
     return usage_error(o.file + " is a recording of an unknown command '" + command + "'",
                        "explain recordings of natbpf trace, clash or drops");
-  auto rec = read_recording(o.file);
-  if (!rec) return rec.error();
-  TraceReplay replay(*rec);
+  TraceReplay replay(o.file);
   return replay.run(o.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), o.json);
 }
 

@@ -11,6 +11,10 @@
 
 namespace natbpf {
 
+namespace {
+constexpr uint64_t kUnflushedNs = 2'000'000'000ULL;
+}  // namespace
+
 uint64_t header_number(const nlohmann::json& header, const char* key) {
   auto it = header.find(key);
   return it != header.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
@@ -43,21 +47,31 @@ StoryWorld TraceReplay::recorded_world() {
 // natbpf's own trace table (its chains mark where a packet ended) and the
 // names of drop reasons, from the run's setup record; interface names and
 // kernel symbols, which do not change during a run (the live run asked for
-// them while events arrived, so they are taken first).
+// them while events arrived, so they are taken first). A first pass over
+// the file, which also finds a damaged line before anything is told.
 Status TraceReplay::setup() {
-  for (const auto& j : rec_.records)
-    if (j.value("t", "") == "setup") {
-      own_table_ = j.value("own_table", "");
-      legacy_comment_ = j.value("legacy_comment", "");
-      plan_ = j.value("plan", "");
-      apply(j);
-      break;
-    }
-  for (const auto& j : rec_.records) {
+  auto reader = RecordingReader::open(path_);
+  if (!reader) return reader.error();
+  header_ = reader->header();
+  bool seen_setup = false;
+  while (true) {
+    auto next = reader->next();
+    if (!next) return next.error();
+    if (!*next) break;
+    const auto& j = **next;
     try {
       std::string t = j.value("t", "");
-      if (t == "ifname" || t == "symbol") apply(j);
+      if (t == "setup" && !seen_setup) {
+        seen_setup = true;
+        own_table_ = j.value("own_table", "");
+        legacy_comment_ = j.value("legacy_comment", "");
+        plan_ = j.value("plan", "");
+        apply(j);
+      } else if (t == "ifname" || t == "symbol") {
+        apply(j);
+      }
     } catch (const nlohmann::json::exception&) {
+      if (!seen_setup) throw;  // the setup record itself is malformed
       // counted when the record is met again in order
     }
   }
@@ -73,15 +87,27 @@ Status TraceReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
   } catch (const nlohmann::json::exception&) {
     return usage_error("the recording's setup record is malformed", "record the run again: natbpf trace --record FILE ...");
   }
+  auto reader = RecordingReader::open(path_);
+  if (!reader) return reader.error();
   // A run stopped by --count told only that many stories: so does its replay.
-  stories_.emplace(own_table_, header_number(rec_.header, "count"), std::move(renderer), recorded_world());
+  stories_.emplace(own_table_, header_number(header_, "count"), std::move(renderer), recorded_world());
   if (!quiet)
-    std::cerr << "natbpf: explaining a recording of kernel " << header_text(rec_.header, "kernel", "?") << " ("
-              << header_text(rec_.header, "match", "all packets") << ")\n";
-  const auto& r = rec_.records;
-  for (size_t i = 0; i < r.size(); i++) {
+    std::cerr << "natbpf: explaining a recording of kernel " << header_text(header_, "kernel", "?") << " ("
+              << header_text(header_, "match", "all packets") << ")\n";
+  std::optional<nlohmann::json> next;
+  while (true) {
+    nlohmann::json r;
+    if (next) {
+      r = std::move(*next);
+      next.reset();
+    } else {
+      auto read = reader->next();
+      if (!read) return read.error();
+      if (!*read) break;
+      r = std::move(**read);
+    }
     try {
-      take(i);
+      if (auto st = take(r, *reader, next); !st) return st;
     } catch (const nlohmann::json::exception&) {
       stories_->counters().nftrace_parse_errors++;  // a record of the wrong shape: counted, never fatal
     }
@@ -91,24 +117,38 @@ Status TraceReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
   return Ok{};
 }
 
-void TraceReplay::take(size_t i) {
-  const auto& r = rec_.records;
-  std::string t = r[i].value("t", "");
+Status TraceReplay::take(const nlohmann::json& r, RecordingReader& reader, std::optional<nlohmann::json>& next) {
+  std::string t = r.value("t", "");
   if (t == "nftrace" || t == "bpf" || t == "nflog") {
-    feed(t, r[i]);
+    feed(t, r);
   } else if (t == "flush") {
     // The live run asked the system while it explained these journeys:
     // those answers follow the flush record, so they are taken first.
-    for (size_t k = i + 1; k < r.size() && is_answer(r[k]); k++) apply(r[k]);
-    stories_->flush(r[i].value("ns", uint64_t{0}), r[i].value("all", false));
+    while (true) {
+      auto read = reader.next();
+      if (!read) return read.error();
+      if (!*read) break;
+      if (!is_answer(**read)) {
+        next = std::move(**read);
+        break;
+      }
+      try {
+        apply(**read);
+      } catch (const nlohmann::json::exception&) {
+        stories_->counters().nftrace_parse_errors++;
+      }
+    }
+    last_flush_ns_ = r.value("ns", uint64_t{0});
+    stories_->flush(last_flush_ns_, r.value("all", false));
   } else if (t == "end") {
     TraceCounters& c = stories_->counters();
-    auto lost = r[i].value("lost", nlohmann::json::object());
+    auto lost = r.value("lost", nlohmann::json::object());
     c.nftrace_lost = lost.value("nftrace", uint64_t{0});
     c.bpf_lost = lost.value("bpf", uint64_t{0});
   } else {
-    apply(r[i]);
+    apply(r);
   }
+  return Ok{};
 }
 
 // One recorded datagram or ring-buffer record, decoded as the live run did.
@@ -120,6 +160,12 @@ void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
     return;
   }
   uint64_t ns = record.value("ns", uint64_t{0});
+  // The live run closes stories on its 100 ms tick and records each flush;
+  // a recording without them (cut, or edited) still closes them by time.
+  if (ns > last_flush_ns_ + kUnflushedNs) {
+    if (last_flush_ns_) stories_->flush(ns, false);
+    last_flush_ns_ = ns;
+  }
   auto to_stories = [this](NftTraceEvent&& e) { stories_->add(std::move(e)); };
   if (kind == "nflog") {
     auto chain = [this](uint8_t f, const std::string& tb, const std::string& c) {

@@ -19,21 +19,29 @@ namespace natbpf {
 uint64_t header_number(const nlohmann::json& header, const char* key);
 std::string header_text(const nlohmann::json& header, const char* key, const char* fallback);
 
+// Streams the file: a first pass takes the setup record and the fixed
+// answers (interface names, symbols), the second tells the stories record
+// by record, closing them as the live run did, so memory stays bounded by
+// the stories open at one moment, not by the file.
 class TraceReplay {
  public:
-  explicit TraceReplay(const Recording& r) : rec_(r) {}
+  explicit TraceReplay(std::string path) : path_(std::move(path)) {}
   // quiet: no line on stderr (JSON output).
   Status run(std::unique_ptr<TraceRenderer> renderer, bool quiet);
 
  private:
   StoryWorld recorded_world();
   Status setup();
-  void take(size_t i);  // record i; throws nlohmann::json::exception on a malformed one
+  // One record; throws nlohmann::json::exception on a malformed one. A flush
+  // reads the answers behind it first; the record after them is left in next.
+  Status take(const nlohmann::json& r, RecordingReader& reader, std::optional<nlohmann::json>& next);
   void feed(const std::string& kind, const nlohmann::json& record);
   void apply(const nlohmann::json& j);
   static bool is_answer(const nlohmann::json& j);
 
-  const Recording& rec_;
+  std::string path_;
+  nlohmann::json header_;
+  uint64_t last_flush_ns_ = 0;
   std::optional<TraceStories> stories_;
   Ruleset ruleset_;
   std::map<std::string, std::optional<bool>> sets_;
