@@ -1,21 +1,23 @@
-// ctnetlink replies: each netlink message of a datagram, as mnl_cb_run hands
-// them to ct_lookup/ct_dump (conntrack entries) and read_ct_stats
-// (IPCTNL_MSG_CT_GET_STATS_CPU).
-#include <libmnl/libmnl.h>
-
+// ctnetlink replies: each netlink message of a datagram, handed to the
+// parsers of ct_lookup/ct_dump (conntrack entries) and read_ct_stats
+// (IPCTNL_MSG_CT_GET_STATS_CPU) with the bytes left in the datagram as their
+// length, so the parsers' own checks of nlmsg_len are what is tested.
 #include "fuzz_common.h"
 #include "kernel/ct_stats.h"
 #include "sources/ct_lookup.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto datagram = natbpf::fuzz::bytes(data, size);
-  int len = static_cast<int>(datagram.size());
   std::vector<natbpf::CtNetlinkEntry> entries;
   std::vector<natbpf::CtCpuStats> stats;
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); mnl_nlmsg_ok(nlh, len);
-       nlh = mnl_nlmsg_next(nlh, &len)) {
-    if (auto e = natbpf::parse_ct_message(nlh, nlh->nlmsg_len)) entries.push_back(std::move(*e));
-    if (auto s = natbpf::parse_ct_stats_message(nlh, nlh->nlmsg_len)) stats.push_back(*s);
+  size_t off = 0;
+  while (off + sizeof(nlmsghdr) <= datagram.size()) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data() + off);
+    size_t left = datagram.size() - off;
+    if (auto e = natbpf::parse_ct_message(nlh, left)) entries.push_back(std::move(*e));
+    if (auto s = natbpf::parse_ct_stats_message(nlh, left)) stats.push_back(*s);
+    if (nlh->nlmsg_len < sizeof(nlmsghdr) || nlh->nlmsg_len > left) break;
+    off += NLMSG_ALIGN(static_cast<size_t>(nlh->nlmsg_len));
   }
   natbpf::Addr lo, hi;
   for (const auto& e : entries) {

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
-#include <linux/netfilter/nfnetlink_log.h>
 
 #include <cstring>
 #include <filesystem>
@@ -61,17 +60,7 @@ Bytes nftrace_policy(uint32_t id) {
   return bytes_of(m.nlh());
 }
 
-Bytes nflog(const char* prefix, const Bytes& packet) {
-  alignas(nlmsghdr) char buf[4096] = {};
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
-  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  nfg->nfgen_family = NFPROTO_IPV4;
-  mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(2));
-  mnl_attr_put(nlh, NFULA_PAYLOAD, packet.size(), packet.data());
-  mnl_attr_put_strz(nlh, NFULA_PREFIX, prefix);
-  return bytes_of(nlh);
-}
+Bytes nflog(const char* prefix, const Bytes& packet) { return nflog_message(prefix, packet); }
 
 Bytes ipv4_tcp() { return concat({ipv4_header(6, "10.0.0.1", "10.0.0.2", 40, 7), tcp_header(1, 52000, 9, 0x02)}); }
 
