@@ -85,6 +85,11 @@ std::string rule_comment(const std::string& save_line) {
 }
 
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
+  // The kernel's log prefixes are at most NF_LOG_PREFIXLEN (128) bytes; a
+  // longer one (from a damaged recording) is no TRACE prefix, and std::regex
+  // matches recursively, one stack frame per character.
+  constexpr size_t kNfLogPrefixLen = 128;
+  if (prefix.size() >= kNfLogPrefixLen) return std::nullopt;
   static const std::regex re(R"(^TRACE: ([^:]+):([^:]+):(rule|return|policy):([0-9]+) ?$)");
   std::smatch m;
   if (!std::regex_match(prefix, m, re)) return std::nullopt;

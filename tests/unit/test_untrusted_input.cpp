@@ -63,5 +63,12 @@ TEST(UntrustedInput, CtnetlinkLengthLongerThanIntIsRejected) {
   EXPECT_FALSE(parse_ct_stats_message(nlh, len));
 }
 
+// std::regex matches recursively: a 1 MB prefix (an NFLOG attribute of a
+// damaged recording can carry one) overflowed the stack.
+TEST(UntrustedInput, HugeTracePrefixIsNoTracePrefix) {
+  EXPECT_TRUE(parse_trace_prefix("TRACE: nat:KUBE-NODEPORTS:rule:16 "));
+  EXPECT_FALSE(parse_trace_prefix("TRACE: " + std::string(1 << 20, 'a') + ":b:rule:1 "));
+}
+
 }  // namespace
 }  // namespace natbpf
