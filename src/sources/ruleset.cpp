@@ -43,8 +43,11 @@ std::optional<int> parse_priority(const std::string& text, const std::string& fa
   }
   std::string op;
   int delta;
-  if (in >> op >> delta) value += op == "-" ? -delta : delta;
-  return value;
+  if (!(in >> op >> delta)) return value;
+  // In 64 bits: "2147483647 + 1" from a damaged ruleset text must not overflow.
+  int64_t sum = int64_t{value} + (op == "-" ? -int64_t{delta} : int64_t{delta});
+  if (sum < INT32_MIN || sum > INT32_MAX) return std::nullopt;
+  return static_cast<int>(sum);
 }
 
 Ruleset Ruleset::parse(const std::string& text) {

@@ -11,6 +11,7 @@
 #include "nftrace_builders.h"
 #include "sources/ct_lookup.h"
 #include "sources/legacy_trace.h"
+#include "sources/ruleset.h"
 
 namespace natbpf {
 namespace {
@@ -68,6 +69,14 @@ TEST(UntrustedInput, CtnetlinkLengthLongerThanIntIsRejected) {
 TEST(UntrustedInput, HugeTracePrefixIsNoTracePrefix) {
   EXPECT_TRUE(parse_trace_prefix("TRACE: nat:KUBE-NODEPORTS:rule:16 "));
   EXPECT_FALSE(parse_trace_prefix("TRACE: " + std::string(1 << 20, 'a') + ":b:rule:1 "));
+}
+
+// "priority 2147483647 + 1" overflowed an int (undefined behaviour).
+TEST(UntrustedInput, ChainPriorityBeyondIntIsNoPriority) {
+  EXPECT_EQ(parse_priority("2147483646 + 1", "ip"), 2147483647);
+  EXPECT_FALSE(parse_priority("2147483647 + 1", "ip"));
+  EXPECT_FALSE(parse_priority("-2147483648 - 1", "ip"));
+  EXPECT_FALSE(parse_priority("srcnat - -2147483648", "ip"));
 }
 
 }  // namespace
