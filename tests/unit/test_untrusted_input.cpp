@@ -6,12 +6,15 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "kernel/ct_stats.h"
 #include "nftrace_builders.h"
 #include "sources/ct_lookup.h"
 #include "sources/legacy_trace.h"
 #include "sources/ruleset.h"
+#include "temp_file.h"
+#include "world/replay.h"
 
 namespace natbpf {
 namespace {
@@ -77,6 +80,30 @@ TEST(UntrustedInput, ChainPriorityBeyondIntIsNoPriority) {
   EXPECT_FALSE(parse_priority("2147483647 + 1", "ip"));
   EXPECT_FALSE(parse_priority("-2147483648 - 1", "ip"));
   EXPECT_FALSE(parse_priority("srcnat - -2147483648", "ip"));
+}
+
+// nlohmann's get<uint32_t>() casts a float unchecked: an own_netns of
+// 4e31 was undefined behaviour, not a malformed plan record.
+TEST(UntrustedInput, RecordingFloatsWhereIntegersBelongAreMalformed) {
+  std::string path = temp_path();
+  std::ofstream(path) << "{\"record\":\"natbpf\",\"version\":1,\"command\":\"drops\"}\n"
+                      << "{\"t\":\"plan\",\"summary\":\"\",\"hooks\":[],\"own_netns\":4.0e31}\n";
+  auto reader = RecordingReader::open(path);
+  ASSERT_TRUE(reader);
+  EXPECT_FALSE(read_plan_record(*reader));
+
+  // Durations stay floats; floats elsewhere, however deep, become null.
+  std::ofstream(path) << "{\"record\":\"natbpf\",\"version\":1}\n"
+                      << "{\"t\":\"end\",\"seconds\":2.5,\"lost\":1e300,\"a\":[{\"b\":[-1.5]}]}\n"
+                      << "{\"t\":\"report\",\"seconds\":-1.0}\n";
+  auto rec = read_recording(path);
+  ASSERT_TRUE(rec);
+  ASSERT_EQ(rec->records.size(), 2u);
+  EXPECT_EQ(rec->records[0]["seconds"], 2.5);
+  EXPECT_TRUE(rec->records[0]["lost"].is_null());
+  EXPECT_TRUE(rec->records[0]["a"][0]["b"][0].is_null());
+  EXPECT_TRUE(rec->records[1]["seconds"].is_null());
+  unlink(path.c_str());
 }
 
 }  // namespace
