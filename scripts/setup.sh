@@ -9,6 +9,8 @@ packages=(
 	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
+	# fuzzing (scripts/fuzz.sh): libFuzzer and the sanitizer runtimes of clang 14
+	libclang-rt-14-dev
 	# scenarios and demo
 	iproute2 nftables iptables conntrack netcat-openbsd socat jq
 	# VM matrix

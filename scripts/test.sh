@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: build, unit tests (no root), a Release build and the
-# unit tests under ASan+UBSan (warnings are errors in all three), scenario
+# unit tests under ASan+UBSan (warnings are errors in all three), the fuzz
+# targets for 30 s each, scenario
 # tests on this kernel (tracepoint path), then the VM kernel matrix (fentry
 # and kprobe paths). Needs root and the packages of scripts/setup.sh.
 set -euo pipefail
@@ -27,6 +28,12 @@ echo "== unit tests under ASan+UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNATBPF_SANITIZE=ON -DNATBPF_WERROR=ON -DNATBPF_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)" --target natbpf natbpf_unit_tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
+
+# libFuzzer targets of tests/fuzz, 30 s each (two at a time): a smoke test
+# that every parser still survives its seeds and a few minutes of mutations.
+# The long runs are scripts/fuzz.sh's job; docs/fuzzing.md is not rewritten.
+echo "== fuzzing, 30 s per target"
+NATBPF_FUZZ_DOC=0 bash scripts/fuzz.sh 30
 
 echo "== scenarios on this kernel ($(uname -r))"
 NATBPF_EXPECT_PATH=tracepoint bash tests/scenarios/run.sh "$PWD/build/natbpf"

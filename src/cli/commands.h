@@ -37,4 +37,9 @@ ClashOutput clash_printer(bool json);
 nlohmann::json drops_report_record(const char* kind, double seconds, uint64_t lost);
 void print_drops(const DropsReport& report, size_t top, bool json);
 
+// `natbpf explain FILE`: replays a trace, clash or drops recording and prints
+// what the live run printed; a damaged recording is an error or counted, never
+// an abort (tests/fuzz/fuzz_recording.cpp holds it to that).
+Status explain_recording(const std::string& file, bool json, size_t top);
+
 }  // namespace natbpf

@@ -94,20 +94,20 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   return replay_verdict(counts->bad_records + decode_errors, world.mismatches());
 }
 
-Status run_explain(const ExplainOptions& o) {
-  auto reader = RecordingReader::open(o.file);
+}  // namespace
+
+Status explain_recording(const std::string& file, bool json, size_t top) {
+  auto reader = RecordingReader::open(file);
   if (!reader) return reader.error();
   std::string command = reader->command();
-  if (command == "clash") return replay_clash(*reader, o.json);
-  if (command == "drops") return replay_drops(*reader, o.json, o.top);
+  if (command == "clash") return replay_clash(*reader, json);
+  if (command == "drops") return replay_drops(*reader, json, top);
   if (command != "trace")
-    return usage_error(o.file + " is a recording of an unknown command '" + command + "'",
+    return usage_error(file + " is a recording of an unknown command '" + command + "'",
                        "explain recordings of natbpf trace, clash or drops");
-  TraceReplay replay(o.file);
-  return replay.run(o.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), o.json);
+  TraceReplay replay(file);
+  return replay.run(json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), json);
 }
-
-}  // namespace
 
 void register_explain_command(CLI::App& app, CommandContext& ctx) {
   static ExplainOptions o;
@@ -115,7 +115,7 @@ void register_explain_command(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("file", o.file, "the recording")->required();
   cmd->add_flag("--json", o.json, "JSON Lines, as the recorded command prints them with --json");
   cmd->add_option("--top", o.top, "drops recordings: show this many causes (default 10)");
-  cmd->callback([&ctx]() { ctx.status = run_explain(o); });
+  cmd->callback([&ctx]() { ctx.status = explain_recording(o.file, o.json, o.top); });
 }
 
 }  // namespace natbpf

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "util/libbpf_quiet.h"
+#include "util/netlink.h"
 
 namespace natbpf {
 namespace {
@@ -38,7 +39,7 @@ std::optional<uint32_t> u32_attr(const nlattr* const* tb, int type) {
 
 std::optional<CtCpuStats> parse_ct_stats_message(const void* buf, size_t len) {
   auto* nlh = static_cast<const nlmsghdr*>(buf);
-  if (len < sizeof(nlmsghdr) || !mnl_nlmsg_ok(nlh, static_cast<int>(len))) return std::nullopt;
+  if (!nlmsg_fits(nlh, len)) return std::nullopt;
   if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return std::nullopt;
   const nlattr* tb[CTA_STATS_MAX + 1] = {};
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect_attr, tb) < 0) return std::nullopt;

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "util/libbpf_quiet.h"
+#include "util/netlink.h"
 
 namespace natbpf {
 namespace {
@@ -172,7 +173,7 @@ bool addr_in(const Addr& a, const Addr& lo, const Addr& hi) {
 }  // namespace
 
 std::optional<CtNetlinkEntry> parse_ct_message(const nlmsghdr* nlh, size_t len) {
-  if (len < sizeof(nlmsghdr) || !mnl_nlmsg_ok(nlh, static_cast<int>(len))) return std::nullopt;
+  if (!nlmsg_fits(nlh, len)) return std::nullopt;
   if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_CTNETLINK || (nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW)
     return std::nullopt;
   if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return std::nullopt;

@@ -21,6 +21,7 @@
 
 #include "sources/packet_headers.h"
 #include "util/libbpf_quiet.h"
+#include "util/netlink.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -85,6 +86,11 @@ std::string rule_comment(const std::string& save_line) {
 }
 
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
+  // The kernel's log prefixes are at most NF_LOG_PREFIXLEN (128) bytes; a
+  // longer one (from a damaged recording) is no TRACE prefix, and std::regex
+  // matches recursively, one stack frame per character.
+  constexpr size_t kNfLogPrefixLen = 128;
+  if (prefix.size() >= kNfLogPrefixLen) return std::nullopt;
   static const std::regex re(R"(^TRACE: ([^:]+):([^:]+):(rule|return|policy):([0-9]+) ?$)");
   std::smatch m;
   if (!std::regex_match(prefix, m, re)) return std::nullopt;
@@ -359,10 +365,9 @@ Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(Nft
 
 void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
                           const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
-  int len = static_cast<int>(datagram.size());
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data()); mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-    if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) continue;
-    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) continue;
+  for_each_nlmsg(datagram, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) return;
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return;
     const nlattr* tb[NFULA_MAX + 1] = {};
     mnl_attr_parse(
         nlh, sizeof(nfgenmsg),
@@ -372,13 +377,13 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
           return MNL_CB_OK;
         },
         tb);
-    if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) continue;
-    if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) continue;
+    if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) return;
+    if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) return;
     auto prefix = parse_trace_prefix(mnl_attr_get_str(tb[NFULA_PREFIX]));
-    if (!prefix) continue;  // an ordinary NFLOG rule, not TRACE
+    if (!prefix) return;  // an ordinary NFLOG rule, not TRACE
     auto* data = static_cast<const uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
     auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
-    if (!pkt) continue;
+    if (!pkt) return;
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
     NftTraceEvent ev;
     ev.origin = Origin::Nflog;
@@ -396,7 +401,7 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
         std::all_of(chain->rules.begin(), chain->rules.end(),
                     [&](const RuleInfo& r) { return r.text.find(comment) != std::string::npos; }) &&
         prefix->type != "rule")
-      continue;
+      return;
     // ip_tables reports any unconditional rule with a standard verdict
     // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
     // that rule's number: if the number names a real rule, it decided.
@@ -416,7 +421,7 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
       ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
     }
     sink(std::move(ev));
-  }
+  });
 }
 
 std::optional<std::string> LegacyTraceSource::cannot_run() {

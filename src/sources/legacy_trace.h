@@ -36,7 +36,8 @@ inline constexpr const char* kLegacyNotInUse = "iptables-legacy has no rules in 
 std::string rule_comment(const std::string& save_line);
 
 // "TRACE: raw:PREROUTING:rule:1 " -> {raw, PREROUTING, rule, 1}; nullopt
-// also for a rule number beyond 32 bits.
+// also for a rule number beyond 32 bits and a prefix longer than the
+// kernel's (NF_LOG_PREFIXLEN).
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix);
 
 // Chains of an iptables-legacy-save dump as Ruleset chains: rule "handles"

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "util/libbpf_quiet.h"
@@ -40,6 +41,40 @@ Error not_a_recording(const std::string& what) {
   return usage_error(what, "give a file written by `natbpf trace|clash|drops --record FILE`");
 }
 
+// natbpf writes integers everywhere but in "seconds" (a non-negative
+// duration). nlohmann's get<unsigned>() casts a float without a range check,
+// undefined for 1e30, so any other float (or a negative or infinite
+// "seconds") becomes null: reading it then fails like any value of the wrong
+// type, and the record is counted as malformed. Iterative: a line may nest deeply.
+void null_stray_floats(nlohmann::json& record) {
+  std::vector<nlohmann::json*> todo{&record};
+  while (!todo.empty()) {
+    nlohmann::json* j = todo.back();
+    todo.pop_back();
+    if (j->is_object()) {
+      for (auto it = j->begin(); it != j->end(); ++it) {
+        if (it->is_number_float()) {
+          double v = it->get<double>();
+          if (it.key() != "seconds" || !std::isfinite(v) || v < 0) *it = nullptr;
+        } else if (it->is_structured()) {
+          todo.push_back(&*it);
+        }
+      }
+    } else if (j->is_array()) {
+      for (auto& v : *j) {
+        if (v.is_number_float()) v = nullptr;
+        else if (v.is_structured()) todo.push_back(&v);
+      }
+    }
+  }
+}
+
+nlohmann::json parse_line(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  null_stray_floats(j);
+  return j;
+}
+
 }  // namespace
 
 Result<RecordingReader> RecordingReader::open(const std::string& path) {
@@ -49,7 +84,7 @@ Result<RecordingReader> RecordingReader::open(const std::string& path) {
   if (!*r.in_) return not_a_recording("cannot read " + path + " (" + errno_name(errno) + ")");
   std::string line;
   if (!std::getline(*r.in_, line) || line.empty()) return not_a_recording(path + " is empty");
-  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  auto j = parse_line(line);
   auto record = j.is_object() ? j.find("record") : j.end();
   if (!j.is_object() || record == j.end() || *record != "natbpf") return not_a_recording(path + " is not a natbpf recording");
   auto version = j.find("version");
@@ -72,7 +107,7 @@ Result<std::optional<nlohmann::json>> RecordingReader::next() {
   while (std::getline(*in_, line)) {
     line_++;
     if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    auto j = parse_line(line);
     if (j.is_discarded() || !j.is_object()) return not_a_recording(path_ + " line " + std::to_string(line_) + " is not JSON");
     return std::optional<nlohmann::json>(std::move(j));
   }

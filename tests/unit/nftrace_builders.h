@@ -9,6 +9,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
 
 #include <cstdint>
 #include <vector>
@@ -122,6 +123,21 @@ inline std::vector<uint8_t> tcp_header(uint16_t sport, uint16_t dport, uint32_t 
 inline std::vector<uint8_t> udp_header(uint16_t sport, uint16_t dport, uint16_t len) {
   return {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
           static_cast<uint8_t>(dport),      static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0};
+}
+
+// One NFLOG packet message as nfnetlink_log sends iptables TRACE: the log
+// prefix ("TRACE: raw:PREROUTING:rule:1 "), the input interface and the packet.
+inline std::vector<uint8_t> nflog_message(const char* prefix, const std::vector<uint8_t>& packet) {
+  alignas(nlmsghdr) char buf[4096] = {};
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  nfg->nfgen_family = NFPROTO_IPV4;
+  mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(2));
+  mnl_attr_put(nlh, NFULA_PAYLOAD, packet.size(), packet.data());
+  mnl_attr_put_strz(nlh, NFULA_PREFIX, prefix);
+  auto* p = reinterpret_cast<const uint8_t*>(buf);
+  return std::vector<uint8_t>(p, p + nlh->nlmsg_len);
 }
 
 }  // namespace natbpf

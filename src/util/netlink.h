@@ -1,0 +1,34 @@
+// Walking the netlink messages of a datagram that came from outside (a
+// socket, a recording). libmnl's mnl_nlmsg_ok() compares (int)nlmsg_len with
+// the bytes left, so a length above INT_MAX passes as negative and
+// mnl_nlmsg_next() then steps gigabytes past the buffer. These checks use
+// size_t throughout.
+#pragma once
+
+#include <linux/netlink.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace natbpf {
+
+// The header and all nlmsg_len bytes of the message lie within len bytes.
+inline bool nlmsg_fits(const nlmsghdr* nlh, size_t len) {
+  return len >= sizeof(nlmsghdr) && nlh->nlmsg_len >= sizeof(nlmsghdr) && nlh->nlmsg_len <= len;
+}
+
+// Calls fn(nlh) for each whole message of the datagram, in order, and stops
+// at the first one that does not fit in what is left.
+template <typename Fn>
+void for_each_nlmsg(std::span<const uint8_t> datagram, Fn&& fn) {
+  size_t off = 0;
+  while (off < datagram.size()) {
+    const auto* nlh = reinterpret_cast<const nlmsghdr*>(datagram.data() + off);
+    if (!nlmsg_fits(nlh, datagram.size() - off)) return;
+    fn(nlh);
+    off += NLMSG_ALIGN(static_cast<size_t>(nlh->nlmsg_len));
+  }
+}
+
+}  // namespace natbpf
