@@ -183,36 +183,7 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
       auto was = from_->find(key);
       uint64_t n = total - std::min(total, was == from_->end() ? 0 : was->second);
       if (n == 0 || (only_netns_ && key.netns != only_netns_)) continue;
-      std::string where = world_.symbol(key.location);
-      std::string fn = where.substr(0, where.find('+'));
-      KeyCause kc = classify_drop(key, fn, key.reason ? world_.drop_reason(*key.reason) : "");
-      // One row per namespace, layer, cause and function; the hooks seen
-      // are collected into where.
-      DropCause& c = causes[std::to_string(key.netns) + "|" + kc.layer + "|" + kc.cause + "|" + kc.function];
-      if (c.count == 0) {
-        c.layer = kc.layer;
-        c.cause = kc.cause;
-        c.where = kc.function;
-        c.netns = key.netns;
-        c.evidence = kc.evidence;
-        c.fix = kc.fix;
-        c.needs_insert_failed = kc.needs_insert_failed;
-      }
-      std::string hook = hook_suffix(key);
-      if (!hook.empty() && c.where.find(hook.substr(4)) == std::string::npos)
-        c.where += (c.where.find(" at ") == std::string::npos ? hook : ", " + hook.substr(4));
-      for (const auto& e : kc.evidence)
-        if (std::find(c.evidence.begin(), c.evidence.end(), e) == c.evidence.end()) c.evidence.push_back(e);
-      c.count += n;
-      c.flows[flow(key)] += n;
-      if (key.l4proto == 6 || key.l4proto == 17 || key.l4proto == 132) c.ports.insert(key.dport);
-      if (auto it = examples_.find(key.without_hook()); it != examples_.end())
-        for (const auto& e : it->second) {
-          if (c.examples.size() < kExamplesPerCause) c.examples.push_back(example_text(e));
-          if (e.ct) c.ports.insert(e.ct->orig.dport);
-        }
-      r.drops += n;
-      if (kc.layer == kLayerNetfilter) r.netfilter_drops += n;
+      count_key(key, n, causes, r);
     }
     from_ = latest_;
     from_unkeyed_ = latest_unkeyed_;
@@ -228,7 +199,47 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
   }
   std::stable_sort(r.causes.begin(), r.causes.end(),
                    [](const DropCause& a, const DropCause& b) { return a.count > b.count; });
+  attribute_all(r);
+  return r;
+}
 
+// n drops of key into its cause: one row per namespace, layer, cause and
+// function; the hooks seen are collected into where.
+void DropsRun::count_key(const DropKey& key, uint64_t n, std::map<std::string, DropCause>& causes,
+                         DropsReport& r) const {
+  std::string where = world_.symbol(key.location);
+  std::string fn = where.substr(0, where.find('+'));
+  KeyCause kc = classify_drop(key, fn, key.reason ? world_.drop_reason(*key.reason) : "");
+  DropCause& c = causes[std::to_string(key.netns) + "|" + kc.layer + "|" + kc.cause + "|" + kc.function];
+  if (c.count == 0) {
+    c.layer = kc.layer;
+    c.cause = kc.cause;
+    c.where = kc.function;
+    c.netns = key.netns;
+    c.evidence = kc.evidence;
+    c.fix = kc.fix;
+    c.needs_insert_failed = kc.needs_insert_failed;
+  }
+  std::string hook = hook_suffix(key);
+  if (!hook.empty() && c.where.find(hook.substr(4)) == std::string::npos)
+    c.where += (c.where.find(" at ") == std::string::npos ? hook : ", " + hook.substr(4));
+  for (const auto& e : kc.evidence)
+    if (std::find(c.evidence.begin(), c.evidence.end(), e) == c.evidence.end()) c.evidence.push_back(e);
+  c.count += n;
+  c.flows[flow(key)] += n;
+  if (key.l4proto == 6 || key.l4proto == 17 || key.l4proto == 132) c.ports.insert(key.dport);
+  if (auto it = examples_.find(key.without_hook()); it != examples_.end())
+    for (const auto& e : it->second) {
+      if (c.examples.size() < kExamplesPerCause) c.examples.push_back(example_text(e));
+      if (e.ct) c.ports.insert(e.ct->orig.dport);
+    }
+  r.drops += n;
+  if (kc.layer == kLayerNetfilter) r.netfilter_drops += n;
+}
+
+// Names and rule counters of each cause's namespace, then this report's
+// conntrack counter deltas; the next report is measured from here.
+void DropsRun::attribute_all(DropsReport& r) {
   std::map<uint32_t, size_t> index;
   std::vector<NetnsSnapshot> after;
   for (size_t i = 0; i < namespaces_.size(); i++) {
@@ -252,7 +263,6 @@ DropsReport DropsRun::report(double seconds, uint64_t lost, std::string plan_sum
     if (before_[i].ct && after[i].ct)
       r.conntrack.push_back({namespaces_[i].name, after[i].ct->delta_since(*before_[i].ct)});
   before_ = std::move(after);
-  return r;
 }
 
 // The evidence the counters of the cause's namespace give: insert_failed

@@ -110,6 +110,8 @@ class DropsRun {
  private:
   using Counts = std::map<DropKey, uint64_t>;
   void add_counts(const DropCountsEvent& ev);
+  void count_key(const DropKey& key, uint64_t n, std::map<std::string, DropCause>& causes, DropsReport& r) const;
+  void attribute_all(DropsReport& r);
   std::string flow(const DropKey& key) const;
   void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after, RuleBudget& budget) const;
 

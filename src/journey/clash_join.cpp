@@ -12,10 +12,8 @@ std::string flow_key(const Tuple& t) { return t.str(); }
 std::string flow_key(const Packet& p) { return flow_key(Tuple{p.saddr, p.daddr, p.sport, p.dport, p.l4proto}); }
 
 std::string location_text(const SkbDropEvent& d, const std::string& where) {
-  std::string s = "skb:kfree_skb (" + std::string(to_string(d.origin)) + ") at " + where;
-  if (d.reason) s += ", reason NETFILTER_DROP";
-  s += ", conntrack entry not confirmed";
-  return s;
+  return "skb:kfree_skb (" + std::string(to_string(d.origin)) + ") at " + where +
+         (d.reason ? ", reason NETFILTER_DROP" : "") + ", conntrack entry not confirmed";
 }
 
 // The range, flags and allocation that nf_nat_setup_info reported.
@@ -29,12 +27,7 @@ void setup_facts(const NatSetupEvent& s, bool search_hooked, NatFacts& n, std::o
     n.min_port = s.range.min_port;
     n.max_port = s.range.max_port;
   }
-  std::string flags = s.range.flags_str();
-  for (size_t a = 0; !flags.empty() && a != std::string::npos;) {
-    size_t b = flags.find(',', a);
-    n.flags.push_back(flags.substr(a, b == std::string::npos ? b : b - a));
-    a = b == std::string::npos ? b : b + 1;
-  }
+  n.flags = s.range.flag_names();
   AllocationFacts al;
   al.origin = s.origin;
   al.before = s.before;

@@ -56,15 +56,18 @@ std::string Packet::str() const {
   return s;
 }
 
-std::string NatRange::flags_str() const {
+std::vector<std::string> NatRange::flag_names() const {
   static const std::pair<uint32_t, const char*> names[] = {
       {1 << 2, "random"}, {1 << 3, "persistent"}, {1 << 4, "random-fully"}, {1 << 5, "offset"}, {1 << 6, "netmap"}};
+  std::vector<std::string> out;
+  for (auto [bit, name] : names)
+    if (flags & bit) out.push_back(name);
+  return out;
+}
+
+std::string NatRange::flags_str() const {
   std::string s;
-  for (auto [bit, name] : names) {
-    if (!(flags & bit)) continue;
-    if (!s.empty()) s += ',';
-    s += name;
-  }
+  for (const auto& name : flag_names()) s += (s.empty() ? "" : ",") + name;
   return s;
 }
 

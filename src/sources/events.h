@@ -105,6 +105,7 @@ struct NatRange {
   uint32_t flags = 0;  // NF_NAT_RANGE_*
   Addr min_addr, max_addr;
   uint16_t min_port = 0, max_port = 0;
+  std::vector<std::string> flag_names() const;  // {"random-fully", "persistent"}
   std::string flags_str() const;  // "random-fully,persistent"
 };
 
