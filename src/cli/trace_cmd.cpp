@@ -177,6 +177,10 @@ class TraceRun {
   }
 
   void flush(bool all) {
+    // Drain every source first: a story's BPF records (the trace id of its
+    // pass) are written before its trace messages, but a loaded reader may
+    // not have read them yet, and a story told without them joins worse.
+    (void)job_->sources().read_all();
     uint64_t now = monotonic_ns();
     if (auto* rec = job_->recorder()) rec->write({{"t", "flush"}, {"ns", now}, {"all", all}});
     stories_->flush(now, all);

@@ -34,7 +34,7 @@ NFT
 	for i in 1 2; do
 		scen_bg ip netns exec "$ns" timeout 12 socat -u SYSTEM:"sleep 12" "$connect"
 		tries=0
-		while [ "$(established)" -lt $i ] && [ $tries -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+		while [ "$(established)" -lt $i ] && [ $tries -lt 200 ]; do sleep 0.1; tries=$((tries + 1)); done
 	done
 	[ "$(established)" = 2 ] || fail "the first two connections should be established"
 	scen_bg ip netns exec "$ns" timeout 4 socat -u SYSTEM:"sleep 4" "$connect"

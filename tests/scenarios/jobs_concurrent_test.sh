@@ -23,24 +23,27 @@ table inet filter {
 }
 NFT
 links_before=$(bpftool link list | grep -c '^[0-9]')
-scen_bg $NATBPF trace --netns "$ns" --dport 9999 --json --duration 8 --ready-file "$SCEN_TMP/trace.ready" >"$SCEN_TMP/trace.json" 2>"$SCEN_TMP/trace.err"
+scen_bg $NATBPF trace --netns "$ns" --dport 9999 --json --duration 600 --ready-file "$SCEN_TMP/trace.ready" >"$SCEN_TMP/trace.json" 2>"$SCEN_TMP/trace.err"
 trace=$!
-scen_bg $NATBPF clash --netns "$ns" --json --duration 8 --ready-file "$SCEN_TMP/clash.ready" >"$SCEN_TMP/clash.json" 2>"$SCEN_TMP/clash.err"
+scen_bg $NATBPF clash --netns "$ns" --json --duration 600 --ready-file "$SCEN_TMP/clash.ready" >"$SCEN_TMP/clash.json" 2>"$SCEN_TMP/clash.err"
 clash=$!
-scen_bg $NATBPF drops --netns "$ns" --json --duration 8 --ready-file "$SCEN_TMP/drops.ready" >"$SCEN_TMP/drops.json" 2>"$SCEN_TMP/drops.err"
+scen_bg $NATBPF drops --netns "$ns" --json --duration 600 --ready-file "$SCEN_TMP/drops.ready" >"$SCEN_TMP/drops.json" 2>"$SCEN_TMP/drops.err"
 drops=$!
 for job in trace clash drops; do
-	scen_wait_file "$SCEN_TMP/$job.ready" 300 || { cat "$SCEN_TMP/$job.err"; fail "natbpf $job did not get ready"; }
+	scen_wait_file "$SCEN_TMP/$job.ready" 900 || { cat "$SCEN_TMP/$job.err"; fail "natbpf $job did not get ready"; }
 done
 for _ in 1 2 3; do echo x | ip netns exec "$ns" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
 ip netns exec "$ns" socat -u UDP-RECV:8888 - >/dev/null 2>&1 &
 sleep 0.3
 for _ in 1 2; do echo x | ip netns exec "$ns" socat -u - UDP-SENDTO:127.0.0.1:8888 2>/dev/null; done
+sleep 2 # the last records reach natbpf; then each job is stopped as a user would
+for job in trace clash drops; do kill -INT "${!job}"; done
 for job in trace clash drops; do
 	wait "${!job}" || { cat "$SCEN_TMP/$job.err"; fail "natbpf $job exited $?"; }
 done
 
 jq -s . "$SCEN_TMP/trace.json" >"$SCEN_TMP/trace.all" || fail "trace output is not JSON lines"
+jq -c '.[] | select(.type == "packet") | {n: .number, dport: .packet.dport, fate, join}' "$SCEN_TMP/trace.all" >&2
 jq_true "$SCEN_TMP/trace.all" '[.[] | select(.type == "packet")] | length == 3 and all(.packet.dport == 9999 and .fate == "dropped")' \
 	"trace must tell the 3 dropped datagrams and nothing else"
 jq -s . "$SCEN_TMP/drops.json" >"$SCEN_TMP/drops.all" || fail "drops output is not JSON lines"
