@@ -35,7 +35,10 @@ done
 wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf clash exited $? under the flood"; }
 dropped=$(ip netns exec "$ns" nft list chain inet filter output | grep -o 'counter packets [0-9]*' | awk '{print $3}')
 echo "flood: $dropped packets dropped by the rule in about 10 s; natbpf peak RSS ${peak} kB"
-[ "$dropped" -ge 1000000 ] || fail "the flood reached only $dropped drops: not a flood"
+# Software emulation (the VM) is two orders of magnitude slower than this host.
+least=1000000
+[ "${NATBPF_VM:-}" = 1 ] && least=20000
+[ "$dropped" -ge "$least" ] || fail "the flood reached only $dropped drops: not a flood"
 [ "$peak" -lt 150000 ] || fail "natbpf used ${peak} kB under the flood"
 jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 jq_true "$out.all" '[.[] | select(.type == "clash")] | length == 0' "a firewall drop was reported as a clash"
