@@ -24,7 +24,7 @@ pid=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf clash did not get ready"; }
 # Each sender uses many source ports (one socket per run): new entries all along.
 for s in 1 2; do
-	scen_bg sh -c "end=\$((\$(date +%s) + 10)); while [ \$(date +%s) -lt \$end ]; do ip netns exec $ns $flood 127.0.0.1 9 200000 >/dev/null; done"
+	scen_bg ip netns exec "$ns" sh -c "end=\$((\$(date +%s) + 10)); while [ \$(date +%s) -lt \$end ]; do $flood 127.0.0.1 9 200000 >/dev/null; done"
 done
 peak=0
 for _ in $(seq 20); do
