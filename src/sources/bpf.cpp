@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -197,13 +198,16 @@ namespace {
 
 // The count map summed over CPUs, plus the drops still waiting in a
 // CPU's stash for nf_hook_slow's exit (counted without their hook).
-std::map<std::vector<uint8_t>, uint64_t> read_drop_counts(bpf_map* counts, bpf_map* stash) {
-  std::map<std::vector<uint8_t>, uint64_t> out;
+using DropKeyBytes = std::array<uint8_t, sizeof(nb_drop_key)>;
+
+std::map<DropKeyBytes, uint64_t> read_drop_counts(bpf_map* counts, bpf_map* stash) {
+  std::map<DropKeyBytes, uint64_t> out;
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return out;
   auto key_bytes = [](const nb_drop_key& k) {
-    const auto* b = reinterpret_cast<const uint8_t*>(&k);
-    return std::vector<uint8_t>(b, b + sizeof(k));
+    DropKeyBytes b;
+    std::memcpy(b.data(), &k, sizeof(k));
+    return b;
   };
   std::vector<nb_drop_value> values(ncpu);
   nb_drop_key key{}, next{};
