@@ -251,6 +251,17 @@ TEST(Drops, InsertFailedRisingKeepsTheConntrackCause) {
 namespace natbpf {
 namespace {
 
+// A damaged recording's rule text of hundreds of kB: no mark, no port, no
+// crash (std::regex would recurse once per character).
+TEST(Drops, HugeRuleTextsAreNotMatched) {
+  std::string huge(300000, 'x');
+  EXPECT_FALSE(matched_mark("-m mark --mark " + huge));
+  EXPECT_FALSE(sets_mark("-A X -j MARK --set-xmark " + huge, "0x1/0x1"));
+  EXPECT_FALSE(nft_matched_mark("meta mark " + huge));
+  EXPECT_FALSE(nft_sets_mark("meta mark set " + huge, "0x1"));
+  EXPECT_FALSE(rule_dport("dport " + huge));
+}
+
 TEST(Drops, RuleDestinationPort) {
   EXPECT_EQ(rule_dport("udp dport 9999 counter drop"), 9999);
   EXPECT_EQ(rule_dport("-A OUTPUT -p udp -m udp --dport 7777 -j DROP"), 7777);
