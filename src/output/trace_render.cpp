@@ -197,7 +197,9 @@ nlohmann::json journey_to_json(const Journey& j) {
                       {"state", j.ct_state ? json(ct_state_str(*j.ct_state)) : json()},
                       {"status", j.ct_status ? json(status_names(*j.ct_status)) : json()}};
   bool has_bpf = !j.bpf.empty();
-  o["join"] = !has_bpf ? "none" : j.joined_by_trace_id ? "trace id" : "skb, headers and time";
+  // The trace-id hook reported this pass: it is identified by id even when
+  // no BPF record with an skb came with it.
+  o["join"] = j.joined_by_trace_id ? "trace id" : !has_bpf ? "none" : "skb, headers and time";
   o["verdict"] = j.drop ? "drop" : (j.fate == Fate::Unknown ? "unknown" : "accept");
   o["fate"] = fate_str(j.fate);
   // A dropped packet did not leave: the interface its route had chosen is
