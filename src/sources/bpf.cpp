@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "nftrace.skel.h"
 #include "sources/decode.h"
 #include "util/libbpf_quiet.h"
+#include "util/runtime.h"
 
 extern "C" {
 #include "natbpf_events.h"
@@ -237,8 +237,7 @@ Status BpfSession::emit_drop_counts(const std::function<void(BpfEvent&&)>& sink)
   uint64_t unkeyed = sum_stat(impl_->stats, NB_STAT_DROP_UNKEYED);
   uint64_t examples_lost = sum_stat(impl_->stats, NB_STAT_EXAMPLE_LOST);
   uint32_t seq = ++impl_->count_seq;
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = monotonic_ns();
   auto it = counts.begin();
   // One record per NB_DROP_COUNTS_MAX_ROWS rows; an empty map is one record too.
   do {
@@ -257,7 +256,7 @@ Status BpfSession::emit_drop_counts(const std::function<void(BpfEvent&&)>& sink)
     head.hdr.version = NB_EVENT_VERSION;
     head.hdr.size = static_cast<uint16_t>(sizeof(head) + rows.size());
     head.hdr.origin = NB_ORIGIN_TP_BTF;
-    head.hdr.ts_ns = uint64_t(ts.tv_sec) * 1'000'000'000ULL + uint64_t(ts.tv_nsec);
+    head.hdr.ts_ns = now;
     head.seq = seq;
     head.last = it == counts.end();
     head.unkeyed = unkeyed;
