@@ -134,11 +134,11 @@ class TraceRun {
         [this](uint8_t f, const std::string& t, const std::string& c) {
           return world_->ruleset().chain(family_name(f), t, c);
         },
-        to_stories);
+        to_stories, [this](BpfEvent&& ev) { stories_->add(std::move(ev)); });
     tap(*legacy, "nflog");
-    std::string legacy_name = legacy->name();
+    legacy_name_ = legacy->name();
     if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
-    legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name));  // null when skipped
+    legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name_));  // null when skipped
     if (legacy_) {
       world_->set_legacy_families([this] { return legacy_->families(); });
       if (auto st = world_->refresh_ruleset(); !st) return st;  // now with our TRACE rules
@@ -152,9 +152,11 @@ class TraceRun {
                   {"plan", job_->plan().summary()},
                   {"drop_reasons", names}});
     }
+    StoryWorld story_world = world_->story_world();
+    story_world.netns = opt_.netns;
     stories_.emplace(table_->name(), opt_.count,
                      opt_.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)),
-                     world_->story_world());
+                     std::move(story_world));
     return Ok{};
   }
 
@@ -188,7 +190,7 @@ class TraceRun {
 
   void finish() {
     TraceCounters& counters = stories_->counters();
-    for (const char* name : {"nftables trace", "iptables-legacy TRACE"})
+    for (const std::string& name : {std::string("nftables trace"), legacy_name_})
       if (const Source* src = job_->sources().find(name)) {
         counters.nftrace_lost += src->lost();
         counters.nftrace_parse_errors += src->malformed();
@@ -208,7 +210,8 @@ class TraceRun {
   std::optional<Job> job_;  // last to go: its sources feed what follows
   std::optional<LiveTraceWorld> world_;
   std::optional<TraceTable> table_;
-  LegacyTraceSource* legacy_ = nullptr;  // in the job's sources when iptables-legacy is traced
+  LegacyTraceSource* legacy_ = nullptr;
+  std::string legacy_name_;  // in the job's sources when iptables-legacy is traced
   std::optional<TraceStories> stories_;
 };
 

@@ -202,7 +202,16 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
         std::string setname = j.drop->family + " " + j.drop->table + " " + lk->set;
         std::optional<bool> has = ctx.set_has ? ctx.set_has(j.drop->family, j.drop->table, lk->set, lk->key)
                                               : std::nullopt;
-        if (has == false) m.why = lk->key + " is not in set " + setname;
+        if (has == false) {
+          m.why = lk->key + " is not in set " + setname;
+          m.set = setname;
+          m.key = lk->key;
+          auto w = split_words(r.text);
+          std::vector<std::string> before(w.begin(), w.begin() + static_cast<long>(lk->first_word));
+          bool accepts = !w.empty() && w.back() == "accept";
+          for (size_t k = lk->lookup_word + 1; k + 1 < w.size(); k++) accepts = accepts && w[k] == "counter";
+          m.only_lookup = accepts && all_matches_hold(before, *seen);
+        }
         else if (has == true) m.why = lk->key + " is in set " + setname + " now (added after this packet?)";
         else m.why = "did not match (lookup of " + lk->key + " in set " + setname + ")";
       }
@@ -257,6 +266,7 @@ void write_explanation(Journey& j) {
   } else {
     e << " left nftables' view without a drop (no later trace).";
   }
+  e << cause_sentences(j);
   std::string s = e.str();
   // "...in inet nat prerouting, was dropped" reads better with "then".
   for (size_t pos; (pos = s.find(", was ")) != std::string::npos;) s.replace(pos, 6, ", then ");
@@ -287,7 +297,7 @@ std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& p
     if (i >= 1 && t[i - 1] == "!=") return std::nullopt;  // negated lookup
     std::string key;
     for (size_t k = 0; k < values.size(); k++) key += (k ? " . " : "") + values[k];
-    return SetLookup{t[at].substr(1), key};
+    return SetLookup{t[at].substr(1), key, i, at};
   }
   return std::nullopt;
 }
@@ -297,6 +307,7 @@ void explain_journey(Journey& j, const ExplainContext& ctx) {
   find_nat(j, ctx);
   find_drop(j, ctx);
   find_near_misses(j, ctx);
+  find_causes(j, ctx.causes);
   write_explanation(j);
 }
 
@@ -338,8 +349,12 @@ bool value_known(const std::string& v) {
 
 }  // namespace
 
-std::optional<std::string> first_mismatch(const std::string& rule, const Packet& p) {
-  auto t = split_words(rule);
+namespace {
+
+// The first match of these words the packet fails; *understood says whether
+// every word was a match natbpf evaluates.
+std::optional<std::string> mismatch_in(const std::vector<std::string>& t, const Packet& p, bool* understood) {
+  if (understood) *understood = false;
   size_t i = 0;
   while (i + 1 < t.size()) {
     const std::string &a = t[i], &b = t[i + 1];
@@ -389,7 +404,19 @@ std::optional<std::string> first_mismatch(const std::string& rule, const Packet&
     }
     i = next;
   }
+  if (understood) *understood = i == t.size();
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> first_mismatch(const std::string& rule, const Packet& p) {
+  return mismatch_in(split_words(rule), p, nullptr);
+}
+
+bool all_matches_hold(const std::vector<std::string>& words, const Packet& p) {
+  bool understood = false;
+  return !mismatch_in(words, p, &understood) && understood;
 }
 
 }  // namespace natbpf

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "explain/trace_causes.h"
 #include "journey/journey.h"
 #include "sources/ruleset.h"
 
@@ -20,6 +21,7 @@ struct ExplainContext {
       set_has;
   std::function<std::string(uint64_t)> symbol;        // kernel address -> "nft_do_chain+0x3e8"
   std::function<std::string(uint32_t)> drop_reason;   // 12 -> "NETFILTER_DROP"
+  CauseContext causes;  // sysctls, listeners and the namespace, for causes and fixes
 };
 
 void explain_journey(Journey& j, const ExplainContext& ctx);
@@ -29,6 +31,8 @@ void explain_journey(Journey& j, const ExplainContext& ctx);
 struct SetLookup {
   std::string set;
   std::string key;
+  size_t first_word = 0;   // of the selectors ("ip" of "ip daddr . tcp dport @allow_in")
+  size_t lookup_word = 0;  // "@allow_in"
 };
 std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& packet);
 
@@ -37,6 +41,10 @@ std::optional<SetLookup> set_lookup_key(const std::string& rule, const Packet& p
 // one this packet fails, in words ("ip saddr is 10.2.1.2, not 10.9.9.9").
 // nullopt when a match natbpf cannot evaluate comes first, or all matched.
 std::optional<std::string> first_mismatch(const std::string& rule, const Packet& packet);
+
+// Whether every match of these rule words is one natbpf evaluates and this
+// packet passes (words with no match at all pass too).
+bool all_matches_hold(const std::vector<std::string>& words, const Packet& packet);
 
 // The NAT a rule's statement performs ("dnat", "snat", "masquerade",
 // "redirect"), or "" when the rule has none (words inside matches, such as

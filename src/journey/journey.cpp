@@ -68,6 +68,7 @@ Subject subject(const BpfEvent& ev) {
         else if constexpr (std::is_same_v<T, NftTraceIdEvent>) return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
         else if constexpr (std::is_same_v<T, DropExampleEvent>) return {e.pkt, e.ct, e.ts_ns, e.skb};
         else if constexpr (std::is_same_v<T, DropCountsEvent>) return {std::nullopt, std::nullopt, e.ts_ns, 0};
+        else if constexpr (std::is_same_v<T, CtInvalidEvent>) return {e.pkt, std::nullopt, e.ts_ns, e.skb};
         else return {std::nullopt, std::nullopt, e.ts_ns, e.skb};
       },
       ev);

@@ -57,6 +57,35 @@ struct NearMiss {
   uint64_t handle = 0;
   std::string rule;
   std::string why;  // "192.168.70.10 . 22 is not in set inet filter allow_in", or "did not match"
+  // A set lookup this packet failed: "inet filter allow_in", "192.168.70.10 . 22";
+  // only_lookup: the rule accepts, and its other matches hold for the packet.
+  std::string set, key;
+  bool only_lookup = false;
+};
+
+// Where a mark a step matched was set, earlier in the same story.
+struct StepMarkOrigin {
+  std::string mark;        // "0x8000/0x8000"; "ct 0x1" for a conntrack mark
+  std::string matched_by;  // the rule that matched it
+  std::string set_by;      // the rule that set it
+  std::string set_in;      // "ip nat KUBE-MARK-DROP"
+  std::string reached_by;  // the jump that led to set_in ("" when none was traced)
+  std::string comment;     // of the jump, else of the setting rule
+};
+
+// Why conntrack called the packet INVALID: its own log line, or an
+// inference from facts natbpf has (then `inferred` and the facts in evidence).
+struct CtInvalid {
+  std::string reason;
+  std::string evidence;
+  bool inferred = false;
+};
+
+// The command that would make this packet pass, where the evidence determines one.
+struct Fix {
+  std::string command;  // runs as is inside the traced namespace
+  std::string why;
+  std::string netns;    // the namespace natbpf traced ("" for its own)
 };
 
 enum class Fate { Unknown, Dropped, Forwarded, Local, Sent };
@@ -76,6 +105,10 @@ struct Journey {
   Fate fate = Fate::Unknown;
   std::optional<DropPoint> drop;
   std::vector<NearMiss> near_misses;
+  std::vector<StepMarkOrigin> mark_origins;
+  std::optional<CtInvalid> invalid;
+  std::vector<Listener> listeners;    // port collisions: listening on the original destination
+  std::optional<Fix> fix;
   std::string explanation;
   std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
   uint32_t repeats = 0;               // on the first journey: how many followed

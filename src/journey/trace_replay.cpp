@@ -41,6 +41,15 @@ StoryWorld TraceReplay::recorded_world() {
     return it != ifnames_.end() ? it->second : "if" + std::to_string(index);
   };
   w.drop_reason = [this](uint32_t r) { return drop_reason_name(reasons_, r); };
+  w.sysctl = [this](const std::string& name) {
+    auto it = sysctls_.find(name);
+    return it == sysctls_.end() ? std::nullopt : it->second;
+  };
+  w.listeners = [this](uint8_t proto, uint16_t port) {
+    auto it = listeners_.find({proto, port});
+    return it == listeners_.end() ? std::vector<Listener>{} : it->second;
+  };
+  w.netns = header_text(header_, "netns", "");
   return w;
 }
 
@@ -171,7 +180,8 @@ void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
     auto chain = [this](uint8_t f, const std::string& tb, const std::string& c) {
       return ruleset_.chain(family_name(f), tb, c);
     };
-    parse_nflog_datagram(bytes, ns, legacy_comment_, chain, to_stories);
+    parse_nflog_datagram(bytes, ns, legacy_comment_, chain, to_stories,
+                         [this](BpfEvent&& e) { stories_->add(std::move(e)); });
   } else if (kind == "nftrace") {
     parse_nftrace_datagram(bytes, ns, to_stories, [this](std::string) { stories_->counters().nftrace_parse_errors++; });
   } else if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) {
@@ -183,7 +193,7 @@ void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
 
 bool TraceReplay::is_answer(const nlohmann::json& j) {
   std::string t = j.value("t", "");
-  return t == "ruleset" || t == "set" || t == "symbol" || t == "ifname";
+  return t == "ruleset" || t == "set" || t == "symbol" || t == "ifname" || t == "sysctl" || t == "listeners";
 }
 
 void TraceReplay::apply(const nlohmann::json& j) {
@@ -195,6 +205,17 @@ void TraceReplay::apply(const nlohmann::json& j) {
                       j.value("key", "");
     auto has = j.value("has", nlohmann::json());
     sets_[key] = has.is_boolean() ? std::optional<bool>(has.get<bool>()) : std::nullopt;
+  } else if (t == "sysctl") {
+    auto v = j.value("value", nlohmann::json());
+    sysctls_[j.value("name", "")] = v.is_string() ? std::optional<std::string>(v.get<std::string>()) : std::nullopt;
+  } else if (t == "listeners") {
+    std::vector<Listener> found;
+    auto list = j.value("sockets", nlohmann::json::array());
+    if (list.is_array())
+      for (const auto& l : list)
+        if (l.is_object())
+          found.push_back({l.value("address", ""), l.value("pid", uint32_t{0}), l.value("comm", "")});
+    listeners_[{j.value("proto", uint8_t{0}), j.value("port", uint16_t{0})}] = std::move(found);
   } else if (t == "ifname") {
     ifnames_[j.value("index", uint32_t{0})] = j.value("name", "");
   } else if (t == "symbol") {

@@ -47,6 +47,8 @@ class TraceReplay {
   std::map<std::string, std::optional<bool>> sets_;
   std::map<uint64_t, std::string> symbols_;
   std::map<uint32_t, std::string> ifnames_;
+  std::map<std::string, std::optional<std::string>> sysctls_;
+  std::map<std::pair<uint8_t, uint16_t>, std::vector<Listener>> listeners_;
   std::map<uint32_t, std::string> reasons_;
   std::string own_table_, plan_;
   std::string legacy_comment_;  // marks natbpf's own TRACE rules

@@ -63,6 +63,7 @@ void TraceStories::emit(Journey&& j) {
   ctx.set_has = world_.set_has;
   ctx.symbol = world_.symbol;
   ctx.drop_reason = world_.drop_reason;
+  ctx.causes = CauseContext{world_.sysctl, world_.listeners, world_.netns};
   explain_journey(j, ctx);
   j.number = ++counters_.packets;
   std::string sig = path_signature(j);

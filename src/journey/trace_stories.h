@@ -38,6 +38,11 @@ struct StoryWorld {
   std::function<std::string(uint64_t)> symbol;
   std::function<std::string(uint32_t)> drop_reason;
   std::function<std::string(uint32_t)> ifname;  // interface index -> name
+  // A sysctl of the traced namespace ("net.netfilter.nf_conntrack_tcp_loose").
+  std::function<std::optional<std::string>(const std::string&)> sysctl;
+  // Sockets listening on (protocol, port) in the traced namespace.
+  std::function<std::vector<Listener>(uint8_t, uint16_t)> listeners;
+  std::string netns;  // as the user named it ("" for natbpf's own)
 };
 
 // What makes two stories one path: the same flow, TCP flags, decisions and

@@ -86,6 +86,19 @@ class TextRenderer : public TraceRenderer {
     for (const auto& m : j.near_misses)
       o << "  " << std::setw(12) << "near miss" << "rule " << quote(m.rule) << " (handle " << m.handle
         << "): " << m.why << "\n";
+    for (const auto& m : j.mark_origins) {
+      o << "  " << std::setw(12) << "mark" << m.mark << " set by rule " << quote(m.set_by) << " in " << m.set_in;
+      if (!m.reached_by.empty()) o << ", reached from rule " << quote(m.reached_by);
+      if (!m.comment.empty()) o << " (" << m.comment << ")";
+      o << "\n";
+    }
+    if (j.invalid)
+      o << "  " << std::setw(12) << "invalid"
+        << (j.invalid->reason.empty() ? "conntrack logged no reason" : j.invalid->reason) << " ("
+        << j.invalid->evidence << ")\n";
+    for (const auto& l : j.listeners)
+      o << "  " << std::setw(12) << "listening" << l.address
+        << (l.pid ? " by " + l.comm + " (pid " + std::to_string(l.pid) + ")" : "") << " (port collision)\n";
     if (j.drop) {
       o << "  " << red("DROPPED " + drop_point_str(*j.drop));
       if (!j.drop->evidence.empty()) o << "  [" << join(j.drop->evidence, "; ") << "]";
@@ -101,6 +114,9 @@ class TextRenderer : public TraceRenderer {
     }
     if (j.repeats) o << "  (" << j.repeats << " retransmission" << (j.repeats > 1 ? "s" : "") << " followed)\n";
     o << "  why: " << j.explanation << "\n";
+    if (j.fix)
+      o << "  " << bold("fix:") << " " << (j.fix->netns.empty() ? "" : "ip netns exec " + j.fix->netns + " ")
+        << j.fix->command << "\n";
     return o.str();
   }
 
@@ -192,10 +208,14 @@ nlohmann::json journey_to_json(const Journey& j) {
     o["nat"].push_back({{"kind", n.kind}, {"from", or_null(n.from)}, {"to", or_null(n.to)}, {"rule", or_null(n.rule)},
                         {"evidence", n.evidence}});
   o["conntrack"] = nullptr;
-  if (j.ct_id || j.ct_state)
-    o["conntrack"] = {{"evidence", "nftrace"}, {"id", or_null(j.ct_id)},
-                      {"state", j.ct_state ? json(ct_state_str(*j.ct_state)) : json()},
-                      {"status", j.ct_status ? json(status_names(*j.ct_status)) : json()}};
+  if (j.ct_id || j.ct_state || j.invalid)
+    o["conntrack"] = {{"evidence", j.ct_id || j.ct_state ? json("nftrace") : json()},
+                      {"id", or_null(j.ct_id)},
+                      {"state", j.ct_state ? json(ct_state_str(*j.ct_state)) : j.invalid ? json("invalid") : json()},
+                      {"status", j.ct_status ? json(status_names(*j.ct_status)) : json()},
+                      {"invalid_reason", j.invalid ? or_null(j.invalid->reason) : json()},
+                      {"invalid_evidence", j.invalid ? json(j.invalid->evidence) : json()},
+                      {"invalid_inferred", j.invalid ? json(j.invalid->inferred) : json()}};
   bool has_bpf = !j.bpf.empty();
   // The trace-id hook reported this pass: it is identified by id even when
   // no BPF record with an skb came with it.
@@ -216,6 +236,15 @@ nlohmann::json journey_to_json(const Journey& j) {
   }
   o["near_misses"] = json::array();
   for (const auto& m : j.near_misses) o["near_misses"].push_back({{"handle", m.handle}, {"rule", m.rule}, {"why", m.why}});
+  o["mark_origins"] = json::array();
+  for (const auto& m : j.mark_origins)
+    o["mark_origins"].push_back({{"mark", m.mark}, {"matched_by", m.matched_by}, {"set_by", m.set_by},
+                                 {"set_in", m.set_in}, {"reached_by", or_null(m.reached_by)},
+                                 {"comment", or_null(m.comment)}});
+  o["listeners"] = json::array();
+  for (const auto& l : j.listeners)
+    o["listeners"].push_back({{"address", l.address}, {"pid", l.pid ? json(l.pid) : json()}, {"comm", or_null(l.comm)}});
+  o["fix"] = j.fix ? json{{"command", j.fix->command}, {"why", j.fix->why}, {"netns", or_null(j.fix->netns)}} : json();
   o["explanation"] = j.explanation;
   o["repeat_of"] = or_null(j.repeat_of);
   return o;

@@ -161,7 +161,23 @@ struct DropCountsEvent : EventBase {
   std::vector<std::pair<DropKey, uint64_t>> rows;  // counts since the programs were loaded
 };
 
+// A local socket listening on a port (inet_diag), and the process holding it.
+struct Listener {
+  std::string address;  // "0.0.0.0:52000", "[::]:52000"
+  uint32_t pid = 0;     // 0 when no visible process holds it
+  std::string comm;
+};
+
+// Conntrack called a packet INVALID and said why (nf_l4proto_log_invalid's
+// message): from its nf_log line over NFLOG, where natbpf routed it there.
+struct CtInvalidEvent : EventBase {
+  uint64_t skb = 0;  // 0 when it came over NFLOG
+  uint8_t protonum = 0;
+  Packet pkt;
+  std::string reason;  // "invalid tcp flag combination"
+};
+
 using BpfEvent = std::variant<HookDropEvent, SkbDropEvent, CtConfirmEvent, CtClashEvent, NatSetupEvent,
-                              NftTraceIdEvent, DropExampleEvent, DropCountsEvent>;
+                              NftTraceIdEvent, DropExampleEvent, DropCountsEvent, CtInvalidEvent>;
 
 }  // namespace natbpf

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -204,21 +206,19 @@ namespace {
 
 constexpr const char* kStateDir = "/run/natbpf";
 
-// /run/natbpf/nf_log.<netns inode>.<2|10>: per namespace and family.
-std::string nf_log_state_path(const std::string& sysctl) {
+uint64_t own_netns_inode() {
   struct stat st {};
-  uint64_t ino = stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
-  return std::string(kStateDir) + "/nf_log." + std::to_string(ino) + "." + sysctl.substr(sysctl.rfind('/') + 1);
+  return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
 }
 
-std::optional<std::string> read_nf_log_state(const std::string& path) {
+std::optional<std::string> read_state(const std::string& path) {
   std::ifstream in(path);
   std::string value;
   if (!in || !std::getline(in, value) || value.empty() || value.size() > 64) return std::nullopt;
   return value;
 }
 
-bool write_nf_log_state(const std::string& path, const std::string& value) {
+bool write_state(const std::string& path, const std::string& value) {
   if (mkdir(kStateDir, 0700) != 0 && errno != EEXIST) return false;
   std::ofstream out(path, std::ios::trunc);
   out << value << "\n";
@@ -226,20 +226,71 @@ bool write_nf_log_state(const std::string& path, const std::string& value) {
   return bool(out);
 }
 
-void remove_nf_log_state(const std::string& path) {
+void remove_state(const std::string& path) {
   unlink(path.c_str());
   rmdir(kStateDir);  // only when no other namespace's state is kept
 }
 
 }  // namespace
 
-Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vector<std::string>& families) {
+KeptSetting::KeptSetting(std::string sysctl, std::string state_name)
+    : sysctl_(std::move(sysctl)),
+      state_(std::string(kStateDir) + "/" + state_name + "." + std::to_string(own_netns_inode()) + "." +
+             sysctl_.substr(sysctl_.rfind('/') + 1)) {}
+
+std::string KeptSetting::read_sysctl(const std::string& path) {
+  std::ifstream in(path);
+  std::string v;
+  std::getline(in, v);
+  return v;
+}
+
+Status KeptSetting::set(const std::string& value) {
+  // A state file left here is a killed run's (NFLOG group 0 is ours, so no
+  // other natbpf runs in this namespace): it holds the user's value, the
+  // sysctl itself still reads natbpf's.
+  if (auto kept = read_state(state_)) {
+    old_ = *kept;
+  } else {
+    std::ifstream probe(sysctl_);
+    if (!probe) return Error{"cannot read " + sysctl_ + " (" + errno_name(errno) + ")", ""};
+    old_ = read_sysctl(sysctl_);
+    if (old_ == value) return Ok{};
+    if (!write_state(state_, old_))
+      return Error{"cannot keep " + sysctl_ + " in " + state_ + " (" + errno_name(errno) + ")", "is /run writable?"};
+  }
+  changed_ = true;
+  std::ofstream out(sysctl_);
+  out << value;
+  out.close();
+  if (!out) return Error{"cannot set " + sysctl_ + " to " + value, ""};
+  return Ok{};
+}
+
+void KeptSetting::restore() {
+  if (!changed_) return;
+  changed_ = false;
+  std::ofstream out(sysctl_);
+  out << old_;
+  out.close();
+  if (out) remove_state(state_);
+}
+
+Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vector<std::string>& families,
+                                       bool log_invalid) {
   LegacyTrace t;
   t.comment_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
-  for (const auto& family : families) {
+  std::vector<std::string> routed = families;
+  if (log_invalid) {
+    routed = {"ip"};
+    if (!(match.l4proto == 1)) routed.push_back("ip6");
+  }
+  for (const auto& family : routed) {
     bool v6 = family == "ip6";
-    t.families_.push_back(Family{family, v6 ? "ip6tables-legacy" : "iptables-legacy",
-                                 std::string("/proc/sys/net/netfilter/nf_log/") + (v6 ? "10" : "2"), ""});
+    bool traced = std::find(families.begin(), families.end(), family) != families.end();
+    t.families_.push_back(Family{family, v6 ? "ip6tables-legacy" : "iptables-legacy", traced,
+                                 KeptSetting(std::string("/proc/sys/net/netfilter/nf_log/") + (v6 ? "10" : "2"),
+                                             "nf_log")});
   }
 
   mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
@@ -258,26 +309,22 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
   send_config(nl, 0, AF_UNSPEC, &mode, NFULA_CFG_MODE, sizeof(mode));
   (void)read_ack(nl);
 
+  if (log_invalid) {
+    // Conntrack logs INVALID packets of this protocol (255: all) through
+    // nf_log, which now goes to NFLOG group 0.
+    t.log_invalid_.emplace("/proc/sys/net/netfilter/nf_conntrack_log_invalid", "log_invalid");
+    std::string proto = std::to_string(match.l4proto.value_or(255));
+    if (KeptSetting::read_sysctl("/proc/sys/net/netfilter/nf_conntrack_log_invalid") == "255") proto = "255";
+    if (auto st = t.log_invalid_->set(proto); !st)
+      return Error{"cannot log conntrack's INVALID packets: " + st.error().message,
+                   "is nf_conntrack loaded in this namespace?"};
+  }
   auto matches = legacy_match_args(match);
   for (auto& f : t.families_) {
-    // Group 0 is ours now, so no other natbpf traces this namespace: a
-    // state file left here is a killed run's, and holds the user's value
-    // (the sysctl itself still reads natbpf's nfnetlink_log).
-    f.state = nf_log_state_path(f.sysctl);
-    if (auto kept = read_nf_log_state(f.state)) {
-      f.old_logger = *kept;
-    } else {
-      std::ifstream old(f.sysctl);
-      std::getline(old, f.old_logger);
-      if (!write_nf_log_state(f.state, f.old_logger))
-        return Error{"cannot keep the " + f.family + " nf_log setting in " + f.state + " (" + errno_name(errno) + ")",
-                     "is /run writable?"};
-    }
-    std::ofstream set(f.sysctl);
-    set << "nfnetlink_log";
-    set.close();
-    if (!set) return Error{"cannot route " + f.family + " TRACE to NFLOG (" + f.sysctl + ")",
-                           "is nfnetlink_log available (modprobe nfnetlink_log)?"};
+    if (auto st = f.nf_log.set("nfnetlink_log"); !st)
+      return Error{"cannot route " + f.family + " nf_log to NFLOG: " + st.error().message,
+                   "is nfnetlink_log available (modprobe nfnetlink_log)?"};
+    if (!f.traced) continue;
     for (const char* chain : {"PREROUTING", "OUTPUT"}) for (const auto& m : matches) {
       if (f.family == "ip6" && m.size() >= 2 && m[m.size() - 1] == "icmp") continue;
       std::vector<std::string> args = {f.iptables, "-t", "raw", "-I", chain, "1"};
@@ -296,12 +343,20 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
 }
 
 LegacyTrace::LegacyTrace(LegacyTrace&& o) noexcept
-    : families_(std::move(o.families_)), comment_(std::move(o.comment_)), nl_(std::move(o.nl_)), lost_(o.lost_) {
+    : families_(std::move(o.families_)),
+      log_invalid_(std::move(o.log_invalid_)),
+      comment_(std::move(o.comment_)),
+      nl_(std::move(o.nl_)),
+      lost_(o.lost_) {
   o.families_.clear();
+  o.log_invalid_.reset();
 }
 
 void LegacyTrace::remove_rules() {
-  for (const auto& f : families_) {
+  if (log_invalid_) log_invalid_->restore();
+  for (auto& f : families_) {
+    f.nf_log.restore();
+    if (!f.traced) continue;
     auto [rc, save] = run_program({f.iptables + "-save", "-t", "raw"});
     std::istringstream in(save);
     std::string line;
@@ -314,28 +369,24 @@ void LegacyTrace::remove_rules() {
       }
       run_program(del);
     }
-    if (!f.old_logger.empty()) {
-      std::ofstream restore(f.sysctl);
-      restore << f.old_logger;
-      restore.close();
-      if (restore && !f.state.empty()) remove_nf_log_state(f.state);
-    }
   }
 }
 
 LegacyTrace::~LegacyTrace() {
-  if (!families_.empty()) remove_rules();
+  if (!families_.empty() || log_invalid_) remove_rules();
 }
 
 int LegacyTrace::fd() const { return mnl_socket_get_fd(nl_.get()); }
 
 std::vector<std::string> LegacyTrace::families() const {
   std::vector<std::string> out;
-  for (const auto& f : families_) out.push_back(f.family);
+  for (const auto& f : families_)
+    if (f.traced) out.push_back(f.family);
   return out;
 }
 
-Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
+Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
+                          const std::function<void(BpfEvent&&)>& invalid) {
   buf_.resize(1 << 16);
   for (;;) {
     sockaddr_nl from{};
@@ -359,12 +410,39 @@ Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(Nft
     uint64_t now = monotonic_ns();
     std::span<const uint8_t> datagram(buf_.data(), static_cast<size_t>(n));
     if (tap_) tap_(datagram, now);
-    parse_nflog_datagram(datagram, now, comment_, rules, sink);
+    parse_nflog_datagram(datagram, now, comment_, rules, sink, invalid);
   }
 }
 
+std::optional<std::string> parse_invalid_prefix(const std::string& prefix, uint8_t* proto) {
+  constexpr size_t kNfLogPrefixLen = 128;
+  if (prefix.size() >= kNfLogPrefixLen || prefix.rfind("nf_ct_", 0) != 0) return std::nullopt;
+  size_t colon = prefix.find(": ");
+  if (colon == std::string::npos) return std::nullopt;
+  std::string name = prefix.substr(6, colon - 6);
+  static const std::map<std::string, uint8_t> names = {{"tcp", 6}, {"udp", 17}, {"icmp", 1}, {"icmpv6", 58},
+                                                       {"sctp", 132}, {"dccp", 33}, {"udplite", 136}, {"gre", 47}};
+  uint8_t p = 0;
+  if (name.rfind("proto_", 0) == 0 && name.size() > 6 && name.size() <= 9 &&
+      std::all_of(name.begin() + 6, name.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    int v = std::stoi(name.substr(6));
+    if (v > 255) return std::nullopt;
+    p = static_cast<uint8_t>(v);
+  } else if (auto it = names.find(name); it != names.end()) {
+    p = it->second;
+  } else {
+    return std::nullopt;
+  }
+  std::string reason = prefix.substr(colon + 2);
+  while (!reason.empty() && reason.back() == ' ') reason.pop_back();
+  if (reason.empty()) return std::nullopt;
+  if (proto) *proto = p;
+  return reason;
+}
+
 void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
-                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink) {
+                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
+                          const std::function<void(BpfEvent&&)>& invalid) {
   for_each_nlmsg(datagram, [&](const nlmsghdr* nlh) {
     if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) return;
     if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return;
@@ -379,9 +457,23 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
         tb);
     if (!tb[NFULA_PREFIX] || !tb[NFULA_PAYLOAD]) return;
     if (mnl_attr_validate(tb[NFULA_PREFIX], MNL_TYPE_NUL_STRING) < 0) return;
-    auto prefix = parse_trace_prefix(mnl_attr_get_str(tb[NFULA_PREFIX]));
-    if (!prefix) return;  // an ordinary NFLOG rule, not TRACE
+    std::string text = mnl_attr_get_str(tb[NFULA_PREFIX]);
+    auto prefix = parse_trace_prefix(text);
     auto* data = static_cast<const uint8_t*>(mnl_attr_get_payload(tb[NFULA_PAYLOAD]));
+    if (!prefix) {
+      uint8_t proto = 0;
+      auto reason = invalid ? parse_invalid_prefix(text, &proto) : std::nullopt;
+      auto pkt = reason ? decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])}) : std::nullopt;
+      if (!pkt) return;  // an ordinary NFLOG rule, not TRACE nor conntrack's INVALID log
+      CtInvalidEvent ev;
+      ev.ts_ns = recv_ns;
+      ev.origin = Origin::Nflog;
+      ev.protonum = proto;
+      ev.pkt = *pkt;
+      ev.reason = *reason;
+      invalid(std::move(ev));
+      return;
+    }
     auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
     if (!pkt) return;
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
@@ -426,12 +518,12 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
 
 std::optional<std::string> LegacyTraceSource::cannot_run() {
   families_ = LegacyTrace::families_in_use(match_);
-  if (families_.empty()) return std::string(kLegacyNotInUse);
+  if (families_.empty() && !invalid_) return std::string(kLegacyNotInUse);
   return std::nullopt;
 }
 
 Status LegacyTraceSource::start() {
-  auto t = LegacyTrace::start(match_, families_);
+  auto t = LegacyTrace::start(match_, families_, bool(invalid_));
   if (!t) return t.error();
   trace_.emplace(std::move(*t));
   if (tap_) trace_->set_tap(tap_);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "sources/events.h"
 #include "sources/nftrace_message.h"
 #include "sources/ruleset.h"
 #include "sources/source.h"
@@ -55,25 +56,52 @@ std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m);
 // The current legacy chains by (family, table, chain), to infer verdicts.
 using LegacyRules = std::function<const ChainInfo*(uint8_t family, const std::string& table, const std::string& chain)>;
 
-// The TRACE messages of one NFLOG datagram as trace events; comment marks
-// natbpf's own TRACE rules. Used by LegacyTrace and to replay a recording.
+// "invalid tcp flag combination" of conntrack's INVALID log prefix
+// "nf_ct_proto_6: invalid tcp flag combination " (protonum in *proto).
+std::optional<std::string> parse_invalid_prefix(const std::string& prefix, uint8_t* proto);
+
+// The messages of one NFLOG datagram: TRACE lines as trace events (comment
+// marks natbpf's own TRACE rules), conntrack's INVALID lines as
+// CtInvalidEvent to `invalid` (when given). Used by LegacyTrace and to
+// replay a recording.
 void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
-                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink);
+                          const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
+                          const std::function<void(BpfEvent&&)>& invalid = nullptr);
+
+// A sysctl natbpf changes for a run: the user's value is kept in
+// /run/natbpf/<name>.<netns inode>.<sysctl basename> until restore(), so a
+// killed run's value is given back by the next run that sets it.
+class KeptSetting {
+ public:
+  KeptSetting(std::string sysctl, std::string state_name);
+  Status set(const std::string& value);
+  void restore();
+  static std::string read_sysctl(const std::string& path);
+
+ private:
+  std::string sysctl_, state_, old_;
+  bool changed_ = false;
+};
 
 class LegacyTrace {
  public:
   // The families ("ip", "ip6") whose legacy tables have rules in this
   // namespace; removes the TRACE rules of natbpf processes that died.
   static std::vector<std::string> families_in_use(const TraceMatch& match);
-  // Installs TRACE rules for those families and binds NFLOG group 0.
-  static Result<LegacyTrace> start(const TraceMatch& match, const std::vector<std::string>& families);
+  // Installs TRACE rules for those families and binds NFLOG group 0; with
+  // log_invalid, also has conntrack log INVALID packets of the match's
+  // protocol there (net.netfilter.nf_conntrack_log_invalid, nf_log of both
+  // families), restored on exit.
+  static Result<LegacyTrace> start(const TraceMatch& match, const std::vector<std::string>& families,
+                                   bool log_invalid = false);
   LegacyTrace(LegacyTrace&&) noexcept;
   LegacyTrace& operator=(LegacyTrace&&) = delete;
   ~LegacyTrace();
 
   int fd() const;
   // rules: the current legacy chains, to infer verdicts and mark starts.
-  Status drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink);
+  Status drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
+               const std::function<void(BpfEvent&&)>& invalid = nullptr);
   uint64_t lost() const { return lost_; }
   uint64_t foreign() const { return foreign_; }  // datagrams not from the kernel, dropped
   std::vector<std::string> families() const;  // "ip", "ip6"
@@ -83,14 +111,14 @@ class LegacyTrace {
  private:
   LegacyTrace() = default;
   struct Family {
-    std::string family;  // "ip" / "ip6"
+    std::string family;    // "ip" / "ip6"
     std::string iptables;  // iptables-legacy / ip6tables-legacy
-    std::string sysctl;    // /proc/sys/net/netfilter/nf_log/2 or /10
-    std::string old_logger;
-    std::string state;     // the file keeping old_logger while natbpf runs
+    bool traced = false;   // TRACE rules installed (else nf_log routed for INVALID lines only)
+    KeptSetting nf_log;    // /proc/sys/net/netfilter/nf_log/2 or /10
   };
   void remove_rules();
   std::vector<Family> families_;
+  std::optional<KeptSetting> log_invalid_;
   std::string comment_;
   std::shared_ptr<mnl_socket> nl_;
   uint64_t lost_ = 0;
@@ -99,19 +127,21 @@ class LegacyTrace {
   RawTap tap_;
 };
 
-// iptables-legacy TRACE as a source: it cannot run where no legacy table
-// has rules (nothing to trace there).
+// NFLOG group 0 as a source: iptables-legacy TRACE lines where legacy
+// tables have rules, and conntrack's INVALID lines when `invalid` is given
+// (then it runs everywhere; without it, not where legacy tables are empty).
 class LegacyTraceSource : public Source {
  public:
   using Rules = LegacyRules;
-  LegacyTraceSource(TraceMatch match, Rules rules, std::function<void(NftTraceEvent&&)> sink)
-      : match_(std::move(match)), rules_(std::move(rules)), sink_(std::move(sink)) {}
-  std::string name() const override { return "iptables-legacy TRACE"; }
+  LegacyTraceSource(TraceMatch match, Rules rules, std::function<void(NftTraceEvent&&)> sink,
+                    std::function<void(BpfEvent&&)> invalid = nullptr)
+      : match_(std::move(match)), rules_(std::move(rules)), sink_(std::move(sink)), invalid_(std::move(invalid)) {}
+  std::string name() const override { return invalid_ ? "NFLOG (iptables-legacy TRACE, conntrack INVALID log)" : "iptables-legacy TRACE"; }
   std::optional<std::string> cannot_run() override;
   Status start() override;
   void stop() override { trace_.reset(); }
   int fd() const override { return trace_ ? trace_->fd() : -1; }
-  Status read() override { return trace_ ? trace_->drain(rules_, sink_) : Status(Ok{}); }
+  Status read() override { return trace_ ? trace_->drain(rules_, sink_, invalid_) : Status(Ok{}); }
   uint64_t lost() const override { return trace_ ? trace_->lost() : 0; }
   uint64_t malformed() const override { return trace_ ? trace_->foreign() : 0; }
   std::vector<std::string> families() const { return trace_ ? trace_->families() : std::vector<std::string>{}; }
@@ -125,6 +155,7 @@ class LegacyTraceSource : public Source {
   TraceMatch match_;
   Rules rules_;
   std::function<void(NftTraceEvent&&)> sink_;
+  std::function<void(BpfEvent&&)> invalid_;
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
   RawTap tap_;

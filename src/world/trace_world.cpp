@@ -2,7 +2,11 @@
 
 #include <net/if.h>
 
+#include <algorithm>
+#include <fstream>
+
 #include "probe/drop_reasons.h"
+#include "sources/sock_diag.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -80,6 +84,31 @@ std::string LiveTraceWorld::ifname(uint32_t index) {
   return name;
 }
 
+// "net.netfilter.nf_conntrack_tcp_loose" of natbpf's (the traced) namespace.
+std::optional<std::string> LiveTraceWorld::sysctl(const std::string& name) {
+  std::optional<std::string> value;
+  if (name.find("..") == std::string::npos) {
+    std::string path = "/proc/sys/" + name;
+    std::replace(path.begin() + 10, path.end(), '.', '/');
+    std::ifstream in(path);
+    std::string v;
+    if (in && std::getline(in, v)) value = v;
+  }
+  if (recorder_)
+    recorder_->write({{"t", "sysctl"}, {"name", name}, {"value", value ? nlohmann::json(*value) : nlohmann::json()}});
+  return value;
+}
+
+std::vector<Listener> LiveTraceWorld::listeners(uint8_t proto, uint16_t port) {
+  auto found = listening_sockets(proto, port);
+  if (recorder_) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& l : found) list.push_back({{"address", l.address}, {"pid", l.pid}, {"comm", l.comm}});
+    recorder_->write({{"t", "listeners"}, {"proto", proto}, {"port", port}, {"sockets", list}});
+  }
+  return found;
+}
+
 StoryWorld LiveTraceWorld::story_world() {
   StoryWorld w;
   w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
@@ -94,6 +123,8 @@ StoryWorld LiveTraceWorld::story_world() {
   };
   w.drop_reason = [this](uint32_t r) { return drop_reason_name(drop_reasons_, r); };
   w.ifname = [this](uint32_t index) { return ifname(index); };
+  w.sysctl = [this](const std::string& name) { return sysctl(name); };
+  w.listeners = [this](uint8_t proto, uint16_t port) { return listeners(proto, port); };
   return w;
 }
 

@@ -41,6 +41,8 @@ class LiveTraceWorld {
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
                               const std::string& key);
   std::string ifname(uint32_t index);
+  std::optional<std::string> sysctl(const std::string& name);
+  std::vector<Listener> listeners(uint8_t proto, uint16_t port);
 
   NftContext nft_;
   RecordingWriter* recorder_;

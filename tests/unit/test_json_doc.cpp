@@ -198,6 +198,12 @@ Journey full_story() {
                      .hook = "forward", .cause = "rule drop", .location = "nft_do_chain+0x3e8",
                      .reason = "NETFILTER_DROP", .evidence = {"nftrace"}};
   j.near_misses = {NearMiss{5, "ip daddr . tcp dport @allow_in accept", "did not match"}};
+  j.mark_origins = {StepMarkOrigin{"0x8000/0x8000", "-A KUBE-FIREWALL -m mark --mark 0x8000/0x8000 -j DROP",
+                                   "-A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000", "ip nat KUBE-MARK-DROP",
+                                   "-A KUBE-XLB-WEB -j KUBE-MARK-DROP", "demo/web:http has no local endpoints"}};
+  j.invalid = CtInvalid{"invalid tcp flag combination", "conntrack's INVALID log", false};
+  j.listeners = {Listener{"0.0.0.0:1222", 42, "socat"}};
+  j.fix = Fix{"nft add element inet filter allow_in { 192.168.70.10 . 22 }", "the set lacks it", "host"};
   j.explanation = "dropped by rule \"drop\"";
   j.repeat_of = 1;
   return j;
@@ -217,6 +223,10 @@ Journey sparse_story() {
   j.steps = {s};
   j.nat = {NatChange{.kind = "snat", .evidence = "conntrack entry (kfree_skb)"}};
   j.ct_state = 2;
+  j.invalid = CtInvalid{"", "the story matched ct state invalid; conntrack logged no reason", true};
+  j.mark_origins = {StepMarkOrigin{"0x1", "meta mark 0x00000001 drop", "meta mark set 0x00000001", "inet t c", "", ""}};
+  j.listeners = {Listener{"[::]:53", 0, ""}};
+  j.fix = Fix{"sysctl -w net.netfilter.nf_conntrack_tcp_loose=1", "loose", ""};
   j.fate = Fate::Dropped;
   j.drop = DropPoint{};
   return j;
