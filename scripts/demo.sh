@@ -26,15 +26,22 @@ listener=$(seed001_listen "$p")
 ip netns exec "$p-host" nft list ruleset
 
 echo "== natbpf trace --netns $p-host --dport 1222"
-./build/natbpf trace --netns "$p-host" --dport 1222 --ready-file "$tmp/ready" &
+./build/natbpf trace --netns "$p-host" --dport 1222 --ready-file "$tmp/ready" > >(tee "$tmp/stories") &
 tracer=$!
 for _ in $(seq 300); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
 
 echo "== client: ssh -p 1222 10.1.2.3 (times out)"
 seed001_connect "$p" 3 || true
 sleep 0.5
-echo "== applying the fix natbpf points to: nft add element inet filter allow_in { 192.168.70.10 . 22 }"
-seed001_fix "$p"
+fix=""
+for _ in $(seq 50); do
+	fix=$(sed -n 's/^ *fix: //p' "$tmp/stories" | head -1)
+	[ -n "$fix" ] && break
+	sleep 0.1
+done
+[ -n "$fix" ] || { echo "natbpf gave no fix line" >&2; exit 1; }
+echo "== applying the fix natbpf printed: $fix"
+sh -c "$fix"
 echo "== client again"
 seed001_connect "$p" 3 || true
 sleep 1

@@ -68,11 +68,6 @@ seed001_iptables() {
 	ip netns exec "$1-host" "$ipt" -A ALLOWED_DNATS -j DROP
 }
 
-# The fix of the article: add the missing element.
-seed001_fix() {
-	ip netns exec "$1-host" nft add element inet filter allow_in '{ 192.168.70.10 . 22 }'
-}
-
 # A listener on the container's port 22 (answers and closes).
 seed001_listen() {
 	ip netns exec "$1-ct" socat -T 5 TCP-LISTEN:22,reuseaddr,fork SYSTEM:'echo SSH-2.0-natbpf-demo' </dev/null >/dev/null 2>&1 &

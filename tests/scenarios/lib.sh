@@ -77,13 +77,22 @@ scen_seed001() {
 	scen_bg seed001_listen "$p" >/dev/null
 }
 
-# scen_seed001_before_after PREFIX: the incident while natbpf watches: a
-# connection that times out, the fix (the missing set element), then a
-# connection that works.
+# scen_seed001_before_after PREFIX OUT: the incident while natbpf watches
+# (its --json stories going to OUT): a connection that times out, the fix
+# natbpf gives for it (the missing set element: its fix.command, run in the
+# host namespace as given), then a connection that works.
 scen_seed001_before_after() {
+	local cmd="" tries=0
 	seed001_connect "$1" 2 && fail "the connection should time out before the fix"
-	seed001_fix "$1"
-	seed001_connect "$1" 5 | grep -q SSH-2.0 || fail "the connection should work after the fix"
+	until [ -n "$cmd" ]; do
+		cmd=$(jq -r 'select(.type == "packet" and .fix != null) | .fix.command' "$2" 2>/dev/null | head -1)
+		tries=$((tries + 1))
+		[ $tries -le 100 ] || fail "natbpf gave no fix for the dropped SYN"
+		[ -n "$cmd" ] || sleep 0.1
+	done
+	[ "$cmd" = "nft add element inet filter allow_in { 192.168.70.10 . 22 }" ] || fail "natbpf's fix reads '$cmd'"
+	ip netns exec "$1-host" sh -c "$cmd" || fail "natbpf's fix '$cmd' failed"
+	seed001_connect "$1" 5 | grep -q SSH-2.0 || fail "the connection should work after natbpf's fix"
 }
 
 # A test tool (udpclash, udpflood): beside natbpf, or in tests/tools/bin.

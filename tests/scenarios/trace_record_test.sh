@@ -12,7 +12,7 @@ rec=$SCEN_TMP/incident.rec live=$SCEN_TMP/live.jsonl ready=$SCEN_TMP/ready
 scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --record "$rec" --ready-file "$ready" >"$live" 2>"$SCEN_TMP/err"
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
-scen_seed001_before_after "$p"
+scen_seed001_before_after "$p" "$live"
 sleep 1
 kill -INT $tracer
 wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf trace exited $?"; }

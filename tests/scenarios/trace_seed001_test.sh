@@ -15,7 +15,7 @@ scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --read
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
 
-scen_seed001_before_after "$p"
+scen_seed001_before_after "$p" "$out"
 sleep 1
 kill -INT $tracer
 wait $tracer || fail "natbpf trace exited $? after SIGINT"
@@ -30,6 +30,7 @@ jq_true "$first" '.verdict == "drop"'
 jq_true "$first" '.drop.family == "inet" and .drop.table == "filter" and .drop.chain == "allowed_dnats" and .drop.rule == "drop" and (.drop.handle | type) == "number"'
 jq_true "$first" '[.steps[] | select(.chain == "forward")][0].verdict == "jump allowed_dnats"'
 jq_true "$first" '.near_misses[0].why == "192.168.70.10 . 22 is not in set inet filter allow_in"'
+jq_true "$first" '.fix.command == "nft add element inet filter allow_in { 192.168.70.10 . 22 }" and .fix.netns == "'"$p-host"'"'
 jq_true "$first" '.explanation | test("192.168.70.10 . 22 is not in set inet filter allow_in")'
 # Evidence from the kernel's drop tracepoint, where the plan attached it.
 jq_true "$first" '.drop.evidence | index("nftrace") != null'
