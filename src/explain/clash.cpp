@@ -99,6 +99,14 @@ std::string NatFacts::range_str() const {
 
 namespace {
 
+// nf_conntrack_max is one host-wide limit (writable in the host's namespace only).
+Fix table_full_fix(uint64_t max) {
+  return Fix{"sysctl -w net.netfilter.nf_conntrack_max=" + std::to_string(std::max<uint64_t>(max, 1) * 2),
+             "the table was full at " + std::to_string(max) + " entries; twice that lets new connections in (memory: "
+             "about 300 bytes per entry)",
+             "", true};
+}
+
 // Counter-only records: the kernel resolved or refused entries natbpf
 // could not see one by one.
 void diagnose_counter_only(const ClashFacts& f, ClashReport& r) {
@@ -121,6 +129,7 @@ void diagnose_counter_only(const ClashFacts& f, ClashReport& r) {
                               : std::string()) +
                     "; raise net.netfilter.nf_conntrack_max or shorten timeouts";
     ev.push_back("nf_conntrack_count >= nf_conntrack_max");
+    r.fix = table_full_fix(*f.ct_max);
   } else if (f.counters && f.counters->chaintoolong) {
     r.cause = ClashCause::ChainTooLong;
     r.explanation = "conntrack refused to insert " + plural(f.counters->chaintoolong, "entry", "entries") +
@@ -200,6 +209,7 @@ void diagnose_winner(const ClashFacts& f, ClashReport& r) {
                                  : "all in use towards " + dest + " (this tuple by " + winner_flow + ")";
     r.explanation = what + f.nat->range_str() + " has " + size + ", " + used + "; every new connection to " + dest +
                     " is dropped at conntrack confirm; widen the range or add random-fully";
+    if (f.range_used) r.fix = widen_range_fix(*f.nat, *f.range_used, "");
     return;
   }
   if (loser_snat(loser) || (w.ct.status & (ips::kSrcNat | ips::kDstNat))) {
@@ -247,6 +257,7 @@ void diagnose_loser(const ClashFacts& f, ClashReport& r) {
       r.cause = ClashCause::TableFull;
       r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
                       std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";
+      r.fix = table_full_fix(*f.ct_max);
     } else {
       r.cause = ClashCause::Unknown;
       r.explanation = "the packet of " + flow(loser.orig) +
@@ -259,6 +270,55 @@ void diagnose_loser(const ClashFacts& f, ClashReport& r) {
 }
 
 }  // namespace
+
+std::optional<Fix> widen_range_fix(const NatFacts& nat, uint64_t used, const std::string& netns) {
+  if (!nat.rule_text || !nat.rule_backend || nat.rule_chain.empty() || !nat.rule_number || !nat.min_port ||
+      !nat.max_port || *nat.max_port < *nat.min_port)
+    return std::nullopt;
+  uint64_t addresses = std::max<uint64_t>(nat.addresses(), 1);
+  uint64_t ports = *nat.max_port - *nat.min_port + 1;
+  // Twice the connections seen (those holding the range and this one), at least twice the range.
+  uint64_t want = std::max<uint64_t>(ports * 2, ((used + 1) * 2 + addresses - 1) / addresses);
+  uint64_t new_max = *nat.min_port + want - 1;
+  if (new_max > 65535) return std::nullopt;
+  std::string old_range = std::to_string(*nat.min_port) + (ports > 1 ? "-" + std::to_string(*nat.max_port) : "");
+  std::string new_range = std::to_string(*nat.min_port) + "-" + std::to_string(new_max);
+  std::string text = *nat.rule_text;
+  // The range as the rule writes it: "addr:40000-40001", ":40000-40001", "--to-ports 40000-40001".
+  size_t at = std::string::npos;
+  for (size_t pos = text.find(old_range); pos != std::string::npos; pos = text.find(old_range, pos + 1)) {
+    char before = pos ? text[pos - 1] : ' ';
+    size_t end = pos + old_range.size();
+    char after = end < text.size() ? text[end] : ' ';
+    if ((before == ':' || before == ' ') && (after == ' ' || after == '\0')) {
+      if (at != std::string::npos) return std::nullopt;  // twice: which one is the range?
+      at = pos;
+    }
+  }
+  if (at == std::string::npos) return std::nullopt;
+  text.replace(at, old_range.size(), new_range);
+  std::string command;
+  if (*nat.rule_backend == "nftables") {
+    if (nat.rule_table.empty()) return std::nullopt;
+    command = "nft replace rule " + nat.rule_table + " " + nat.rule_chain + " handle " +
+              std::to_string(nat.rule_number) + " " + text;
+  } else {
+    // "iptables -t nat -A CHAIN rest" -> "iptables-nft -t nat -R CHAIN N rest"
+    std::string head = " -t nat -A " + nat.rule_chain + " ";
+    size_t h = text.find(head);
+    if (h == std::string::npos) return std::nullopt;
+    std::string tool = text.substr(0, h) + (*nat.rule_backend == "iptables-legacy" ? "-legacy" : "-nft");
+    command = tool + " -t nat -R " + nat.rule_chain + " " + std::to_string(nat.rule_number) + " " +
+              text.substr(h + head.size());
+  }
+  std::string what = nat.kind == "masquerade" ? "masquerade" : "SNAT";
+  return Fix{command,
+             "the " + what + " range " + old_range + " has " + std::to_string(ports) + " port" + (ports == 1 ? "" : "s") +
+                 (addresses > 1 ? " per address" : "") + "; " + std::to_string(used + 1) +
+                 " connections to one destination wanted a port from it (those holding it and this one): " +
+                 new_range + " leaves room for twice that",
+             netns};
+}
 
 ClashReport diagnose(const ClashFacts& f) {
   ClashReport r;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "explain/fix.h"
 #include "kernel/ct_stats.h"
 #include "sources/events.h"
 
@@ -37,6 +38,11 @@ struct NatFacts {
   std::optional<uint16_t> min_port, max_port;
   std::vector<std::string> flags;   // "random", "random-fully", "persistent"
   std::optional<std::string> rule_text, rule_where, rule_backend;
+  // Where the rule is, to replace it: chain, nft "family table" ("" for
+  // iptables), rule number (iptables) or handle (nft); family 2/10, 0 inet.
+  std::string rule_chain, rule_table;
+  uint64_t rule_number = 0;
+  uint8_t rule_family = 0;
 
   // Number of (address, port) pairs in the range; nullopt when unknown.
   std::optional<uint64_t> capacity() const;
@@ -90,10 +96,17 @@ struct ClashReport {
   ClashFacts facts;
   ClashCause cause = ClashCause::Unknown;
   std::string explanation;
+  std::optional<Fix> fix;
   std::vector<std::string> evidence;  // what each conclusion rests on
 };
 
 ClashReport diagnose(const ClashFacts& facts);
+
+// The command that widens an exhausted SNAT/masquerade range to twice the
+// connections seen (the entries using it and the loser): `iptables-nft -t nat
+// -R CHAIN N ...` / `nft replace rule ... handle N ...`; nullopt when the rule,
+// its place or the usage is unknown. netns: as the user named it.
+std::optional<Fix> widen_range_fix(const NatFacts& nat, uint64_t used, const std::string& netns);
 
 // Counts for the periodic summary.
 struct ClashSummary {

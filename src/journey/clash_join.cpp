@@ -250,6 +250,10 @@ std::optional<NatFacts> ClashJoin::nat_facts(const CtEntry& loser, std::optional
     n.rule_text = rule->text;
     n.rule_where = rule->where;
     n.rule_backend = rule->backend;
+    n.rule_chain = rule->chain;
+    n.rule_table = rule->table;
+    n.rule_number = rule->number;
+    n.rule_family = rule->family;
   }
   if (n.kind == "masquerade" && !n.min_addr) n.min_addr = n.max_addr = loser.reply.dst;
   if (!n.min_port) {
@@ -476,6 +480,9 @@ const std::string& ClashJoin::netns_name(uint32_t inode) {
 
 void ClashJoin::emit(ClashReport r) {
   if (r.facts.netns) r.facts.netns_name = netns_name(r.facts.netns);
+  // A fix runs where the clash happened: natbpf's own namespace, or one it can name.
+  if (r.fix && !r.fix->host && r.facts.netns_name.rfind("netns:", 0) == 0) r.fix.reset();
+  if (r.fix && !r.fix->host && r.facts.netns_name != kOwnNetnsName) r.fix->netns = r.facts.netns_name;
   if (r.facts.outcome == ClashOutcome::Resolved) resolved_reported_ += r.facts.count;
   reports_++;
   summary_.add(r);

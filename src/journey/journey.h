@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "explain/fix.h"
 #include "sources/events.h"
 #include "sources/nftrace_message.h"
 
@@ -79,13 +80,6 @@ struct CtInvalid {
   std::string reason;
   std::string evidence;
   bool inferred = false;
-};
-
-// The command that would make this packet pass, where the evidence determines one.
-struct Fix {
-  std::string command;  // runs as is inside the traced namespace
-  std::string why;
-  std::string netns;    // the namespace natbpf traced ("" for its own)
 };
 
 enum class Fate { Unknown, Dropped, Forwarded, Local, Sent };

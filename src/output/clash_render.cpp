@@ -50,6 +50,8 @@ json clash_to_json(const ClashReport& r) {
          {"cause", to_string(r.cause)},
          {"explanation", r.explanation},
          {"evidence", r.evidence},
+         {"fix", r.fix ? json{{"command", r.fix->command}, {"why", r.fix->why}, {"netns", or_null(r.fix->netns)}}
+                       : json()},
          {"cpu", f.loser || f.packet ? json(f.cpu) : json(nullptr)},
          {"netns", or_null(f.netns_name)},
          {"netns_inode", f.netns ? json(f.netns) : json()},
@@ -155,6 +157,9 @@ std::string clash_to_text(const ClashReport& r, uint64_t number) {
   o << "  cause   " << to_string(r.cause) << ": " << r.explanation << "\n";
   o << "  evidence\n";
   for (const auto& e : r.evidence) o << "    - " << e << "\n";
+  if (r.fix)
+    o << "  fix:    " << (r.fix->netns.empty() ? "" : "ip netns exec " + r.fix->netns + " ") << r.fix->command
+      << "\n          (" << r.fix->why << ")\n";
   return o.str();
 }
 

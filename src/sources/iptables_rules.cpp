@@ -171,6 +171,9 @@ std::vector<NatRule> parse_iptables_save(const std::string& text, const std::str
     std::string chain = w.size() > 1 ? w[1] : "";
     int n = ++rule_no[chain];
     r.where = backend + ": " + tool + " -t nat, chain " + chain + ", rule " + std::to_string(n);
+    r.chain = chain;
+    r.table = "nat";
+    r.number = static_cast<uint64_t>(n);
     bool negate = false;
     bool ok = true;
     for (size_t i = 2; i < w.size(); i++) {
@@ -229,6 +232,9 @@ std::vector<NatRule> nat_rules_from_nft(const Ruleset& ruleset) {
       r.family = c.family == "ip" ? 2 : c.family == "ip6" ? 10 : 0;
       r.text = strip_counters(rule.text);
       r.where = "nftables: table " + c.family + " " + c.table + " chain " + c.name + " handle " + std::to_string(rule.handle);
+      r.chain = c.name;
+      r.table = c.family + " " + c.table;
+      r.number = rule.handle;
       bool ok = true;
       for (size_t i = 0; i < w.size(); i++) {
         std::string v = i + 1 < w.size() ? w[i + 1] : "";

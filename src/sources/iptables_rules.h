@@ -28,6 +28,9 @@ struct NatRule {
   std::string kind;     // "snat", "masquerade", "dnat"
   std::string text;     // the rule in its own syntax, e.g. "iptables -t nat -A POSTROUTING ... -j SNAT ..."
   std::string where;    // "table ip nat chain POSTROUTING handle 3", "iptables -t nat chain POSTROUTING rule 1"
+  std::string chain;    // "POSTROUTING"
+  std::string table;    // nft "ip6 natbpf_range"; "nat" for iptables
+  uint64_t number = 0;  // iptables rule number in its chain, nft rule handle
 
   // Matches natbpf understands; anything else in the rule is ignored, so a
   // match is a best guess and is reported as such.

@@ -136,7 +136,8 @@ void to_json(json& j, const NatRule& r) {
        {"saddr", opt(r.saddr)},    {"daddr", opt(r.daddr)},     {"dport", opt(r.dport)},
        {"min_addr", opt(r.min_addr)}, {"max_addr", opt(r.max_addr)}, {"min_port", opt(r.min_port)},
        {"max_port", opt(r.max_port)}, {"random", r.random},     {"random_fully", r.random_fully},
-       {"persistent", r.persistent}};
+       {"persistent", r.persistent}, {"chain", r.chain},       {"table", r.table},
+       {"number", r.number}};
 }
 
 void from_json(const json& j, NatRule& r) {
@@ -156,6 +157,10 @@ void from_json(const json& j, NatRule& r) {
   j.at("random").get_to(r.random);
   j.at("random_fully").get_to(r.random_fully);
   j.at("persistent").get_to(r.persistent);
+  // Recordings before the rule's place was kept have none: no fix from them.
+  r.chain = j.value("chain", "");
+  r.table = j.value("table", "");
+  r.number = j.value("number", uint64_t{0});
 }
 
 void to_json(json& j, const TableSize& s) { j = {{"count", opt(s.count)}, {"max", opt(s.max)}}; }

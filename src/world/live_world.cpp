@@ -144,7 +144,7 @@ std::vector<NatRule> LiveWorld::nat_rules(uint32_t netns) {
 }
 
 std::vector<NamedNetns> LiveWorld::namespaces() {
-  std::vector<NamedNetns> out{{"(natbpf's namespace)", "/proc/self/ns/net", current_netns_inode()}};
+  std::vector<NamedNetns> out{{kOwnNetnsName, "/proc/self/ns/net", current_netns_inode()}};
   if (DIR* d = opendir("/run/netns")) {
     while (dirent* e = readdir(d)) {
       std::string n = e->d_name;

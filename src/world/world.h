@@ -27,6 +27,7 @@ struct TableSize {
 
 // A network namespace drops can be reported for: its name (ip netns), or
 // "(natbpf's namespace)", and the inode BPF records carry.
+inline constexpr const char* kOwnNetnsName = "(natbpf's namespace)";
 struct NamedNetns {
   std::string name, path;
   uint32_t inode = 0;

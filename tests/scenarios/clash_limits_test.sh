@@ -37,10 +37,14 @@ pid=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/full.err"; fail "natbpf clash did not get ready"; }
 ip netns exec "$ns" timeout 3 socat - TCP:127.0.0.1:8081 </dev/null && fail "a fifth connection worked with nf_conntrack_max 4"
 wait "$pid" || { cat "$SCEN_TMP/full.err"; fail "natbpf clash exited $?"; }
-echo "$old_max" >$sys/nf_conntrack_max
 explain_same "$out.rec" "$out" --json
 jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
 c='[.[] | select(.type == "clash")][0]'
+# natbpf's fix, run as given in the host's namespace (the limit is global): a fifth connection then works.
+jq_true "$out.all" "$c.fix.command == \"sysctl -w net.netfilter.nf_conntrack_max=8\" and $c.fix.netns == null"
+sh -c "$(jq -r "$c.fix.command" "$out.all")" >/dev/null || fail "natbpf's fix failed"
+ip netns exec "$ns" timeout 10 socat -u SYSTEM:"echo x" TCP:127.0.0.1:8081 || fail "a fifth connection should work after natbpf's fix"
+echo "$old_max" >$sys/nf_conntrack_max
 jq_true "$out.all" "$c.outcome == \"dropped\" and $c.cause == \"table_full\""
 jq_true "$out.all" "$c.loser == null and $c.packet.proto == \"tcp\" and $c.packet.dport == 8081 and $c.packet.daddr == \"127.0.0.1\""
 jq_true "$out.all" "$c.explanation | test(\"conntrack table is full \\\\(4/4 entries\\\\)\") and test(\"nf_conntrack_max\")"

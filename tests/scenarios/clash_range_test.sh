@@ -25,19 +25,21 @@ table ip6 natbpf_range {
 NFT
 	fi
 	out=$SCEN_TMP/range$v.json ready=$SCEN_TMP/range$v.ready
-	scen_bg ip netns exec "$ns" timeout 20 socat "$listen:8080,reuseaddr,fork" SYSTEM:"sleep 20"
+	scen_bg ip netns exec "$ns" timeout 60 socat "$listen:8080,reuseaddr,fork" SYSTEM:"sleep 20"
 	scen_bg $NATBPF clash --netns "$ns" --proto tcp --count 1 --duration 15 --json --record "$out.rec" --ready-file "$ready" >"$out" 2>"$SCEN_TMP/range$v.err"
 	local pid=$!
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash did not get ready"; }
 	established() { ip netns exec "$ns" conntrack -L -f ipv$v -p tcp --dport 8080 2>/dev/null | grep -c ESTABLISHED; }
-	local tries
+	local tries clients=()
 	for i in 1 2; do
 		scen_bg ip netns exec "$ns" timeout 12 socat -u SYSTEM:"sleep 12" "$connect"
+		clients+=($!)
 		tries=0
 		while [ "$(established)" -lt $i ] && [ $tries -lt 200 ]; do sleep 0.1; tries=$((tries + 1)); done
 	done
 	[ "$(established)" = 2 ] || fail "the first two connections should be established"
 	scen_bg ip netns exec "$ns" timeout 4 socat -u SYSTEM:"sleep 4" "$connect"
+	clients+=($!)
 	wait "$pid" || { cat "$SCEN_TMP/range$v.err"; fail "natbpf clash exited $?"; }
 	explain_same "$out.rec" "$out" --json
 	jq -s . "$out" >"$out.all" || fail "output is not JSON lines"
@@ -59,6 +61,20 @@ NFT
 	tracepoint) jq_true "$out.all" "$c.allocation == null" ;;
 	*) jq_true "$out.all" "$c.allocation.attempts == 2 and $c.allocation.taken == 2 and $c.allocation.last_probe != null" ;;
 	esac
+	# natbpf's fix, applied as given: the rule replaced with a range for twice
+	# the three connections seen; three concurrent connections then all work
+	# (with the old range the third is dropped, as above).
+	jq_true "$out.all" "$c.fix.netns == \"$ns\" and ($c.fix.command | test(\"40000-40005\"))"
+	local cmd
+	cmd=$(jq -r "$c.fix.command" "$out.all")
+	kill "${clients[@]}" 2>/dev/null
+	wait "${clients[@]}" 2>/dev/null
+	ip netns exec "$ns" conntrack -F 2>/dev/null
+	ip netns exec "$ns" sh -c "$cmd" || fail "natbpf's fix '$cmd' failed"
+	for i in 1 2 3; do scen_bg ip netns exec "$ns" timeout 15 socat -u SYSTEM:"sleep 15" "$connect"; done
+	tries=0
+	while [ "$(established)" -lt 3 ] && [ $tries -lt 150 ]; do sleep 0.1; tries=$((tries + 1)); done
+	[ "$(established)" = 3 ] || fail "after natbpf's fix ($cmd) three connections should be established, not $(established)"
 	echo "ok IPv$v"
 }
 

@@ -158,8 +158,12 @@ TEST(ClashDiagnose, TableFull) {
   EXPECT_EQ(r.cause, ClashCause::TableFull);
   EXPECT_THAT(r.explanation, HasSubstr("(65536/65536 entries)"));
   EXPECT_THAT(r.explanation, HasSubstr("127.0.0.1:46200 → 127.0.0.1:8081"));
-  f.ct_count = 10;  // not full: no cause natbpf can name
+  ASSERT_TRUE(r.fix);
+  EXPECT_EQ(r.fix->command, "sysctl -w net.netfilter.nf_conntrack_max=131072");
+  EXPECT_TRUE(r.fix->host);
+  f.ct_count = 10;  // not full: no cause natbpf can name, and no fix
   EXPECT_EQ(diagnose(f).cause, ClashCause::Unknown);
+  EXPECT_FALSE(diagnose(f).fix);
 }
 
 TEST(ClashSummary, CountsByCauseAndOutcome) {
@@ -300,3 +304,67 @@ TEST(CtLookup, RequestAndEntryRoundTrip) {
   // Truncated: rejected, not read past the end.
   EXPECT_FALSE(parse_ct_message(nlh, 20));
 }
+
+namespace natbpf {
+namespace {
+
+NatFacts iptables_snat(const std::string& backend) {
+  NatFacts n;
+  n.min_addr = n.max_addr = *Addr::parse("127.0.0.1");
+  n.min_port = 40000;
+  n.max_port = 40001;
+  n.rule_text = "iptables -t nat -A POSTROUTING -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j SNAT --to-source "
+                "127.0.0.1:40000-40001";
+  n.rule_backend = backend;
+  n.rule_chain = "POSTROUTING";
+  n.rule_table = "nat";
+  n.rule_number = 1;
+  return n;
+}
+
+TEST(WidenRangeFix, IptablesReplacesTheRuleByNumberWithTwiceTheConnectionsSeen) {
+  auto fix = widen_range_fix(iptables_snat("iptables-nft"), 2, "ns1");
+  ASSERT_TRUE(fix);
+  EXPECT_EQ(fix->command,
+            "iptables-nft -t nat -R POSTROUTING 1 -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j SNAT --to-source "
+            "127.0.0.1:40000-40005");
+  EXPECT_EQ(fix->netns, "ns1");
+  EXPECT_NE(fix->why.find("3 connections"), std::string::npos) << fix->why;
+  auto legacy = widen_range_fix(iptables_snat("iptables-legacy"), 2, "");
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->command.rfind("iptables-legacy -t nat -R POSTROUTING 1 ", 0), 0u) << legacy->command;
+}
+
+TEST(WidenRangeFix, NftMasqueradeByHandle) {
+  NatFacts n;
+  n.kind = "masquerade";
+  n.min_port = 40000;
+  n.max_port = 40001;
+  n.rule_text = "ip6 daddr ::1 tcp dport 8080 masquerade to :40000-40001";
+  n.rule_backend = "nftables";
+  n.rule_chain = "postrouting";
+  n.rule_table = "ip6 natbpf_range";
+  n.rule_number = 2;
+  auto fix = widen_range_fix(n, 5, "");
+  ASSERT_TRUE(fix);
+  EXPECT_EQ(fix->command,
+            "nft replace rule ip6 natbpf_range postrouting handle 2 ip6 daddr ::1 tcp dport 8080 masquerade to "
+            ":40000-40011");
+}
+
+TEST(WidenRangeFix, NoFixWithoutTheRulesPlaceOrRoomInThePortSpace) {
+  NatFacts n = iptables_snat("iptables-nft");
+  n.rule_number = 0;  // a recording that did not keep where the rule is
+  EXPECT_FALSE(widen_range_fix(n, 2, ""));
+  n = iptables_snat("iptables-nft");
+  n.min_port = 65530;
+  n.max_port = 65535;
+  n.rule_text = "iptables -t nat -A POSTROUTING -j SNAT --to-source 127.0.0.1:65530-65535";
+  EXPECT_FALSE(widen_range_fix(n, 100, ""));
+  n = iptables_snat("iptables-nft");
+  n.rule_text = "iptables -t nat -A POSTROUTING -j SNAT --to-source 10.0.0.1:40000-40001 -m comment --comment 40000-40001";
+  EXPECT_FALSE(widen_range_fix(n, 2, "")) << "the range appears twice: which is it?";
+}
+
+}  // namespace
+}  // namespace natbpf

@@ -272,6 +272,9 @@ ClashReport full_clash() {
   n.rule_text = "ip daddr 127.0.0.1 tcp dport 8080 snat to 127.0.0.1:40000";
   n.rule_where = "ip nat postrouting handle 3";
   n.rule_backend = "nftables";
+  n.rule_chain = "postrouting";
+  n.rule_table = "ip nat";
+  n.rule_number = 3;
   f.nat = n;
   AllocationFacts a;
   a.before = loser.orig;
@@ -281,7 +284,10 @@ ClashReport full_clash() {
   f.alloc = a;
   f.range_used = 1;
   f.counters = counters(true);
-  return diagnose(f);
+  ClashReport r = diagnose(f);
+  EXPECT_TRUE(r.fix.has_value()) << "the full clash should carry a fix";
+  if (r.fix) r.fix->netns = "host";
+  return r;
 }
 
 // Table full: the packet without an entry; and the facts clash leaves as ""
