@@ -212,3 +212,87 @@ int BPF_KRETPROBE(clash_kretprobe, int ret)
 	clash_exit(NB_ORIGIN_KPROBE, bpf_get_current_pid_tgid(), ret);
 	return 0;
 }
+
+/*
+ * Conntrack's reason for an INVALID packet: the trackers call
+ * nf_l4proto_log_invalid(skb, state, protonum, fmt, ...) (5.14+, variadic,
+ * so kprobe only) with a plain message ("%s", msg) or a message of
+ * nf_ct_l4proto_log_invalid / nf_tcp_log_invalid passed on as "%pV" (a
+ * struct va_format, include/linux/printk.h), nested at most twice.
+ */
+struct nb_va_format {
+	const char *fmt;
+	void *va; /* va_list * */
+};
+
+/* x86-64's va_list element (the SysV ABI): the first integer argument is at
+ * reg_save_area + gp_offset while gp_offset < 48, else on the stack. */
+struct nb_va_list {
+	__u32 gp_offset;
+	__u32 fp_offset;
+	void *overflow_arg_area;
+	void *reg_save_area;
+};
+
+static __always_inline void *first_va_arg(void *va)
+{
+	struct nb_va_list l = {};
+	void *arg = NULL;
+
+	if (bpf_probe_read_kernel(&l, sizeof(l), va))
+		return NULL;
+	if (l.gp_offset < 48)
+		bpf_probe_read_kernel(&arg, sizeof(arg), l.reg_save_area + l.gp_offset);
+	else
+		bpf_probe_read_kernel(&arg, sizeof(arg), l.overflow_arg_area);
+	return arg;
+}
+
+SEC("kprobe/nf_l4proto_log_invalid")
+int BPF_KPROBE(ct_invalid_kprobe, struct sk_buff *skb, const void *state, __u8 protonum, const char *fmt)
+{
+	struct nb_ct invalid_ct = {};
+	struct nb_ct_invalid *ev;
+	const char *f = fmt;
+	void *arg = (void *)PT_REGS_PARM5(ctx);
+	char head[4];
+	int i;
+
+	ev = nb_reserve(sizeof(*ev), NB_EV_CT_INVALID, NB_ORIGIN_KPROBE);
+	if (!ev)
+		return 0;
+	__builtin_memset(&ev->pkt, 0, sizeof(ev->pkt));
+	nb_read_pkt(skb, &ev->pkt);
+	if (!nb_pkt_matches(&ev->pkt, &invalid_ct)) {
+		bpf_ringbuf_discard(ev, 0);
+		return 0;
+	}
+	ev->skb = (__u64)skb;
+	ev->protonum = protonum;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->reason[0] = 0;
+	for (i = 0; i < 3; i++) {
+		if (bpf_probe_read_kernel(head, sizeof(head), f))
+			break;
+		if (head[0] == '%' && head[1] == 's' && head[2] == 0) {
+			f = arg;
+			break;
+		}
+#if defined(__TARGET_ARCH_x86)
+		if (head[0] == '%' && head[1] == 'p' && head[2] == 'V' && head[3] == 0) {
+			struct nb_va_format vaf = {};
+
+			if (bpf_probe_read_kernel(&vaf, sizeof(vaf), arg))
+				break;
+			f = vaf.fmt;
+			arg = first_va_arg(vaf.va);
+			continue;
+		}
+#endif
+		break;
+	}
+	if (f)
+		bpf_probe_read_kernel_str(ev->reason, sizeof(ev->reason), f);
+	nb_submit(ev);
+	return 0;
+}

@@ -28,6 +28,7 @@ enum nb_event_kind {
 	NB_EV_NFT_TRACE_ID = 6, /* __nft_trace_packet: which skb an nftrace id belongs to */
 	NB_EV_DROP_EXAMPLE = 7, /* natbpf drops: one dropped packet of a counted key */
 	NB_EV_DROP_COUNTS = 8,  /* natbpf drops: the in-kernel counts, read by user space */
+	NB_EV_CT_INVALID = 9,   /* nf_l4proto_log_invalid: conntrack's reason for an INVALID packet */
 };
 
 /* Which attach variant produced a record: evidence shown to the user. */
@@ -176,6 +177,22 @@ struct nb_nft_trace_id {
 };
 
 /*
+ * Conntrack called a packet INVALID and gave its reason to
+ * nf_l4proto_log_invalid (which logs it only when nf_conntrack_log_invalid
+ * covers the protocol; the kprobe reads it either way).
+ */
+#define NB_INVALID_REASON_LEN 96
+
+struct nb_ct_invalid {
+	struct nb_hdr hdr;
+	__u64 skb;
+	struct nb_pkt pkt;
+	__u8 protonum;
+	__u8 pad[7];
+	char reason[NB_INVALID_REASON_LEN]; /* NUL-terminated: the message, or its format when not expanded */
+};
+
+/*
  * natbpf drops counts every drop in the kernel, in a per-CPU hash keyed by
  * this; only an example packet per key and second crosses the ring buffer.
  */
@@ -283,6 +300,7 @@ NB_ASSERT_SIZE(struct nb_drop_example, 232);
 NB_ASSERT_SIZE(struct nb_drop_count_row, 32);
 NB_ASSERT_SIZE(struct nb_drop_stash, 40);
 NB_ASSERT_SIZE(struct nb_drop_counts, 40);
+NB_ASSERT_SIZE(struct nb_ct_invalid, 192);
 #endif
 
 #endif /* NATBPF_EVENTS_H */

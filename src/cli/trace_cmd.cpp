@@ -81,7 +81,8 @@ class TraceRun {
     }
     JobSpec spec;
     spec.netns = opt_.netns;
-    spec.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm", "nf_nat_setup_info", "__nft_trace_packet"};
+    spec.hooks = {"kfree_skb",         "nf_hook_slow",       "__nf_conntrack_confirm",
+                  "nf_nat_setup_info", "__nft_trace_packet", "nf_l4proto_log_invalid"};
     spec.request = opt_.request;
     for (const auto& h : opt_.hooks) spec.request.required.insert(h);
     spec.ready_file = opt_.ready_file;
@@ -129,12 +130,16 @@ class TraceRun {
     auto table = TraceTable::create(match);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
+    // Conntrack's INVALID reasons: read by the kprobe where it attached;
+    // else its log, routed to NFLOG for the run.
+    std::function<void(BpfEvent&&)> invalid_log;
+    if (!job_->plan().enables("ct_invalid_kprobe")) invalid_log = [this](BpfEvent&& ev) { stories_->add(std::move(ev)); };
     auto legacy = std::make_unique<LegacyTraceSource>(
         match,
         [this](uint8_t f, const std::string& t, const std::string& c) {
           return world_->ruleset().chain(family_name(f), t, c);
         },
-        to_stories, [this](BpfEvent&& ev) { stories_->add(std::move(ev)); });
+        to_stories, invalid_log);
     tap(*legacy, "nflog");
     legacy_name_ = legacy->name();
     if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;

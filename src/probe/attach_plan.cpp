@@ -62,11 +62,18 @@ const std::vector<HookSpec>& hook_specs() {
        "attempts of the try-harder path not observed"},
       {"__nft_trace_packet",
        "nftables trace id of each skb (exact join with nftrace)",
-       {Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_fentry"}, "pkt"},
-        Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_fentry"}, "info"},
-        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_kprobe"}, "pkt"},
-        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_kprobe"}, "info"}},
+       {Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_fentry"}, "pkt,"},
+        Variant{"fentry", {{K::Fentry, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_fentry"}, "info,"},
+        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_kprobe"}, "pkt,"},
+        Variant{"kprobe", {{K::Kprobe, "__nft_trace_packet"}}, false, BpfObject::NftTrace, {"nft_trace_old_kprobe"}, "info,"}},
        "join on skb, headers and time"},
+      // Variadic: fentry cannot attach (BTF trampolines refuse "..."). 5.14+
+      // takes the hook state; before, (skb, net, pf, protonum, fmt, ...).
+      {"nf_l4proto_log_invalid",
+       "conntrack's reason for INVALID packets, with no setting changed",
+       {Variant{"kprobe", {{K::Kprobe, "nf_l4proto_log_invalid"}}, false, BpfObject::Conntrack, {"ct_invalid_kprobe"},
+                "skb,state,protonum,fmt,"}},
+       "nf_conntrack_log_invalid routed to NFLOG for the run"},
   };
   return specs;
 }
@@ -98,9 +105,10 @@ Result<Plan> make_plan(Features& features, const PlanRequest& request) {
       if (why.empty() && v.needs_drop_reason) {
         if (auto a = features.kfree_skb_reason(); !a.ok) why = a.reason;
       }
-      if (why.empty() && !v.first_param.empty()) {
-        std::string actual = features.first_param(v.needs.front().second);
-        if (actual != v.first_param) why = "first argument is '" + actual + "' here, not '" + v.first_param + "'";
+      if (why.empty() && !v.params.empty()) {
+        std::string actual = features.params(v.needs.front().second);
+        if (actual.rfind(v.params, 0) != 0)
+          why = "arguments are (" + actual + ") here, not (" + v.params + "...)";
       }
       if (why.empty()) {
         choice.variant = v;

@@ -21,7 +21,7 @@ struct Variant {
   bool needs_drop_reason = false;                           // skb:kfree_skb with reasons
   BpfObject object;
   std::vector<std::string> programs;                        // BPF program names to enable
-  std::string first_param;                                  // signature variant: BTF name of arg 0
+  std::string params;  // signature variant: the BTF parameter names start so ("pkt,", "skb,state,")
 };
 
 struct HookSpec {

@@ -251,10 +251,10 @@ Availability KernelFeatures::kfree_skb_reason() {
   return a;
 }
 
-std::string KernelFeatures::first_param(const std::string& function) {
+std::string KernelFeatures::params(const std::string& function) {
   // Each signature variant asks again; parsing BTF is the slow part.
-  if (auto it = first_param_cache_.find(function); it != first_param_cache_.end()) return it->second;
-  std::string& result = first_param_cache_[function];
+  if (auto it = params_cache_.find(function); it != params_cache_.end()) return it->second;
+  std::string& result = params_cache_[function];
   LibbpfQuiet quiet;
   btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
   if (!vmlinux) return result;
@@ -262,8 +262,8 @@ std::string KernelFeatures::first_param(const std::string& function) {
     int id = btf__find_by_name_kind(b, function.c_str(), BTF_KIND_FUNC);
     if (id <= 0) return false;
     const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
-    if (proto && btf_is_func_proto(proto) && btf_vlen(proto) > 0)
-      result = btf__name_by_offset(b, btf_params(proto)[0].name_off);
+    if (proto && btf_is_func_proto(proto))
+      for (int i = 0; i < btf_vlen(proto); i++) result += std::string(btf__name_by_offset(b, btf_params(proto)[i].name_off)) + ",";
     return true;
   };
   if (!lookup(vmlinux)) {

@@ -31,7 +31,9 @@ class Features {
   virtual Availability kfree_skb_reason() = 0;
   // Name of a kernel function's first parameter in BTF ("" if unknown): tells
   // signature variants apart (__nft_trace_packet: "pkt" 6.4+, "info" before).
-  virtual std::string first_param(const std::string& function) = 0;
+  // The BTF names of a function's parameters, each followed by ","
+  // ("skb,state,protonum,fmt,," for a variadic one); "" when unknown.
+  virtual std::string params(const std::string& function) = 0;
 };
 
 // The running kernel. System paths are injectable so tests can point them at
@@ -50,7 +52,7 @@ class KernelFeatures : public Features {
 
   Availability attach(AttachKind kind, const std::string& target) override;
   Availability kfree_skb_reason() override;
-  std::string first_param(const std::string& function) override;
+  std::string params(const std::string& function) override;
 
   std::string kernel_release() const;
   bool has_vmlinux_btf() const;
@@ -71,7 +73,7 @@ class KernelFeatures : public Features {
   SystemPaths paths_;
   std::map<std::pair<AttachKind, std::string>, Availability> cache_;
   std::optional<Availability> reason_cache_;
-  std::map<std::string, std::string> first_param_cache_;
+  std::map<std::string, std::string> params_cache_;
   std::optional<std::vector<std::string>> kallsyms_;  // sorted names of interest
 };
 

@@ -24,6 +24,7 @@ static_assert(sizeof(nb_drop_key) == 24);
 static_assert(sizeof(nb_drop_example) == 232);
 static_assert(sizeof(nb_drop_count_row) == 32);
 static_assert(sizeof(nb_drop_counts) == 40);
+static_assert(sizeof(nb_ct_invalid) == 192);
 
 namespace {
 
@@ -165,6 +166,15 @@ void fill(NftTraceIdEvent& ev, const nb_nft_trace_id& raw) {
   ev.trace_id = ntohl(raw.skbid);
 }
 
+void fill(CtInvalidEvent& ev, const nb_ct_invalid& raw) {
+  ev.skb = raw.skb;
+  ev.pkt = packet(raw.pkt);
+  ev.protonum = raw.protonum;
+  // Bounded: a record's string need not be terminated.
+  ev.reason.assign(raw.reason, strnlen(raw.reason, sizeof(raw.reason)));
+  while (!ev.reason.empty() && ev.reason.back() == ' ') ev.reason.pop_back();
+}
+
 DropKey drop_key(const nb_drop_key& raw) {
   DropKey k;
   k.location = raw.location;
@@ -242,6 +252,7 @@ Result<BpfEvent> decode_bpf_record(const void* data, size_t size) {
     case NB_EV_CT_CLASH: return decode_as<CtClashEvent, nb_ct_clash>(data, size);
     case NB_EV_NAT_SETUP: return decode_as<NatSetupEvent, nb_nat_setup>(data, size);
     case NB_EV_NFT_TRACE_ID: return decode_as<NftTraceIdEvent, nb_nft_trace_id>(data, size);
+    case NB_EV_CT_INVALID: return decode_as<CtInvalidEvent, nb_ct_invalid>(data, size);
     case NB_EV_DROP_EXAMPLE: return decode_as<DropExampleEvent, nb_drop_example>(data, size);
     case NB_EV_DROP_COUNTS: return decode_drop_counts(data, size);
   }

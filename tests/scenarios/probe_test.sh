@@ -24,7 +24,7 @@ tracepoint)
 	jq_true "$out" "$(fn nf_nat_l4proto_unique_tuple).fentry.reason == \"no such symbol, inlined into its caller\""
 	jq_true "$out" '.tracepoints.kfree_skb.drop_reason.ok == true'
 	jq_true "$out" "$(hook nf_ct_resolve_clash) | .attached == false and .fallback == \"kfree_skb + conntrack stats\""
-	jq_true "$out" '.plan.summary | test("^attached 1/8 hooks .*nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb \\+ conntrack stats")'
+	jq_true "$out" '.plan.summary | test("^attached 1/9 hooks .*nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb \\+ conntrack stats")'
 	;;
 fentry)
 	for h in nf_hook_slow __nf_conntrack_confirm nf_ct_resolve_clash nf_nat_setup_info nf_conntrack_tuple_taken nf_conntrack_find_get; do
@@ -35,17 +35,20 @@ fentry)
 	for h in __nf_conntrack_confirm nf_ct_resolve_clash nf_nat_setup_info; do
 		jq_true "$out" "$(hook $h).variant == \"fentry/fexit\"" "plan should choose fentry for $h"
 	done
-	jq_true "$out" '.plan.summary == "attached 8/8 hooks"'
+	# Variadic: kprobe only, also where fentry works.
+	jq_true "$out" "$(hook nf_l4proto_log_invalid).variant == \"kprobe\""
+	jq_true "$out" '.plan.summary == "attached 9/9 hooks"'
 	;;
 kprobe)
 	for h in nf_hook_slow __nf_conntrack_confirm nf_ct_resolve_clash nf_nat_setup_info nf_conntrack_tuple_taken nf_conntrack_find_get; do
 		jq_true "$out" "$(hook $h).variant == \"kprobe/kretprobe\"" "plan should choose kprobes for $h"
 	done
-	jq_true "$out" '.plan.summary == "attached 8/8 hooks"'
+	jq_true "$out" "$(hook nf_l4proto_log_invalid).variant == \"kprobe\""
+	jq_true "$out" '.plan.summary == "attached 9/9 hooks"'
 	;;
 esac
 
 # Text output names the plan too.
 $NATBPF probe >"$SCEN_TMP/probe.txt" || fail "natbpf probe (text) exited $?"
-assert_contains "$SCEN_TMP/probe.txt" "^attached [0-9]/8 hooks"
+assert_contains "$SCEN_TMP/probe.txt" "^attached [0-9]/9 hooks"
 echo "PASS probe ($NATBPF_EXPECT_PATH)"

@@ -4,9 +4,11 @@
 # combination"), a UDP datagram with a wrong checksum ("bad checksum") and a
 # bare ACK of no connection with nf_conntrack_tcp_loose=0 (conntrack logs
 # nothing: natbpf infers the reason from the sysctl and the flags, says so,
-# and gives the sysctl that would let it pass). natbpf routes conntrack's
-# INVALID log to NFLOG for the run: nf_conntrack_log_invalid and nf_log are
-# given back after SIGINT and SIGTERM, and after SIGKILL by the next run.
+# and gives the sysctl that would let it pass). Where kprobes work natbpf
+# reads the reason at nf_l4proto_log_invalid and changes no setting; else it
+# routes conntrack's INVALID log to NFLOG for the run: nf_conntrack_log_invalid
+# and nf_log are given back after SIGINT and SIGTERM, and after SIGKILL by
+# the next run.
 source "$(dirname "$0")/lib.sh"
 RAWPKT=$(scen_tool rawpkt)
 
@@ -35,8 +37,13 @@ ready=$SCEN_TMP/ready
 scen_bg $NATBPF trace --netns "$srv" --dport 7000 --json --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 tracer=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
-[ "$(sysctl_of nf_conntrack_log_invalid)" = 255 ] || fail "natbpf should log every protocol's INVALID while tracing"
-[ "$(sysctl_of nf_log/2)" = nfnetlink_log ] || fail "nf_log/2 should read nfnetlink_log while tracing"
+if [ "${NATBPF_EXPECT_PATH:-tracepoint}" = tracepoint ]; then
+	log_while=255 nflog_while=nfnetlink_log evidence='NFLOG'
+else
+	log_while=0 nflog_while=NONE evidence='^kprobe nf_l4proto_log_invalid$'
+fi
+[ "$(sysctl_of nf_conntrack_log_invalid)" = $log_while ] || fail "nf_conntrack_log_invalid reads $(sysctl_of nf_conntrack_log_invalid) while tracing, not $log_while"
+[ "$(sysctl_of nf_log/2)" = $nflog_while ] || fail "nf_log/2 reads $(sysctl_of nf_log/2) while tracing, not $nflog_while"
 
 send() { ip netns exec "$cli" "$RAWPKT" 10.41.0.1 10.41.0.2 "$@" || fail "rawpkt $* failed"; }
 send 40001 7000 tcp SR
@@ -54,7 +61,7 @@ story() { jq -c "select(.type == \"packet\" and .packet.sport == $1)" "$out" | h
 synrst=$(story 40001)
 jq_true "$synrst" '.verdict == "drop" and .drop.rule == "ct state invalid counter drop"'
 jq_true "$synrst" '.conntrack.invalid_reason == "invalid tcp flag combination" and .conntrack.invalid_inferred == false'
-jq_true "$synrst" '.conntrack.invalid_evidence | test("NFLOG")'
+jq_true "$synrst" '.conntrack.invalid_evidence | test("'"$evidence"'")'
 jq_true "$synrst" '.explanation | test("Conntrack called it INVALID: invalid tcp flag combination")'
 jq_true "$synrst" '.fix == null'
 
@@ -85,11 +92,11 @@ for sig in TERM KILL; do
 	$NATBPF trace --netns "$srv" --dport 7000 --ready-file "$ready" >"$SCEN_TMP/run-$sig" 2>&1 &
 	pid=$!
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/run-$sig"; fail "natbpf did not get ready ($sig)"; }
-	[ "$(sysctl_of nf_conntrack_log_invalid)" = 255 ] || fail "INVALID logging not set ($sig)"
+	[ "$(sysctl_of nf_conntrack_log_invalid)" = $log_while ] || fail "nf_conntrack_log_invalid should read $log_while while tracing ($sig)"
 	kill -$sig $pid
 	wait $pid 2>/dev/null
 	if [ $sig = KILL ]; then
-		[ "$(sysctl_of nf_conntrack_log_invalid)" = 255 ] || fail "after SIGKILL the setting should still be natbpf's"
+		[ "$(sysctl_of nf_conntrack_log_invalid)" = $log_while ] || fail "after SIGKILL the setting should still be natbpf's"
 		ready=$SCEN_TMP/ready-after
 		$NATBPF trace --netns "$srv" --dport 7000 --ready-file "$ready" >"$SCEN_TMP/run-after" 2>&1 &
 		pid=$!

@@ -45,7 +45,7 @@ class FakeFeatures : public Features {
   }
   Availability kfree_skb_reason() override { return reason; }
   std::string first_param_name = "pkt";
-  std::string first_param(const std::string&) override { return first_param_name; }
+  std::string params(const std::string&) override { return first_param_name + ",verdict,"; }
 };
 
 std::vector<std::string> all_hooks() {
@@ -70,7 +70,7 @@ TEST(AttachPlan, TracepointOnlyKernelLikeThisMachine) {
   EXPECT_TRUE(plan->enables("kfree_skb_btf"));
   EXPECT_FALSE(plan->enables("kfree_skb_raw"));
   EXPECT_FALSE(plan->enables("confirm_fexit"));
-  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/8 hooks"));
+  EXPECT_THAT(plan->summary(), HasSubstr("attached 1/9 hooks"));
   EXPECT_THAT(plan->summary(),
               HasSubstr("nf_ct_resolve_clash: no fentry/kprobe here, using kfree_skb + conntrack stats"));
   EXPECT_THAT(choice(*plan, "nf_hook_slow").rejected[0], HasSubstr("program load refused (EPERM)"));
@@ -167,7 +167,7 @@ TEST(AttachPlan, SignatureVariantFromFirstParameter) {
   ASSERT_TRUE(plan.ok());
   EXPECT_TRUE(plan->enables("nft_trace_old_fentry"));
   EXPECT_FALSE(plan->enables("nft_trace_fentry"));
-  EXPECT_THAT(choice(*plan, "__nft_trace_packet").rejected[0], HasSubstr("first argument is 'info' here, not 'pkt'"));
+  EXPECT_THAT(choice(*plan, "__nft_trace_packet").rejected[0], HasSubstr("arguments are (info,verdict,) here, not (pkt,...)"));
   f.first_param_name = "pkt";
   plan = make_plan(f, {{"__nft_trace_packet"}, {}, false, false});
   EXPECT_TRUE(plan->enables("nft_trace_fentry"));
