@@ -177,12 +177,27 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   j.steps.push_back(std::move(s));
 }
 
+// Whether the record is of the very pass __nft_trace_packet reported for
+// its skb (written just before it, kernel time).
+bool JourneyBuilder::of_known_pass(uint64_t skb, uint64_t ts) const {
+  auto it = id_by_skb_.find(skb);
+  return skb && it != id_by_skb_.end() && ts >= it->second.ts_ns && ts - it->second.ts_ns < 50'000'000ULL;
+}
+
 bool JourneyBuilder::attach(const BpfEvent& ev) {
   Subject s = subject(ev);
   // Exact: the trace id read in BPF for this skb names the journey.
   if (auto it = id_by_skb_.find(s.skb); s.skb && it != id_by_skb_.end()) {
+    const SkbTraceId& pass = it->second;
+    bool this_pass = of_known_pass(s.skb, s.ts);
     for (auto j = open_.rbegin(); j != open_.rend(); ++j) {
-      if (j->trace_id != it->second.trace_id || s.ts + 50'000'000ULL < j->first_ns || s.ts > j->last_ns + idle_ns_) continue;
+      if (j->trace_id != pass.trace_id) continue;
+      // This pass's story was received after the kernel traced it, however
+      // late a slow reader got to it; an older story with the same id was
+      // received before.
+      bool fits = this_pass ? j->first_ns + 50'000'000ULL >= pass.ts_ns
+                            : s.ts + 50'000'000ULL >= j->first_ns && s.ts <= j->last_ns + idle_ns_;
+      if (!fits) continue;
       j->bpf.push_back(ev);
       j->last_ns = std::max(j->last_ns, s.ts);
       j->joined_by_trace_id = true;
@@ -192,7 +207,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
     // been read yet (trace messages and ring-buffer records come through
     // different sockets): wait for it instead of guessing by headers, which
     // would pick an earlier pass of the same packet (loopback output/input).
-    if (s.ts >= it->second.ts_ns && s.ts - it->second.ts_ns < 50'000'000ULL) return false;
+    if (this_pass) return false;
   }
   for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
     if (matches(*it, s, idle_ns_)) {
@@ -226,7 +241,11 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
   // Events nothing joined become BPF-only journeys once they are old enough.
   for (auto& ev : still) {
     Subject s = subject(ev);
-    if (!all && s.ts + idle_ns_ > now_ns) {
+    // A record whose pass the trace-id hook reported waits longer for its
+    // story: the trace messages come through another socket, and a loaded
+    // (or emulated) machine reads them late.
+    uint64_t wait = of_known_pass(s.skb, s.ts) ? kKnownPassWaitNs : idle_ns_;
+    if (!all && s.ts + wait > now_ns) {
       orphans_.push_back(std::move(ev));
       continue;
     }

@@ -145,6 +145,8 @@ class JourneyBuilder {
   Journey& journey_for(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
   bool attach(const BpfEvent& ev);
+  bool of_known_pass(uint64_t skb, uint64_t ts) const;
+  static constexpr uint64_t kKnownPassWaitNs = 3'000'000'000ULL;
 
   std::string own_table_;
   uint64_t idle_ns_;

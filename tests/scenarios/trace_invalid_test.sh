@@ -57,6 +57,7 @@ wait $tracer || { cat "$SCEN_TMP/err"; fail "natbpf trace exited $? after SIGINT
 [ "$(sysctl_of nf_conntrack_log_invalid)" = 0 ] || fail "nf_conntrack_log_invalid not restored after SIGINT"
 [ "$(sysctl_of nf_log/2)" = NONE ] || fail "nf_log/2 not restored after SIGINT"
 
+[ -n "${NATBPF_SCEN_DUMP:-}" ] && jq -c 'select(.type == "packet") | {number, sport: .packet.sport, flags: .packet.tcp_flags, steps: [.steps[] | .chain + " " + .verdict], join, trace_id, inv: .conntrack.invalid_reason}' "$out" >&2
 story() { jq -c "select(.type == \"packet\" and .packet.sport == $1)" "$out" | head -1 >"$SCEN_TMP/$1.json"; echo "$SCEN_TMP/$1.json"; }
 synrst=$(story 40001)
 jq_true "$synrst" '.verdict == "drop" and .drop.rule == "ct state invalid counter drop"'
