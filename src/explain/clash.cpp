@@ -190,6 +190,13 @@ void diagnose_winner(const ClashFacts& f, ClashReport& r) {
                     "nf_conntrack_tcp_timeout_" + std::string(*w.tcp_state == 7 ? "time_wait" : "close") +
                     " or widen the SNAT range";
     ev.push_back("winner state " + std::string(tcp_state_name(*w.tcp_state)) + " (ctnetlink)");
+    const Tuple& t = w.ct.orig;
+    r.fix = Fix{"conntrack -D" + std::string(t.src.family == 10 ? " -f ipv6" : "") + " -p " + (t.proto == 6 ? "tcp" : "udp") +
+                    " --orig-src " + t.src.str() + " --orig-dst " + t.dst.str() + " --orig-port-src " +
+                    std::to_string(t.sport) + " --orig-port-dst " + std::to_string(t.dport),
+                "deletes the " + std::string(tcp_state_name(*w.tcp_state)) +
+                    " entry holding the tuple; the retransmitted SYN then gets it",
+                ""};
     return;
   }
 

@@ -61,4 +61,8 @@ jq_true "$out.all" "$c.loser.orig.dport == 8080 and $c.loser.reply.dport == 4000
 jq_true "$out.all" "$c.explanation | test(\"a connection in TIME_WAIT\") and test(\"nf_conntrack_tcp_timeout_time_wait\")"
 jq_true "$out.all" "$c.nat.kind == \"snat\" and $c.nat.range.ports == 1"
 jq_true "$out.all" "$c.evidence | any(test(\"winner state TIME_WAIT\"))"
+# natbpf's fix, as given: the stale entry deleted, a new connection gets the port.
+jq_true "$out.all" "$c.fix.command == \"conntrack -D -p tcp --orig-src 127.0.0.1 --orig-dst 127.0.0.1 --orig-port-src $first --orig-port-dst 8080\" and $c.fix.netns == \"$ns\""
+ip netns exec "$ns" sh -c "$(jq -r "$c.fix.command" "$out.all")" >/dev/null 2>&1 || fail "natbpf's fix failed"
+ip netns exec "$ns" timeout 4 socat - TCP:127.0.0.1:8080 </dev/null | grep -q hello || fail "a connection should work after natbpf's fix"
 echo "PASS clash stale (the SYN was dropped; TIME_WAIT winner named)"

@@ -103,6 +103,10 @@ TEST(ClashDiagnose, ClosingWinnerIsStale) {
   auto r = diagnose(f);
   EXPECT_EQ(r.cause, ClashCause::StaleEntry);
   EXPECT_NE(r.explanation.find("TIME_WAIT"), std::string::npos);
+  ASSERT_TRUE(r.fix);
+  const Tuple& w = f.winner->ct.orig;
+  EXPECT_EQ(r.fix->command, "conntrack -D -p tcp --orig-src " + w.src.str() + " --orig-dst " + w.dst.str() +
+                                " --orig-port-src " + std::to_string(w.sport) + " --orig-port-dst " + std::to_string(w.dport));
 }
 
 TEST(ClashDiagnose, ResolvedFromCounterOnly) {
