@@ -107,6 +107,20 @@ Fix table_full_fix(uint64_t max) {
              "", true};
 }
 
+// nf_conntrack_buckets is host-wide too: twice as many buckets as now (at
+// least one per entry), rounded to a power of two as the kernel sizes it.
+std::optional<Fix> buckets_fix(const ClashFacts& f) {
+  if (!f.ct_buckets || !*f.ct_buckets) return std::nullopt;
+  uint64_t want = std::max<uint64_t>(*f.ct_buckets * 2, f.ct_count.value_or(0));
+  uint64_t n = 1;
+  while (n < want) n <<= 1;
+  return Fix{"sysctl -w net.netfilter.nf_conntrack_buckets=" + std::to_string(n),
+             "hash chains grew past conntrack's limit with " + std::to_string(*f.ct_buckets) + " buckets" +
+                 (f.ct_count ? " for " + std::to_string(*f.ct_count) + " entries" : "") +
+                 "; more buckets shorten them",
+             "", true};
+}
+
 // Counter-only records: the kernel resolved or refused entries natbpf
 // could not see one by one.
 void diagnose_counter_only(const ClashFacts& f, ClashReport& r) {
@@ -135,6 +149,7 @@ void diagnose_counter_only(const ClashFacts& f, ClashReport& r) {
     r.explanation = "conntrack refused to insert " + plural(f.counters->chaintoolong, "entry", "entries") +
                     " because a hash chain was too long (chaintoolong); raise net.netfilter.nf_conntrack_buckets";
     ev.push_back("chaintoolong counter");
+    r.fix = buckets_fix(f);
   } else {
     r.cause = ClashCause::Unknown;
     r.explanation = plural(f.count, "conntrack insert failed", "conntrack inserts failed") +
@@ -257,6 +272,7 @@ void diagnose_loser(const ClashFacts& f, ClashReport& r) {
     ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + std::to_string(f.cpu) +
                                              " and no clash was resolved for this packet"
                                        : "chaintoolong counter");
+    r.fix = buckets_fix(f);
     return;
   }
   if (!f.winner) {

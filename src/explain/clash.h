@@ -87,7 +87,7 @@ struct ClashFacts {
   bool counter_confirms = false;        // insert_failed rose on the event's CPU
   bool chaintoolong_on_cpu = false;     // chaintoolong rose on the event's CPU (and no clash ran)
   std::optional<Packet> packet;         // the dropped packet, when it had no conntrack entry
-  std::optional<uint64_t> ct_count, ct_max;
+  std::optional<uint64_t> ct_count, ct_max, ct_buckets;
   uint64_t count = 1;                   // >1 for counter-only records
   uint32_t repeat = 0;                  // earlier clashes of the same loser ORIGINAL tuple (retransmissions)
 };

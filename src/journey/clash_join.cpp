@@ -388,6 +388,7 @@ void ClashJoin::complete(const Pending& p, const CtEntry& loser, ClashFacts& f) 
   TableSize size = world_.table_size(f.netns);
   f.ct_count = size.count;
   f.ct_max = size.max;
+  f.ct_buckets = size.buckets;
   f.repeat = seen_flows_[flow_key(loser.orig)]++;
 }
 
@@ -422,6 +423,7 @@ void ClashJoin::counter_only_records(uint64_t now) {
     TableSize size = world_.table_size(f.netns);
     f.ct_count = size.count;
     f.ct_max = size.max;
+    f.ct_buckets = size.buckets;
     if (f.ct_count && f.ct_max && *f.ct_count >= *f.ct_max) emit(diagnose(f));
   }
   no_ct_drops_.clear();

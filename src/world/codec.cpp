@@ -163,11 +163,14 @@ void from_json(const json& j, NatRule& r) {
   r.number = j.value("number", uint64_t{0});
 }
 
-void to_json(json& j, const TableSize& s) { j = {{"count", opt(s.count)}, {"max", opt(s.max)}}; }
+void to_json(json& j, const TableSize& s) {
+  j = {{"count", opt(s.count)}, {"max", opt(s.max)}, {"buckets", opt(s.buckets)}};
+}
 
 void from_json(const json& j, TableSize& s) {
   get_opt(j, "count", s.count);
   get_opt(j, "max", s.max);
+  if (j.contains("buckets")) get_opt(j, "buckets", s.buckets);
 }
 
 void to_json(json& j, const NamedNetns& n) { j = {{"name", n.name}, {"path", n.path}, {"inode", n.inode}}; }

@@ -133,6 +133,7 @@ TableSize LiveWorld::table_size(uint32_t netns) {
   netns_.run_in(netns, [&] {
     s.count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
     s.max = read_number("/proc/sys/net/netfilter/nf_conntrack_max");
+    s.buckets = read_number("/proc/sys/net/netfilter/nf_conntrack_buckets");
   });
   return s;
 }

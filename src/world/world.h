@@ -23,6 +23,7 @@ namespace natbpf {
 // nf_conntrack_count of a namespace and the global nf_conntrack_max.
 struct TableSize {
   std::optional<uint64_t> count, max;
+  std::optional<uint64_t> buckets;  // nf_conntrack_buckets (global)
 };
 
 // A network namespace drops can be reported for: its name (ip netns), or

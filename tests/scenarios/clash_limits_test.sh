@@ -74,5 +74,8 @@ jq_true "$out.all" 'all(.[] | select(.type == "clash"); .outcome == "dropped" an
 jq_true "$out.all" "[.[] | select(.type == \"clash\")] | length <= $toolong"
 jq_true "$out.all" "all(.[] | select(.type == \"clash\"); .loser.orig.proto == \"udp\" and .winner == null and (.explanation | test(\"nf_conntrack_buckets\")))"
 jq_true "$out.all" "[.[] | select(.type == \"summary\" and .final)][0] | .counters.chaintoolong == $toolong"
+# The fix: at least twice the 512 buckets, host-wide (a power of two), with no namespace.
+jq_true "$out.all" 'all(.[] | select(.type == "clash"); (.fix.command | test("^sysctl -w net.netfilter.nf_conntrack_buckets=[0-9]+$")) and .fix.netns == null)'
+jq_true "$out.all" '[.[] | select(.type == "clash")][0].fix.command | capture("=(?<n>[0-9]+)").n | tonumber | . >= 1024 and (. as $n | [range(10; 25)] | map(pow(2; .)) | index($n) != null)'
 echo "ok chain too long ($toolong chaintoolong, $(jq '[.[] | select(.type == "clash")] | length' "$out.all") reported)"
 echo "PASS clash limits ($NATBPF_EXPECT_PATH)"

@@ -129,6 +129,24 @@ TEST(ClashDiagnose, NoWinnerAndChainTooLong) {
   EXPECT_EQ(diagnose(f).cause, ClashCause::ChainTooLong);
 }
 
+TEST(ClashDiagnose, ChainTooLongFixDoublesTheBucketsToAPowerOfTwo) {
+  auto f = seed004();
+  f.winner.reset();
+  CtStatsTotals d;
+  d.chaintoolong = 1;
+  d.has_chaintoolong = true;
+  f.counters = d;
+  f.ct_count = 3000;
+  f.ct_buckets = 512;
+  auto r = diagnose(f);
+  ASSERT_EQ(r.cause, ClashCause::ChainTooLong);
+  ASSERT_TRUE(r.fix);
+  EXPECT_EQ(r.fix->command, "sysctl -w net.netfilter.nf_conntrack_buckets=4096");  // >= 3000 entries
+  EXPECT_TRUE(r.fix->host);
+  f.ct_buckets.reset();  // unknown: no fix
+  EXPECT_FALSE(diagnose(f).fix);
+}
+
 TEST(ClashDiagnose, ChainTooLongOnTheCpuWinsOverCountersOfOthers) {
   // A confirm drop with no clash while chaintoolong rose on its CPU: no
   // winner is looked up and the counters of the interval do not matter.
