@@ -1,5 +1,6 @@
 #include "cli/job.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -39,6 +40,7 @@ Status Job::prepare() {
   auto plan = make_plan(features, req);
   if (!plan) return plan.error();
   plan_ = std::move(*plan);
+  features.release_btf();
   auto signals = StopSignals::install();
   if (!signals) return signals.error();
   signals_.emplace(std::move(*signals));
@@ -82,6 +84,9 @@ uint64_t Job::tick_now(bool final) {
 }
 
 Status Job::run(LoopLimits limits) {
+  // Setup parsed kernel BTF more than once (the plan, then libbpf per BPF
+  // object) and freed it: give those pages back before the long run.
+  malloc_trim(0);
   if (auto st = write_ready_file(spec_.ready_file); !st) return st;
   armed_ = true;
   auto watches = sources_.watches();

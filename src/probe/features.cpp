@@ -1,4 +1,5 @@
 #include "probe/features.h"
+#include "probe/kallsyms.h"
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -70,10 +71,19 @@ bpf_program* program_for(probe_bpf* skel, AttachKind kind) {
   return nullptr;
 }
 
+// A refused probe load makes libbpf retry with a verifier log; without a
+// buffer of ours it allocates 16 MB for it, natbpf's peak memory.
+void small_log(bpf_program* prog) {
+  static char log[64 * 1024];
+  bpf_program__set_log_buf(prog, log, sizeof(log));
+}
+
 }  // namespace
 
 KernelFeatures::KernelFeatures(SystemPaths paths) : paths_(std::move(paths)) {}
-KernelFeatures::~KernelFeatures() = default;
+KernelFeatures::~KernelFeatures() {
+  while (!btfs_.empty()) btfs_.pop_back();  // module BTF before the vmlinux BTF it is split from
+}
 
 std::string KernelFeatures::kernel_release() const {
   utsname u{};
@@ -100,17 +110,23 @@ std::vector<std::string> KernelFeatures::module_btf() const {
 void KernelFeatures::load_kallsyms() {
   if (kallsyms_) return;
   kallsyms_.emplace();
-  std::ifstream in(paths_.kallsyms);
-  std::string line;
-  while (std::getline(in, line)) {
+  // Only netfilter's functions (traced_functions(), the hook specs) and
+  // kfree_skb are ever asked about: keeping
+  // every kernel symbol cost megabytes and a sort.
+  for_each_kallsyms_line(paths_.kallsyms, [&](std::string_view line) {
     // "ffffffff81000000 T name [module]"
-    auto a = line.find(' ');
-    if (a == std::string::npos) continue;
-    auto b = line.find(' ', a + 1);
-    if (b == std::string::npos) continue;
-    auto c = line.find_first_of(" \t", b + 1);
-    kallsyms_->push_back(line.substr(b + 1, c == std::string::npos ? std::string::npos : c - b - 1));
-  }
+    size_t a = line.find(' ');
+    if (a == std::string_view::npos) return;
+    size_t b = line.find(' ', a + 1);
+    if (b == std::string_view::npos) return;
+    std::string_view name = line.substr(b + 1);
+    name = name.substr(0, name.find_first_of(" \t"));
+    std::string_view bare = name.substr(name.find_first_not_of('_') == std::string_view::npos
+                                            ? 0
+                                            : name.find_first_not_of('_'));
+    if (bare.rfind("nf", 0) == 0 || bare.rfind("ipt_", 0) == 0 || bare.rfind("kfree_skb", 0) == 0)
+      kallsyms_->emplace_back(name);
+  });
   std::sort(kallsyms_->begin(), kallsyms_->end());
 }
 
@@ -141,6 +157,10 @@ Availability KernelFeatures::attach(AttachKind kind, const std::string& target) 
   auto key = std::make_pair(kind, target);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
+  bool trampoline = kind == AttachKind::Fentry || kind == AttachKind::Fexit;
+  // A kernel that refuses to load one tracing program (EPERM: lockdown, an
+  // LSM) refuses them all: the other targets are not loaded again.
+  if (trampoline && trampoline_refusal_ && has_function(target)) return cache_[key] = *trampoline_refusal_;
   // fentry and fexit of one function are asked together: try both in one
   // load (one BTF parse, which is slow under emulation); only if that fails
   // probe them apart to tell which one is refused.
@@ -154,7 +174,7 @@ Availability KernelFeatures::attach(AttachKind kind, const std::string& target) 
 }
 
 bool KernelFeatures::probe_trampoline_pair(const std::string& target) {
-  if (!kallsyms_has(target)) return false;
+  if (!has_function(target)) return false;
   LibbpfQuiet quiet;
   std::unique_ptr<probe_bpf, SkelDeleter> skel(probe_bpf::open());
   if (!skel) return false;
@@ -162,6 +182,7 @@ bool KernelFeatures::probe_trampoline_pair(const std::string& target) {
   bpf_object__for_each_program(prog, skel->obj) {
     bool pair = prog == skel->progs.probe_fentry || prog == skel->progs.probe_fexit;
     bpf_program__set_autoload(prog, pair);
+    small_log(prog);
   }
   if (bpf_program__set_attach_target(skel->progs.probe_fentry, 0, target.c_str()) ||
       bpf_program__set_attach_target(skel->progs.probe_fexit, 0, target.c_str()) || probe_bpf::load(skel.get()))
@@ -173,7 +194,7 @@ bool KernelFeatures::probe_trampoline_pair(const std::string& target) {
 
 Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& target) {
   bool is_function = kind != AttachKind::TpBtf && kind != AttachKind::RawTp;
-  if (is_function && !kallsyms_has(target)) {
+  if (is_function && !has_function(target)) {
     if (usually_inlined(target)) return {false, "no such symbol, inlined into its caller"};
     return {false, "no such symbol in this kernel"};
   }
@@ -185,7 +206,10 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
   if (!skel) return {false, "cannot open probe object (" + errno_name(errno) + ")"};
   bpf_program* chosen = program_for(skel.get(), kind);
   bpf_program* prog;
-  bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, prog == chosen);
+  bpf_object__for_each_program(prog, skel->obj) {
+    bpf_program__set_autoload(prog, prog == chosen);
+    small_log(prog);
+  }
   if (kind == AttachKind::Fentry || kind == AttachKind::Fexit || kind == AttachKind::TpBtf) {
     int err = bpf_program__set_attach_target(chosen, 0, target.c_str());
     if (err) return {false, "no BTF for " + target + " (" + errno_name(-err) + ")"};
@@ -194,7 +218,9 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
   if (err) {
     int e = -err;
     if (e == ESRCH || e == ENOENT) return {false, "no BTF for " + target};
-    return {false, "program load refused (" + errno_name(e) + ")"};
+    Availability refused{false, "program load refused (" + errno_name(e) + ")"};
+    if (e == EPERM && (kind == AttachKind::Fentry || kind == AttachKind::Fexit)) trampoline_refusal_ = refused;
+    return refused;
   }
   bpf_link* raw = nullptr;
   switch (kind) {
@@ -221,8 +247,8 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
 Availability KernelFeatures::kfree_skb_reason() {
   if (reason_cache_) return *reason_cache_;
   Availability a{false, "no vmlinux BTF"};
-  LibbpfQuiet quiet;
-  btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
+  load_btf();
+  const btf* vmlinux = btfs_.empty() ? nullptr : btfs_.front().get();
   if (vmlinux) {
     a = {false, "skb:kfree_skb has no reason argument (kernel before 5.17)"};
     int id = btf__find_by_name_kind(vmlinux, "btf_trace_kfree_skb", BTF_KIND_TYPEDEF);
@@ -245,39 +271,54 @@ Availability KernelFeatures::kfree_skb_reason() {
         }
       }
     }
-    btf__free(vmlinux);
   }
   reason_cache_ = a;
   return a;
 }
 
-std::string KernelFeatures::params(const std::string& function) {
-  // Each signature variant asks again; parsing BTF is the slow part.
-  if (auto it = params_cache_.find(function); it != params_cache_.end()) return it->second;
-  std::string& result = params_cache_[function];
+void KernelFeatures::load_btf() {
+  if (btf_loaded_) return;
+  btf_loaded_ = true;
   LibbpfQuiet quiet;
   btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
-  if (!vmlinux) return result;
-  auto lookup = [&](const btf* b) {
-    int id = btf__find_by_name_kind(b, function.c_str(), BTF_KIND_FUNC);
-    if (id <= 0) return false;
-    const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
-    if (proto && btf_is_func_proto(proto))
-      for (int i = 0; i < btf_vlen(proto); i++) result += std::string(btf__name_by_offset(b, btf_params(proto)[i].name_off)) + ",";
-    return true;
-  };
-  if (!lookup(vmlinux)) {
-    // Netfilter as modules: their functions are in module BTF (5.11+).
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(paths_.btf_dir, ec)) {
-      if (entry.path().filename() == "vmlinux") continue;
-      btf* mod = btf__parse_split(entry.path().c_str(), vmlinux);
-      bool found = mod && lookup(mod);
-      btf__free(mod);
-      if (found) break;
-    }
+  if (!vmlinux) return;
+  btfs_.emplace_back(vmlinux, btf__free);
+  // Netfilter as modules: their functions are in module BTF (5.11+).
+  for (const auto& name : module_btf()) {
+    btf* mod = btf__parse_split((paths_.btf_dir + "/" + name).c_str(), vmlinux);
+    if (mod) btfs_.emplace_back(mod, btf__free);
   }
-  btf__free(vmlinux);
+}
+
+std::optional<std::pair<const btf*, int>> KernelFeatures::find_function(const std::string& function) {
+  load_btf();
+  for (const auto& b : btfs_) {
+    int id = btf__find_by_name_kind(b.get(), function.c_str(), BTF_KIND_FUNC);
+    if (id > 0) return std::make_pair(static_cast<const btf*>(b.get()), id);
+  }
+  return std::nullopt;
+}
+
+// A function that can be traced has BTF (fentry needs it; pahole leaves out
+// functions that were only inlined): vmlinux BTF and the netfilter modules',
+// parsed once, answer without reading /proc/kallsyms, whose formatting by
+// the kernel was most of natbpf's start-up.
+bool KernelFeatures::has_function(const std::string& function) {
+  load_btf();
+  if (btfs_.empty()) return kallsyms_has(function);  // no BTF: natbpf does not run anyway
+  return find_function(function).has_value();
+}
+
+std::string KernelFeatures::params(const std::string& function) {
+  if (auto it = params_cache_.find(function); it != params_cache_.end()) return it->second;
+  std::string& result = params_cache_[function];
+  auto found = find_function(function);
+  if (!found) return result;
+  auto [b, id] = *found;
+  const btf_type* proto = btf__type_by_id(b, btf__type_by_id(b, id)->type);
+  if (proto && btf_is_func_proto(proto))
+    for (int i = 0; i < btf_vlen(proto); i++)
+      result += std::string(btf__name_by_offset(b, btf_params(proto)[i].name_off)) + ",";
   return result;
 }
 

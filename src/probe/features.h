@@ -4,9 +4,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+struct btf;
 
 namespace natbpf {
 
@@ -58,6 +61,12 @@ class KernelFeatures : public Features {
   bool has_vmlinux_btf() const;
   std::vector<std::string> module_btf() const;  // modules with BTF, of interest to natbpf
   bool kallsyms_has(const std::string& symbol);
+  // The function has BTF (vmlinux or a netfilter module): it exists and is not only inlined.
+  bool has_function(const std::string& function);
+  // Frees the parsed BTF (answers already given stay cached).
+  void release_btf() {
+    while (!btfs_.empty()) btfs_.pop_back();
+  }
   bool kprobes_supported() const;
   // Capabilities in the effective set, by name (CAP_BPF, ...).
   std::map<std::string, bool> capabilities() const;
@@ -69,12 +78,17 @@ class KernelFeatures : public Features {
   Availability probe_attach(AttachKind kind, const std::string& target);
   bool probe_trampoline_pair(const std::string& target);
   void load_kallsyms();
+  void load_btf();
+  std::optional<std::pair<const btf*, int>> find_function(const std::string& function);
 
   SystemPaths paths_;
   std::map<std::pair<AttachKind, std::string>, Availability> cache_;
   std::optional<Availability> reason_cache_;
   std::map<std::string, std::string> params_cache_;
-  std::optional<std::vector<std::string>> kallsyms_;  // sorted names of interest
+  std::optional<std::vector<std::string>> kallsyms_;
+  std::optional<Availability> trampoline_refusal_;  // fentry/fexit refused kernel-wide (EPERM)
+  bool btf_loaded_ = false;
+  std::vector<std::unique_ptr<btf, void (*)(btf*)>> btfs_;  // vmlinux first, then netfilter modules
 };
 
 }  // namespace natbpf

@@ -2,41 +2,76 @@
 
 #include "util/text.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
 
 namespace natbpf {
 
-Kallsyms::Kallsyms(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string addr, type, name;
-    if (!(ls >> addr >> type >> name)) continue;
-    if (type != "t" && type != "T") continue;
-    uint64_t a = std::stoull(addr, nullptr, 16);
-    if (a == 0) continue;  // hidden without CAP_SYSLOG
-    syms_.push_back({a, name});
+void for_each_kallsyms_line(const std::string& path, const std::function<void(std::string_view)>& fn) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::string buf;
+  std::vector<char> chunk(1 << 20);
+  for (;;) {
+    ssize_t n = read(fd, chunk.data(), chunk.size());
+    if (n <= 0) break;
+    buf.append(chunk.data(), static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+      fn(std::string_view(buf).substr(start, nl - start));
+    buf.erase(0, start);
   }
-  std::sort(syms_.begin(), syms_.end(), [](const Sym& a, const Sym& b) { return a.addr < b.addr; });
+  close(fd);
+}
+
+Kallsyms::Kallsyms(const std::string& path) {
+  // "ffffffff81000000 T name [module]": text symbols only, into one arena
+  // (a string per symbol made this the biggest part of natbpf's memory).
+  struct Raw {
+    uint64_t addr;
+    uint32_t off, len;
+  };
+  std::vector<Raw> raw;
+  for_each_kallsyms_line(path, [&](std::string_view line) {
+    size_t a = line.find(' ');
+    if (a == std::string_view::npos || a + 3 > line.size() || line[a + 2] != ' ') return;
+    char type = line[a + 1];
+    if (type != 't' && type != 'T') return;
+    uint64_t addr = std::strtoull(std::string(line.substr(0, a)).c_str(), nullptr, 16);
+    if (addr == 0) return;  // hidden without CAP_SYSLOG
+    std::string_view name = line.substr(a + 3);
+    name = name.substr(0, name.find_first_of(" \t"));
+    raw.push_back({addr, static_cast<uint32_t>(names_.size()), static_cast<uint32_t>(name.size())});
+    names_.append(name);
+  });
+  std::sort(raw.begin(), raw.end(), [](const Raw& x, const Raw& y) { return x.addr < y.addr; });
+  syms_.reserve(raw.size());
+  for (const auto& r : raw) syms_.push_back({r.addr, r.off, r.len});
+  names_.shrink_to_fit();
+}
+
+const Kallsyms::Sym* Kallsyms::find(uint64_t addr) const {
+  auto it = std::upper_bound(syms_.begin(), syms_.end(), addr, [](uint64_t a, const Sym& s) { return a < s.addr; });
+  return it == syms_.begin() ? nullptr : &*std::prev(it);
 }
 
 std::string Kallsyms::function(uint64_t addr) const {
-  auto it = std::upper_bound(syms_.begin(), syms_.end(), addr, [](uint64_t a, const Sym& s) { return a < s.addr; });
-  if (it == syms_.begin()) return "";
-  return std::prev(it)->name;
+  const Sym* s = find(addr);
+  return s ? names_.substr(s->off, s->len) : "";
 }
 
 std::string Kallsyms::resolve(uint64_t addr) const {
-  auto it = std::upper_bound(syms_.begin(), syms_.end(), addr, [](uint64_t a, const Sym& s) { return a < s.addr; });
-  if (it == syms_.begin()) return hex_address(addr);
-  --it;
+  const Sym* s = find(addr);
+  if (!s) return hex_address(addr);
   char buf[64];
-  snprintf(buf, sizeof(buf), "+0x%llx", (unsigned long long)(addr - it->addr));
-  return it->name + buf;
+  snprintf(buf, sizeof(buf), "+0x%llx", (unsigned long long)(addr - s->addr));
+  return names_.substr(s->off, s->len) + buf;
 }
 
 }  // namespace natbpf

@@ -2,10 +2,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace natbpf {
+
+// Calls fn with each line of /proc/kallsyms (read in large chunks: the
+// kernel formats the file as it is read, which is most of its cost).
+void for_each_kallsyms_line(const std::string& path, const std::function<void(std::string_view)>& fn);
 
 class Kallsyms {
  public:
@@ -18,9 +24,11 @@ class Kallsyms {
  private:
   struct Sym {
     uint64_t addr;
-    std::string name;
+    uint32_t off, len;  // the name in names_
   };
+  const Sym* find(uint64_t addr) const;
   std::vector<Sym> syms_;  // text symbols, sorted by address
+  std::string names_;
 };
 
 }  // namespace natbpf

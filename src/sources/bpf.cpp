@@ -7,6 +7,7 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <type_traits>
 #include <vector>
 
 #include "conntrack.skel.h"
@@ -74,6 +75,10 @@ Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filte
   skel.p = Skel::open();
   if (!skel.p) return Error{std::string("cannot open BPF object ") + what + " (" + errno_name(errno) + ")", ""};
   write_filter(skel.p->rodata, filter, plan);
+  // Only `natbpf drops` counts: elsewhere its per-CPU hash would be
+  // allocated (16384 entries per CPU) for nothing.
+  if constexpr (std::is_same_v<Skel, hooks_bpf>)
+    if (!filter.count_drops) bpf_map__set_max_entries(skel.p->maps.drop_counts, 1);
   if (shared.events_fd >= 0 && (bpf_map__reuse_fd(skel.p->maps.events, shared.events_fd) != 0 ||
                                 bpf_map__reuse_fd(skel.p->maps.nb_stats, shared.stats_fd) != 0 ||
                                 bpf_map__reuse_fd(skel.p->maps.nb_confirm_drop, shared.confirm_drop_fd) != 0))

@@ -117,7 +117,8 @@ StoryWorld LiveTraceWorld::story_world() {
     return set_has(f, t, s, k);
   };
   w.symbol = [this](uint64_t a) {
-    std::string name = kallsyms_.resolve(a);
+    if (!kallsyms_) kallsyms_.emplace();
+    std::string name = kallsyms_->resolve(a);
     if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
     return name;
   };

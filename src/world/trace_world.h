@@ -50,7 +50,7 @@ class LiveTraceWorld {
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   uint64_t ruleset_ns_ = 0;   // when it was taken
-  Kallsyms kallsyms_;
+  std::optional<Kallsyms> kallsyms_;  // read at the first drop location, not at start
   std::map<uint32_t, std::string> drop_reasons_;
 };
 
