@@ -366,6 +366,8 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	 * is worth reporting then. */
 	if (!netfilter && !cfg_all_reasons && has_reason)
 		return;
+	if (cfg_traced_only && bpf_core_field_exists(skb->nf_trace) && !BPF_CORE_READ_BITFIELD_PROBED(skb, nf_trace))
+		return;
 	/* Filter on the stack first: most drops on a busy host are not the
 	 * user's flow, and a ring-buffer reserve+discard costs more. */
 	nb_read_pkt(skb, &pkt);

@@ -66,6 +66,10 @@ const volatile __u8 cfg_all_reasons = 0;
 /* BPF_RB_NO_WAKEUP for high-rate runs (drops, clash): user space then reads
  * on its own tick instead of being woken for every record. */
 const volatile __u64 cfg_rb_flags = 0;
+/* natbpf trace: only packets nftables (or iptables TRACE) traced, whose
+ * skb->nf_trace natbpf's marking rule set, are its; one bit read rejects
+ * every other freed skb before its headers are. */
+const volatile __u8 cfg_traced_only = 0;
 /* natbpf drops: count every drop in the kernel and send examples only. */
 const volatile __u8 cfg_count_drops = 0;
 /* ... and nf_hook_slow's exit is attached: it counts netfilter drops, so

@@ -7,6 +7,7 @@ cmake -S . -B build >/dev/null
 cmake --build build -j"$(nproc)" --target natbpf natbpf_bench udpflood udpsink kfree_floor >/dev/null
 micro=$(./build/natbpf_bench --benchmark_min_time=0.5 --benchmark_format=console 2>/dev/null | grep '^BM_')
 overhead=$(bash bench/overhead.sh build 200000)
+startup=$(bash bench/startup.sh build 7)
 base=$(awk '$1=="baseline"{print $2}' <<<"$overhead")
 ctbase=$(awk '$1=="baseline-conntrack"{print $2}' <<<"$overhead")
 fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
@@ -20,6 +21,19 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	echo '```'
 	echo "$micro"
 	echo '```'
+	echo
+	echo "## Start-up and memory (bench/startup.sh)"
+	echo
+	echo "From exec to ready (the --ready-file appears once every hook is attached"
+	echo "and every source listens) and peak RSS (VmHWM) over a 1 s run; median of 7"
+	echo "runs after a warm-up; trace and clash in an empty namespace, drops over the"
+	echo "host. Targets: ready < 250 ms, peak RSS < 25 MB."
+	echo
+	echo "| job | ready (ms) | peak RSS |"
+	echo "|---|---|---|"
+	while read -r job ms rss; do
+		echo "| $job | $ms | $((rss / 1024)) MB |"
+	done <<<"$startup"
 	echo
 	echo "## Kernel-side overhead (bench/overhead.sh)"
 	echo

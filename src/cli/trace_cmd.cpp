@@ -119,6 +119,9 @@ class TraceRun {
     auto to_stories = [this](auto&& ev) { stories_->add(std::move(ev)); };
     BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr,
                      job_->netns_inode(), true};
+    // Stories are told of the packets the marking rule traced: a drop of any
+    // other skb is rejected on its nf_trace bit before its headers are read.
+    filter.traced_only = true;
     auto bpf_sink = [this](BpfEvent&& ev, uint64_t) { stories_->add(std::move(ev)); };
     if (auto st = job_->add_bpf(filter, bpf_sink, false, /*read_rank=*/2); !st) return st;
     auto world = LiveTraceWorld::create(job_->recorder());

@@ -52,6 +52,7 @@ void write_filter(Rodata* ro, const BpfFilter& f, const Plan& plan) {
   ro->cfg_family = family;
   ro->cfg_netns = f.netns;
   ro->cfg_all_reasons = f.all_reasons;
+  ro->cfg_traced_only = f.traced_only;
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
   ro->cfg_count_drops = f.count_drops;
   ro->cfg_hook_exit = f.count_drops && plan.has("nf_hook_slow");

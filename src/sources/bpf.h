@@ -24,6 +24,7 @@ struct BpfFilter {
   std::optional<Addr> saddr, daddr;
   uint32_t netns = 0;  // namespace inode, 0: any
   bool all_reasons = false;  // also non-netfilter drops of matching flows
+  bool traced_only = false;  // only skbs with nf_trace set (natbpf trace's marked packets)
   bool batch_wakeups = false;  // no wake-up per record: call consume() periodically
   // natbpf drops: count every drop in the kernel, send examples only; the
   // counts come as DropCountsEvent from emit_drop_counts().

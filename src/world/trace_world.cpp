@@ -15,6 +15,7 @@ Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
   auto nft = NftContext::create();
   if (!nft) return nft.error();
   LiveTraceWorld w(std::move(*nft), recorder);
+  w.kallsyms_ = std::async(std::launch::async, [] { return std::make_shared<const Kallsyms>(); }).share();
   w.drop_reasons_ = load_drop_reasons();
   if (auto st = w.refresh_ruleset(); !st) return st.error();
   return w;
@@ -117,8 +118,7 @@ StoryWorld LiveTraceWorld::story_world() {
     return set_has(f, t, s, k);
   };
   w.symbol = [this](uint64_t a) {
-    if (!kallsyms_) kallsyms_.emplace();
-    std::string name = kallsyms_->resolve(a);
+    std::string name = kallsyms_.get()->resolve(a);
     if (recorder_) recorder_->write({{"t", "symbol"}, {"addr", a}, {"name", name}});
     return name;
   };

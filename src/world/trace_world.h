@@ -7,6 +7,8 @@
 #pragma once
 
 #include <functional>
+#include <future>
+#include <memory>
 #include <map>
 #include <optional>
 #include <string>
@@ -50,7 +52,10 @@ class LiveTraceWorld {
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   uint64_t ruleset_ns_ = 0;   // when it was taken
-  std::optional<Kallsyms> kallsyms_;  // read at the first drop location, not at start
+  // Read by a thread started with the world: the kernel formats
+  // /proc/kallsyms slowly, and neither start-up nor the event loop (whose
+  // receive times join the stories) may wait for it.
+  std::shared_future<std::shared_ptr<const Kallsyms>> kallsyms_;
   std::map<uint32_t, std::string> drop_reasons_;
 };
 
