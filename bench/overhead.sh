@@ -11,7 +11,10 @@
 #    veth pair to a server namespace where bench/udpsink receives it:
 #    conntrack and NAT on every packet, no drop by design.
 # Peers: `floor`, an empty tp_btf program on kfree_skb (bench/kfree_floor:
-# the cost of being called for each drop at all, whatever a program does).
+# the cost of being called for each drop at all, whatever a program does);
+# what users run instead: `nft monitor trace` with a trace-everything rule
+# (meta nftrace set 1 in prerouting and output of the namespace the packets
+# cross), and a bpftrace one-liner counting skb:kfree_skb by reason.
 # natbpf's peak RSS (VmHWM) is printed beside its rows.
 # Usage: bench/overhead.sh [BUILD_DIR] [PACKETS]
 set -euo pipefail
@@ -77,6 +80,20 @@ with() {
 	ready=$(mktemp -u)
 	if [ "$1" = floor ]; then
 		"$floor" "$build/kfree_floor.bpf.o" "$ready" >/dev/null 2>&1 &
+	elif [ "$1" = nft-monitor ]; then
+		# A trace-everything rule and the listener users run by hand.
+		ip netns exec "$2" nft -f - <<'NFT'
+table inet nbpeer {
+	chain pre { type filter hook prerouting priority -300; meta nftrace set 1; }
+	chain out { type filter hook output priority -300; meta nftrace set 1; }
+}
+NFT
+		ip netns exec "$2" nft monitor trace >/dev/null 2>&1 &
+		(sleep 0.5 && touch "$ready") &
+	elif [ "$1" = bpftrace ]; then
+		mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+		bpftrace -e 'tracepoint:skb:kfree_skb { @[args->reason] = count(); }' 2>/dev/null |
+			while read -r line; do case $line in Attaching*) touch "$ready" ;; esac; done &
 	else
 		"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
 	fi
@@ -85,8 +102,18 @@ with() {
 	[ -e "$ready" ] || { echo "$label: did not get ready" >&2; exit 1; }
 	local pps rss=""
 	pps=$(measure "$target" "$addr" "$port")
-	[ "$1" = floor ] || rss=$(awk '/^VmHWM/ {print $2 " kB"}' "/proc/$pid/status")
-	kill -INT "$pid"
+	case $1 in
+	floor | nft-monitor | bpftrace) ;;
+	*) rss=$(awk '/^VmHWM/ {print $2 " kB"}' "/proc/$pid/status") ;;
+	esac
+	case $1 in
+	nft-monitor)
+		pkill -INT -f "^nft monitor trace" || true
+		ip netns exec "$2" nft delete table inet nbpeer
+		;;
+	bpftrace) pkill -INT -x bpftrace || true ;;
+	esac
+	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	rm -f "$ready"
 	pid=""
@@ -96,6 +123,8 @@ echo "baseline $(measure "$ns" 127.0.0.1 9)"
 with floor "$ns" 127.0.0.1 9 floor
 with drops "$ns" 127.0.0.1 9 drops --duration 600s
 with trace "$ns" 127.0.0.1 9 trace --netns "$ns" --dport 5353 --duration 600s
+with nft-monitor-trace "$ns" 127.0.0.1 9 nft-monitor "$ns"
+with bpftrace-kfree_skb "$ns" 127.0.0.1 9 bpftrace
 echo "baseline-conntrack $(measure "$ctns" 127.0.0.1 9)"
 with clash-conntrack "$ctns" 127.0.0.1 9 clash --netns "$ctns" --duration 600s
 ip netns exec "$fws" "$build/udpsink" 8080 >/dev/null &
@@ -104,3 +133,5 @@ echo "baseline-forward $(measure "$fwc" 10.77.0.1 80)"
 with drops-forward "$fwc" 10.77.0.1 80 drops --duration 600s
 with trace-forward "$fwc" 10.77.0.1 80 trace --netns "$fwr" --dport 5353 --duration 600s
 with clash-forward "$fwc" 10.77.0.1 80 clash --netns "$fwr" --duration 600s
+with nft-monitor-trace-forward "$fwc" 10.77.0.1 80 nft-monitor "$fwr"
+with bpftrace-kfree_skb-forward "$fwc" 10.77.0.1 80 bpftrace

@@ -49,7 +49,11 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	echo "  and NAT on every packet, no drop by design."
 	echo
 	echo "\`floor\` is a peer: an empty tp_btf program on kfree_skb (bench/kfree_floor),"
-	echo "the cost any per-drop program pays here before it does anything."
+	echo "the cost any per-drop program pays here before it does anything. The peers"
+	echo "users run instead, in the same run: \`nft-monitor-trace\` (a trace-everything"
+	echo "rule, \`meta nftrace set 1\` in prerouting and output, with \`nft monitor trace\`"
+	echo "listening) and \`bpftrace-kfree_skb\` (a one-liner counting skb:kfree_skb by"
+	echo "reason, in a per-CPU map)."
 	echo
 	echo "| run | packets/s | vs baseline | natbpf peak RSS |"
 	echo "|---|---|---|---|"
