@@ -1,4 +1,5 @@
 #include "sources/legacy_trace.h"
+#include "sources/kept_setting.h"
 
 #include "util/text.h"
 
@@ -200,80 +201,6 @@ std::vector<std::string> LegacyTrace::families_in_use(const TraceMatch& match) {
     in_use.push_back(family);
   }
   return in_use;
-}
-
-namespace {
-
-constexpr const char* kStateDir = "/run/natbpf";
-
-uint64_t own_netns_inode() {
-  struct stat st {};
-  return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
-
-std::optional<std::string> read_state(const std::string& path) {
-  std::ifstream in(path);
-  std::string value;
-  if (!in || !std::getline(in, value) || value.empty() || value.size() > 64) return std::nullopt;
-  return value;
-}
-
-bool write_state(const std::string& path, const std::string& value) {
-  if (mkdir(kStateDir, 0700) != 0 && errno != EEXIST) return false;
-  std::ofstream out(path, std::ios::trunc);
-  out << value << "\n";
-  out.close();
-  return bool(out);
-}
-
-void remove_state(const std::string& path) {
-  unlink(path.c_str());
-  rmdir(kStateDir);  // only when no other namespace's state is kept
-}
-
-}  // namespace
-
-KeptSetting::KeptSetting(std::string sysctl, std::string state_name)
-    : sysctl_(std::move(sysctl)),
-      state_(std::string(kStateDir) + "/" + state_name + "." + std::to_string(own_netns_inode()) + "." +
-             sysctl_.substr(sysctl_.rfind('/') + 1)) {}
-
-std::string KeptSetting::read_sysctl(const std::string& path) {
-  std::ifstream in(path);
-  std::string v;
-  std::getline(in, v);
-  return v;
-}
-
-Status KeptSetting::set(const std::string& value) {
-  // A state file left here is a killed run's (NFLOG group 0 is ours, so no
-  // other natbpf runs in this namespace): it holds the user's value, the
-  // sysctl itself still reads natbpf's.
-  if (auto kept = read_state(state_)) {
-    old_ = *kept;
-  } else {
-    std::ifstream probe(sysctl_);
-    if (!probe) return Error{"cannot read " + sysctl_ + " (" + errno_name(errno) + ")", ""};
-    old_ = read_sysctl(sysctl_);
-    if (old_ == value) return Ok{};
-    if (!write_state(state_, old_))
-      return Error{"cannot keep " + sysctl_ + " in " + state_ + " (" + errno_name(errno) + ")", "is /run writable?"};
-  }
-  changed_ = true;
-  std::ofstream out(sysctl_);
-  out << value;
-  out.close();
-  if (!out) return Error{"cannot set " + sysctl_ + " to " + value, ""};
-  return Ok{};
-}
-
-void KeptSetting::restore() {
-  if (!changed_) return;
-  changed_ = false;
-  std::ofstream out(sysctl_);
-  out << old_;
-  out.close();
-  if (out) remove_state(state_);
 }
 
 Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vector<std::string>& families,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sources/events.h"
+#include "sources/kept_setting.h"
 #include "sources/nftrace_message.h"
 #include "sources/ruleset.h"
 #include "sources/source.h"
@@ -67,21 +68,6 @@ std::optional<std::string> parse_invalid_prefix(const std::string& prefix, uint8
 void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
                           const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
                           const std::function<void(BpfEvent&&)>& invalid = nullptr);
-
-// A sysctl natbpf changes for a run: the user's value is kept in
-// /run/natbpf/<name>.<netns inode>.<sysctl basename> until restore(), so a
-// killed run's value is given back by the next run that sets it.
-class KeptSetting {
- public:
-  KeptSetting(std::string sysctl, std::string state_name);
-  Status set(const std::string& value);
-  void restore();
-  static std::string read_sysctl(const std::string& path);
-
- private:
-  std::string sysctl_, state_, old_;
-  bool changed_ = false;
-};
 
 class LegacyTrace {
  public:
