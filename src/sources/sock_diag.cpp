@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <string>
 
@@ -27,7 +28,9 @@ struct Found {
   uint32_t inode = 0;
 };
 
-void dump(mnl_socket* nl, uint8_t family, uint8_t proto, uint16_t port, std::vector<Found>& out) {
+// Returns whether the kernel answered the dump (false: no sock_diag handler
+// for the protocol, e.g. tcp_diag not loaded).
+bool dump(mnl_socket* nl, uint8_t family, uint8_t proto, uint16_t port, std::vector<Found>& out) {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
   nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -37,13 +40,15 @@ void dump(mnl_socket* nl, uint8_t family, uint8_t proto, uint16_t port, std::vec
   req->sdiag_family = family;
   req->sdiag_protocol = proto;
   req->idiag_states = 1u << (proto == IPPROTO_TCP ? kTcpListen : kTcpClose);
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return false;
+  bool answered = true;
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-    if (n <= 0) return;
+    if (n <= 0) return false;
     bool done = false;
     for_each_nlmsg({reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n)}, [&](const nlmsghdr* m) {
       if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR) {
+        if (m->nlmsg_type == NLMSG_ERROR) answered = false;
         done = true;
         return;
       }
@@ -58,9 +63,55 @@ void dump(mnl_socket* nl, uint8_t family, uint8_t proto, uint16_t port, std::vec
       std::string host = family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text);
       out.push_back({Listener{host + ":" + std::to_string(port), 0, ""}, d->idiag_inode});
     });
-    if (done) return;
+    if (done) return answered;
   }
 }
+
+// The same from /proc/net/{tcp,udp}{,6} ("0100007F:1F90 ... 0A ... inode"),
+// where no sock_diag module answers.
+void from_proc(uint8_t family, uint8_t proto, uint16_t port, std::vector<Found>& out) {
+  std::string path = std::string("/proc/net/") + (proto == IPPROTO_TCP ? "tcp" : "udp") + (family == AF_INET6 ? "6" : "");
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  for (auto& [l, inode] : parse_proc_net(text.str(), family, proto, port)) out.push_back({l, inode});
+}
+
+}  // namespace
+
+std::vector<std::pair<Listener, uint32_t>> parse_proc_net(const std::string& text, uint8_t family, uint8_t proto,
+                                                          uint16_t port) {
+  std::vector<std::pair<Listener, uint32_t>> out;
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // header
+  const char* want_state = proto == IPPROTO_TCP ? "0A" : "07";
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
+    if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
+    size_t colon = local.find(':');
+    if (colon == std::string::npos || st != want_state) continue;
+    if (std::strtoul(local.c_str() + colon + 1, nullptr, 16) != port) continue;
+    if (proto == IPPROTO_UDP && remote.substr(remote.find(':') + 1) != "0000") continue;  // connected
+    std::string hex = local.substr(0, colon);
+    uint8_t bytes[16] = {};
+    size_t words = hex.size() / 8;
+    if (words != (family == AF_INET6 ? 4u : 1u)) continue;
+    for (size_t w = 0; w < words; w++) {
+      uint32_t v = static_cast<uint32_t>(std::strtoul(hex.substr(w * 8, 8).c_str(), nullptr, 16));
+      std::memcpy(bytes + w * 4, &v, 4);  // the kernel printed each 32-bit word in host order
+    }
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(family, bytes, text, sizeof(text));
+    std::string host = family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text);
+    out.push_back({Listener{host + ":" + std::to_string(port), 0, ""},
+                   static_cast<uint32_t>(std::strtoul(inode.c_str(), nullptr, 10))});
+  }
+  return out;
+}
+
+namespace {
 
 // socket inode -> (pid, comm) for the inodes asked, from /proc/*/fd.
 void find_owners(std::vector<Found>& found) {
@@ -100,9 +151,16 @@ std::vector<Listener> listening_sockets(uint8_t proto, uint16_t port) {
   std::vector<Listener> out;
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return out;
   std::unique_ptr<mnl_socket, int (*)(mnl_socket*)> nl(mnl_socket_open(NETLINK_SOCK_DIAG), mnl_socket_close);
-  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return out;
+  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
+    std::vector<Found> found;
+    for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) from_proc(family, proto, port, found);
+    find_owners(found);
+    for (auto& f : found) out.push_back(std::move(f.listener));
+    return out;
+  }
   std::vector<Found> found;
-  for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) dump(nl.get(), family, proto, port, found);
+  for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}})
+    if (!dump(nl.get(), family, proto, port, found)) from_proc(family, proto, port, found);
   find_owners(found);
   for (auto& f : found) out.push_back(std::move(f.listener));
   return out;

@@ -127,3 +127,38 @@ TEST(Sources, ReadInRankOrderStoppedInReverseStartOrder) {
   EXPECT_EQ(log.calls, (std::vector<std::string>{"start bpf", "start nftrace", "read nftrace", "read bpf",
                                                  "stop nftrace", "stop bpf"}));
 }
+
+#include "sources/sock_diag.h"
+
+namespace natbpf {
+namespace {
+
+TEST(ProcNetListeners, TcpListenAndUdpUnconnectedOnThePort) {
+  const std::string tcp =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 00000000:CB20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0\n"
+      "   1: 0100007F:CB20 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n"
+      "   2: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0\n";
+  auto found = parse_proc_net(tcp, 2, 6, 52000);
+  ASSERT_EQ(found.size(), 1u);  // the established one and another port are not listeners of 52000
+  EXPECT_EQ(found[0].first.address, "0.0.0.0:52000");
+  EXPECT_EQ(found[0].second, 4242u);
+  const std::string tcp6 =
+      "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
+      "tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 "
+      "00:00000000 00000000     0        0 777 1 0\n";
+  auto v6 = parse_proc_net(tcp6, 10, 6, 8080);
+  ASSERT_EQ(v6.size(), 1u);
+  EXPECT_EQ(v6[0].first.address, "[::1]:8080");
+  const std::string udp =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+      "  10: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 900 2 0 0\n"
+      "  11: 0100007F:0035 0100007F:D431 07 00000000:00000000 00:00000000 00000000     0        0 901 2 0 0\n";
+  auto u = parse_proc_net(udp, 2, 17, 53);
+  ASSERT_EQ(u.size(), 1u);  // the connected socket does not receive from anyone
+  EXPECT_EQ(u[0].second, 900u);
+}
+
+}  // namespace
+}  // namespace natbpf
