@@ -80,8 +80,7 @@ Notes:
 - `trace` cost comes from the kernel evaluating natbpf's marking table (two
   marking chains and two fate chains) for every packet, and from the kfree_skb
   program, which rejects every skb natbpf did not trace on its `nf_trace` bit
-  (before that bit test it read the headers of every drop: 72 % of baseline
-  in the run before, 88 % in this one, against a floor of 93 %).
+  before it reads any header.
 - Numbers are from a 2-core VM shared with other work; compare rows within
   one run, not across runs.
 NOTES
