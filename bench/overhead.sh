@@ -108,7 +108,7 @@ NFT
 	esac
 	case $1 in
 	nft-monitor)
-		pkill -INT -f "^nft monitor trace" || true
+		pkill -TERM -f "^nft monitor trace" || true # background jobs of a script ignore SIGINT
 		ip netns exec "$2" nft delete table inet nbpeer
 		;;
 	bpftrace) pkill -INT -x bpftrace || true ;;
