@@ -97,21 +97,19 @@ void find_listeners(Journey& j, const CauseContext& ctx) {
   }
 }
 
-std::string in_netns(const CauseContext& ctx) { return ctx.netns; }
-
 void find_fix(Journey& j, const CauseContext& ctx) {
   if (!j.drop) return;
   for (const auto& m : j.near_misses) {
     if (!m.only_lookup || m.set.empty()) continue;
     j.fix = Fix{"nft add element " + m.set + " { " + m.key + " }",
                 "rule " + quote(m.rule) + " accepts this packet once " + m.key + " is in set " + m.set,
-                in_netns(ctx)};
+                ctx.netns};
     return;
   }
   if (j.invalid && j.invalid->inferred && j.invalid->reason.find("nf_conntrack_tcp_loose=0") != std::string::npos) {
     j.fix = Fix{"sysctl -w net.netfilter.nf_conntrack_tcp_loose=1",
                 "conntrack then picks the connection up from this mid-stream packet instead of calling it INVALID",
-                in_netns(ctx)};
+                ctx.netns};
   }
 }
 

@@ -119,23 +119,23 @@ TEST(ClashDiagnose, ResolvedFromCounterOnly) {
   EXPECT_EQ(r.evidence.back(), "clash_resolve counter");
 }
 
-TEST(ClashDiagnose, NoWinnerAndChainTooLong) {
+// Seed 004's loser with no winner while chaintoolong rose.
+static ClashFacts chain_too_long() {
   auto f = seed004();
   f.winner.reset();
   CtStatsTotals d;
   d.chaintoolong = 1;
   d.has_chaintoolong = true;
   f.counters = d;
-  EXPECT_EQ(diagnose(f).cause, ClashCause::ChainTooLong);
+  return f;
+}
+
+TEST(ClashDiagnose, NoWinnerAndChainTooLong) {
+  EXPECT_EQ(diagnose(chain_too_long()).cause, ClashCause::ChainTooLong);
 }
 
 TEST(ClashDiagnose, ChainTooLongFixDoublesTheBucketsToAPowerOfTwo) {
-  auto f = seed004();
-  f.winner.reset();
-  CtStatsTotals d;
-  d.chaintoolong = 1;
-  d.has_chaintoolong = true;
-  f.counters = d;
+  auto f = chain_too_long();
   f.ct_count = 3000;
   f.ct_buckets = 512;
   auto r = diagnose(f);
