@@ -25,6 +25,7 @@ run_pass() { # PATH_NAME ENV...
 			echo "vm $k $path: ok"
 		else
 			echo "vm $k $path: FAILED"
+			grep -a -A 45 "^vm-test: FAILED" "$logdir/$k-$path.log" | sed "s/^/  [$k $path] | /"
 			status=1
 		fi
 		tr -d "\r" <"$logdir/$k-$path.console" | grep -E "^(ok|skip|FAIL|scenarios:)|^     \|" | sed "s/^/  [$k $path] /"
