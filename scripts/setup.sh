@@ -6,13 +6,15 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev
+	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev libpcap-dev
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
 	# fuzzing (scripts/fuzz.sh): libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
 	# scenarios and demo
 	iproute2 nftables iptables conntrack netcat-openbsd socat jq
+	# the saved logs explain --log reads, captured for real: NFLOG pcap, ulogd2 JSON
+	tcpdump ulogd2 ulogd2-json
 	# VM matrix
 	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
 )

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "journey/log_replay.h"
 #include "journey/trace_replay.h"
 #include "output/trace_render.h"
 #include "sources/decode.h"
@@ -19,9 +20,31 @@ namespace {
 
 struct ExplainOptions {
   std::string file;
+  std::vector<std::string> logs, rulesets;
+  std::string format = "auto", match;
   bool json = false;
   size_t top = 10;
 };
+
+// explain --log: saved logs instead of a recording.
+Status explain_logs(const ExplainOptions& o) {
+  if (!o.file.empty())
+    return usage_error("give either a recording or --log files, not both",
+                       "natbpf explain RECORDING, or natbpf explain --log FILE [--ruleset FILE]");
+  LogReplayOptions lo;
+  lo.logs = o.logs;
+  lo.rulesets = o.rulesets;
+  auto format = parse_log_format(o.format);
+  if (!format) return format.error();
+  lo.format = *format;
+  if (!o.match.empty()) {
+    auto m = parse_log_match(o.match);
+    if (!m) return m.error();
+    lo.match = *m;
+  }
+  LogReplay replay(std::move(lo));
+  return replay.run(o.json ? make_json_renderer() : make_text_renderer(isatty(STDOUT_FILENO)), o.json);
+}
 
 // A replay that met malformed records, or questions its recording did not
 // answer, may differ from the live run: it says so, on stderr, and still prints.
@@ -111,11 +134,32 @@ Status explain_recording(const std::string& file, bool json, size_t top) {
 
 void register_explain_command(CLI::App& app, CommandContext& ctx) {
   static ExplainOptions o;
-  auto* cmd = app.add_subcommand("explain", "tell again, offline, what a recorded run (natbpf trace|clash|drops --record FILE) found");
-  cmd->add_option("file", o.file, "the recording")->required();
+  auto* cmd = app.add_subcommand("explain",
+                                 "tell again, offline, what a recorded run (natbpf trace|clash|drops --record FILE) "
+                                 "found, or the packets of saved logs (--log)");
+  cmd->add_option("file", o.file, "the recording");
+  cmd->add_option("--log", o.logs,
+                  "a saved log: kernel log lines of iptables TRACE / conntrack INVALID (syslog, dmesg, journalctl -k), "
+                  "nft monitor trace output, an NFLOG pcap (tcpdump -i nflog:N -w) or ulogd2 JSON; repeatable");
+  cmd->add_option("--ruleset", o.rulesets,
+                  "the ruleset saved beside the log (iptables-save, ip6tables-save, nft -a list ruleset); repeatable");
+  cmd->add_option("--format", o.format, "the logs' format: auto (from content), kernel, nft, pcap or ulogd");
+  cmd->add_option("--match", o.match, "--log: only packets like 'tcp dport 52000', 'ip saddr 10.0.0.1', 'iif eth0'");
   cmd->add_flag("--json", o.json, "JSON Lines, as the recorded command prints them with --json");
   cmd->add_option("--top", o.top, "drops recordings: show this many causes (default 10)");
-  cmd->callback([&ctx]() { ctx.status = explain_recording(o.file, o.json, o.top); });
+  cmd->callback([&ctx]() {
+    if (!o.logs.empty()) {
+      ctx.status = explain_logs(o);
+    } else if (o.file.empty()) {
+      ctx.status = usage_error("explain needs a recording or --log FILE",
+                               "natbpf explain RECORDING, or natbpf explain --log FILE [--ruleset FILE]");
+    } else if (!o.rulesets.empty() || !o.match.empty() || o.format != "auto") {
+      ctx.status = usage_error("--ruleset, --match and --format go with --log",
+                               "natbpf explain --log FILE [--ruleset FILE] [--match EXPR]");
+    } else {
+      ctx.status = explain_recording(o.file, o.json, o.top);
+    }
+  });
 }
 
 }  // namespace natbpf

@@ -79,18 +79,23 @@ void find_nat(Journey& j, const ExplainContext& ctx) {
     // Headers before and after: this step's chain saw them before the
     // change, a later hook's first trace message carries them after it.
     std::optional<Packet> before, after;
+    const Step* after_step = nullptr;
     for (size_t k = 0; k <= i; k++)
       if (j.steps[k].packet) before = j.steps[k].packet;
     if (!before && j.packet.family) before = j.packet;
     for (size_t k = i + 1; k < j.steps.size() && !after; k++)
-      if (j.steps[k].packet) after = j.steps[k].packet;
+      if (j.steps[k].packet) {
+        after = j.steps[k].packet;
+        after_step = &j.steps[k];
+      }
     if (!after && j.final_packet) after = j.final_packet;
     if (before) {
       n.from = is_destination_nat(kind) ? endpoint(before->daddr, before->dport) : endpoint(before->saddr, before->sport);
     }
     if (after) {
       n.to = is_destination_nat(kind) ? endpoint(after->daddr, after->dport) : endpoint(after->saddr, after->sport);
-      n.evidence = "nftrace headers";
+      n.evidence = s.origin == Origin::Nflog ? "iptables TRACE headers" : "nftrace headers";
+      if (after_step && !s.log_ref.empty()) n.evidence += ", " + s.log_ref + " then " + after_step->log_ref;
     }
     // The conntrack entry (from BPF) holds the mapping in its reply tuple.
     for (const auto& b : j.bpf) {
@@ -136,7 +141,10 @@ void find_drop(Journey& j, const ExplainContext& ctx) {
     d.handle = s.handle;
     d.rule = s.type == NftTraceType::Policy ? "" : s.rule;
     d.cause = s.type == NftTraceType::Policy ? "chain policy drop" : "rule drop";
-    d.evidence.push_back(s.origin == Origin::Nflog ? "iptables TRACE (nflog)" : "nftrace");
+    if (!s.log_ref.empty())
+      d.evidence.push_back((s.origin == Origin::Nflog ? "iptables TRACE line " : "nft monitor trace line ") + s.log_ref);
+    else
+      d.evidence.push_back(s.origin == Origin::Nflog ? "iptables TRACE (nflog)" : "nftrace");
     j.drop = d;
     break;
   }
@@ -263,6 +271,15 @@ void write_explanation(Journey& j) {
     e << " was accepted and delivered locally.";
   } else if (j.fate == Fate::Sent) {
     e << " was accepted and sent out of " << (j.oif_name.empty() ? "an interface" : j.oif_name) << ".";
+  } else if (j.from_log) {
+    e << " has no verdict in the log";
+    if (!j.steps.empty()) {
+      const Step& s = j.steps.back();
+      e << " after " << family_name(s.family) << " " << s.table << " " << s.chain << " " << s.verdict_str() << " ("
+        << s.log_ref << ")";
+    }
+    e << ": the log may be cut there, or the packet went on where nothing logged it (accepted by a later hook, "
+         "queued).";
   } else {
     e << " left nftables' view without a drop (no later trace).";
   }

@@ -98,7 +98,9 @@ std::string JourneyBuilder::ifname_of(uint32_t index) const { return ifname ? if
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
   // iptables TRACE lines carry no trace id; the packet our nftables marking
   // chain already reported is the same skb: same source, IP id and sequence.
-  if (ev.origin == Origin::Nflog && ev.packet) {
+  if (ids_are_packets_) {
+    if (auto it = by_id_.find(ev.id); it != by_id_.end()) return open_[it->second];
+  } else if (ev.origin == Origin::Nflog && ev.packet) {
     const Packet& p = *ev.packet;
     for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
       const Packet& q = it->packet;
@@ -172,6 +174,9 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   s.iif = ev.iif;
   s.oif = ev.oif;
   s.origin = ev.origin;
+  s.rule = ev.rule_text;
+  s.log_ref = ev.log_ref;
+  if (!ev.log_ref.empty()) j.from_log = true;
   if (ev.origin == Origin::Nflog) s.syntax = "iptables";
   if (ev.oif && j.oif_name.empty()) j.oif_name = ifname_of(*ev.oif);
   j.steps.push_back(std::move(s));
@@ -268,7 +273,7 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
   std::stable_sort(open_.begin(), open_.end(), [](const Journey& a, const Journey& b) { return a.first_ns < b.first_ns; });
   for (auto& j : open_) {
     if (!all && j.last_ns + idle_ns_ > now_ns) keep.push_back(std::move(j));
-    else if (j.trace_id && !j.marked) foreign_++;  // traced by a user rule or another run: not ours
+    else if (j.trace_id && !j.marked && !ids_are_packets_) foreign_++;  // traced by a user rule or another run: not ours
     else {
       bool id_seen = j.trace_id && ids_seen_.count(j.trace_id);
       j.joined_by_trace_id = (j.joined_by_trace_id || id_seen) && !j.joined_by_headers;

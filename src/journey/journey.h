@@ -31,6 +31,7 @@ struct Step {
   std::optional<Packet> packet;       // headers when this step dumped them
   std::optional<uint32_t> iif, oif;
   Origin origin = Origin::Nftrace;
+  std::string log_ref;  // "kern.log:351" when told from a saved log
 
   std::string verdict_str() const;  // "accept", "jump allowed_dnats", "policy drop"
 };
@@ -113,6 +114,7 @@ struct Journey {
   bool joined_by_trace_id = false;
   bool joined_by_headers = false;     // a record with an skb matched by headers and time
   std::string current_hook;           // hook of the base chain being traversed
+  bool from_log = false;              // told from a saved log (explain --log), not seen live
 
   bool finished() const;
 
@@ -136,12 +138,21 @@ class JourneyBuilder {
   // Interface names by index (the namespace's own by default; a recording's on replay).
   std::function<std::string(uint32_t)> ifname;
 
+  // A saved log: its reader already grouped the lines into packets (one
+  // trace id each) and every packet is the user's own; log time may be
+  // coarse (syslog has whole seconds), so a packet stays open longer.
+  void for_saved_log(uint64_t idle_ns) {
+    ids_are_packets_ = true;
+    idle_ns_ = idle_ns;
+  }
+
   // Stories of packets another tracer marked (a user's nftrace rule, another
   // natbpf run), left out.
   uint64_t foreign() const { return foreign_; }
 
  private:
   uint64_t foreign_ = 0;
+  bool ids_are_packets_ = false;
   Journey& journey_for(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
   bool attach(const BpfEvent& ev);

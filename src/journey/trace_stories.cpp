@@ -57,6 +57,7 @@ void TraceStories::flush(uint64_t now_ns, bool all) {
 
 void TraceStories::emit(Journey&& j) {
   if (done()) return;
+  if (filter && !filter(j)) return;
   if (world_.before_explain) world_.before_explain(j);
   ExplainContext ctx;
   ctx.ruleset = &world_.ruleset();

@@ -61,6 +61,9 @@ class TraceStories {
   void flush(uint64_t now_ns, bool all);
   bool done() const { return count_ && counters_.packets >= count_; }
   TraceCounters& counters() { return counters_; }
+  JourneyBuilder& builder() { return builder_; }
+  // Only stories this accepts are told and counted (explain --log --match).
+  std::function<bool(const Journey&)> filter;
   void print_summary(const std::string& plan_summary);
 
  private:

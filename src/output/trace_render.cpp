@@ -68,6 +68,8 @@ class TextRenderer : public TraceRenderer {
       o << "  " << std::left << std::setw(12) << (s.hook.empty() ? "-" : s.hook) << std::setw(30) << where << " "
         << std::setw(22) << s.verdict_str();
       if (s.handle) o << " rule " << quote(s.rule.empty() ? "?" : s.rule) << " (handle " << *s.handle << ")";
+      else if (!s.rule.empty()) o << " rule " << quote(s.rule);
+      if (!s.log_ref.empty()) o << " [" << s.log_ref << "]";
       o << "\n";
       for (const auto& n : j.nat) {
         if (n.handle != s.handle || n.table_chain != where) continue;
@@ -109,6 +111,8 @@ class TextRenderer : public TraceRenderer {
         << (j.final_packet ? "  as " + j.final_packet->str() : "") << "\n";
     } else if (j.fate == Fate::Local) {
       o << "  " << green("DELIVERED locally") << "\n";
+    } else if (j.from_log) {
+      o << "  no verdict in the log\n";
     } else {
       o << "  no verdict seen (the packet left nftables' view without a drop)\n";
     }
@@ -202,7 +206,7 @@ nlohmann::json journey_to_json(const Journey& j) {
     o["steps"].push_back({{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
                           {"hook", or_null(s.hook)}, {"rule", or_null(s.rule)}, {"syntax", s.syntax},
                           {"handle", or_null(s.handle)}, {"verdict", s.verdict_str()},
-                          {"evidence", to_string(s.origin)}});
+                          {"evidence", to_string(s.origin)}, {"log", or_null(s.log_ref)}});
   o["nat"] = json::array();
   for (const auto& n : j.nat)
     o["nat"].push_back({{"kind", n.kind}, {"from", or_null(n.from)}, {"to", or_null(n.to)}, {"rule", or_null(n.rule)},

@@ -30,15 +30,6 @@
 namespace natbpf {
 namespace {
 
-std::string hook_of_builtin(const std::string& chain) {
-  if (chain == "PREROUTING") return "prerouting";
-  if (chain == "INPUT") return "input";
-  if (chain == "FORWARD") return "forward";
-  if (chain == "OUTPUT") return "output";
-  if (chain == "POSTROUTING") return "postrouting";
-  return "";
-}
-
 void send_config(mnl_socket* nl, uint16_t res_id, uint8_t family, const void* attr_data, uint16_t attr_type,
                  size_t attr_len) {
   char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -88,18 +79,39 @@ std::string rule_comment(const std::string& save_line) {
   return m[1].matched ? m[1].str() : m[2].str();
 }
 
+std::string iptables_builtin_hook(const std::string& chain) {
+  if (chain == "PREROUTING") return "prerouting";
+  if (chain == "INPUT") return "input";
+  if (chain == "FORWARD") return "forward";
+  if (chain == "OUTPUT") return "output";
+  if (chain == "POSTROUTING") return "postrouting";
+  return "";
+}
+
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
   // The kernel's log prefixes are at most NF_LOG_PREFIXLEN (128) bytes; a
-  // longer one (from a damaged recording) is no TRACE prefix, and std::regex
-  // matches recursively, one stack frame per character.
+  // longer one (from a damaged recording) is no TRACE prefix. Parsed by
+  // hand, not with std::regex: saved logs run to millions of lines.
   constexpr size_t kNfLogPrefixLen = 128;
-  if (prefix.size() >= kNfLogPrefixLen) return std::nullopt;
-  static const std::regex re(R"(^TRACE: ([^:]+):([^:]+):(rule|return|policy):([0-9]+) ?$)");
-  std::smatch m;
-  if (!std::regex_match(prefix, m, re)) return std::nullopt;
-  auto number = parse_uint(m[4].str(), UINT32_MAX);
+  std::string_view p = prefix;
+  if (p.size() >= kNfLogPrefixLen || p.substr(0, 7) != "TRACE: ") return std::nullopt;
+  p.remove_prefix(7);
+  if (!p.empty() && p.back() == ' ') p.remove_suffix(1);
+  std::string_view part[4];
+  for (int i = 0; i < 3; i++) {
+    size_t colon = p.find(':');
+    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+    part[i] = p.substr(0, colon);
+    p.remove_prefix(colon + 1);
+  }
+  part[3] = p;
+  for (auto piece : part)
+    if (piece.empty() || piece.find_first_of(": ") != std::string_view::npos) return std::nullopt;
+  if (part[2] != "rule" && part[2] != "return" && part[2] != "policy") return std::nullopt;
+  if (part[3].find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  auto number = parse_uint(std::string(part[3]), UINT32_MAX);
   if (!number) return std::nullopt;
-  return TracePrefix{m[1], m[2], m[3], *number};
+  return TracePrefix{std::string(part[0]), std::string(part[1]), std::string(part[2]), *number};
 }
 
 std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family) {
@@ -120,7 +132,7 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
       auto w = split_words(line.substr(1));
       if (w.empty()) continue;
       ChainInfo& c = find(w[0]);
-      std::string hook = hook_of_builtin(w[0]);
+      std::string hook = iptables_builtin_hook(w[0]);
       if (!hook.empty()) c.hook = hook;
       if (w.size() > 1 && w[1] != "-") {
         std::string pol = w[1];
@@ -404,43 +416,53 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
     auto pkt = decode_ip_packet({data, mnl_attr_get_payload_len(tb[NFULA_PAYLOAD])});
     if (!pkt) return;
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
-    NftTraceEvent ev;
-    ev.origin = Origin::Nflog;
-    ev.recv_ns = recv_ns;
-    ev.family = nfg->nfgen_family;  // NFPROTO_IPV4 / IPV6
-    ev.table = prefix->table;
-    ev.chain = prefix->chain;
-    ev.packet = pkt;
-    ev.id = synthetic_id(*pkt);
-    for (auto [attr, field] : {std::pair{NFULA_IFINDEX_INDEV, &ev.iif}, std::pair{NFULA_IFINDEX_OUTDEV, &ev.oif}})
+    auto ev = legacy_trace_event(*prefix, nfg->nfgen_family, *pkt, comment, rules);  // NFPROTO_IPV4 / IPV6
+    if (!ev) return;
+    ev->recv_ns = recv_ns;
+    for (auto [attr, field] : {std::pair{NFULA_IFINDEX_INDEV, &ev->iif}, std::pair{NFULA_IFINDEX_OUTDEV, &ev->oif}})
       if (tb[attr] && mnl_attr_get_payload_len(tb[attr]) == 4) *field = ntohl(mnl_attr_get_u32(tb[attr]));
-    const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
-    // A chain holding only our TRACE rules is not part of the user's story.
-    if (chain && !chain->rules.empty() &&
-        std::all_of(chain->rules.begin(), chain->rules.end(),
-                    [&](const RuleInfo& r) { return r.text.find(comment) != std::string::npos; }) &&
-        prefix->type != "rule")
-      return;
-    // ip_tables reports any unconditional rule with a standard verdict
-    // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
-    // that rule's number: if the number names a real rule, it decided.
-    bool real_rule = chain && prefix->number >= 1 && prefix->number <= chain->rules.size();
-    if (real_rule) {
-      const RuleInfo& r = chain->rules[prefix->number - 1];
-      std::string target;
-      ev.type = NftTraceType::Rule;
-      ev.rule_handle = prefix->number;
-      ev.verdict = legacy_target_verdict(r.text, &target);
-      if (!target.empty()) ev.jump_target = target;
-      ev.starts_packet = r.text.find(comment) != std::string::npos;
-    } else if (prefix->type == "policy") {
-      ev.type = NftTraceType::Policy;
-      if (chain && chain->policy) ev.policy = *chain->policy == "drop" ? 0 : 1;
-    } else {
-      ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
-    }
-    sink(std::move(ev));
+    sink(std::move(*ev));
   });
+}
+
+std::optional<NftTraceEvent> legacy_trace_event(const TracePrefix& prefix, uint8_t family, const Packet& pkt,
+                                                const std::string& comment, const LegacyRules& rules) {
+  NftTraceEvent ev;
+  ev.origin = Origin::Nflog;
+  ev.family = family;
+  ev.table = prefix.table;
+  ev.chain = prefix.chain;
+  ev.packet = pkt;
+  ev.id = synthetic_id(pkt);
+  const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
+  // A chain holding only our TRACE rules is not part of the user's story.
+  if (!comment.empty() && chain && !chain->rules.empty() &&
+      std::all_of(chain->rules.begin(), chain->rules.end(),
+                  [&](const RuleInfo& r) { return r.text.find(comment) != std::string::npos; }) &&
+      prefix.type != "rule")
+    return std::nullopt;
+  // ip_tables reports any unconditional rule with a standard verdict
+  // (e.g. a final "-j DROP") as the chain's "return"/"policy" tail, with
+  // that rule's number: if the number names a real rule, it decided.
+  bool real_rule = chain && prefix.number >= 1 && prefix.number <= chain->rules.size();
+  if (real_rule) {
+    const RuleInfo& r = chain->rules[prefix.number - 1];
+    std::string target;
+    ev.type = NftTraceType::Rule;
+    ev.rule_handle = prefix.number;
+    ev.verdict = legacy_target_verdict(r.text, &target);
+    if (!target.empty()) ev.jump_target = target;
+    ev.starts_packet = !comment.empty() && r.text.find(comment) != std::string::npos;
+  } else if (prefix.type == "rule") {
+    ev.type = NftTraceType::Rule;  // a rule the ruleset at hand does not have (a log without its save file)
+    ev.rule_handle = prefix.number;
+  } else if (prefix.type == "policy") {
+    ev.type = NftTraceType::Policy;
+    if (chain && chain->policy) ev.policy = *chain->policy == "drop" ? 0 : 1;
+  } else {
+    ev.type = NftTraceType::Return;  // the implicit return at a user chain's end
+  }
+  return ev;
 }
 
 std::optional<std::string> LegacyTraceSource::cannot_run() {

@@ -37,6 +37,9 @@ inline constexpr const char* kLegacyNotInUse = "iptables-legacy has no rules in 
 // The --comment of an iptables-save rule line ("" when it has none).
 std::string rule_comment(const std::string& save_line);
 
+// The hook of an iptables built-in chain ("PREROUTING" -> "prerouting"), else "".
+std::string iptables_builtin_hook(const std::string& chain);
+
 // "TRACE: raw:PREROUTING:rule:1 " -> {raw, PREROUTING, rule, 1}; nullopt
 // also for a rule number beyond 32 bits and a prefix longer than the
 // kernel's (NF_LOG_PREFIXLEN).
@@ -60,6 +63,13 @@ using LegacyRules = std::function<const ChainInfo*(uint8_t family, const std::st
 // "invalid tcp flag combination" of conntrack's INVALID log prefix
 // "nf_ct_proto_6: invalid tcp flag combination " (protonum in *proto).
 std::optional<std::string> parse_invalid_prefix(const std::string& prefix, uint8_t* proto);
+
+// One TRACE line as a trace event: the rule it names (its verdict inferred
+// from the rule's target), a chain's policy or a user chain's return.
+// nullopt for a line of a chain holding only natbpf's own TRACE rules
+// (marked by comment; "" for a saved log, which has none).
+std::optional<NftTraceEvent> legacy_trace_event(const TracePrefix& prefix, uint8_t family, const Packet& pkt,
+                                                const std::string& comment, const LegacyRules& rules);
 
 // The messages of one NFLOG datagram: TRACE lines as trace events (comment
 // marks natbpf's own TRACE rules), conntrack's INVALID lines as

@@ -35,6 +35,11 @@ struct NftTraceEvent {
   NftTraceType type = NftTraceType::Unknown;
   std::string table, chain;
   std::optional<uint64_t> rule_handle;
+  // The rule as a saved `nft monitor trace` line printed it (a log has no
+  // ruleset to look the handle up in); empty from the kernel.
+  std::string rule_text;
+  // Where a saved log said it: "kern.log:351" (explain --log); empty live.
+  std::string log_ref;
   std::optional<NftVerdict> verdict;         // absent attribute => nullopt, never Drop
   std::optional<int32_t> verdict_code;       // raw NFTA_VERDICT_CODE (queue number / errno in upper bits)
   std::optional<std::string> jump_target;    // NFTA_VERDICT_CHAIN

@@ -1,0 +1,88 @@
+// `natbpf explain --log FILE [--ruleset FILE]`: stories from logs someone
+// already saved, offline and without root: kernel log lines of iptables
+// TRACE and conntrack's INVALID log (syslog, dmesg, journalctl), `nft
+// monitor trace` text, NFLOG pcaps (tcpdump -i nflog) and ulogd2 JSON. The
+// lines are grouped into packets here and told by the same journeys,
+// explanations and renderers as `natbpf trace`; rule numbers and handles are
+// resolved against the saved ruleset (iptables-save, nft list ruleset).
+// Files are streamed: memory is bounded by the packets open at one moment.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "journey/trace_stories.h"
+#include "output/trace_render.h"
+#include "sources/log_record.h"
+#include "sources/ruleset.h"
+#include "sources/trace_table.h"
+#include "util/result.h"
+
+namespace natbpf {
+
+enum class LogFormat { Auto, Kernel, NftMonitor, Pcap, Ulogd };
+
+Result<LogFormat> parse_log_format(const std::string& name);  // auto|kernel|nft|pcap|ulogd
+const char* log_format_name(LogFormat f);
+
+// The format a file's first bytes show; nullopt when none fits.
+std::optional<LogFormat> detect_log_format(const std::string& head);
+
+// "tcp dport 52000", "ip saddr 10.0.0.1 udp", "iif eth0": the packets a
+// story must have met (any of its header snapshots, so before or after NAT).
+Result<TraceMatch> parse_log_match(const std::string& text);
+bool journey_matches(const Journey& j, const TraceMatch& m);
+
+// Saved rulesets (iptables-save / ip6tables-save / iptables-legacy-save,
+// `nft [-a] list ruleset`) as one Ruleset.
+Result<Ruleset> load_saved_rulesets(const std::vector<std::string>& files);
+
+struct LogReplayOptions {
+  std::vector<std::string> logs, rulesets;
+  LogFormat format = LogFormat::Auto;
+  std::optional<TraceMatch> match;
+};
+
+class LogReplay {
+ public:
+  explicit LogReplay(LogReplayOptions o) : o_(std::move(o)) {}
+  // quiet: no line on stderr (JSON output).
+  Status run(std::unique_ptr<TraceRenderer> renderer, bool quiet);
+
+  struct FileCounts {
+    std::string file;
+    LogFormat format = LogFormat::Auto;
+    uint64_t lines = 0, trace = 0, invalid = 0, malformed = 0;
+  };
+
+ private:
+  Status read_file(const std::string& file, FileCounts& c);
+  void take(LogRecord&& r, const std::string& where, FileCounts& c);
+  void take_nft(NftTraceEvent&& ev, const std::string& iif, const std::string& oif, std::optional<uint64_t> ts,
+                const std::string& where, FileCounts& c);
+  uint64_t advance(std::optional<uint64_t> ts);
+  uint32_t ifindex(const std::string& name);
+  void flush_if_due();
+  StoryWorld world();
+
+  LogReplayOptions o_;
+  Ruleset ruleset_;
+  std::optional<TraceStories> stories_;
+  uint64_t now_ns_ = 0, last_flush_ns_ = 0;
+  uint32_t next_group_ = 1;
+  struct Group {
+    uint32_t id = 0;
+    std::string table;  // of the packet's latest line
+    uint64_t last_ns = 0;
+  };
+  std::map<uint32_t, Group> groups_;      // headers (IP id, seq, source) -> the packet they belong to
+  std::map<uint32_t, Group> nft_groups_;  // nft trace id -> the packet
+  std::map<std::string, uint32_t> ifindex_;
+  std::map<uint32_t, std::string> ifname_;
+};
+
+}  // namespace natbpf
