@@ -246,7 +246,7 @@ tools=(bash kmod nft xtables-nft-multi xtables-legacy-multi conntrack ip tc ss b
 	timeout stdbuf env date stat mktemp seq sort uniq head tail cut tr tee wc cat ls cp mv rm ln
 	mkdir chmod readlink realpath dirname basename printf sleep touch id nproc
 	grep sed mawk find xargs ps pgrep pkill sysctl nsenter unshare flock setsid
-	jq nc.openbsd socat setpriv cmp diff)
+	jq nc.openbsd socat setpriv cmp diff tcpdump ulogd)
 # shellcheck disable=SC2206
 tools+=(${NATBPF_VM_EXTRA_BINS:-})
 tool_paths=() tools_missing=()
@@ -255,7 +255,7 @@ for t in "${tools[@]}"; do
 	# keep the name (pkill may be a link to pgrep): copy_bin dereferences
 	if [ -n "$p" ] && [ -x "$p" ]; then tool_paths+=("$p"); else tools_missing+=("$t"); fi
 done
-sig=$( (echo "$SELF_HASH $kkey"; stat -L -c '%n %s %Y' "${tool_paths[@]}" "$(command -v busybox)" /usr/lib/x86_64-linux-gnu/xtables/*.so 2>/dev/null || true) | sha256sum | cut -c1-12)
+sig=$( (echo "$SELF_HASH $kkey"; stat -L -c '%n %s %Y' "${tool_paths[@]}" "$(command -v busybox)" /usr/lib/x86_64-linux-gnu/xtables/*.so /usr/lib/x86_64-linux-gnu/ulogd/*.so 2>/dev/null || true) | sha256sum | cut -c1-12)
 base=$CACHE/initramfs/$pkg-$sig.cpio.gz
 
 mkcpio() { # dir out gzip-level
@@ -298,6 +298,10 @@ if [ ! -s "$base" ]; then
 	if [ -d /usr/lib/x86_64-linux-gnu/xtables ]; then
 		mkdir -p "$r/usr/lib/x86_64-linux-gnu/xtables"
 		for so in /usr/lib/x86_64-linux-gnu/xtables/*.so; do copy_bin "$r" "$so"; done
+	fi
+	# ulogd's plugins are loaded by path from its config (explain_log scenario)
+	if [ -d /usr/lib/x86_64-linux-gnu/ulogd ]; then
+		for so in /usr/lib/x86_64-linux-gnu/ulogd/*.so; do copy_bin "$r" "$so"; done
 	fi
 	[ -f /usr/libexec/coreutils/libstdbuf.so ] && copy_bin "$r" /usr/libexec/coreutils/libstdbuf.so
 	if [ -e /usr/lib/x86_64-linux-gnu/libgcc_s.so.1 ]; then copy_bin "$r" /usr/lib/x86_64-linux-gnu/libgcc_s.so.1; fi

@@ -277,6 +277,8 @@ void LogReplay::take(LogRecord&& r, const std::string& where, FileCounts& c) {
 void LogReplay::take_nft(NftTraceEvent&& ev, const std::string& iif, const std::string& oif,
                          std::optional<uint64_t> ts, const std::string& where, FileCounts& c) {
   uint64_t now = advance(ts);
+  // A log saved while natbpf traced has its marking tables too: not the user's story.
+  if (ev.table.rfind(kTraceTablePrefix, 0) == 0) return;
   Group& g = nft_groups_[ev.id];
   if (!g.id || now > g.last_ns + kLogIdleNs) g.id = next_group_++;
   g.last_ns = now;
