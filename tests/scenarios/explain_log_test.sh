@@ -160,4 +160,26 @@ cmp -s <(shape "$SCEN_TMP/nft.first") <(shape "$SCEN_TMP/monitor.first") || {
 }
 jq_true "$SCEN_TMP/monitor.first" '.drop.chain == "allowed_dnats" and (.drop.evidence[0] | test("nft monitor trace line monitor.txt:[0-9]+"))'
 echo "ok nft monitor trace"
+
+# ---- bad input: one line naming the fix, exit 2
+echo "hello" >"$SCEN_TMP/junk.txt"
+ip netns exec "$q-client" timeout 3 tcpdump -Z root -i lo -c 1 -w "$SCEN_TMP/eth.pcap" 2>/dev/null &
+sleep 1
+ip netns exec "$q-client" bash -c 'echo x >/dev/udp/127.0.0.1/9; echo x >/dev/udp/127.0.0.1/9' 
+wait $! || true
+[ -s "$SCEN_TMP/eth.pcap" ] || fail "tcpdump -i lo wrote no pcap"
+expect_error 2 "has no netfilter trace lines natbpf reads .*: give the log that holds them, or name its format with --format" \
+	$NATBPF explain --log "$SCEN_TMP/junk.txt"
+expect_error 2 "cannot open .*/missing.log: No such file or directory: give the path of a saved log" \
+	$NATBPF explain --log "$SCEN_TMP/missing.log"
+expect_error 2 "is no saved ruleset natbpf reads: save one with iptables-save" \
+	$NATBPF explain --log "$SCEN_TMP/kern.log" --ruleset "$SCEN_TMP/junk.txt"
+expect_error 2 "unknown log format 'syslog': use --format auto, kernel, nft, pcap or ulogd" \
+	$NATBPF explain --log "$SCEN_TMP/kern.log" --format syslog
+expect_error 2 "cannot read --match 'tcp dport http': 'http' is no port" \
+	$NATBPF explain --log "$SCEN_TMP/kern.log" --match 'tcp dport http'
+expect_error 2 "give either a recording or --log files, not both" $NATBPF explain "$SCEN_TMP/kern.log" --log "$SCEN_TMP/kern.log"
+expect_error 2 "explain needs a recording or --log FILE" $NATBPF explain
+expect_error 2 "is a pcap of link type .*, not NFLOG: capture with tcpdump -i nflog" \
+	$NATBPF explain --log "$SCEN_TMP/eth.pcap" --format pcap
 echo "PASS explain --log"
