@@ -74,7 +74,9 @@ scen_seed001() {
 	local p=$1 backend=${2:-nft}
 	SCEN_NS+=("$p-client" "$p-host" "$p-ct")
 	seed001_up "$p" "$backend" || fail "cannot build the seed 001 namespaces ($backend)"
-	scen_bg seed001_listen "$p" >/dev/null
+	local listener
+	listener=$(seed001_listen "$p") || fail "cannot start the seed 001 listener"
+	SCEN_PIDS+=("$listener")  # socat itself, so cleanup stops it (it outlives its namespace otherwise)
 }
 
 # scen_seed001_before_after PREFIX OUT: the incident while natbpf watches
