@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "util/libbpf_quiet.h"
 #include "util/runtime.h"
+#include "util/text.h"
 
 namespace natbpf {
 
@@ -40,6 +43,39 @@ void remove_state(const std::string& path) {
   rmdir(kStateDir);  // only when no other namespace's state is kept
 }
 
+// The network namespaces alive now: every process's, and those kept by a
+// bind mount (ip netns add) without one.
+std::set<uint64_t> live_netns_inodes() {
+  std::set<uint64_t> live;
+  std::error_code ec;
+  struct stat st {};
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec))
+    if (std::isdigit(static_cast<unsigned char>(e.path().filename().string()[0])) &&
+        stat((e.path() / "ns/net").c_str(), &st) == 0)
+      live.insert(st.st_ino);
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec))
+    if (stat(e.path().c_str(), &st) == 0) live.insert(st.st_ino);
+  return live;
+}
+
+// A killed run's state for a namespace that is gone went with its sysctls;
+// left here, a new namespace given the same inode number would get a value
+// that was never its own. So it is removed before anything is kept.
+void prune_dead_states() {
+  std::error_code ec;
+  std::vector<std::filesystem::path> states;
+  for (const auto& e : std::filesystem::directory_iterator(kStateDir, ec)) states.push_back(e.path());
+  if (states.empty()) return;
+  std::set<uint64_t> live = live_netns_inodes();
+  for (const auto& path : states) {
+    std::string name = path.filename().string();  // <name>.<netns inode>.<sysctl basename>
+    size_t a = name.find('.'), b = name.find('.', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    auto inode = parse_uint(name.substr(a + 1, b - a - 1));
+    if (inode && !live.count(*inode)) remove_state(path.string());
+  }
+}
+
 }  // namespace
 
 KeptSetting::KeptSetting(std::string sysctl, std::string state_name)
@@ -58,6 +94,7 @@ Status KeptSetting::set(const std::string& value) {
   // A state file left here is a killed run's (NFLOG group 0 is ours, so no
   // other natbpf runs in this namespace): it holds the user's value, the
   // sysctl itself still reads natbpf's.
+  prune_dead_states();
   if (auto kept = read_state(state_)) {
     old_ = *kept;
   } else {
