@@ -4,14 +4,15 @@
 #include <map>
 #include <regex>
 
+#include "util/text.h"
+
 namespace natbpf {
 namespace {
 
 // std::regex recurses once per character it consumes: a rule text from a
-// damaged recording of hundreds of kB would overflow the stack. No rule
-// natbpf reads is near this long (kube-proxy's longest are under 1 kB).
-constexpr size_t kMaxRuleText = 4096;
-bool too_long(const std::string& text) { return text.size() > kMaxRuleText; }
+// damaged recording of hundreds of kB would overflow the stack, so longer
+// ones are not searched (too_long_for_regex). No rule natbpf reads is near
+// that long (kube-proxy's longest are under 1 kB).
 
 struct Risen {
   const IptRuleCounter* rule;
@@ -114,7 +115,7 @@ std::vector<RuleHit> nft_jumps_to(const NftRisen& target, const std::vector<NftR
     const NftRisen* found = nullptr;
     for (const auto& r : risen) {
       std::smatch m;
-      if (r.table() == target.table() && !too_long(r.text) && std::regex_search(r.text, m, jump) && m[1] == chain) {
+      if (r.table() == target.table() && !too_long_for_regex(r.text) && std::regex_search(r.text, m, jump) && m[1] == chain) {
         found = &r;
         break;
       }
@@ -143,14 +144,14 @@ constexpr const char* kCtPrefix = "ct ";
 std::optional<std::string> matched_mark(const std::string& rule_text) {
   static const std::regex mark(R"((?:^| )-m (mark|connmark) --mark (\S+))");
   std::smatch m;
-  if (too_long(rule_text) || !std::regex_search(rule_text, m, mark)) return std::nullopt;
+  if (too_long_for_regex(rule_text) || !std::regex_search(rule_text, m, mark)) return std::nullopt;
   return (m[1] == "connmark" ? kCtPrefix : "") + m[2].str();
 }
 
 bool sets_mark(const std::string& rule_text, const std::string& mark) {
   static const std::regex set(R"( -j (MARK|CONNMARK) --(set-xmark|set-mark|or-mark) (\S+))");
   std::smatch m;
-  if (too_long(rule_text) || !std::regex_search(rule_text, m, set)) return false;
+  if (too_long_for_regex(rule_text) || !std::regex_search(rule_text, m, set)) return false;
   bool ct = mark.rfind(kCtPrefix, 0) == 0;
   if (ct != (m[1] == "CONNMARK")) return false;
   auto want = parse_mark(ct ? mark.substr(3) : mark);
@@ -165,7 +166,7 @@ std::optional<std::string> nft_matched_mark(const std::string& rule_text) {
   static const std::regex masked(R"((?:^| )(meta |ct )?mark & (0x[0-9a-f]+) == (0x[0-9a-f]+)(?: |$))");
   static const std::regex plain(R"((?:^| )(meta |ct )?mark (0x[0-9a-f]+)(?: |$))");
   std::smatch m;
-  if (too_long(rule_text)) return std::nullopt;
+  if (too_long_for_regex(rule_text)) return std::nullopt;
   if (std::regex_search(rule_text, m, masked))
     return (m[1] == "ct " ? kCtPrefix : "") + m[3].str() + "/" + m[2].str();
   if (std::regex_search(rule_text, m, plain)) return (m[1] == "ct " ? kCtPrefix : "") + m[2].str();
@@ -179,7 +180,7 @@ bool nft_sets_mark(const std::string& rule_text, const std::string& mark) {
   auto want = parse_mark(ct ? mark.substr(3) : mark);
   if (!want) return false;
   std::smatch m;
-  if (too_long(rule_text)) return false;
+  if (too_long_for_regex(rule_text)) return false;
   bool is_or = std::regex_search(rule_text, m, set_or);
   if (!is_or && !std::regex_search(rule_text, m, set_plain)) return false;
   if (ct != (m[1] == "ct ")) return false;
@@ -205,7 +206,7 @@ void confirm_by_insert_failed(DropCause& c, const NetnsSnapshot& before, const N
 std::optional<uint16_t> rule_dport(const std::string& rule_text) {
   static const std::regex dport(R"((?:^| )(?:--dport|dport) (\d{1,5})(?: |$))");
   std::smatch m;
-  if (too_long(rule_text) || !std::regex_search(rule_text, m, dport)) return std::nullopt;
+  if (too_long_for_regex(rule_text) || !std::regex_search(rule_text, m, dport)) return std::nullopt;
   uint32_t port = 0;
   std::from_chars(m[1].first.base(), m[1].second.base(), port);
   if (port > 65535) return std::nullopt;

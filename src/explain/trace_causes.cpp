@@ -11,10 +11,6 @@
 namespace natbpf {
 namespace {
 
-constexpr size_t kMaxRuleText = 4096;  // std::regex recurses per character
-
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
-
 std::string where(const Step& s) { return family_name(s.family) + " " + s.table + " " + s.chain; }
 
 std::optional<std::string> mark_matched(const Step& s) {
@@ -116,14 +112,16 @@ void find_fix(Journey& j, const CauseContext& ctx) {
 }  // namespace
 
 bool matches_ct_invalid(const std::string& rule) {
-  if (rule.size() > kMaxRuleText) return false;
+  if (too_long_for_regex(rule)) return false;
+  // Both patterns need the word: most rules lack it, and std::regex is slow.
+  if (rule.find("invalid") == std::string::npos && rule.find("INVALID") == std::string::npos) return false;
   static const std::regex nft(R"((?:^| )ct state (?:== )?invalid(?: |$))");
   static const std::regex ipt(R"(--(?:ct)?state INVALID(?: |$))");
   return std::regex_search(rule, nft) || std::regex_search(rule, ipt);
 }
 
 std::string any_rule_comment(const std::string& rule) {
-  if (rule.size() > kMaxRuleText) return "";
+  if (too_long_for_regex(rule)) return "";
   if (std::string c = rule_comment(rule); !c.empty()) return c;
   static const std::regex nft(R"re((?:^| )comment "([^"]*)")re");
   std::smatch m;

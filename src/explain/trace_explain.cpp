@@ -231,8 +231,6 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
   }
 }
 
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
-
 void write_explanation(Journey& j) {
   std::ostringstream e;
   std::string pkt = j.packet.family ? j.packet.str() : "the packet";

@@ -7,10 +7,10 @@
 #include "output/schema.h"
 #include "util/names.h"
 
+#include "util/text.h"
+
 namespace natbpf {
 namespace {
-
-std::string quote(const std::string& s) { return "\"" + s + "\""; }
 
 std::string hex_id(uint32_t id) {
   std::ostringstream o;

@@ -12,13 +12,28 @@
 
 namespace natbpf {
 
-// Whitespace-separated words.
+// Whitespace-separated words (the C locale's spaces, as `istream >> string`
+// splits them), scanned by hand: it runs for every rule of every story.
 inline std::vector<std::string> split_words(const std::string& s) {
-  std::istringstream in(s);
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   std::vector<std::string> out;
-  for (std::string w; in >> w;) out.push_back(w);
+  for (size_t i = 0, n = s.size();;) {
+    while (i < n && space(s[i])) i++;
+    if (i == n) break;
+    size_t start = i;
+    while (i < n && !space(s[i])) i++;
+    out.emplace_back(s, start, i - start);
+  }
   return out;
 }
+
+// "text" with its double quotes, as rules and names are shown in stories.
+inline std::string quote(const std::string& s) { return "\"" + s + "\""; }
+
+// Rule texts longer than this are not searched with std::regex, which
+// recurses once per character (a damaged recording or a hostile ruleset).
+inline constexpr size_t kMaxRegexRuleText = 4096;
+inline bool too_long_for_regex(const std::string& text) { return text.size() > kMaxRegexRuleText; }
 
 inline std::string trim(const std::string& s) {
   auto a = s.find_first_not_of(" \t");
