@@ -75,7 +75,7 @@ Subject subject(const BpfEvent& ev) {
 }
 
 bool matches(const Journey& j, const Subject& s, uint64_t window_ns) {
-  if (s.ts + 50'000'000ULL < j.first_ns || s.ts > j.last_ns + window_ns) return false;
+  if (s.ts + 50'000'000ULL < j.sent_after_ns || s.ts > j.last_ns + window_ns) return false;
   // Same skb as an event already joined (nf_hook_slow's exit after kfree_skb).
   if (s.skb) {
     for (const auto& b : j.bpf)
@@ -123,6 +123,7 @@ Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
   Journey j;
   j.trace_id = ev.id;
   j.first_ns = j.last_ns = ev.recv_ns;
+  j.sent_after_ns = drained_ns_ && drained_ns_ <= ev.recv_ns ? drained_ns_ : ev.recv_ns;
   open_.push_back(std::move(j));
   by_id_[ev.id] = open_.size() - 1;
   return open_.back();
@@ -160,23 +161,24 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   // The kernel reports running off the end of a chain as a Return with verdict
   // continue and no rule: the caller's next rule follows, nothing to show.
   if (ev.type == NftTraceType::Return && !ev.rule_handle) return;
+  // The event ends here: its texts move into the step.
   Step s;
   s.family = ev.family;
-  s.table = ev.table;
-  s.chain = ev.chain;
+  s.table = std::move(ev.table);
+  s.chain = std::move(ev.chain);
   s.hook = j.current_hook;
   s.handle = ev.rule_handle;
   s.type = ev.type;
   s.verdict = ev.type == NftTraceType::Policy && ev.policy ? std::optional(nft_verdict_from_code(*ev.policy))
                                                           : ev.verdict;
-  s.target = ev.jump_target;
+  s.target = std::move(ev.jump_target);
   s.packet = ev.packet;
   s.iif = ev.iif;
   s.oif = ev.oif;
   s.origin = ev.origin;
-  s.rule = ev.rule_text;
-  s.log_ref = ev.log_ref;
-  if (!ev.log_ref.empty()) j.from_log = true;
+  s.rule = std::move(ev.rule_text);
+  s.log_ref = std::move(ev.log_ref);
+  if (!s.log_ref.empty()) j.from_log = true;
   if (ev.origin == Origin::Nflog) s.syntax = "iptables";
   if (ev.oif && j.oif_name.empty()) j.oif_name = ifname_of(*ev.oif);
   j.steps.push_back(std::move(s));
@@ -201,7 +203,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
       // late a slow reader got to it; an older story with the same id was
       // received before.
       bool fits = this_pass ? j->first_ns + 50'000'000ULL >= pass.ts_ns
-                            : s.ts + 50'000'000ULL >= j->first_ns && s.ts <= j->last_ns + idle_ns_;
+                            : s.ts + 50'000'000ULL >= j->sent_after_ns && s.ts <= j->last_ns + idle_ns_;
       if (!fits) continue;
       j->bpf.push_back(ev);
       j->last_ns = std::max(j->last_ns, s.ts);
@@ -238,6 +240,9 @@ void JourneyBuilder::add(BpfEvent&& ev) {
 }
 
 void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(Journey&&)>& sink) {
+  // The callers drain every source before a flush (a replay flushes where
+  // the live run did): what is received from now on was sent after now_ns.
+  drained_ns_ = std::max(drained_ns_, all ? 0 : now_ns);
   // BPF events often arrive before the trace events of the same packet.
   std::vector<BpfEvent> still;
   for (auto& ev : orphans_)
@@ -256,7 +261,7 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
     }
     if (std::holds_alternative<HookDropEvent>(ev)) continue;  // no packet to tell about
     Journey j;
-    j.first_ns = j.last_ns = s.ts;
+    j.first_ns = j.last_ns = j.sent_after_ns = s.ts;
     if (s.pkt) j.packet = *s.pkt;
     else if (s.ct) {
       j.packet.family = static_cast<uint8_t>(s.ct->orig.src.family);

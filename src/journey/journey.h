@@ -89,6 +89,11 @@ struct Journey {
   uint64_t number = 0;  // 1, 2, ... in print order
   uint32_t trace_id = 0;
   uint64_t first_ns = 0, last_ns = 0;
+  // The earliest the kernel can have sent the first trace event: when the
+  // sources were last drained before it was received (first_ns is when a
+  // possibly late reader got it). BPF records, stamped by the kernel, are
+  // compared with this, so a stalled reader does not split a packet in two.
+  uint64_t sent_after_ns = 0;
   Packet packet;  // as first seen
   std::string iif_name, oif_name;
   std::vector<Step> steps;
@@ -153,6 +158,7 @@ class JourneyBuilder {
  private:
   uint64_t foreign_ = 0;
   bool ids_are_packets_ = false;
+  uint64_t drained_ns_ = 0;  // the last flush: every source had been read up to it
   Journey& journey_for(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
   bool attach(const BpfEvent& ev);

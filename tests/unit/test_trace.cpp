@@ -361,3 +361,43 @@ TEST(Journey, PacketsOtherTracersMarkedAreNotOurs) {
 }
 
 }  // namespace natbpf
+
+namespace natbpf {
+
+// A stalled reader (a ruleset read, an emulated machine) gets the TRACE
+// lines of a dropped SYN 600 ms after the kernel sent them, and after the
+// drop record: the record still joins that story, because every source was
+// drained at the last flush, before the kernel sent anything of this packet.
+TEST(Journey, LateReaderDoesNotSplitAPacketInTwo) {
+  auto run = [](bool flushed_before) {
+    JourneyBuilder b("natbpf_1", 300'000'000ULL);
+    std::vector<Journey> out;
+    auto sink = [&](Journey&& j) { out.push_back(std::move(j)); };
+    if (flushed_before) b.flush(1'000'000'000ULL, false, sink);
+    SkbDropEvent d;
+    d.ts_ns = 1'010'000'000ULL;  // kernel time of the drop
+    d.skb = 0x1234;
+    d.pkt = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+    b.add(BpfEvent{d});
+    auto mark = ev(0x77, "raw", "PREROUTING", 1, NftVerdict::Continue, 1'610'000'000ULL);  // natbpf's TRACE rule
+    mark.origin = Origin::Nflog;
+    mark.starts_packet = true;
+    mark.packet = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+    b.add(std::move(mark));
+    auto line = ev(0x77, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, 1'610'000'000ULL);
+    line.origin = Origin::Nflog;
+    line.packet = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+    b.add(std::move(line));
+    b.flush(2'500'000'000ULL, false, sink);
+    return out;
+  };
+  auto joined = run(true);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_EQ(joined[0].bpf.size(), 1u);
+  EXPECT_EQ(joined[0].sent_after_ns, 1'000'000'000ULL);
+  // Without a drain to bound it, a record 600 ms older than the story is
+  // another packet's: told apart, as before.
+  EXPECT_EQ(run(false).size(), 2u);
+}
+
+}  // namespace natbpf
