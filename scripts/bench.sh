@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes docs/benchmarks.md: user-space pipeline
-# throughput (Google Benchmark) and kernel-side overhead (bench/overhead.sh).
+# throughput (Google Benchmark), saved logs told by explain --log
+# (bench/logs.sh) and kernel-side overhead (bench/overhead.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build >/dev/null
 cmake --build build -j"$(nproc)" --target natbpf natbpf_bench udpflood udpsink kfree_floor >/dev/null
-micro=$(./build/natbpf_bench --benchmark_min_time=0.5 --benchmark_format=console 2>/dev/null | grep '^BM_')
+# The saved-log benchmarks of bench/bench_logs.cpp have their own section (bench/logs.sh).
+micro=$(./build/natbpf_bench --benchmark_filter='-BM_(KernelLogLine|NftMonitorLine|ExplainLog)' \
+	--benchmark_min_time=0.5 --benchmark_format=console 2>/dev/null | grep '^BM_')
+logs=$(bash bench/logs.sh build)
 overhead=$(bash bench/overhead.sh build 200000)
 startup=$(bash bench/startup.sh build 7)
 base=$(awk '$1=="baseline"{print $2}' <<<"$overhead")
@@ -21,6 +25,8 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	echo '```'
 	echo "$micro"
 	echo '```'
+	echo
+	echo "$logs"
 	echo
 	echo "## Start-up and memory (bench/startup.sh)"
 	echo

@@ -87,7 +87,11 @@ if [ "${NATBPF_FUZZ_DOC:-1}" = 1 ] && [ "$*" = "" ]; then
 		echo "- fuzz_recording: \`natbpf explain\` of trace, clash and drops recordings"
 		echo "- fuzz_iptables_save: \`iptables-save [-c]\` text (counters, NAT rules, legacy chains)"
 		echo "- fuzz_nft_ruleset: \`nft -a list ruleset\` text (Ruleset::parse, NAT rules)"
-		echo "- fuzz_kernel_log: TRACE kernel log lines (parse_trace_prefix)"
+		echo "- fuzz_kernel_log: kernel log lines of TRACE and conntrack INVALID with syslog, dmesg and journal"
+		echo "  prefixes (parse_kernel_log_line, kernel_log_time, parse_trace_prefix)"
+		echo "- fuzz_nflog_pcap: NFLOG records of \`tcpdump -i nflog\` captures (parse_nflog_pcap_packet)"
+		echo "- fuzz_ulogd_json: ulogd2 JSON lines (parse_ulogd_json_line)"
+		echo "- fuzz_nft_monitor_text: \`nft monitor trace\` text (NftMonitorTextParser)"
 		echo
 		table
 		echo

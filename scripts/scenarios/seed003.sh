@@ -12,8 +12,10 @@
 # seed003_listen PREFIX SECONDS                     the host service on 52000 (background it)
 # seed003_connect PREFIX PORT                       one connection attempt, 2 s at most; 0 if it connected
 
-seed003_up() {
-	local p=$1 ipt=$2
+# The two namespaces and their veth pair, without rules (also the layout of
+# scripts/scenarios/kubeproxy.sh).
+seed003_netns() {
+	local p=$1
 	ip netns add "$p-client" && ip netns add "$p-node" || return 1
 	ip -n "$p-client" link set lo up
 	ip -n "$p-node" link set lo up
@@ -22,6 +24,11 @@ seed003_up() {
 	ip -n "$p-node" addr add 10.30.0.2/24 dev "${p}n"
 	ip -n "$p-client" link set "${p}c" up
 	ip -n "$p-node" link set "${p}n" up
+}
+
+seed003_up() {
+	local p=$1 ipt=$2
+	seed003_netns "$p" || return 1
 	if [ "$ipt" = nft ]; then
 		ip netns exec "$p-node" nft -f - <<'NFT'
 table ip kube {

@@ -1,8 +1,11 @@
 #include "explain/drop_rules.h"
 
+#include <cctype>
 #include <charconv>
+#include <initializer_list>
 #include <map>
 #include <regex>
+#include <string_view>
 
 #include "util/text.h"
 
@@ -36,23 +39,6 @@ std::vector<Risen> risen_iptables(const NetnsSnapshot& before, const NetnsSnapsh
 bool drops(const std::string& text) {
   return text.size() >= 8 && (text.compare(text.size() - 8, 8, " -j DROP") == 0 ||
                               text.find(" -j REJECT") != std::string::npos);
-}
-
-// value/mask of "V" or "V/M" (hex or decimal, as iptables-save writes them).
-std::optional<std::pair<uint32_t, uint32_t>> parse_mark(const std::string& text) {
-  auto number = [](const std::string& s) -> std::optional<uint32_t> {
-    uint32_t v = 0;
-    bool hex = s.rfind("0x", 0) == 0;
-    const char* first = s.data() + (hex ? 2 : 0);
-    auto [end, ec] = std::from_chars(first, s.data() + s.size(), v, hex ? 16 : 10);
-    if (ec != std::errc{} || end != s.data() + s.size() || first == end) return std::nullopt;
-    return v;
-  };
-  size_t slash = text.find('/');
-  auto value = number(text.substr(0, slash));
-  auto mask = slash == std::string::npos ? std::optional<uint32_t>(0xffffffffu) : number(text.substr(slash + 1));
-  if (!value || !mask) return std::nullopt;
-  return std::pair{*value, *mask};
 }
 
 RuleHit hit(const Risen& r) { return {r.rule->where(), r.rule->text, r.delta}; }
@@ -137,27 +123,80 @@ bool writes_bits(std::pair<uint32_t, uint32_t> want, std::pair<uint32_t, uint32_
 
 }  // namespace
 
+std::optional<std::pair<uint32_t, uint32_t>> parse_mark(const std::string& text) {
+  auto number = [](const std::string& s) -> std::optional<uint32_t> {
+    uint32_t v = 0;
+    bool hex = s.rfind("0x", 0) == 0;
+    const char* first = s.data() + (hex ? 2 : 0);
+    auto [end, ec] = std::from_chars(first, s.data() + s.size(), v, hex ? 16 : 10);
+    if (ec != std::errc{} || end != s.data() + s.size() || first == end) return std::nullopt;
+    return v;
+  };
+  size_t slash = text.find('/');
+  auto value = number(text.substr(0, slash));
+  auto mask = slash == std::string::npos ? std::optional<uint32_t>(0xffffffffu) : number(text.substr(slash + 1));
+  if (!value || !mask) return std::nullopt;
+  return std::pair{*value, *mask};
+}
+
+
 // A conntrack mark is written "ct V/M": the packet mark and the
 // connection's mark are set by different rules.
 constexpr const char* kCtPrefix = "ct ";
 
+// The iptables matches below run for the steps of every story (`explain
+// --log` tells millions), so they are scanned by hand, not with std::regex
+// (microseconds a rule); each gives what the regex in its comment gives,
+// the leftmost match, and still nothing for texts too long for a regex.
+
+// The word (a run of non-space characters, regex \S+) at s[at], at <= s.size().
+std::string_view word_at(std::string_view s, size_t at) {
+  size_t end = at;
+  while (end < s.size() && !std::isspace(static_cast<unsigned char>(s[end]))) end++;
+  return s.substr(at, end - at);
+}
+
+// What `text` starts with among `choices` (followed by `then`), or "".
+std::string_view starts_with_one(std::string_view text, std::initializer_list<std::string_view> choices,
+                                 std::string_view then) {
+  for (auto c : choices)
+    if (text.starts_with(c) && text.substr(c.size()).starts_with(then)) return c;
+  return {};
+}
+
 std::optional<std::string> matched_mark(const std::string& rule_text) {
-  static const std::regex mark(R"((?:^| )-m (mark|connmark) --mark (\S+))");
-  std::smatch m;
-  if (too_long_for_regex(rule_text) || !std::regex_search(rule_text, m, mark)) return std::nullopt;
-  return (m[1] == "connmark" ? kCtPrefix : "") + m[2].str();
+  // (?:^| )-m (mark|connmark) --mark (\S+)
+  if (too_long_for_regex(rule_text)) return std::nullopt;
+  std::string_view t = rule_text;
+  for (size_t at = t.find("-m "); at != std::string_view::npos; at = t.find("-m ", at + 1)) {
+    if (at > 0 && t[at - 1] != ' ') continue;
+    std::string_view rest = t.substr(at + 3);
+    std::string_view kind = starts_with_one(rest, {"mark", "connmark"}, " --mark ");
+    std::string_view value = kind.empty() ? "" : word_at(rest, kind.size() + 8);
+    if (!value.empty()) return (kind == "connmark" ? kCtPrefix : "") + std::string(value);
+  }
+  return std::nullopt;
 }
 
 bool sets_mark(const std::string& rule_text, const std::string& mark) {
-  static const std::regex set(R"( -j (MARK|CONNMARK) --(set-xmark|set-mark|or-mark) (\S+))");
-  std::smatch m;
-  if (too_long_for_regex(rule_text) || !std::regex_search(rule_text, m, set)) return false;
+  //  -j (MARK|CONNMARK) --(set-xmark|set-mark|or-mark) (\S+)
+  if (too_long_for_regex(rule_text)) return false;
+  std::string_view t = rule_text, target, op, value;
+  for (size_t at = t.find(" -j "); at != std::string_view::npos && value.empty(); at = t.find(" -j ", at + 1)) {
+    std::string_view rest = t.substr(at + 4);
+    target = starts_with_one(rest, {"MARK", "CONNMARK"}, " --");
+    if (target.empty()) continue;
+    rest.remove_prefix(target.size() + 3);
+    op = starts_with_one(rest, {"set-xmark", "set-mark", "or-mark"}, " ");
+    value = op.empty() ? "" : word_at(rest, op.size() + 1);
+  }
+  if (value.empty()) return false;
   bool ct = mark.rfind(kCtPrefix, 0) == 0;
-  if (ct != (m[1] == "CONNMARK")) return false;
+  if (ct != (target == "CONNMARK")) return false;
   auto want = parse_mark(ct ? mark.substr(3) : mark);
-  auto given = parse_mark(m[3].str());
+  auto given = parse_mark(std::string(value));
   if (!want || !given) return false;
-  if (m[2] == "or-mark") given->second = given->first;
+  if (op == "or-mark") given->second = given->first;
   // The bits the match tests are all written by this rule, to the values it wants.
   return writes_bits(*want, *given);
 }
@@ -166,7 +205,7 @@ std::optional<std::string> nft_matched_mark(const std::string& rule_text) {
   static const std::regex masked(R"((?:^| )(meta |ct )?mark & (0x[0-9a-f]+) == (0x[0-9a-f]+)(?: |$))");
   static const std::regex plain(R"((?:^| )(meta |ct )?mark (0x[0-9a-f]+)(?: |$))");
   std::smatch m;
-  if (too_long_for_regex(rule_text)) return std::nullopt;
+  if (too_long_for_regex(rule_text) || rule_text.find("mark ") == std::string::npos) return std::nullopt;
   if (std::regex_search(rule_text, m, masked))
     return (m[1] == "ct " ? kCtPrefix : "") + m[3].str() + "/" + m[2].str();
   if (std::regex_search(rule_text, m, plain)) return (m[1] == "ct " ? kCtPrefix : "") + m[2].str();
@@ -180,7 +219,7 @@ bool nft_sets_mark(const std::string& rule_text, const std::string& mark) {
   auto want = parse_mark(ct ? mark.substr(3) : mark);
   if (!want) return false;
   std::smatch m;
-  if (too_long_for_regex(rule_text)) return false;
+  if (too_long_for_regex(rule_text) || rule_text.find("mark set ") == std::string::npos) return false;
   bool is_or = std::regex_search(rule_text, m, set_or);
   if (!is_or && !std::regex_search(rule_text, m, set_plain)) return false;
   if (ct != (m[1] == "ct ")) return false;

@@ -32,6 +32,8 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
 std::optional<uint16_t> rule_dport(const std::string& rule_text);
 
 // "0x8000/0x8000" of "-m mark --mark 0x8000/0x8000" (nullopt when the rule matches no mark).
+// value/mask of "V" or "V/M" (hex or decimal, as iptables-save writes them).
+std::optional<std::pair<uint32_t, uint32_t>> parse_mark(const std::string& text);
 std::optional<std::string> matched_mark(const std::string& rule_text);
 // Whether a MARK target rule sets the bits a mark match tests.
 bool sets_mark(const std::string& rule_text, const std::string& mark);

@@ -50,6 +50,8 @@ void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
 std::string nat_statement_kind(const std::string& rule) {
   auto words = split_words(rule);
   for (size_t i = 0; i < words.size(); i++) {
+    size_t n = words[i].size();
+    if (n != 4 && n != 8 && n != 10) continue;  // none of the names below (runs for every accepting step)
     std::string w = words[i];
     std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return std::tolower(c); });
     const std::string prev = i ? words[i - 1] : "";
@@ -69,7 +71,6 @@ std::string nat_statement_kind(const std::string& rule) {
 namespace {
 
 void find_nat(Journey& j, const ExplainContext& ctx) {
-  auto packets = j.packets();
   for (size_t i = 0; i < j.steps.size(); i++) {
     const Step& s = j.steps[i];
     if (s.verdict != NftVerdict::Accept || s.rule.empty()) continue;

@@ -181,6 +181,9 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   if (!s.log_ref.empty()) j.from_log = true;
   if (ev.origin == Origin::Nflog) s.syntax = "iptables";
   if (ev.oif && j.oif_name.empty()) j.oif_name = ifname_of(*ev.oif);
+  // A story has a step per chain and per matching rule, often a dozen or
+  // more: grown once or twice, not from one step up (a saved log has millions).
+  if (j.steps.empty()) j.steps.reserve(16);
   j.steps.push_back(std::move(s));
 }
 
@@ -275,7 +278,9 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
     open_.push_back(std::move(j));
   }
   std::deque<Journey> keep;
-  std::stable_sort(open_.begin(), open_.end(), [](const Journey& a, const Journey& b) { return a.first_ns < b.first_ns; });
+  auto older = [](const Journey& a, const Journey& b) { return a.first_ns < b.first_ns; };
+  // Usually in order already: stable_sort would still move every journey twice.
+  if (!std::is_sorted(open_.begin(), open_.end(), older)) std::stable_sort(open_.begin(), open_.end(), older);
   for (auto& j : open_) {
     if (!all && j.last_ns + idle_ns_ > now_ns) keep.push_back(std::move(j));
     else if (j.trace_id && !j.marked && !ids_are_packets_) foreign_++;  // traced by a user rule or another run: not ours

@@ -13,10 +13,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "journey/trace_stories.h"
 #include "output/trace_render.h"
+#include "sources/legacy_trace.h"
 #include "sources/log_record.h"
 #include "sources/ruleset.h"
 #include "sources/trace_table.h"
@@ -61,9 +63,17 @@ class LogReplay {
 
  private:
   Status read_file(const std::string& file, FileCounts& c);
-  void take(LogRecord&& r, const std::string& where, FileCounts& c);
+  void take(LogRecord&& r, std::string where, FileCounts& c);  // where: "kern.log:12"
   void take_nft(NftTraceEvent&& ev, const std::string& iif, const std::string& oif, std::optional<uint64_t> ts,
-                const std::string& where, FileCounts& c);
+                std::string where, FileCounts& c);
+  // What a TRACE prefix says, worked out once per prefix and family: a log
+  // repeats the same rule positions millions of times.
+  struct TraceLine {
+    TracePrefix prefix;
+    std::optional<NftTraceEvent> event;  // its packet and id still to set
+  };
+  static constexpr size_t kMaxTraceLines = 4096;  // distinct prefixes kept per family
+  const TraceLine* trace_line(const std::string& prefix, uint8_t family);  // nullptr: no TRACE prefix
   uint64_t advance(std::optional<uint64_t> ts);
   uint32_t ifindex(const std::string& name);
   void flush_if_due();
@@ -79,8 +89,13 @@ class LogReplay {
     std::string table;  // of the packet's latest line
     uint64_t last_ns = 0;
   };
-  std::map<uint32_t, Group> groups_;      // headers (IP id, seq, source) -> the packet they belong to
-  std::map<uint32_t, Group> nft_groups_;  // nft trace id -> the packet
+  std::unordered_map<uint32_t, Group> groups_;      // headers (IP id, seq, source) -> the packet they belong to
+  std::unordered_map<uint32_t, Group> nft_groups_;  // nft trace id -> the packet
+  // family -> log prefix -> what it says (nullopt: no TRACE prefix)
+  std::map<uint8_t, std::unordered_map<std::string, std::optional<TraceLine>>> trace_lines_;
+  // Saved nft rules by the text nft prints: chain (family, table, name) ->
+  // rule_shape of its rule -> handle (rules never change during a replay).
+  std::unordered_map<std::string, std::unordered_map<std::string, uint64_t>> handle_by_shape_;
   std::map<std::string, uint32_t> ifindex_;
   std::map<uint32_t, std::string> ifname_;
 };

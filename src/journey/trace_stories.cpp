@@ -15,8 +15,17 @@ std::string path_signature(const Journey& j) {
   std::string s = std::to_string(p.l4proto) + "/" + std::to_string(p.tcp_flags) + "/" + p.saddr.str() + ":" +
                   std::to_string(p.sport) + ">" + p.daddr.str() + ":" + std::to_string(p.dport) + "|";
   if (p.l4proto == 6) s += std::to_string(p.tcp_seq) + "/" + std::to_string(p.tcp_ack) + "|";
-  for (const auto& st : j.steps)
-    s += st.table + "/" + st.chain + "/" + (st.handle ? std::to_string(*st.handle) : "-") + "/" + st.verdict_str() + ";";
+  s.reserve(s.size() + 64 * j.steps.size() + 128);  // built for every story: appended, not concatenated
+  for (const auto& st : j.steps) {
+    s += st.table;
+    s += '/';
+    s += st.chain;
+    s += '/';
+    s += st.handle ? std::to_string(*st.handle) : "-";
+    s += '/';
+    s += st.verdict_str();
+    s += ';';
+  }
   s += j.drop ? drop_point_str(*j.drop) : std::to_string(static_cast<int>(j.fate));
   return s;
 }
@@ -67,12 +76,17 @@ void TraceStories::emit(Journey&& j) {
   ctx.causes = CauseContext{world_.sysctl, world_.listeners, world_.netns};
   explain_journey(j, ctx);
   j.number = ++counters_.packets;
-  std::string sig = path_signature(j);
+  uint64_t sig = std::hash<std::string>{}(path_signature(j));
   if (auto it = first_of_path_.find(sig); it != first_of_path_.end()) {
     j.repeat_of = it->second;
     counters_.retransmissions++;
   } else {
+    if (path_order_.size() == kMaxPaths) {
+      first_of_path_.erase(path_order_.front());
+      path_order_.pop_front();
+    }
     first_of_path_[sig] = j.number;
+    path_order_.push_back(sig);
   }
   if (j.drop) {
     counters_.dropped++;

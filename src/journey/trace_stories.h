@@ -5,12 +5,14 @@
 // StoryWorld: live queries, or the answers a recording kept.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "journey/journey.h"
 #include "output/trace_render.h"
@@ -74,7 +76,13 @@ class TraceStories {
   StoryWorld world_;
   JourneyBuilder builder_;
   TraceCounters counters_;
-  std::map<std::string, uint64_t> first_of_path_;
+  // Paths told so far (a hash of path_signature -> the first story's
+  // number), the newest kMaxPaths: a long trace or a log of millions of
+  // lines must not keep one signature per packet. With a 64-bit hash a
+  // story is taken for a repeat by a collision less than once in 10^14.
+  static constexpr size_t kMaxPaths = 65536;
+  std::unordered_map<uint64_t, uint64_t> first_of_path_;
+  std::deque<uint64_t> path_order_;  // oldest first, to forget
 };
 
 }  // namespace natbpf

@@ -103,7 +103,7 @@ std::string drops_to_json_lines(const DropsReport& r, size_t top) {
       for (const auto& v : m.via) via.push_back(hit(v));
       j["mark_origins"].push_back({{"mark", m.mark}, {"matched_by", m.matched_by}, {"set_by", hit(m.set_by)}, {"via", via}});
     }
-    o << j.dump() << "\n";
+    o << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
   nlohmann::json s{{"type", "summary"},
                    {"schema_version", kSchemaVersion},
@@ -119,7 +119,7 @@ std::string drops_to_json_lines(const DropsReport& r, size_t top) {
   for (const auto& [ns, d] : r.conntrack)
     s["conntrack"][ns] = {{"insert_failed", d.insert_failed}, {"drop", d.drop}, {"early_drop", d.early_drop},
                           {"invalid", d.invalid}};
-  o << s.dump() << "\n";
+  o << s.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return o.str();
 }
 

@@ -1,5 +1,6 @@
 #include "output/trace_render.h"
 
+#include <cstdio>
 #include <iomanip>
 #include <memory>
 #include <sstream>
@@ -10,12 +11,11 @@
 #include "util/text.h"
 
 namespace natbpf {
-namespace {
 
 std::string hex_id(uint32_t id) {
-  std::ostringstream o;
-  o << std::hex << std::setw(8) << std::setfill('0') << id;
-  return o.str();
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", id);
+  return buf;
 }
 
 const char* fate_str(Fate f) {
@@ -41,6 +41,8 @@ std::string ct_state_str(uint32_t m) {
   return s.empty() ? "none" : s;
 }
 
+namespace {
+
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
@@ -63,20 +65,8 @@ class TextRenderer : public TraceRenderer {
       return o.str();
     }
     o << "\n";
-    for (const auto& s : j.steps) {
-      std::string where = family_name(s.family) + " " + s.table + " " + s.chain;
-      o << "  " << std::left << std::setw(12) << (s.hook.empty() ? "-" : s.hook) << std::setw(30) << where << " "
-        << std::setw(22) << s.verdict_str();
-      if (s.handle) o << " rule " << quote(s.rule.empty() ? "?" : s.rule) << " (handle " << *s.handle << ")";
-      else if (!s.rule.empty()) o << " rule " << quote(s.rule);
-      if (!s.log_ref.empty()) o << " [" << s.log_ref << "]";
-      o << "\n";
-      for (const auto& n : j.nat) {
-        if (n.handle != s.handle || n.table_chain != where) continue;
-        o << "  " << std::setw(12) << "nat" << n.kind << " " << (n.from.empty() ? "?" : n.from) << " → "
-          << (n.to.empty() ? "?" : n.to) << " (rule " << quote(n.rule) << "; " << n.evidence << ")\n";
-      }
-    }
+    o << step_lines(j);
+    if (!j.steps.empty()) o << std::left;  // the columns below, as the step lines' setw(n) left them
     for (const auto& n : j.nat) {
       if (!n.rule.empty()) continue;  // shown after its rule above
       o << "  " << std::setw(12) << "nat" << n.kind << " " << n.from << " → " << n.to << " (" << n.evidence << ")\n";
@@ -137,6 +127,37 @@ class TextRenderer : public TraceRenderer {
   }
 
  private:
+  // The lines of the steps and their NAT, appended to one string (a story
+  // has dozens, a saved log millions): columns padded as std::left with
+  // std::setw(n) pads them.
+  static std::string step_lines(const Journey& j) {
+    auto padded = [](std::string& out, const std::string& text, size_t width) {
+      out += text;
+      if (text.size() < width) out.append(width - text.size(), ' ');
+    };
+    std::string out;
+    for (const auto& s : j.steps) {
+      std::string where = family_name(s.family) + " " + s.table + " " + s.chain;
+      out += "  ";
+      padded(out, s.hook.empty() ? "-" : s.hook, 12);
+      padded(out, where, 30);
+      out += ' ';
+      padded(out, s.verdict_str(), 22);
+      if (s.handle) out += " rule " + quote(s.rule.empty() ? "?" : s.rule) + " (handle " + std::to_string(*s.handle) + ")";
+      else if (!s.rule.empty()) out += " rule " + quote(s.rule);
+      if (!s.log_ref.empty()) out += " [" + s.log_ref + "]";
+      out += '\n';
+      for (const auto& n : j.nat) {
+        if (n.handle != s.handle || n.table_chain != where) continue;
+        out += "  ";
+        padded(out, "nat", 12);
+        out += n.kind + " " + (n.from.empty() ? "?" : n.from) + " → " + (n.to.empty() ? "?" : n.to) + " (rule " +
+               quote(n.rule) + "; " + n.evidence + ")\n";
+      }
+    }
+    return out;
+  }
+
   std::string paint(const std::string& s, const char* code) const {
     return colour_ ? std::string("\033[") + code + "m" + s + "\033[0m" : s;
   }
@@ -148,7 +169,11 @@ class TextRenderer : public TraceRenderer {
 
 class JsonRenderer : public TraceRenderer {
  public:
-  std::string packet(const Journey& j) override { return journey_to_json(j).dump() + "\n"; }
+  // Text from a saved log or a ruleset may hold bytes that are not UTF-8:
+  // replaced (U+FFFD), never an exception.
+  std::string packet(const Journey& j) override {
+    return journey_to_json(j).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
   std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
     nlohmann::json s{{"type", "summary"},
                      {"schema_version", kSchemaVersion},
@@ -161,7 +186,7 @@ class JsonRenderer : public TraceRenderer {
                      {"lost", {{"nftrace", c.nftrace_lost}, {"bpf", c.bpf_lost}}},
                      {"parse_errors", c.nftrace_parse_errors + c.bpf_decode_errors},
                      {"plan", plan_summary}};
-    return s.dump() + "\n";
+    return s.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }
 };
 

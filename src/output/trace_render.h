@@ -30,5 +30,9 @@ std::unique_ptr<TraceRenderer> make_text_renderer(bool colour);
 std::unique_ptr<TraceRenderer> make_json_renderer();
 
 nlohmann::json journey_to_json(const Journey& j);
+// Shared by the text and JSON renderers.
+std::string hex_id(uint32_t trace_id);     // "1a2b3c4d"
+const char* fate_str(Fate f);              // "dropped", "forwarded", ...
+std::string ct_state_str(uint32_t state);  // nft's ct state bits: "established,related"
 
 }  // namespace natbpf

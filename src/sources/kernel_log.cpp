@@ -107,9 +107,17 @@ uint8_t tcp_flag(std::string_view word) {
   static constexpr std::pair<const char*, uint8_t> kFlags[] = {{"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04},
                                                                {"PSH", 0x08}, {"ACK", 0x10}, {"URG", 0x20},
                                                                {"ECE", 0x40}, {"CWR", 0x80}};
+  if (word.size() != 3) return 0;  // every flag has three letters
   for (auto [name, bit] : kFlags)
-    if (word == name) return bit;
+    if (std::memcmp(word.data(), name, 3) == 0) return bit;
   return 0;
+}
+
+// key == name, with the length known when compiling (no memcmp call): the
+// keys of every field of every line are compared (logs run to millions of lines).
+template <size_t N>
+bool is(std::string_view key, const char (&name)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), name, N - 1) == 0;
 }
 
 // Where the nf_log message starts (its prefix), or npos.
@@ -160,25 +168,25 @@ std::optional<LogRecord> parse_kernel_log_line(std::string_view line, uint64_t l
       continue;
     }
     std::string_view key = tok.substr(0, eq), value = tok.substr(eq + 1);
-    if (key == "IN") r.in = std::string(value);
-    else if (key == "OUT") r.out = std::string(value);
-    else if (key == "MARK") {
+    if (is(key, "IN")) r.in = std::string(value);
+    else if (is(key, "OUT")) r.out = std::string(value);
+    else if (is(key, "MARK")) {
       uint32_t mark = 0;
       if (value.substr(0, 2) == "0x" && number(value.substr(2), mark, 16)) r.mark = mark;
-    } else if (!l4 && (key == "SRC" || key == "DST")) {
+    } else if (!l4 && (is(key, "SRC") || is(key, "DST"))) {
       auto a = Addr::parse(std::string(value));
       if (!a) return std::nullopt;
-      (key == "SRC" ? p.saddr : p.daddr) = *a;
-      (key == "SRC" ? have_src : have_dst) = true;
-    } else if (!l4 && key == "LEN") (void)number(value, p.len);
-    else if (!l4 && key == "ID") (void)number(value, p.ip_id);
-    else if (key == "PROTO") {
+      (is(key, "SRC") ? p.saddr : p.daddr) = *a;
+      (is(key, "SRC") ? have_src : have_dst) = true;
+    } else if (!l4 && is(key, "LEN")) (void)number(value, p.len);
+    else if (!l4 && is(key, "ID")) (void)number(value, p.ip_id);
+    else if (is(key, "PROTO")) {
       l4 = true;
       p.l4proto = proto_number(value);
-    } else if (l4 && key == "SPT") (void)number(value, p.sport);
-    else if (l4 && key == "DPT") (void)number(value, p.dport);
-    else if (l4 && p.l4proto == 6 && key == "SEQ") (void)number(value, p.tcp_seq);
-    else if (l4 && p.l4proto == 6 && key == "ACK") (void)number(value, p.tcp_ack);
+    } else if (l4 && is(key, "SPT")) (void)number(value, p.sport);
+    else if (l4 && is(key, "DPT")) (void)number(value, p.dport);
+    else if (l4 && p.l4proto == 6 && is(key, "SEQ")) (void)number(value, p.tcp_seq);
+    else if (l4 && p.l4proto == 6 && is(key, "ACK")) (void)number(value, p.tcp_ack);
   }
   if (!have_src || !have_dst || p.saddr.family != p.daddr.family) return std::nullopt;
   p.family = p.saddr.family;

@@ -57,7 +57,9 @@ int read_ack(mnl_socket* nl) {
   return 0;
 }
 
-uint32_t synthetic_id(const Packet& p) {
+}  // namespace
+
+uint32_t legacy_trace_id(const Packet& p) {
   // No trace id in TRACE lines: the IP id, TCP sequence and source stay the
   // same while one skb crosses the tables (DNAT changes only the destination).
   uint32_t h = 2166136261u;
@@ -69,8 +71,6 @@ uint32_t synthetic_id(const Packet& p) {
   for (int i = 0; i < 16; i++) mix(p.saddr.bytes[i]);
   return h ? h : 1;
 }
-
-}  // namespace
 
 std::string rule_comment(const std::string& save_line) {
   static const std::regex comment(R"re((?:^| )--comment (?:"([^"]*)"|(\S+)))re");
@@ -433,7 +433,7 @@ std::optional<NftTraceEvent> legacy_trace_event(const TracePrefix& prefix, uint8
   ev.table = prefix.table;
   ev.chain = prefix.chain;
   ev.packet = pkt;
-  ev.id = synthetic_id(pkt);
+  ev.id = legacy_trace_id(pkt);
   const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
   // A chain holding only our TRACE rules is not part of the user's story.
   if (!comment.empty() && chain && !chain->rules.empty() &&

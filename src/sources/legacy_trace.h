@@ -64,6 +64,11 @@ using LegacyRules = std::function<const ChainInfo*(uint8_t family, const std::st
 // "nf_ct_proto_6: invalid tcp flag combination " (protonum in *proto).
 std::optional<std::string> parse_invalid_prefix(const std::string& prefix, uint8_t* proto);
 
+// The id legacy_trace_event gives a packet's TRACE lines, which carry none:
+// a hash of what stays while one skb crosses the tables (source, IP id, TCP
+// sequence; DNAT changes only the destination).
+uint32_t legacy_trace_id(const Packet& p);
+
 // One TRACE line as a trace event: the rule it names (its verdict inferred
 // from the rule's target), a chain's policy or a user chain's return.
 // nullopt for a line of a chain holding only natbpf's own TRACE rules

@@ -4,6 +4,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "util/text.h"
 
@@ -23,6 +24,12 @@ std::pair<std::string, std::optional<uint64_t>> split_handle(const std::string& 
   }
 }
 
+size_t chain_key(std::string_view family, std::string_view table, std::string_view name) {
+  std::hash<std::string_view> h;
+  size_t k = h(family);
+  for (auto part : {table, name}) k = (k ^ h(part)) * 0x100000001b3ULL;
+  return k;
+}
 
 }  // namespace
 
@@ -80,7 +87,7 @@ Ruleset Ruleset::parse(const std::string& text) {
       table = w[2];
       current = nullptr;
     } else if (w[0] == "chain" && w.size() >= 2) {
-      rs.chains_.push_back(ChainInfo{family, table, w[1], {}, {}, {}, {}, {}});
+      rs.push_chain(ChainInfo{family, table, w[1], {}, {}, {}, {}, {}});
       current = &rs.chains_.back();
     } else if (w[0] == "}") {
       current = nullptr;
@@ -108,10 +115,20 @@ Ruleset Ruleset::parse(const std::string& text) {
   return rs;
 }
 
+void Ruleset::push_chain(ChainInfo c) {
+  by_name_.emplace(chain_key(c.family, c.table, c.name), chains_.size());
+  chains_.push_back(std::move(c));
+}
+
 const ChainInfo* Ruleset::chain(const std::string& family, const std::string& table, const std::string& name) const {
-  for (const auto& c : chains_)
-    if (c.family == family && c.table == table && c.name == name) return &c;
-  return nullptr;
+  // The first chain of that name, as a scan in order would find it.
+  const ChainInfo* first = nullptr;
+  auto [from, to] = by_name_.equal_range(chain_key(family, table, name));
+  for (auto it = from; it != to; ++it) {
+    const ChainInfo& c = chains_[it->second];
+    if (c.family == family && c.table == table && c.name == name && (!first || &c < first)) first = &c;
+  }
+  return first;
 }
 
 const RuleInfo* Ruleset::rule(const std::string& family, const std::string& table, const std::string& chain_name,
@@ -125,7 +142,7 @@ const RuleInfo* Ruleset::rule(const std::string& family, const std::string& tabl
 
 void Ruleset::add_chains(std::vector<ChainInfo> chains) {
   for (auto& c : chains)
-    if (!chain(c.family, c.table, c.name)) chains_.push_back(std::move(c));
+    if (!chain(c.family, c.table, c.name)) push_chain(std::move(c));
 }
 
 bool Ruleset::has_xtables_tables(const std::string& family) const {

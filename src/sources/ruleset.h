@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace natbpf {
@@ -47,7 +48,12 @@ class Ruleset {
   bool has_xtables_tables(const std::string& family) const;
 
  private:
+  void push_chain(ChainInfo c);
+
   std::vector<ChainInfo> chains_;
+  // hash of (family, table, name) -> index in chains_: chain() runs for every
+  // trace event (a saved log has millions), and rulesets have hundreds of chains.
+  std::unordered_multimap<size_t, size_t> by_name_;
 };
 
 // nft's textual priority names ("filter", "dstnat + 10") as numbers, per hook.

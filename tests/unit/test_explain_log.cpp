@@ -227,3 +227,14 @@ TEST(ExplainLog, BadInputIsAClearError) {
             LogFormat::NftMonitor);
   EXPECT_FALSE(detect_log_format("nothing here\n"));
 }
+
+TEST(ExplainLog, BytesThatAreNotUtf8DoNotStopJsonOutput) {
+  std::string line = "[ 1.000000] TRACE: filter:BAD\xff\xfe" "CHAIN:rule:1 IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 "
+                     "TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=1 DPT=2 SEQ=1 ACK=0 WINDOW=1 RES=0x00 SYN URGP=0\n";
+  std::string log = write_temp(line);
+  Told t = explain({{log}, {}, LogFormat::Auto, {}});
+  ASSERT_TRUE(t.status);
+  ASSERT_EQ(t.packets.size(), 1u);
+  EXPECT_NE(t.packets[0]["steps"][0]["chain"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos);  // U+FFFD
+  unlink(log.c_str());
+}
