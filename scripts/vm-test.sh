@@ -376,7 +376,7 @@ cat "$base" "$work/run.cpio.gz" >"$work/initrd"
 flock -u 9
 exec 9>&-
 
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -m "$memory" -smp 2 -nographic -nodefaults
+qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max -m "$memory" -smp 2 -nographic -nodefaults
 	-no-reboot -no-user-config -nic none -serial mon:stdio
 	-kernel "$kernel_image" -initrd "$work/initrd"
 	-append "console=ttyS0 panic=-1 quiet $append")
