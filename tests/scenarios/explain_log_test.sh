@@ -36,6 +36,21 @@ story_shape() { # FILE
 		steps: [.steps[] | select(.table != "raw") | {table, chain, handle, rule, verdict}]}' "$1"
 }
 
+# live_drop NAME NS PORT CONNECT...: natbpf trace of PORT in NS while
+# CONNECT runs (it must fail); the first dropped story to $SCEN_TMP/NAME.first.
+live_drop() {
+	local name=$1 ns=$2 port=$3 ready=$SCEN_TMP/$1.ready pid
+	shift 3
+	scen_bg $NATBPF trace --netns "$ns" --dport "$port" --json --duration 60 --ready-file "$ready" >"$SCEN_TMP/$name.jsonl" 2>"$SCEN_TMP/$name.err"
+	pid=$!
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/$name.err"; fail "natbpf trace did not get ready"; }
+	"$@" && fail "$name: the connection to $port should fail"
+	sleep 1
+	kill -INT "$pid"
+	wait "$pid" || { cat "$SCEN_TMP/$name.err"; fail "natbpf trace exited $?"; }
+	jq -s '[.[] | select(.type == "packet" and .verdict == "drop")][0]' "$SCEN_TMP/$name.jsonl" >"$SCEN_TMP/$name.first"
+}
+
 p=nb$$l
 SCEN_NS+=("$p-client" "$p-node")
 seed003_up "$p" iptables-legacy 2>"$SCEN_TMP/up.err" || fail "seed003_up failed: $(cat "$SCEN_TMP/up.err")"
@@ -44,15 +59,7 @@ scen_wait_listen "$p-node" 52000
 N="ip netns exec $p-node"
 
 # ---- live
-ready=$SCEN_TMP/live.ready
-scen_bg $NATBPF trace --netns "$p-node" --dport 52000 --json --duration 60 --ready-file "$ready" >"$SCEN_TMP/live.jsonl" 2>"$SCEN_TMP/live.err"
-pid=$!
-scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/live.err"; fail "natbpf trace did not get ready"; }
-seed003_connect "$p" 52000 && fail "port 52000 should be dropped by KUBE-FIREWALL"
-sleep 1
-kill -INT "$pid"
-wait "$pid" || { cat "$SCEN_TMP/live.err"; fail "natbpf trace exited $?"; }
-jq -s '[.[] | select(.type == "packet" and .verdict == "drop")][0]' "$SCEN_TMP/live.jsonl" >"$SCEN_TMP/live.first"
+live_drop live "$p-node" 52000 seed003_connect "$p" 52000
 jq_true "$SCEN_TMP/live.first" '.drop.chain == "KUBE-FIREWALL"' "live: the SYN should be dropped in KUBE-FIREWALL"
 story_shape "$SCEN_TMP/live.first" >"$SCEN_TMP/live.shape"
 
@@ -140,16 +147,8 @@ $H nft monitor trace >"$SCEN_TMP/monitor.txt" 2>&1 &
 SCEN_PIDS+=($!)
 mpid=$!
 $H nft -a list ruleset >"$SCEN_TMP/ruleset.nft"
-ready=$SCEN_TMP/nft.ready
-scen_bg $NATBPF trace --netns "$q-host" --dport 1222 --json --duration 60 --ready-file "$ready" >"$SCEN_TMP/nft.jsonl" 2>"$SCEN_TMP/nft.err"
-pid=$!
-scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/nft.err"; fail "natbpf trace did not get ready"; }
-seed001_connect "$q" 2 && fail "the connection to 1222 should time out"
-sleep 1
-kill -INT "$pid"
-wait "$pid" || { cat "$SCEN_TMP/nft.err"; fail "natbpf trace exited $?"; }
+live_drop nft "$q-host" 1222 seed001_connect "$q" 2
 kill "$mpid"
-jq -s '[.[] | select(.type == "packet" and .verdict == "drop")][0]' "$SCEN_TMP/nft.jsonl" >"$SCEN_TMP/nft.first"
 explain_offline "$SCEN_TMP/monitor.jsonl" --log "$SCEN_TMP/monitor.txt" --ruleset "$SCEN_TMP/ruleset.nft"
 jq -s '[.[] | select(.type == "packet" and .verdict == "drop")][0]' "$SCEN_TMP/monitor.jsonl" >"$SCEN_TMP/monitor.first"
 shape() { jq -c '{verdict, drop: (.drop | {table, chain, rule, handle}), nat: [.nat[] | {kind, from, to}],
