@@ -7,8 +7,12 @@ packages=(
 	# build
 	build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev libpcap-dev
+	# the metrics exporter (natbpf drops --prometheus): HTTP server library
+	libcivetweb-dev
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
+	# exporter and packaging tests: a real Prometheus text parser, Kubernetes schema validation
+	python3-prometheus-client python3-jsonschema
 	# fuzzing (scripts/fuzz.sh): libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
 	# scenarios and demo
