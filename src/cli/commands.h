@@ -9,6 +9,7 @@
 #include "explain/drops.h"
 #include "journey/clash_join.h"
 #include "probe/attach_plan.h"
+#include "output/metrics.h"
 #include "util/result.h"
 
 namespace natbpf {
@@ -22,6 +23,9 @@ void register_trace_command(CLI::App& app, CommandContext& ctx);
 void register_clash_command(CLI::App& app, CommandContext& ctx);
 void register_drops_command(CLI::App& app, CommandContext& ctx);
 void register_explain_command(CLI::App& app, CommandContext& ctx);
+
+// The version and git revision natbpf was built from (natbpf_build_info).
+BuildInfo build_info();
 
 // Shared by every command that loads BPF: root/capabilities and BTF checks.
 Status check_privileges_and_btf();

@@ -33,4 +33,12 @@ void apply_attach_env(PlanRequest& request) {
   request.no_kprobe |= set("NATBPF_NO_KPROBE");
 }
 
+BuildInfo build_info() {
+#ifdef NATBPF_GIT_REVISION
+  return {NATBPF_VERSION, NATBPF_GIT_REVISION};
+#else
+  return {NATBPF_VERSION, "unknown"};
+#endif
+}
+
 }  // namespace natbpf

@@ -8,28 +8,62 @@
 #include "cli/job.h"
 #include "explain/drops.h"
 #include "output/drops_render.h"
+#include "output/metrics.h"
+#include "output/metrics_server.h"
 
 namespace natbpf {
 namespace {
 
 struct DropsOptions {
-  std::string duration = "10s", interval, ready_file, record, netns;
+  std::string duration, interval, ready_file, record, netns, prometheus;
   bool json = false;
-  size_t top = 10;
+  size_t top = 10, max_series = kDefaultMaxDropSeries;
   PlanRequest request;
 };
 
-Status run_drops(const DropsOptions& o) {
-  auto duration = parse_duration(o.duration);
-  if (!duration) return duration.error();
-  if (o.top == 0) return usage_error("--top must be at least 1", "e.g. --top 10");
+// The options as the run uses them, or the usage error.
+struct DropsTiming {
+  std::optional<std::chrono::milliseconds> duration;  // none: until stopped (an exporter)
   std::optional<uint64_t> interval_ns;
+};
+
+Result<DropsTiming> check_options(const DropsOptions& o) {
+  DropsTiming t;
+  // An exporter counts until it is stopped, unless told how long.
+  if (!o.duration.empty() || o.prometheus.empty()) {
+    auto d = parse_duration(o.duration.empty() ? "10s" : o.duration);
+    if (!d) return d.error();
+    t.duration = *d;
+  }
+  if (!o.prometheus.empty()) {
+    if (auto listen = parse_listen_address(o.prometheus); !listen) return listen.error();
+    if (o.max_series < 2) return usage_error("--metrics-max-series must be at least 2", "e.g. --metrics-max-series 1000");
+  }
+  if (o.top == 0) return usage_error("--top must be at least 1", "e.g. --top 10");
   if (!o.interval.empty()) {
     auto interval = parse_duration(o.interval);
     if (!interval) return interval.error();
     if (*interval < std::chrono::milliseconds(100))
       return usage_error("--interval must be at least 100ms", "e.g. --interval 5s");
-    interval_ns = uint64_t(interval->count()) * 1'000'000ULL;
+    t.interval_ns = uint64_t(interval->count()) * 1'000'000ULL;
+  }
+  return t;
+}
+
+Status run_drops(const DropsOptions& o) {
+  auto timing = check_options(o);
+  if (!timing) return timing.error();
+  // Plain copies: lambdas below use them (clang 14 cannot capture structured bindings).
+  std::optional<std::chrono::milliseconds> duration = timing->duration;
+  std::optional<uint64_t> interval_ns = timing->interval_ns;
+  // Listening in natbpf's own namespace, before --netns moves it, and
+  // failing (a port in use) before anything is attached.
+  DropMetrics metrics(build_info(), o.max_series);
+  std::unique_ptr<MetricsServer> server;
+  if (!o.prometheus.empty()) {
+    auto started = MetricsServer::start(o.prometheus, metrics.render());
+    if (!started) return started.error();
+    server = std::move(*started);
   }
   JobSpec spec;
   spec.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm"};
@@ -60,28 +94,34 @@ Status run_drops(const DropsOptions& o) {
   job.start_now();
   run.start();
   if (!o.json)
-    std::cerr << "natbpf: counting drops for " << o.duration
-              << (interval_ns ? ", a report every " + o.interval : std::string()) << "; " << job.plan().summary()
-              << "\n";
+    std::cerr << "natbpf: counting drops " << (duration ? "for " + (o.duration.empty() ? "10s" : o.duration) : "until stopped")
+              << (interval_ns ? ", a report every " + o.interval : std::string())
+              << (server ? ", metrics on http://" + o.prometheus + "/metrics" : std::string()) << "; "
+              << job.plan().summary() << "\n";
   uint64_t start = monotonic_ns(), last_report = start;
   // Each report covers the drops since the previous one; recorded first so
-  // a replay prints the same reports.
+  // a replay makes the same reports. A scrape's report only refreshes the
+  // metrics; the others are printed too.
   auto report = [&](uint64_t now, const char* record_kind) -> Status {
     if (auto st = job.sources().read_all(); !st) return st;
     if (auto st = bpf->emit_drop_counts(); !st) return st;
     double seconds = double(now - last_report) / 1e9;
     uint64_t lost = job.sources().lost();
     if (auto* rec = job.recorder()) rec->write(drops_report_record(record_kind, seconds, lost));
-    print_drops(run.report(seconds, lost, job.plan().summary()), o.top, o.json);
+    DropsReport r = run.report(seconds, lost, job.plan().summary());
+    metrics.add(r);
+    if (server) server->publish(metrics.render());
+    if (std::string_view(record_kind) != "scrape") print_drops(r, o.top, o.json);
     last_report = now;
     return Ok{};
   };
   LoopLimits limits;
-  limits.duration = *duration;
+  limits.duration = duration;
   limits.on_tick = [&] {
     (void)job.sources().read_all();
     uint64_t now = monotonic_ns();
     if (interval_ns && now - last_report >= *interval_ns) (void)report(now, "report");
+    else if (server && server->wanted()) (void)report(now, "scrape");
   };
   if (auto st = job.run(limits); !st) return st;
   return report(monotonic_ns(), "end");
@@ -101,13 +141,17 @@ void print_drops(const DropsReport& report, size_t top, bool json) {
 void register_drops_command(CLI::App& app, CommandContext& ctx) {
   static DropsOptions o;
   auto* cmd = app.add_subcommand("drops", "rank every drop on the host by its cause: netfilter's rules, and what is not the firewall");
-  cmd->add_option("--duration", o.duration, "how long to count (default 10s)");
+  cmd->add_option("--duration", o.duration, "how long to count (default 10s; with --prometheus, until SIGINT/SIGTERM)");
   cmd->add_option("--interval", o.interval, "also print a report every D (each covers the drops since the previous one)");
   cmd->add_option("--top", o.top, "show this many causes (default 10)");
   cmd->add_option("--netns", o.netns, "only this network namespace: name (ip netns), PID or path (default: all)");
   cmd->add_flag("--json", o.json, "JSON Lines: one object per cause, then a summary");
   cmd->add_option("--ready-file", o.ready_file, "create this file once counting has started");
   cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
+  cmd->add_option("--prometheus", o.prometheus,
+                  "serve the counts as Prometheus metrics on http://ADDR:PORT/metrics (e.g. 0.0.0.0:9477) until stopped");
+  cmd->add_option("--metrics-max-series", o.max_series,
+                  "at most this many natbpf_drops_total series; the rest are added to one overflow series (default 1000)");
   add_attach_flags(cmd, o.request);
   cmd->callback([&ctx]() { ctx.status = run_drops(o); });
 }

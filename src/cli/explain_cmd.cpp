@@ -103,11 +103,13 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   ReplayHandlers handlers;
   handlers.raw = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
   handlers.start = [&](uint64_t) { run.start(); };
-  // Each --interval report and the last one, where the live run printed them.
+  // Each --interval report and the last one, where the live run printed
+  // them; a scrape's report (--prometheus) only moved where the next began.
   handlers.other = [&](const nlohmann::json& r) {
     std::string t = r.value("t", "");
-    if (t != "report" && t != "end") return;
-    print_drops(run.report(r.at("seconds").get<double>(), r.at("lost").get<uint64_t>(), plan->summary), top, json);
+    if (t != "report" && t != "end" && t != "scrape") return;
+    auto report = run.report(r.at("seconds").get<double>(), r.at("lost").get<uint64_t>(), plan->summary);
+    if (t != "scrape") print_drops(report, top, json);
     ended = ended || t == "end";
   };
   auto counts = replay(reader, world, handlers);

@@ -279,7 +279,9 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
     nft_counted += delta;
     std::string where = key.substr(0, key.rfind(' ')) + ": rule \"" + rule.text + "\" (handle " +
                         key.substr(key.rfind(' ') + 1) + ")";
-    c.rules.push_back({where, delta});
+    size_t family_end = key.find(' '), table_end = key.find(' ', family_end + 1);
+    c.rules.push_back({where, delta, key.substr(0, family_end), key.substr(family_end + 1, table_end - family_end - 1),
+                       key.substr(table_end + 1, key.rfind(' ') - table_end - 1), rule.text});
     if (auto mark = nft_matched_mark(rule.text)) {
       if (!nft_marks) nft_marks = risen_nft(before.mark_rules, after.mark_rules);
       for (const auto& m : *nft_marks)
@@ -298,7 +300,8 @@ void name_drop_rules(DropCause& c, const NetnsSnapshot& before, const NetnsSnaps
     uint64_t delta = take(r.rule->where() + " " + r.rule->text, r.rule->text, r.delta);
     if (!delta) continue;
     (legacy ? legacy_counted : xt_counted) += delta;
-    c.rules.push_back({r.rule->where() + ": " + r.rule->text, delta});
+    c.rules.push_back({r.rule->where() + ": " + r.rule->text, delta, r.rule->family, r.rule->table, r.rule->chain,
+                       r.rule->text});
     if (auto mark = matched_mark(r.rule->text))
       for (const auto& m : risen)
         if (m.rule->backend == r.rule->backend && m.rule->family == r.rule->family && sets_mark(m.rule->text, *mark))

@@ -226,6 +226,8 @@ void DropsRun::count_key(const DropKey& key, uint64_t n, std::map<std::string, D
   for (const auto& e : kc.evidence)
     if (std::find(c.evidence.begin(), c.evidence.end(), e) == c.evidence.end()) c.evidence.push_back(e);
   c.count += n;
+  if (key.reason) c.reasons.insert(world_.drop_reason(*key.reason));
+  if (key.family == 2 || key.family == 10) c.families.insert(key.family == 2 ? "ip" : "ip6");
   c.flows[flow(key)] += n;
   if (key.l4proto == 6 || key.l4proto == 17 || key.l4proto == 132) c.ports.insert(key.dport);
   if (auto it = examples_.find(key.without_hook()); it != examples_.end())
@@ -240,6 +242,7 @@ void DropsRun::count_key(const DropKey& key, uint64_t n, std::map<std::string, D
 // Names and rule counters of each cause's namespace, then this report's
 // conntrack counter deltas; the next report is measured from here.
 void DropsRun::attribute_all(DropsReport& r) {
+  if (!only_netns_) follow_namespaces();
   std::map<uint32_t, size_t> index;
   std::vector<NetnsSnapshot> after;
   for (size_t i = 0; i < namespaces_.size(); i++) {
@@ -272,6 +275,28 @@ void DropsRun::attribute(DropCause& c, const NetnsSnapshot& before, const NetnsS
                          RuleBudget& budget) const {
   if (c.needs_insert_failed) confirm_by_insert_failed(c, before, after);
   name_drop_rules(c, before, after, budget);
+}
+
+// A long run (natbpf drops --prometheus) sees pods come and go: namespaces
+// created since the last report are measured from zero, since every counter
+// in them started after the run did; deleted ones are forgotten.
+void DropsRun::follow_namespaces() {
+  std::map<uint32_t, size_t> known;
+  for (size_t i = 0; i < namespaces_.size(); i++) known[namespaces_[i].inode] = i;
+  std::vector<NamedNetns> now = world_.namespaces();
+  std::vector<NetnsSnapshot> before;
+  for (const auto& ns : now) {
+    auto it = known.find(ns.inode);
+    if (it != known.end()) {
+      before.push_back(std::move(before_[it->second]));
+      continue;
+    }
+    NetnsSnapshot fresh;
+    fresh.ct = CtStatsTotals{};
+    before.push_back(std::move(fresh));
+  }
+  namespaces_ = std::move(now);
+  before_ = std::move(before);
 }
 
 }  // namespace natbpf

@@ -60,6 +60,15 @@ struct KeyCause {
 // key.reason ("NETFILTER_DROP"), "" without reasons.
 KeyCause classify_drop(const DropKey& key, const std::string& fn, const std::string& reason);
 
+// A drop rule whose counter rose, and how many of the cause's drops it
+// took. where is how text and JSON name it; the parts are for metrics labels.
+struct DropRuleShare {
+  std::string where;  // "ip kube input: rule \"... drop\" (handle 5)", "iptables-legacy -t filter KUBE-FIREWALL rule 1: -A ..."
+  uint64_t count = 0;
+  std::string family, table, chain;  // "ip", "kube", "input"; iptables: "ip"/"ip6", "filter", "KUBE-FIREWALL"
+  std::string text;                  // the rule alone: nft rule text or the iptables-save line
+};
+
 struct DropCause {
   std::string layer;
   std::string cause;     // "nftables rule or chain policy drop", ...
@@ -71,10 +80,12 @@ struct DropCause {
   std::vector<std::string> examples;      // packets seen, at most kExamplesPerCause
   std::vector<std::string> evidence;
   std::string fix;
-  std::vector<std::pair<std::string, uint64_t>> rules;  // drop rules whose counters rose
+  std::vector<DropRuleShare> rules;                     // drop rules whose counters rose
   std::vector<MarkOrigin> mark_origins;                 // of the marks those rules matched
   bool needs_insert_failed = false;
   std::set<uint16_t> ports;  // destination ports of its packets, before and after DNAT
+  std::set<std::string> reasons;   // the kernel's drop reasons of its packets ("NETFILTER_DROP")
+  std::set<std::string> families;  // "ip", "ip6" (of its packets)
 };
 
 inline constexpr size_t kExamplesPerCause = 3;
@@ -112,6 +123,7 @@ class DropsRun {
   void add_counts(const DropCountsEvent& ev);
   void count_key(const DropKey& key, uint64_t n, std::map<std::string, DropCause>& causes, DropsReport& r) const;
   void attribute_all(DropsReport& r);
+  void follow_namespaces();
   std::string flow(const DropKey& key) const;
   void attribute(DropCause& c, const NetnsSnapshot& before, const NetnsSnapshot& after, RuleBudget& budget) const;
 

@@ -16,7 +16,7 @@ constexpr size_t kTextFlows = 8;
 
 void cause_to_text(std::ostringstream& o, size_t rank, const DropCause& c) {
   o << "  " << rank << ". " << c.count << "x  " << c.cause << "  [" << c.where << ", netns " << c.netns_name << "]\n";
-  for (const auto& [rule, n] : c.rules) o << "       " << rule << ": " << n << " drops\n";
+  for (const auto& r : c.rules) o << "       " << r.where << ": " << r.count << " drops\n";
   for (const auto& m : c.mark_origins) {
     o << "       mark " << m.mark << " (matched by " << m.matched_by << ") was set by " << m.set_by.where << ": "
       << m.set_by.text << " (+" << m.set_by.count << ")\n";
@@ -95,7 +95,7 @@ std::string drops_to_json_lines(const DropsReport& r, size_t top) {
     j["netns_inode"] = c.netns ? nlohmann::json(c.netns) : nlohmann::json();  // as clash gives it, beside the name
     j["fix"] = c.fix.empty() ? nlohmann::json() : nlohmann::json(c.fix);
     j["rules"] = nlohmann::json::array();
-    for (const auto& [rule, n] : c.rules) j["rules"].push_back({{"rule", rule}, {"count", n}});
+    for (const auto& r : c.rules) j["rules"].push_back({{"rule", r.where}, {"count", r.count}});
     j["mark_origins"] = nlohmann::json::array();
     auto hit = [](const RuleHit& h) { return nlohmann::json{{"where", h.where}, {"rule", h.text}, {"count", h.count}}; };
     for (const auto& m : c.mark_origins) {

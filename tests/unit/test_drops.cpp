@@ -220,10 +220,10 @@ TEST(Drops, FilterDropOfANewConnectionIsNotBlamedOnConntrack) {
   EXPECT_EQ(c.cause, "iptables-legacy rule drop");
   EXPECT_EQ(c.netns_name, "node");
   ASSERT_EQ(c.rules.size(), 1u);
-  EXPECT_EQ(c.rules[0].first,
+  EXPECT_EQ(c.rules[0].where,
             "iptables-legacy -t filter KUBE-FIREWALL rule 1: -A KUBE-FIREWALL -m comment --comment \"kubernetes "
             "firewall for dropping marked packets\" -m mark --mark 0x8000/0x8000 -j DROP");
-  EXPECT_EQ(c.rules[0].second, 3u);
+  EXPECT_EQ(c.rules[0].count, 3u);
   ASSERT_EQ(c.mark_origins.size(), 1u);
   const MarkOrigin& m = c.mark_origins[0];
   EXPECT_EQ(m.mark, "0x8000/0x8000");
@@ -295,7 +295,7 @@ TEST(Drops, ARuleIsToldOnceUnderTheCauseOfItsPort) {
   mine.ports = {9999};
   name_drop_rules(mine, before, after, budget);
   ASSERT_EQ(mine.rules.size(), 1u);
-  EXPECT_EQ(mine.rules[0].second, 5u);
+  EXPECT_EQ(mine.rules[0].count, 5u);
   DropCause again = mine;
   again.rules.clear();
   name_drop_rules(again, before, after, budget);
