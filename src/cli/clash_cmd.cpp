@@ -33,8 +33,7 @@ Status run_clash(const ClashOptions& opt) {
 
   JobSpec spec;
   spec.netns = opt.netns == "all" ? "" : opt.netns;
-  spec.hooks = {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash", "nf_nat_setup_info",
-                "nf_conntrack_tuple_taken", "nf_conntrack_find_get"};
+  spec.hooks = {kClashHooks.begin(), kClashHooks.end()};
   spec.request = opt.request;
   spec.ready_file = opt.ready_file;
   spec.record = opt.record;

@@ -4,6 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <array>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "explain/drops.h"
@@ -40,6 +43,15 @@ ClashOutput clash_printer(bool json);
 // "report" (an --interval report) or "end" (the last one): what a replay prints.
 nlohmann::json drops_report_record(const char* kind, double seconds, uint64_t lost);
 void print_drops(const DropsReport& report, size_t top, bool json);
+// The hooks of natbpf drops, and of natbpf clash (also drops --clash's).
+inline constexpr std::array<const char*, 3> kDropsHooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm"};
+inline constexpr std::array<const char*, 6> kClashHooks = {"kfree_skb",         "__nf_conntrack_confirm",
+                                                           "nf_ct_resolve_clash", "nf_nat_setup_info",
+                                                           "nf_conntrack_tuple_taken", "nf_conntrack_find_get"};
+// drops --clash: the join's options (the clash hooks that attached) and its
+// output, counted in the metrics; a replay uses the same.
+ClashJoinOptions drops_clash_options(const std::set<std::string>& attached);
+ClashOutput clash_metrics(DropMetrics& metrics);
 
 // `natbpf explain FILE`: replays a trace, clash or drops recording and prints
 // what the live run printed; a damaged recording is an error or counted, never

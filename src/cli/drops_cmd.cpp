@@ -2,11 +2,13 @@
 // namespaces: netfilter's with their rules, the rest with the kernel's drop
 // reason. The kernel counts (sources/bpf, count_drops); attribution lives in
 // explain/drops (DropsRun); this file wires flags, the job and the renderer.
+#include <algorithm>
 #include <iostream>
 
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "explain/drops.h"
+#include "journey/clash_join.h"
 #include "output/drops_render.h"
 #include "output/metrics.h"
 #include "output/metrics_server.h"
@@ -16,7 +18,7 @@ namespace {
 
 struct DropsOptions {
   std::string duration, interval, ready_file, record, netns, prometheus;
-  bool json = false;
+  bool json = false, clash = false;
   size_t top = 10, max_series = kDefaultMaxDropSeries;
   PlanRequest request;
 };
@@ -38,6 +40,8 @@ Result<DropsTiming> check_options(const DropsOptions& o) {
   if (!o.prometheus.empty()) {
     if (auto listen = parse_listen_address(o.prometheus); !listen) return listen.error();
     if (o.max_series < 2) return usage_error("--metrics-max-series must be at least 2", "e.g. --metrics-max-series 1000");
+  } else if (o.clash) {
+    return usage_error("--clash counts conntrack clashes for the metrics", "use it with --prometheus ADDR:PORT");
   }
   if (o.top == 0) return usage_error("--top must be at least 1", "e.g. --top 10");
   if (!o.interval.empty()) {
@@ -48,6 +52,32 @@ Result<DropsTiming> check_options(const DropsOptions& o) {
     t.interval_ns = uint64_t(interval->count()) * 1'000'000ULL;
   }
   return t;
+}
+
+JobSpec drops_job_spec(const DropsOptions& o) {
+  JobSpec spec;
+  spec.hooks = {kDropsHooks.begin(), kDropsHooks.end()};
+  for (const char* h : kClashHooks)
+    if (o.clash && std::find(spec.hooks.begin(), spec.hooks.end(), h) == spec.hooks.end()) spec.hooks.push_back(h);
+  spec.request = o.request;
+  spec.ready_file = o.ready_file;
+  spec.record = o.record;
+  spec.record_header = {{"command", "drops"}};
+  spec.netns = o.netns;
+  spec.preload_drop_reasons = true;
+  return spec;
+}
+
+// drops --clash: natbpf clash's join in a second BPF session (its records
+// are per event, not counted), its reports counted in the metrics.
+Status add_clash_session(Job& job, uint32_t only, DropMetrics& metrics, std::optional<ClashJoin>& clash) {
+  metrics.enable_clashes();
+  clash.emplace(drops_clash_options(job.attached_hooks()), job.world(), clash_metrics(metrics));
+  BpfFilter f;
+  f.netns = only;
+  f.batch_wakeups = true;
+  auto to_join = [&clash](BpfEvent&& ev, uint64_t ns) { clash->on_event(std::move(ev), ns); };
+  return job.add_bpf(f, to_join, /*required=*/true, 0, "bpf-clash", {kClashHooks.begin(), kClashHooks.end()});
 }
 
 Status run_drops(const DropsOptions& o) {
@@ -65,18 +95,10 @@ Status run_drops(const DropsOptions& o) {
     if (!started) return started.error();
     server = std::move(*started);
   }
-  JobSpec spec;
-  spec.hooks = {"kfree_skb", "nf_hook_slow", "__nf_conntrack_confirm"};
-  spec.request = o.request;
-  spec.ready_file = o.ready_file;
-  spec.record = o.record;
-  spec.record_header = {{"command", "drops"}};
-  spec.netns = o.netns;
-  spec.preload_drop_reasons = true;
-  Job job(std::move(spec));
+  Job job(drops_job_spec(o));
   if (auto st = job.prepare(); !st) return st;
   uint32_t only = o.netns.empty() ? 0 : job.netns_inode();
-  if (auto* rec = job.recorder()) rec->write({{"t", "drops"}, {"only_netns", only}});
+  if (auto* rec = job.recorder()) rec->write({{"t", "drops"}, {"only_netns", only}, {"clash", o.clash}});
   if (!job.plan().has("kfree_skb"))
     return Error{"cannot see drops: skb:kfree_skb does not attach here", "run `natbpf probe` for the reason"};
   DropsRun run(job.world(), only);
@@ -85,14 +107,20 @@ Status run_drops(const DropsOptions& o) {
   all.batch_wakeups = true;  // examples only, read every tick
   all.count_drops = true;
   auto to_run = [&run](BpfEvent&& ev, uint64_t) { run.add(ev); };
-  if (auto st = job.add_bpf(all, to_run, /*required=*/true); !st) return st;
+  if (auto st = job.add_bpf(all, to_run, /*required=*/true, 0, "bpf", {kDropsHooks.begin(), kDropsHooks.end()}); !st)
+    return st;
   auto* bpf = dynamic_cast<BpfSource*>(job.sources().find("bpf"));
   if (!bpf) return Error{"the BPF source did not start", "run `natbpf probe` for the reason"};
+  std::optional<ClashJoin> clash;
+  if (o.clash)
+    if (auto st = add_clash_session(job, only, metrics, clash); !st) return st;
   // The counts the run is measured from, then the rule counters: recorded
   // in this order, a replay asks start's questions after its answers.
   if (auto st = bpf->emit_drop_counts(); !st) return st;
-  job.start_now();
+  uint64_t started = job.start_now();
   run.start();
+  if (clash && !clash->start(started))
+    return Error{"cannot read the conntrack statistics over ctnetlink", "is nf_conntrack available? run `natbpf probe`"};
   if (!o.json)
     std::cerr << "natbpf: counting drops " << (duration ? "for " + (o.duration.empty() ? "10s" : o.duration) : "until stopped")
               << (interval_ns ? ", a report every " + o.interval : std::string())
@@ -119,16 +147,32 @@ Status run_drops(const DropsOptions& o) {
   limits.duration = duration;
   limits.on_tick = [&] {
     (void)job.sources().read_all();
+    if (clash) clash->tick(job.tick_now(false));
     uint64_t now = monotonic_ns();
     if (interval_ns && now - last_report >= *interval_ns) (void)report(now, "report");
     else if (server && server->wanted()) (void)report(now, "scrape");
   };
   if (auto st = job.run(limits); !st) return st;
+  if (clash) clash->tick(job.tick_now(true), /*final=*/true);
   return report(monotonic_ns(), "end");
-  return Ok{};
 }
 
 }  // namespace
+
+ClashJoinOptions drops_clash_options(const std::set<std::string>& attached) {
+  std::set<std::string> hooks;
+  for (const char* h : kClashHooks)
+    if (attached.count(h)) hooks.insert(h);
+  // No summaries are printed: a long interval keeps the join from making them.
+  return ClashJoinOptions{0, 3600'000'000'000ULL, hooks};
+}
+
+ClashOutput clash_metrics(DropMetrics& metrics) {
+  ClashOutput out;
+  out.report = [&metrics](const ClashReport& r, uint64_t) { metrics.add_clash(r); };
+  out.summary = [](const ClashSummary&, bool) {};
+  return out;
+}
 
 nlohmann::json drops_report_record(const char* kind, double seconds, uint64_t lost) {
   return {{"t", kind}, {"seconds", seconds}, {"lost", lost}};
@@ -150,6 +194,8 @@ void register_drops_command(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
   cmd->add_option("--prometheus", o.prometheus,
                   "serve the counts as Prometheus metrics on http://ADDR:PORT/metrics (e.g. 0.0.0.0:9477) until stopped");
+  cmd->add_flag("--clash", o.clash,
+               "with --prometheus: also explain conntrack clashes (as natbpf clash) and count them in natbpf_clashes_total");
   cmd->add_option("--metrics-max-series", o.max_series,
                   "at most this many natbpf_drops_total series; the rest are added to one overflow series (default 1000)");
   add_attach_flags(cmd, o.request);

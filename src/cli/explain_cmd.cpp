@@ -100,9 +100,25 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   DropsRun run(world, only->get<uint32_t>());
   bool ended = false;
   uint64_t decode_errors = 0;
+  // drops --clash: the clash join asked its questions too; replayed to the
+  // same metrics, which explain does not print.
+  DropMetrics metrics(build_info());
+  std::optional<ClashJoin> clash;
+  if (r.value("clash", false)) clash.emplace(drops_clash_options(plan->hooks), world, clash_metrics(metrics));
+  auto to_run = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
+  auto to_join = bpf_records([&](BpfEvent&& ev, uint64_t ns) { clash->on_event(std::move(ev), ns); }, decode_errors);
   ReplayHandlers handlers;
-  handlers.raw = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
-  handlers.start = [&](uint64_t) { run.start(); };
+  handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
+    if (kind == "bpf") to_run(kind, bytes, ns);
+    if (kind == "bpf-clash" && clash) to_join("bpf", bytes, ns);
+  };
+  handlers.start = [&](uint64_t ns) {
+    run.start();
+    if (clash) (void)clash->start(ns);
+  };
+  handlers.tick = [&](uint64_t ns, bool final) {
+    if (clash) clash->tick(ns, final);
+  };
   // Each --interval report and the last one, where the live run printed
   // them; a scrape's report (--prometheus) only moved where the next began.
   handlers.other = [&](const nlohmann::json& r) {

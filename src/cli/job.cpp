@@ -60,13 +60,16 @@ std::set<std::string> Job::attached_hooks() const {
   return hooks;
 }
 
-Status Job::add_bpf(const BpfFilter& filter, TimedSink sink, bool required, int read_rank) {
-  auto bpf = std::make_unique<BpfSource>(plan_, filter, [this, sink = std::move(sink)](BpfEvent&& ev) {
-    sink(std::move(ev), last_recv_ns_);
-  });
-  bpf->set_tap([this](std::span<const uint8_t> bytes, uint64_t ns) {
+Status Job::add_bpf(const BpfFilter& filter, TimedSink sink, bool required, int read_rank, const std::string& kind,
+                    const std::set<std::string>& only) {
+  Plan plan = plan_;
+  if (!only.empty())
+    std::erase_if(plan.choices, [&only](const HookChoice& c) { return !only.count(c.hook); });
+  auto bpf = std::make_unique<BpfSource>(
+      plan, filter, [this, sink = std::move(sink)](BpfEvent&& ev) { sink(std::move(ev), last_recv_ns_); }, kind);
+  bpf->set_tap([this, kind](std::span<const uint8_t> bytes, uint64_t ns) {
     last_recv_ns_ = ns;
-    if (recorder_) recorder_->raw("bpf", bytes, ns);
+    if (recorder_) recorder_->raw(kind.c_str(), bytes, ns);
   });
   return sources_.add(std::move(bpf), required, read_rank);
 }

@@ -50,9 +50,12 @@ class Job {
   RecordingWriter* recorder() { return recorder_ ? &*recorder_ : nullptr; }
 
   // The plan's BPF programs as a source: each record reaches sink with the
-  // moment it was read, and is recorded.
+  // moment it was read, and is recorded as kind (a second session of the
+  // same job, with its own filter, records under its own kind). only: the
+  // hooks this session attaches (default: the whole plan).
   using TimedSink = std::function<void(BpfEvent&&, uint64_t recv_ns)>;
-  Status add_bpf(const BpfFilter& filter, TimedSink sink, bool required, int read_rank = 0);
+  Status add_bpf(const BpfFilter& filter, TimedSink sink, bool required, int read_rank = 0,
+                 const std::string& kind = "bpf", const std::set<std::string>& only = {});
   // The moment the job starts counting, recorded.
   uint64_t start_now();
   // The moment of a tick, recorded so a replay ticks at the same moments.

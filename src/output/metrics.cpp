@@ -115,6 +115,13 @@ void DropMetrics::add(const DropsReport& r) {
   }
 }
 
+void DropMetrics::add_clash(const ClashReport& r) {
+  std::array<std::string, 3> key{r.facts.netns_name, to_string(r.facts.outcome), to_string(r.cause)};
+  // Namespaces are many only on large nodes; past the cap they share one series.
+  if (!clashes_.count(key) && clashes_.size() + 1 >= max_series_) key = {"", "", kOverflowCause};
+  clashes_[key] += r.facts.count;
+}
+
 std::string DropMetrics::render() const {
   std::ostringstream o;
   header(o, "natbpf_build_info", "gauge", "natbpf's version and the git revision it was built from");
@@ -156,6 +163,12 @@ std::string DropMetrics::render() const {
          "conntrack clash_resolve (clashes resolved without a drop) since natbpf started, where the kernel counts it");
   for (const auto& [ns, t] : conntrack_)
     if (t.has_clash_resolve) sample(o, "natbpf_conntrack_clash_resolve_total", {{"netns", ns}}, t.clash_resolve);
+  if (clashes_enabled_) {
+    header(o, "natbpf_clashes_total", "counter",
+           "conntrack confirm clashes natbpf explained since it started (--clash), by namespace, outcome and cause");
+    for (const auto& [k, n] : clashes_)
+      sample(o, "natbpf_clashes_total", {{"netns", k[0]}, {"outcome", k[1]}, {"cause", k[2]}}, n);
+  }
   header(o, "natbpf_lost_events_total", "counter",
          "Records lost before natbpf read them (drop counts stay exact; examples and hook records are lost)");
   sample(o, "natbpf_lost_events_total", {{"source", "bpf"}}, lost_bpf_);

@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "explain/clash.h"
 #include "explain/drops.h"
 
 namespace natbpf {
@@ -28,6 +29,9 @@ class DropMetrics {
   explicit DropMetrics(BuildInfo build, size_t max_series = kDefaultMaxDropSeries);
   // One report of the run (each covers the drops since the previous one).
   void add(const DropsReport& r);
+  // natbpf drops --clash: clash reports counted by namespace, outcome, cause.
+  void enable_clashes() { clashes_enabled_ = true; }
+  void add_clash(const ClashReport& r);
   std::string render() const;
   size_t series() const { return drops_.size(); }
 
@@ -41,6 +45,8 @@ class DropMetrics {
   std::map<Labels, uint64_t> drops_;
   uint64_t overflow_ = 0, unkeyed_ = 0, lost_bpf_ = 0, lost_examples_ = 0, reports_ = 0;
   std::map<std::string, CtStatsTotals> conntrack_;  // per namespace name, sums of the reports' deltas
+  bool clashes_enabled_ = false;
+  std::map<std::array<std::string, 3>, uint64_t> clashes_;  // netns, outcome, cause (bounded by their kinds)
 };
 
 // Prometheus label value escaping (backslash, double quote, newline).

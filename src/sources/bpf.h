@@ -60,9 +60,9 @@ class BpfSession {
 
 class BpfSource : public Source {
  public:
-  BpfSource(Plan plan, BpfFilter filter, std::function<void(BpfEvent&&)> sink)
-      : plan_(std::move(plan)), filter_(std::move(filter)), sink_(std::move(sink)) {}
-  std::string name() const override { return "bpf"; }
+  BpfSource(Plan plan, BpfFilter filter, std::function<void(BpfEvent&&)> sink, std::string name = "bpf")
+      : plan_(std::move(plan)), filter_(std::move(filter)), sink_(std::move(sink)), name_(std::move(name)) {}
+  std::string name() const override { return name_; }
   std::optional<std::string> cannot_run() override;
   Status start() override;
   void stop() override { session_.reset(); }
@@ -81,6 +81,7 @@ class BpfSource : public Source {
   BpfFilter filter_;
   std::function<void(BpfEvent&&)> sink_;
   std::unique_ptr<BpfSession> session_;
+  std::string name_;
   RawTap tap_;
 };
 

@@ -14,7 +14,7 @@ std::string kind_of(const json& record) {
 bool perform(const json& r, const ReplayHandlers& h) {
   std::string t = kind_of(r);
   try {
-    if (t == "bpf" || t == "nftrace" || t == "nflog") {
+    if (t == "bpf" || t == "bpf-clash" || t == "nftrace" || t == "nflog") {
       std::string hex = r.at("hex").get<std::string>();
       auto bytes = from_hex(hex);
       if (bytes.empty() && !hex.empty()) return false;

@@ -16,7 +16,8 @@
 namespace natbpf {
 
 struct ReplayHandlers {
-  // "bpf", "nftrace", "nflog" records, with the moment they were read.
+  // "bpf", "bpf-clash" (drops --clash's second session), "nftrace", "nflog"
+  // records, with the moment they were read.
   std::function<void(const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns)> raw;
   std::function<void(uint64_t ns)> start;  // the job starts counting
   std::function<void(uint64_t ns, bool final)> tick;

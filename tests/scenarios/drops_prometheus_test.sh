@@ -16,6 +16,7 @@ command -v socat >/dev/null || skip "socat is not installed"
 command -v iptables-legacy >/dev/null || fail "iptables-legacy is not installed (scripts/setup.sh installs it)"
 flood=$(scen_tool udpflood) || exit 1
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/prom_lib.sh"
 
 expect_error 2 'prometheus wants ADDR:PORT.*e\.g\. --prometheus 0\.0\.0\.0:9477' $NATBPF drops --prometheus nonsense
 expect_error 2 'is not a port \(1-65535\)' $NATBPF drops --prometheus 127.0.0.1:99999
@@ -47,47 +48,34 @@ scen_bg $NATBPF drops --prometheus 127.0.0.1:$port --record "$out.rec" --ready-f
 pid=$!
 scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf drops did not get ready"; }
 
-scrape() { # FILE: the body of GET /metrics, with a 200 status
-	printf 'GET /metrics HTTP/1.0\r\nHost: natbpf\r\n\r\n' | nc -N -w 20 127.0.0.1 "$port" >"$1.http" ||
-		fail "GET /metrics failed"
-	head -1 "$1.http" | grep -q '^HTTP/1.[01] 200' || { head -5 "$1.http"; fail "GET /metrics did not answer 200"; }
-	sed '1,/^\r$/d' "$1.http" >"$1"
-}
-
-# value FILE METRIC LABEL=REGEX...: the sum of the samples whose labels
-# match. Debian's python3 (a pyenv one may shadow it without the package).
-py=/usr/bin/python3
-value() {
-	local f=$1 metric=$2
-	shift 2
-	if [ -x $py ] && $py -c 'import prometheus_client' 2>/dev/null; then
-		$py "$here/prom_value.py" "$f" "$metric" "$@"
-	elif [ "${NATBPF_EXPECT_PATH:-}" = tracepoint ]; then
-		echo "python3-prometheus-client is missing (scripts/setup.sh installs it)" >&2
-		return 1
-	else
-		awk -v metric="$metric" -v filters="$*" -f "$here/prom_value.awk" "$f"
-	fi
-}
-
 fw_rule='KUBE-FIREWALL'
 fw_labels=(netns="^$p-node\$" layer='^netfilter$' table='^filter$' chain="^$fw_rule\$" family='^ip$'
 	rule='^-A KUBE-FIREWALL .*--mark 0x8000/0x8000 -j DROP$' cause='^iptables-legacy rule drop$')
 counter() { ip netns exec "$p-node" iptables-legacy-save -c -t filter | grep -- "-A $fw_rule" | sed 's/^\[\([0-9]*\):.*/\1/'; }
 
-scrape "$SCEN_TMP/m0"
-v0=$(value "$SCEN_TMP/m0" natbpf_drops_total "${fw_labels[@]}") || fail "cannot read v0 from the metrics"
+prom_scrape "$port" "$SCEN_TMP/m0"
+v0=$(prom_value "$SCEN_TMP/m0" natbpf_drops_total "${fw_labels[@]}") || fail "cannot read v0 from the metrics"
 c0=$(counter)
 seed003_connect "$p" 52000 && fail "port 52000 should be dropped by KUBE-FIREWALL"
 seed003_connect "$p" 80 || fail "port 80 (DNAT to the host service) should work"
-scrape "$SCEN_TMP/m1"
-v1=$(value "$SCEN_TMP/m1" natbpf_drops_total "${fw_labels[@]}") || fail "cannot read v1 from the metrics"
 c1=$(counter)
+prom_scrape "$port" "$SCEN_TMP/m1"
+v1=$(prom_value "$SCEN_TMP/m1" natbpf_drops_total "${fw_labels[@]}") || fail "cannot read v1 from the metrics"
+if [ $((v1 - v0)) -ne $((c1 - c0)) ]; then
+	# Seen once in ten runs on a loaded host: one SYN fewer in the kernel's
+	# count than in the rule counter read just before. A second scrape tells
+	# a late count from a lost one.
+	echo "note: KUBE-FIREWALL +$((v1 - v0)) at the first scrape, its counter +$((c1 - c0)); scraping again"
+	grep -h "^natbpf_drops_total.*$p-node" "$SCEN_TMP/m1"
+	sleep 1.2
+	prom_scrape "$port" "$SCEN_TMP/m1"
+	v1=$(prom_value "$SCEN_TMP/m1" natbpf_drops_total "${fw_labels[@]}") || fail "cannot read v1 from the metrics"
+fi
 [ $((c1 - c0)) -ge 1 ] || fail "KUBE-FIREWALL counted no drop"
-[ $((v1 - v0)) -eq $((c1 - c0)) ] || { cat "$SCEN_TMP/m1"; fail "the KUBE-FIREWALL series rose by $((v1 - v0)), the rule's counter by $((c1 - c0))"; }
-all_nf=$(value "$SCEN_TMP/m1" natbpf_drops_total netns="^$p-node\$" layer='^netfilter$') || fail "cannot read all_nf from the metrics"
+[ $((v1 - v0)) -eq $((c1 - c0)) ] || { grep -h "^natbpf_drops_total.*$p-node" "$SCEN_TMP/m0" "$SCEN_TMP/m1"; fail "the KUBE-FIREWALL series rose by $((v1 - v0)), the rule's counter by $((c1 - c0))"; }
+all_nf=$(prom_value "$SCEN_TMP/m1" natbpf_drops_total netns="^$p-node\$" layer='^netfilter$') || fail "cannot read all_nf from the metrics"
 [ "$all_nf" -eq "$v1" ] || { cat "$SCEN_TMP/m1"; fail "netfilter drops in $p-node other than KUBE-FIREWALL's"; }
-ins=$(value "$SCEN_TMP/m1" natbpf_conntrack_insert_failed_total netns="^$p-node\$") || fail "cannot read insert_failed"
+ins=$(prom_value "$SCEN_TMP/m1" natbpf_conntrack_insert_failed_total netns="^$p-node\$") || fail "cannot read insert_failed"
 [ "$ins" -eq 0 ] || fail "insert_failed should not rise"
 grep -q "^natbpf_conntrack_insert_failed_total{netns=\"$p-node\"}" "$SCEN_TMP/m1" || fail "no insert_failed series for $p-node"
 grep -q '^natbpf_build_info{version="[0-9.]*",revision="[^"]*"} 1$' "$SCEN_TMP/m1" || fail "no natbpf_build_info"
@@ -99,17 +87,17 @@ echo "ok KUBE-FIREWALL +$((v1 - v0)) = its counter"
 sent=300000
 noports() { ip netns exec "$p-client" awk '/^Udp:/ { if (seen++) print $3 }' /proc/net/snmp; }
 np0=$(noports)
-n0=$(value "$SCEN_TMP/m1" natbpf_drops_total netns="^$p-client\$" reason='^NO_SOCKET$') || fail "cannot read n0 from the metrics"
+n0=$(prom_value "$SCEN_TMP/m1" natbpf_drops_total netns="^$p-client\$" reason='^NO_SOCKET$') || fail "cannot read n0 from the metrics"
 ip netns exec "$p-client" "$flood" 127.0.0.1 9 "$sent" >"$SCEN_TMP/pps" &
 fpid=$!
 t0=$(date +%s%N)
-scrape "$SCEN_TMP/m2"
+prom_scrape "$port" "$SCEN_TMP/m2"
 ms=$((($(date +%s%N) - t0) / 1000000))
 kill -0 "$fpid" 2>/dev/null && during=while || during=after
 wait "$fpid" || fail "udpflood failed"
 sleep 1.2  # a scrape within a second of the last refresh gets the same figures
-scrape "$SCEN_TMP/m3"
-n3=$(value "$SCEN_TMP/m3" natbpf_drops_total netns="^$p-client\$" reason='^NO_SOCKET$') || fail "cannot read n3 from the metrics"
+prom_scrape "$port" "$SCEN_TMP/m3"
+n3=$(prom_value "$SCEN_TMP/m3" natbpf_drops_total netns="^$p-client\$" reason='^NO_SOCKET$') || fail "cannot read n3 from the metrics"
 np3=$(noports)
 [ $((np3 - np0)) -ge 1000 ] || fail "the flood reached no closed port (Udp NoPorts +$((np3 - np0)))"
 [ $((n3 - n0)) -eq $((np3 - np0)) ] || { cat "$SCEN_TMP/m3"; fail "NO_SOCKET rose by $((n3 - n0)), Udp NoPorts by $((np3 - np0))"; }

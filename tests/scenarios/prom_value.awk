@@ -1,8 +1,8 @@
-# awk -v metric=M -v filters="LABEL=REGEX ..." -f prom_value.awk FILE: what
-# prom_value.py prints, for machines without python3 (the VM kernels): the
-# sum of the samples of M whose labels all match. Label values with spaces
-# cannot be filtered here; natbpf's own text format is checked by the parser
-# on the host run.
+# awk -v metric=M -v filters="LABEL=REGEX<US>..." -f prom_value.awk FILE:
+# what prom_value.py prints, for machines without python3 (the VM kernels):
+# the sum of the samples of M whose labels all match; filters are separated
+# by the ASCII unit separator (octal 037). natbpf's text format itself is
+# checked by prometheus_client's parser on the host run.
 function label(line, name,    at, rest) {
 	at = index(line, name "=\"")
 	if (at == 0) return ""
@@ -18,7 +18,7 @@ function label(line, name,    at, rest) {
 	}
 	return out
 }
-BEGIN { n = split(filters, f, " "); total = 0 }
+BEGIN { n = split(filters, f, "\037"); total = 0 }
 index($0, metric "{") == 1 || $1 == metric {
 	ok = 1
 	for (i = 1; i <= n; i++) {
