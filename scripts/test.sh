@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATBPF_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 
+echo "== deploy manifests (the Containerfile's runtime packages exist and cover build/natbpf's libraries)"
+bash tests/deploy/check_containerfile.sh build/natbpf
+
 echo "== size limits (files <= 500 lines, functions <= 80)"
 bash scripts/check-size.sh
 
