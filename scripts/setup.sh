@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package natbpf needs to build, test and demo. Idempotent:
 # packages already present are not touched and apt is not even updated.
+# --build-only: just what building natbpf needs (deploy/Containerfile's build stage).
 set -euo pipefail
 
-packages=(
+build_packages=(
 	# build
 	build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev libpcap-dev
 	# the metrics exporter (natbpf drops --prometheus): HTTP server library
 	libcivetweb-dev
+)
+packages=(
+	"${build_packages[@]}"
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
 	# exporter and packaging tests: a real Prometheus text parser, Kubernetes schema validation
@@ -21,7 +25,14 @@ packages=(
 	tcpdump ulogd2 ulogd2-json
 	# VM matrix
 	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+	# deploy: scripts/deploy-rss.sh (/usr/bin/time -v), tests/deploy (manifests read as YAML)
+	time python3-yaml
 )
+case "${1:-}" in
+	"") ;;
+	--build-only) packages=("${build_packages[@]}") ;;
+	*) echo "usage: setup.sh [--build-only]" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "setup.sh installs Debian packages: run it as root" >&2

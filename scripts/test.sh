@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNATBPF_WERROR=ON >/dev/null
 cmake --build build -j"$(nproc)"
 
+echo "== deploy manifests (the Containerfile's runtime packages exist and cover build/natbpf's libraries; deploy/*.yaml valid against the Kubernetes schemas, strict, and consistent with build/natbpf's options)"
+bash tests/deploy/check_containerfile.sh build/natbpf
+# Debian's python3-jsonschema and python3-yaml: /usr/bin/python3, not a
+# python3 earlier on PATH (a pyenv one has neither).
+/usr/bin/python3 tests/deploy/validate.py build/natbpf --self-test
+
 echo "== size limits (files <= 500 lines, functions <= 80)"
 bash scripts/check-size.sh
 
