@@ -3,10 +3,11 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"natbpf: explain netfilter, conntrack and NAT drops, one packet at a time"};
-  app.set_version_flag("--version", std::string("natbpf ") + NATBPF_VERSION);
+  app.set_version_flag("--version", natbpf::version_line());
   app.require_subcommand(1);
   natbpf::CommandContext ctx;
   natbpf::register_probe_command(app, ctx);
