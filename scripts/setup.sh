@@ -9,6 +9,8 @@ packages=(
 	libmnl-dev libnftnl-dev libnftables-dev libcli11-dev nlohmann-json3-dev libpcap-dev
 	# the metrics exporter (natbpf drops --prometheus): HTTP server library
 	libcivetweb-dev
+	# packaging: cpack -G DEB runs dpkg-shlibdeps; the package scenario reads the man page
+	dpkg-dev man-db
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
 	# exporter and packaging tests: a real Prometheus text parser, Kubernetes schema validation
