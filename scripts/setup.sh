@@ -13,6 +13,8 @@ build_packages=(
 )
 packages=(
 	"${build_packages[@]}"
+	# packaging: cpack -G DEB runs dpkg-shlibdeps; the package scenario reads the man page
+	dpkg-dev man-db
 	# tests and benchmarks
 	libgtest-dev libgmock-dev libbenchmark-dev python3
 	# exporter and packaging tests: a real Prometheus text parser, Kubernetes schema validation

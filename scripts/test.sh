@@ -2,7 +2,8 @@
 # The whole test suite: build, unit tests (no root), a Release build and the
 # unit tests under ASan+UBSan (warnings are errors in all three), the fuzz
 # targets for 30 s each, scenario
-# tests on this kernel (tracepoint path), then the VM kernel matrix (fentry
+# tests on this kernel (tracepoint path; among them `package`: cpack -G DEB of
+# build/ installed with dpkg into a scratch root), then the VM kernel matrix (fentry
 # and kprobe paths). Needs root and the packages of scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,18 +2,12 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "cli/commands.h"
+#include "cli/cli.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"natbpf: explain netfilter, conntrack and NAT drops, one packet at a time"};
-  app.set_version_flag("--version", std::string("natbpf ") + NATBPF_VERSION);
-  app.require_subcommand(1);
+  CLI::App app;
   natbpf::CommandContext ctx;
-  natbpf::register_probe_command(app, ctx);
-  natbpf::register_trace_command(app, ctx);
-  natbpf::register_clash_command(app, ctx);
-  natbpf::register_drops_command(app, ctx);
-  natbpf::register_explain_command(app, ctx);
+  natbpf::build_cli(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -87,14 +87,14 @@ ClashOutput clash_printer(bool json) {
 void register_clash_command(CLI::App& app, CommandContext& ctx) {
   auto* cmd = app.add_subcommand("clash", "explain conntrack insert clashes: SNAT range exhaustion, races, stale entries");
   static ClashOptions opt;
-  cmd->add_option("--netns", opt.netns, "network namespace: name, PID, path, or all");
-  cmd->add_option("--proto", opt.proto, "only tcp or udp");
-  cmd->add_option("--duration", opt.duration, "stop after this long (e.g. 10s)");
-  cmd->add_option("--count", opt.count, "stop after N clash reports");
-  cmd->add_option("--interval", opt.interval, "summary interval (default 10s)");
+  cmd->add_option("--netns", opt.netns, "network namespace: name, PID, path, or all")->type_name("NETNS");
+  cmd->add_option("--proto", opt.proto, "only tcp or udp")->type_name("tcp|udp");
+  cmd->add_option("--duration", opt.duration, "stop after this long (e.g. 10s)")->type_name("DURATION");
+  cmd->add_option("--count", opt.count, "stop after N clash reports")->type_name("N");
+  cmd->add_option("--interval", opt.interval, "summary interval (default 10s)")->type_name("DURATION");
   cmd->add_flag("--json", opt.json, "one JSON object per line");
-  cmd->add_option("--ready-file", opt.ready_file, "create this file once every hook is attached");
-  cmd->add_option("--record", opt.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
+  cmd->add_option("--ready-file", opt.ready_file, "create this file once every hook is attached")->type_name("FILE");
+  cmd->add_option("--record", opt.record, "also write the raw inputs to this file, for `natbpf explain FILE`")->type_name("FILE");
   add_attach_flags(cmd, opt.request);
   cmd->callback([&ctx]() { ctx.status = run_clash(opt); });
 }

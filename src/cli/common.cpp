@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "probe/features.h"
 
 namespace natbpf {
@@ -33,12 +34,6 @@ void apply_attach_env(PlanRequest& request) {
   request.no_kprobe |= set("NATBPF_NO_KPROBE");
 }
 
-BuildInfo build_info() {
-#ifdef NATBPF_GIT_REVISION
-  return {NATBPF_VERSION, NATBPF_GIT_REVISION};
-#else
-  return {NATBPF_VERSION, "unknown"};
-#endif
-}
+BuildInfo build_info() { return {NATBPF_VERSION, git_revision()}; }
 
 }  // namespace natbpf

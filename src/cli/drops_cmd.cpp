@@ -185,19 +185,25 @@ void print_drops(const DropsReport& report, size_t top, bool json) {
 void register_drops_command(CLI::App& app, CommandContext& ctx) {
   static DropsOptions o;
   auto* cmd = app.add_subcommand("drops", "rank every drop on the host by its cause: netfilter's rules, and what is not the firewall");
-  cmd->add_option("--duration", o.duration, "how long to count (default 10s; with --prometheus, until SIGINT/SIGTERM)");
-  cmd->add_option("--interval", o.interval, "also print a report every D (each covers the drops since the previous one)");
-  cmd->add_option("--top", o.top, "show this many causes (default 10)");
-  cmd->add_option("--netns", o.netns, "only this network namespace: name (ip netns), PID or path (default: all)");
+  cmd->add_option("--duration", o.duration, "how long to count (default 10s; with --prometheus, until SIGINT/SIGTERM)")
+      ->type_name("DURATION");
+  cmd->add_option("--interval", o.interval, "also print a report every D (each covers the drops since the previous one)")
+      ->type_name("DURATION");
+  cmd->add_option("--top", o.top, "show this many causes (default 10)")->type_name("N");
+  cmd->add_option("--netns", o.netns, "only this network namespace: name (ip netns), PID or path (default: all)")
+      ->type_name("NETNS");
   cmd->add_flag("--json", o.json, "JSON Lines: one object per cause, then a summary");
-  cmd->add_option("--ready-file", o.ready_file, "create this file once counting has started");
-  cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
+  cmd->add_option("--ready-file", o.ready_file, "create this file once counting has started")->type_name("FILE");
+  cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`")
+      ->type_name("FILE");
   cmd->add_option("--prometheus", o.prometheus,
-                  "serve the counts as Prometheus metrics on http://ADDR:PORT/metrics (e.g. 0.0.0.0:9477) until stopped");
+                  "serve the counts as Prometheus metrics on http://ADDR:PORT/metrics (e.g. 0.0.0.0:9477) until stopped")
+      ->type_name("ADDR:PORT");
   cmd->add_flag("--clash", o.clash,
-               "with --prometheus: also explain conntrack clashes (as natbpf clash) and count them in natbpf_clashes_total");
+                "with --prometheus: also explain conntrack clashes (as natbpf clash) and count them in natbpf_clashes_total");
   cmd->add_option("--metrics-max-series", o.max_series,
-                  "at most this many natbpf_drops_total series; the rest are added to one overflow series (default 1000)");
+                  "at most this many natbpf_drops_total series; the rest are added to one overflow series (default 1000)")
+      ->type_name("N");
   add_attach_flags(cmd, o.request);
   cmd->callback([&ctx]() { ctx.status = run_drops(o); });
 }

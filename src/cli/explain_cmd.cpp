@@ -155,16 +155,19 @@ void register_explain_command(CLI::App& app, CommandContext& ctx) {
   auto* cmd = app.add_subcommand("explain",
                                  "tell again, offline, what a recorded run (natbpf trace|clash|drops --record FILE) "
                                  "found, or the packets of saved logs (--log)");
-  cmd->add_option("file", o.file, "the recording");
+  cmd->add_option("file", o.file, "the recording")->type_name("FILE");
   cmd->add_option("--log", o.logs,
                   "a saved log: kernel log lines of iptables TRACE / conntrack INVALID (syslog, dmesg, journalctl -k), "
-                  "nft monitor trace output, an NFLOG pcap (tcpdump -i nflog:N -w) or ulogd2 JSON; repeatable");
+                  "nft monitor trace output, an NFLOG pcap (tcpdump -i nflog:N -w) or ulogd2 JSON; repeatable")
+      ->type_name("FILE");
   cmd->add_option("--ruleset", o.rulesets,
-                  "the ruleset saved beside the log (iptables-save, ip6tables-save, nft -a list ruleset); repeatable");
-  cmd->add_option("--format", o.format, "the logs' format: auto (from content), kernel, nft, pcap or ulogd");
-  cmd->add_option("--match", o.match, "--log: only packets like 'tcp dport 52000', 'ip saddr 10.0.0.1', 'iif eth0'");
+                  "the ruleset saved beside the log (iptables-save, ip6tables-save, nft -a list ruleset); repeatable")
+      ->type_name("FILE");
+  cmd->add_option("--format", o.format, "the logs' format: auto (from content), kernel, nft, pcap or ulogd")
+      ->type_name("auto|kernel|nft|pcap|ulogd");
+  cmd->add_option("--match", o.match, "--log: only packets like 'tcp dport 52000', 'ip saddr 10.0.0.1', 'iif eth0'")->type_name("EXPR");
   cmd->add_flag("--json", o.json, "JSON Lines, as the recorded command prints them with --json");
-  cmd->add_option("--top", o.top, "drops recordings: show this many causes (default 10)");
+  cmd->add_option("--top", o.top, "drops recordings: show this many causes (default 10)")->type_name("N");
   cmd->callback([&ctx]() {
     if (!o.logs.empty()) {
       ctx.status = explain_logs(o);

@@ -228,20 +228,20 @@ class TraceRun {
 void register_trace_command(CLI::App& app, CommandContext& ctx) {
   static TraceOptions o;
   auto* cmd = app.add_subcommand("trace", "follow the packets of one flow: rules, NAT, conntrack and the drop point");
-  cmd->add_option("--dport", o.dport, "destination port (before DNAT), 1-65535");
-  cmd->add_option("--sport", o.sport, "source port, 1-65535");
-  cmd->add_option("--saddr", o.saddr, "source address (IPv4 or IPv6)");
-  cmd->add_option("--daddr", o.daddr, "destination address (before DNAT)");
-  cmd->add_option("--proto", o.proto, "tcp, udp or icmp");
-  cmd->add_option("--iif", o.iif, "input interface");
-  cmd->add_option("--netns", o.netns, "network namespace: name (ip netns), PID or path");
-  cmd->add_option("--rate", o.rate, "trace at most this many packets (nft limit rate), default 10/second");
-  cmd->add_option("--count", o.count, "stop after this many packets");
-  cmd->add_option("--duration", o.duration, "stop after this long (e.g. 10s)");
+  cmd->add_option("--dport", o.dport, "destination port (before DNAT), 1-65535")->type_name("PORT");
+  cmd->add_option("--sport", o.sport, "source port, 1-65535")->type_name("PORT");
+  cmd->add_option("--saddr", o.saddr, "source address (IPv4 or IPv6)")->type_name("ADDR");
+  cmd->add_option("--daddr", o.daddr, "destination address (before DNAT)")->type_name("ADDR");
+  cmd->add_option("--proto", o.proto, "tcp, udp or icmp")->type_name("tcp|udp|icmp");
+  cmd->add_option("--iif", o.iif, "input interface")->type_name("IFNAME");
+  cmd->add_option("--netns", o.netns, "network namespace: name (ip netns), PID or path")->type_name("NETNS");
+  cmd->add_option("--rate", o.rate, "trace at most this many packets (nft limit rate), default 10/second")->type_name("RATE");
+  cmd->add_option("--count", o.count, "stop after this many packets")->type_name("N");
+  cmd->add_option("--duration", o.duration, "stop after this long (e.g. 10s)")->type_name("DURATION");
   cmd->add_flag("--json", o.json, "JSON Lines: one object per packet, then a summary");
-  cmd->add_option("--ready-file", o.ready_file, "create this file once tracing is armed");
-  cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`");
-  cmd->add_option("--hook", o.hooks, "require this BPF hook (error if it cannot attach)");
+  cmd->add_option("--ready-file", o.ready_file, "create this file once tracing is armed")->type_name("FILE");
+  cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`")->type_name("FILE");
+  cmd->add_option("--hook", o.hooks, "require this BPF hook (error if it cannot attach)")->type_name("HOOK");
   add_attach_flags(cmd, o.request);
   cmd->callback([&ctx]() {
     TraceRun run(o);
