@@ -54,7 +54,7 @@ new_root "$root"
 dpkg --root="$root" -i "$deb" >"$SCEN_TMP/install.log" 2>&1 || { cat "$SCEN_TMP/install.log"; fail "dpkg -i failed"; }
 dpkg --root="$root" -s natbpf >"$SCEN_TMP/status" || fail "dpkg -s natbpf: not installed"
 assert_contains "$SCEN_TMP/status" "^Status: install ok installed$"
-for lib in libbpf1 libnftables1 libnftnl11 libmnl0 libpcap0.8 libc6 libstdc\\+\\+6; do
+for lib in libbpf1 libnftables1 libnftnl11 libmnl0 libpcap0.8 libcivetweb1 libc6 libstdc\\+\\+6; do
 	assert_contains "$SCEN_TMP/status" "^Depends: (.*, )?$lib( |,|$)" "Depends should name $lib"
 done
 for f in usr/bin/natbpf usr/share/man/man1/natbpf.1 usr/share/bash-completion/completions/natbpf \
