@@ -15,6 +15,8 @@
 # what users run instead: `nft monitor trace` with a trace-everything rule
 # (meta nftrace set 1 in prerouting and output of the namespace the packets
 # cross), and a bpftrace one-liner counting skb:kfree_skb by reason.
+# `drops-prometheus-scraped`: the exporter (drops --prometheus) while curl
+# scrapes /metrics every second.
 # natbpf's peak RSS (VmHWM) is printed beside its rows.
 # Usage: bench/overhead.sh [BUILD_DIR] [PACKETS]
 set -euo pipefail
@@ -31,6 +33,7 @@ fws=${ns}fs
 cleanup() {
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "${sink:-}" ] && kill "$sink" 2>/dev/null && wait "$sink" 2>/dev/null
+	[ -n "${scraper:-}" ] && kill "$scraper" 2>/dev/null
 	for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do ip netns del "$n" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -94,10 +97,17 @@ NFT
 		mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 		bpftrace -e 'tracepoint:skb:kfree_skb { @[args->reason] = count(); }' 2>/dev/null |
 			while read -r line; do case $line in Attaching*) touch "$ready" ;; esac; done &
+	elif [ "$1" = scraped ]; then
+		# The exporter, scraped every second (Prometheus' default is 15-60 s).
+		shift
+		"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
+		pid=$!
+		(while sleep 1; do curl -s -o /dev/null "http://$scrape_at/metrics"; done) &
+		scraper=$!
 	else
 		"$natbpf" "$@" --ready-file "$ready" >/dev/null 2>&1 &
 	fi
-	pid=$!
+	[ -n "${scraper:-}" ] || pid=$!
 	for _ in $(seq 300); do [ -e "$ready" ] && break; sleep 0.1; done
 	[ -e "$ready" ] || { echo "$label: did not get ready" >&2; exit 1; }
 	local pps rss=""
@@ -113,6 +123,7 @@ NFT
 		;;
 	bpftrace) pkill -INT -x bpftrace || true ;;
 	esac
+	[ -z "${scraper:-}" ] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; scraper=""; }
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	rm -f "$ready"
@@ -122,6 +133,8 @@ NFT
 echo "baseline $(measure "$ns" 127.0.0.1 9)"
 with floor "$ns" 127.0.0.1 9 floor
 with drops "$ns" 127.0.0.1 9 drops --duration 600s
+scrape_at=127.0.0.1:$((20000 + $$ % 20000))
+with drops-prometheus-scraped "$ns" 127.0.0.1 9 scraped drops --prometheus "$scrape_at"
 with trace "$ns" 127.0.0.1 9 trace --netns "$ns" --dport 5353 --duration 600s
 with nft-monitor-trace "$ns" 127.0.0.1 9 nft-monitor "$ns"
 with bpftrace-kfree_skb "$ns" 127.0.0.1 9 bpftrace
