@@ -69,6 +69,31 @@ done
 ino=$(ip netns exec "$lns" stat -L -c %i /proc/self/ns/net)
 [ ! -e "/run/natbpf/nf_log.$ino.2" ] || fail "nf_log state of the namespace left in /run/natbpf"
 
+# A run SIGKILLed in a namespace that is then deleted leaves its kept value
+# behind; the next run anywhere removes it (a new namespace may be given the
+# same inode number, and must not get a value that was never its own).
+dns=$(scen_netns legacydead) || fail "cannot create a namespace"
+ip netns exec "$dns" iptables-legacy -A INPUT -p tcp --dport 1222 -j ACCEPT || fail "cannot add a legacy rule"
+dino=$(ip netns exec "$dns" stat -L -c %i /proc/self/ns/net)
+ready=$SCEN_TMP/dead-ready
+$NATBPF trace --netns "$dns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/dead.out" 2>&1 &
+pid=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/dead.out"; fail "natbpf did not get ready (namespace to delete)"; }
+kill -KILL $pid
+wait $pid 2>/dev/null
+ls /run/natbpf/*".$dino."* >/dev/null 2>&1 || fail "the killed run kept no state for its namespace"
+ip netns del "$dns"
+# (The ready file and the output must be two files: when they were one, the
+# shell's redirection created the "ready file" at once, SIGINT came before
+# natbpf blocked it, and a background job of a script ignores SIGINT.)
+ready=$SCEN_TMP/next-ready
+$NATBPF trace --netns "$lns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/next.out" 2>&1 &
+pid=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/next.out"; fail "natbpf did not get ready after a run in a deleted namespace"; }
+kill -INT $pid
+wait $pid || fail "natbpf exited $? after SIGINT"
+! ls /run/natbpf/*".$dino."* >/dev/null 2>&1 || fail "the deleted namespace's kept state is still in /run/natbpf: $(ls /run/natbpf)"
+
 links_after=$(bpftool link list | grep -c '^[0-9]')
 [ "$links_after" -le "$links_before" ] || fail "BPF links left attached ($links_before before, $links_after after)"
 echo "PASS trace cleanup"
