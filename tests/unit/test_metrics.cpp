@@ -93,6 +93,22 @@ TEST(Metrics, LabelValuesAreEscapedAndLongRulesCut) {
   EXPECT_EQ(rule.size(), kMaxLabelBytes - 4 + 3);  // the two-byte é is not split
 }
 
+TEST(Metrics, ClashesAreCountedOnlyWhenAskedFor) {
+  DropMetrics m({"1", "x"});
+  ClashReport r;
+  r.facts.netns_name = "rng";
+  r.facts.outcome = ClashOutcome::Dropped;
+  r.facts.count = 3;  // a counter-only record stands for three
+  r.cause = ClashCause::RangeExhausted;
+  m.add_clash(r);
+  EXPECT_EQ(m.render().find("natbpf_clashes_total"), std::string::npos);
+  m.enable_clashes();
+  m.add_clash(r);
+  EXPECT_NE(m.render().find("natbpf_clashes_total{netns=\"rng\",outcome=\"dropped\",cause=\"range_exhausted\"} 6\n"),
+            std::string::npos)
+      << m.render();
+}
+
 TEST(Metrics, ListenAddresses) {
   EXPECT_EQ(*parse_listen_address("0.0.0.0:9477"), "0.0.0.0:9477");
   EXPECT_EQ(*parse_listen_address(":9477"), "9477");
