@@ -102,7 +102,9 @@ void DropMetrics::add(const DropsReport& r) {
       count({c.netns_name, c.layer, cut(c.cause), families, "", "", "", reason, c.where}, c.count - by_rules);
   }
   for (const auto& [ns, d] : r.conntrack) {
-    CtStatsTotals& t = conntrack_[ns];
+    // Pods come and go: past the cap, new namespaces share one series.
+    bool known = conntrack_.count(ns) > 0;
+    CtStatsTotals& t = conntrack_[known || conntrack_.size() + 1 < max_series_ ? ns : kOverflowCause];
     t.insert_failed += sane(d.insert_failed);
     t.drop += sane(d.drop);
     t.early_drop += sane(d.early_drop);
@@ -118,7 +120,7 @@ void DropMetrics::add(const DropsReport& r) {
 void DropMetrics::add_clash(const ClashReport& r) {
   std::array<std::string, 3> key{r.facts.netns_name, to_string(r.facts.outcome), to_string(r.cause)};
   // Namespaces are many only on large nodes; past the cap they share one series.
-  if (!clashes_.count(key) && clashes_.size() + 1 >= max_series_) key = {"", "", kOverflowCause};
+  if (!clashes_.count(key) && clashes_.size() + 1 >= max_series_) key = {kOverflowCause, "", ""};
   clashes_[key] += r.facts.count;
 }
 

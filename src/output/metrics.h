@@ -3,7 +3,8 @@
 // Counters count from the start of the run. The label sets of
 // natbpf_drops_total are bounded: past max_series, new ones are added to one
 // overflow series (cause="other: natbpf series limit reached") and counted
-// in natbpf_metrics_series_overflow_total.
+// in natbpf_metrics_series_overflow_total; the per-namespace conntrack and
+// clash series likewise (netns="other: natbpf series limit reached").
 #pragma once
 
 #include <array>

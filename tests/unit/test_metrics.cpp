@@ -63,11 +63,17 @@ TEST(Metrics, SeriesAreCappedIntoOneOverflowSeries) {
     c.count = 10;
     r.causes.push_back(c);
   }
+  for (int i = 0; i < 5; i++) r.conntrack.push_back({"ns" + std::to_string(i), CtStatsTotals{}});
+  r.conntrack.back().second.insert_failed = 1;
   m.add(r);
   EXPECT_EQ(m.series(), 3u);  // two real ones and the overflow series
   std::string text = m.render();
   EXPECT_NE(text.find("cause=\"other: natbpf series limit reached\""), std::string::npos);
   EXPECT_NE(text.find("natbpf_metrics_series_overflow_total 30\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("natbpf_conntrack_insert_failed_total{netns=\"other: natbpf series limit reached\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("natbpf_conntrack_drop_total{netns=\"ns3\"}"), std::string::npos);
   // Known series keep counting past the cap.
   m.add(r);
   EXPECT_NE(m.render().find("netns=\"ns0\",layer=\"outside netfilter\",cause=\"NO_SOCKET\",family=\"\",table=\"\","
