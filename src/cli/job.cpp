@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "probe/drop_reasons.h"
 #include "probe/features.h"
 
 namespace natbpf {
@@ -40,6 +41,7 @@ Status Job::prepare() {
   auto plan = make_plan(features, req);
   if (!plan) return plan.error();
   plan_ = std::move(*plan);
+  remember_drop_reasons(drop_reasons_from(features.vmlinux_btf()));  // no second parse of vmlinux BTF
   features.release_btf();
   auto signals = StopSignals::install();
   if (!signals) return signals.error();

@@ -63,6 +63,9 @@ class KernelFeatures : public Features {
   bool kallsyms_has(const std::string& symbol);
   // The function has BTF (vmlinux or a netfilter module): it exists and is not only inlined.
   bool has_function(const std::string& function);
+  // vmlinux BTF as parsed for the plan (nullptr before any question needed
+  // it, or without BTF).
+  const ::btf* vmlinux_btf() const { return btfs_.empty() ? nullptr : btfs_.front().get(); }
   // Frees the parsed BTF (answers already given stay cached).
   void release_btf() {
     while (!btfs_.empty()) btfs_.pop_back();

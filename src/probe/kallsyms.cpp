@@ -33,11 +33,6 @@ void for_each_kallsyms_line(const std::string& path, const std::function<void(st
 Kallsyms::Kallsyms(const std::string& path) {
   // "ffffffff81000000 T name [module]": text symbols only, into one arena
   // (a string per symbol made this the biggest part of natbpf's memory).
-  struct Raw {
-    uint64_t addr;
-    uint32_t off, len;
-  };
-  std::vector<Raw> raw;
   for_each_kallsyms_line(path, [&](std::string_view line) {
     size_t a = line.find(' ');
     if (a == std::string_view::npos || a + 3 > line.size() || line[a + 2] != ' ') return;
@@ -47,12 +42,14 @@ Kallsyms::Kallsyms(const std::string& path) {
     if (addr == 0) return;  // hidden without CAP_SYSLOG
     std::string_view name = line.substr(a + 3);
     name = name.substr(0, name.find_first_of(" \t"));
-    raw.push_back({addr, static_cast<uint32_t>(names_.size()), static_cast<uint32_t>(name.size())});
+    // The padding before each function (6.2+ call depth tracking, CFI):
+    // half of a 6.x kernel's text symbols, and no return address is in one.
+    if (name.starts_with("__pfx_") || name.starts_with("__cfi_")) return;
+    syms_.push_back({addr, static_cast<uint32_t>(names_.size()), static_cast<uint32_t>(name.size())});
     names_.append(name);
   });
-  std::sort(raw.begin(), raw.end(), [](const Raw& x, const Raw& y) { return x.addr < y.addr; });
-  syms_.reserve(raw.size());
-  for (const auto& r : raw) syms_.push_back({r.addr, r.off, r.len});
+  std::sort(syms_.begin(), syms_.end(), [](const Sym& x, const Sym& y) { return x.addr < y.addr; });
+  syms_.shrink_to_fit();
   names_.shrink_to_fit();
 }
 
