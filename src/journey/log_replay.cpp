@@ -28,46 +28,6 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Reads a file line by line through a large buffer (logs run to gigabytes),
-// as std::getline splits it (a last line without a newline is a line), but
-// with memchr over the buffer: getline cost a tenth of `explain --log`.
-class LineReader {
- public:
-  explicit LineReader(const std::string& path) : in_(std::fopen(path.c_str(), "rb"), &std::fclose) {
-    buf_.resize(1 << 20);
-  }
-  bool ok() const { return in_ != nullptr; }
-  bool next(std::string& line) {
-    line.clear();
-    bool any = false;
-    for (;;) {
-      if (pos_ == end_ && !fill()) break;
-      any = true;
-      const char* from = buf_.data() + pos_;
-      const auto* nl = static_cast<const char*>(std::memchr(from, '\n', end_ - pos_));
-      if (nl) {
-        line.append(from, nl);
-        pos_ = nl - buf_.data() + 1;
-        break;
-      }
-      line.append(from, end_ - pos_);
-      pos_ = end_;
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return any;
-  }
-
- private:
-  bool fill() {
-    pos_ = 0;
-    end_ = std::fread(buf_.data(), 1, buf_.size(), in_.get());
-    return end_ > 0;
-  }
-  std::unique_ptr<std::FILE, decltype(&std::fclose)> in_;
-  std::vector<char> buf_;
-  size_t pos_ = 0, end_ = 0;
-};
-
 Result<std::string> read_head(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return usage_error("cannot open " + file + ": " + std::strerror(errno), "give the path of a saved log");
@@ -283,8 +243,9 @@ void LogReplay::take(LogRecord&& r, std::string where, FileCounts& c) {
     // start there, and a raw line after lines of other tables is the next
     // packet with the same headers (a retransmission).
     Group& g = groups_[ev->id];
-    if (!g.id || (prefix->table == "raw" && g.table != "raw") || now > g.last_ns + kLogIdleNs) g.id = next_group_++;
-    g.table = prefix->table;
+    bool raw = prefix->table == "raw";
+    if (!g.id || (raw && !g.raw) || now > g.last_ns + kLogIdleNs) g.id = next_group_++;
+    g.raw = raw;
     g.last_ns = now;
     ev->id = g.id;
     ev->recv_ns = now;
@@ -367,24 +328,32 @@ Status LogReplay::read_file(const std::string& file, FileCounts& c) {
     c.malformed += malformed;
     return st;
   }
-  LineReader in(file);
+  // Read and parsed on a thread of their own while this one tells the stories.
+  ParsedLines in(file, c.format);
   if (!in.ok()) return usage_error("cannot open " + file + ": " + std::strerror(errno), "give the path of a saved log");
-  NftMonitorTextParser nft;
-  std::string line;
-  auto where = [&] { return name + ":" + std::to_string(c.lines); };  // only for lines told
-  while (in.next(line)) {
-    c.lines++;
-    if (c.format == LogFormat::Kernel) {
-      if (auto r = parse_kernel_log_line(line, c.lines)) take(std::move(*r), where(), c);
-      else if (line.find("TRACE: ") != std::string::npos) c.malformed++;
-    } else if (c.format == LogFormat::Ulogd) {
-      if (auto r = parse_ulogd_json_line(line, c.lines)) take(std::move(*r), where(), c);
-      else if (!line.empty()) c.malformed++;
-    } else if (auto p = nft.feed(line)) {
-      take_nft(std::move(p->ev), p->iif_name, p->oif_name, kernel_log_time(p->prefix), where(), c);
+  std::vector<ParsedLine>* batch = nullptr;
+  size_t count = 0;
+  std::string where = name + ":";  // "kern.log:12", only for lines told
+  const size_t stem = where.size();
+  auto at = [&](uint64_t line) -> std::string& {
+    where.resize(stem);
+    where += std::to_string(line);
+    return where;
+  };
+  while (in.next(batch, count)) {
+    for (size_t i = 0; i < count; i++) {
+      ParsedLine& p = (*batch)[i];
+      c.lines = p.line;
+      if (auto* r = std::get_if<LogRecord>(&p.what)) {
+        take(std::move(*r), at(p.line), c);
+      } else {
+        auto& e = std::get<NftMonitorTextEvent>(p.what);
+        take_nft(std::move(e.ev), e.iif_name, e.oif_name, kernel_log_time(e.prefix), at(p.line), c);
+      }
     }
   }
-  if (c.format == LogFormat::NftMonitor) c.malformed += nft.malformed();
+  c.lines = in.lines();
+  c.malformed += in.malformed();
   return Ok{};
 }
 
@@ -394,14 +363,19 @@ Status LogReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
   ruleset_ = std::move(*rules);
   stories_.emplace("", 0, std::move(renderer), world());
   stories_->builder().for_saved_log(kLogIdleNs);
+  stories_->buffer_output = true;
   if (o_.match) stories_->filter = [m = *o_.match](const Journey& j) { return journey_matches(j, m); };
   std::vector<FileCounts> counts;
   for (const auto& file : o_.logs) {
     FileCounts c;
-    if (auto st = read_file(file, c); !st) return st;
+    if (auto st = read_file(file, c); !st) {
+      stories_->write_output();  // the stories of the files before
+      return st;
+    }
     counts.push_back(c);
   }
   stories_->flush(UINT64_MAX, true);
+  stories_->write_output();  // before any line on stderr
   uint64_t told = 0, malformed = 0;
   std::string summary = "from saved logs:";
   for (const auto& c : counts) {

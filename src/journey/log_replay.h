@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "journey/log_lines.h"
 #include "journey/trace_stories.h"
 #include "output/trace_render.h"
 #include "sources/legacy_trace.h"
@@ -25,8 +26,6 @@
 #include "util/result.h"
 
 namespace natbpf {
-
-enum class LogFormat { Auto, Kernel, NftMonitor, Pcap, Ulogd };
 
 Result<LogFormat> parse_log_format(const std::string& name);  // auto|kernel|nft|pcap|ulogd
 const char* log_format_name(LogFormat f);
@@ -86,7 +85,7 @@ class LogReplay {
   uint32_t next_group_ = 1;
   struct Group {
     uint32_t id = 0;
-    std::string table;  // of the packet's latest line
+    bool raw = false;  // the packet's latest line was of the raw table
     uint64_t last_ns = 0;
   };
   std::unordered_map<uint32_t, Group> groups_;      // headers (IP id, seq, source) -> the packet they belong to

@@ -67,9 +67,16 @@ class TraceStories {
   // Only stories this accepts are told and counted (explain --log --match).
   std::function<bool(const Journey&)> filter;
   void print_summary(const std::string& plan_summary);
+  // A saved log: stories are written to stdout in pieces of about
+  // kOutputBytes, not each flushed as it is told (a live trace's are).
+  bool buffer_output = false;
+  void write_output();  // what is buffered, flushed
 
  private:
   void emit(Journey&& j);
+  static constexpr size_t kOutputBytes = 64 * 1024;
+  std::string out_;        // rendered stories not yet written, reused
+  std::string signature_;  // of the story being told, reused
 
   uint64_t count_;
   std::unique_ptr<TraceRenderer> renderer_;
