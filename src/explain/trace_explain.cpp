@@ -47,6 +47,14 @@ void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
 // "masquerade", "redirect"; iptables "-j DNAT", "-j MASQUERADE". Matches on
 // NAT state ("ct status dnat", "--ctstate DNAT") are not NAT.
 std::string nat_statement_kind(const std::string& rule) {
+  // Every name below has "nat", "masquerade" or "redirect" in it, in any
+  // case: most rules have none, and need not be split (every accepting step).
+  auto has = [&rule](std::string_view word) {
+    return std::search(rule.begin(), rule.end(), word.begin(), word.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           }) != rule.end();
+  };
+  if (!has("nat") && !has("masquerade") && !has("redirect")) return "";
   auto words = split_words(rule);
   for (size_t i = 0; i < words.size(); i++) {
     size_t n = words[i].size();

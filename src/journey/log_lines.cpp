@@ -49,12 +49,12 @@ class LineReader {
 
 }  // namespace
 
-ParsedLines::ParsedLines(const std::string& path, LogFormat format) : storage_(kBatches + 2) {
+ParsedLines::ParsedLines(const std::string& path, LogFormat format, std::string name) : storage_(kBatches + 2) {
   std::FILE* in = std::fopen(path.c_str(), "rb");
   if (!in) return;
   ok_ = true;
   for (auto& b : storage_) free_.push_back(&b);
-  thread_ = std::thread([this, in, format] { produce(in, format); });
+  thread_ = std::thread([this, in, format, name = std::move(name)] { produce(in, format, name); });
 }
 
 ParsedLines::~ParsedLines() {
@@ -88,9 +88,15 @@ bool ParsedLines::hand_over(Batch*& b) {
   return b != nullptr;
 }
 
+uint64_t ParsedLines::prefix_id(const std::string& prefix) {
+  if (auto it = prefix_ids_.find(prefix); it != prefix_ids_.end()) return it->second;
+  if (prefix_ids_.size() >= kMaxPrefixes) prefix_ids_.clear();  // their numbers are not given again
+  return prefix_ids_.emplace(prefix, next_prefix_id_++).first->second;
+}
+
 // The reader's thread: lines parsed into batches until the end of the file
 // (or until the caller is gone).
-void ParsedLines::produce(std::FILE* file, LogFormat format) {
+void ParsedLines::produce(std::FILE* file, LogFormat format, const std::string& name) {
   LineReader in(file);
   NftMonitorTextParser nft;
   std::string line;
@@ -111,7 +117,11 @@ void ParsedLines::produce(std::FILE* file, LogFormat format) {
       p.what = std::move(*e), parsed = true;
     }
     if (!parsed) continue;
+    if (auto* r = std::get_if<LogRecord>(&p.what)) p.prefix_id = prefix_id(r->prefix);
     p.line = lines;
+    p.where.assign(name);
+    p.where += ':';
+    p.where += std::to_string(lines);
     if (++b->count == kBatchLines && !hand_over(b)) return;
   }
   if (format == LogFormat::NftMonitor) malformed += nft.malformed();

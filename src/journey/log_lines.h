@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -26,13 +27,18 @@ enum class LogFormat { Auto, Kernel, NftMonitor, Pcap, Ulogd };
 // monitor trace event (its packet and conntrack lines joined to it).
 struct ParsedLine {
   uint64_t line = 0;  // 1-based number in the file
+  std::string where;  // "kern.log:12": the file's base name and the line
+  // Of a LogRecord: the same number for the same prefix text, never reused
+  // for another (numbered here, so that the caller need not hash the text).
+  uint64_t prefix_id = 0;
   std::variant<LogRecord, NftMonitorTextEvent> what;
 };
 
 class ParsedLines {
  public:
-  // format: Kernel, Ulogd or NftMonitor. Starts reading when the file opens.
-  ParsedLines(const std::string& path, LogFormat format);
+  // format: Kernel, Ulogd or NftMonitor; name: the file as lines name it.
+  // Starts reading when the file opens.
+  ParsedLines(const std::string& path, LogFormat format, std::string name);
   ~ParsedLines();
   ParsedLines(const ParsedLines&) = delete;
   ParsedLines& operator=(const ParsedLines&) = delete;
@@ -52,12 +58,16 @@ class ParsedLines {
     size_t count = 0;
   };
   static constexpr size_t kBatchLines = 512;
+  static constexpr size_t kMaxPrefixes = 4096;  // numbered prefixes remembered
   static constexpr size_t kBatches = 4;  // in the queue, besides the one each side holds
 
-  void produce(std::FILE* in, LogFormat format);
+  void produce(std::FILE* in, LogFormat format, const std::string& name);
   bool hand_over(Batch*& b);  // false: the reader stops early
   Batch* take_free();
+  uint64_t prefix_id(const std::string& prefix);  // the reader's thread only
 
+  std::unordered_map<std::string, uint64_t> prefix_ids_;
+  uint64_t next_prefix_id_ = 1;
   bool ok_ = false;
   uint64_t lines_ = 0, malformed_ = 0;
   std::mutex mu_;

@@ -212,7 +212,10 @@ void LogReplay::flush_if_due() {
 const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8_t family) {
   auto& known = trace_lines_[family];
   if (auto it = known.find(text); it != known.end()) return it->second ? &*it->second : nullptr;
-  if (known.size() >= kMaxTraceLines) known.clear();
+  if (known.size() >= kMaxTraceLines) {
+    known.clear();
+    trace_line_by_id_.clear();
+  }
   std::optional<TraceLine> line;
   if (auto prefix = parse_trace_prefix(text)) {
     if (!ruleset_.chain(family_name(family), prefix->table, prefix->chain)) {
@@ -230,10 +233,20 @@ const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8
   return kept ? &*kept : nullptr;
 }
 
+const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8_t family, uint64_t prefix_id) {
+  if (!prefix_id) return trace_line(text, family);
+  uint64_t key = prefix_id << 8 | family;
+  if (auto it = trace_line_by_id_.find(key); it != trace_line_by_id_.end()) return it->second;
+  const TraceLine* line = trace_line(text, family);  // may clear trace_line_by_id_
+  if (trace_line_by_id_.size() >= kMaxTraceLines) trace_line_by_id_.clear();
+  trace_line_by_id_.emplace(key, line);
+  return line;
+}
+
 // One nf_log record (TRACE line, conntrack INVALID line) of any saved form.
-void LogReplay::take(LogRecord&& r, std::string where, FileCounts& c) {
+void LogReplay::take(LogRecord&& r, std::string where, uint64_t prefix_id, FileCounts& c) {
   uint64_t now = advance(r.ts_ns);
-  if (const TraceLine* line = trace_line(r.prefix, r.family)) {
+  if (const TraceLine* line = trace_line(r.prefix, r.family, prefix_id)) {
     const TracePrefix* prefix = &line->prefix;
     std::optional<NftTraceEvent> ev = line->event;
     if (!ev) return;
@@ -322,33 +335,26 @@ Status LogReplay::read_file(const std::string& file, FileCounts& c) {
         file,
         [&](LogRecord&& r) {
           c.lines++;
-          take(std::move(r), name + ":" + std::to_string(r.line), c);
+          take(std::move(r), name + ":" + std::to_string(r.line), 0, c);
         },
         malformed);
     c.malformed += malformed;
     return st;
   }
   // Read and parsed on a thread of their own while this one tells the stories.
-  ParsedLines in(file, c.format);
+  ParsedLines in(file, c.format, name);
   if (!in.ok()) return usage_error("cannot open " + file + ": " + std::strerror(errno), "give the path of a saved log");
   std::vector<ParsedLine>* batch = nullptr;
   size_t count = 0;
-  std::string where = name + ":";  // "kern.log:12", only for lines told
-  const size_t stem = where.size();
-  auto at = [&](uint64_t line) -> std::string& {
-    where.resize(stem);
-    where += std::to_string(line);
-    return where;
-  };
   while (in.next(batch, count)) {
     for (size_t i = 0; i < count; i++) {
       ParsedLine& p = (*batch)[i];
       c.lines = p.line;
       if (auto* r = std::get_if<LogRecord>(&p.what)) {
-        take(std::move(*r), at(p.line), c);
+        take(std::move(*r), p.where, p.prefix_id, c);
       } else {
         auto& e = std::get<NftMonitorTextEvent>(p.what);
-        take_nft(std::move(e.ev), e.iif_name, e.oif_name, kernel_log_time(e.prefix), at(p.line), c);
+        take_nft(std::move(e.ev), e.iif_name, e.oif_name, kernel_log_time(e.prefix), p.where, c);
       }
     }
   }

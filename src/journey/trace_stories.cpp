@@ -24,7 +24,8 @@ void append_number(std::string& out, uint64_t n) {
 // retransmission also repeats its sequence and acknowledgment numbers: the
 // last ACK of a close is not the handshake ACK again. Appended piece by
 // piece to a buffer the caller reuses: it is built for every story.
-void append_path_signature(const Journey& j, std::string& s) {
+// drop_point: drop_point_str(*j.drop), "" when it was not dropped.
+void append_path_signature(const Journey& j, const std::string& drop_point, std::string& s) {
   const Packet& p = j.packet;
   append_number(s, p.l4proto);
   s += '/';
@@ -52,22 +53,10 @@ void append_path_signature(const Journey& j, std::string& s) {
     if (st.handle) append_number(s, *st.handle);
     else s += '-';
     s += '/';
-    // Step::verdict_str(), without its temporary string
-    if (st.type == NftTraceType::Policy) {
-      s += "policy ";
-      s += st.verdict ? to_string(*st.verdict) : "?";
-    } else if (!st.verdict) {
-      s += "continue";
-    } else {
-      s += to_string(*st.verdict);
-      if (st.target) {
-        s += ' ';
-        s += *st.target;
-      }
-    }
+    st.append_verdict(s);
     s += ';';
   }
-  if (j.drop) s += drop_point_str(*j.drop);
+  if (j.drop) s += drop_point;
   else append_number(s, static_cast<uint64_t>(static_cast<int>(j.fate)));
 }
 
@@ -75,7 +64,7 @@ void append_path_signature(const Journey& j, std::string& s) {
 
 std::string path_signature(const Journey& j) {
   std::string s;
-  append_path_signature(j, s);
+  append_path_signature(j, j.drop ? drop_point_str(*j.drop) : "", s);
   return s;
 }
 
@@ -124,8 +113,9 @@ void TraceStories::emit(Journey&& j) {
   ctx.causes = CauseContext{world_.sysctl, world_.listeners, world_.netns};
   explain_journey(j, ctx);
   j.number = ++counters_.packets;
+  std::string drop_point = j.drop ? drop_point_str(*j.drop) : "";  // once: long, and needed twice
   signature_.clear();
-  append_path_signature(j, signature_);
+  append_path_signature(j, drop_point, signature_);
   uint64_t sig = std::hash<std::string>{}(signature_);
   if (auto it = first_of_path_.find(sig); it != first_of_path_.end()) {
     j.repeat_of = it->second;
@@ -140,7 +130,7 @@ void TraceStories::emit(Journey&& j) {
   }
   if (j.drop) {
     counters_.dropped++;
-    counters_.drop_points[drop_point_str(*j.drop)]++;
+    counters_.drop_points[drop_point]++;
   } else if (j.fate == Fate::Unknown) {
     counters_.unknown++;
   } else {

@@ -106,7 +106,9 @@ class TextRenderer : public TraceRenderer {
       column(out, s.hook.empty() ? "-" : s.hook, 12);
       column(out, where, 30);
       out += ' ';
-      column(out, s.verdict_str(), 22);
+      size_t verdict_at = out.size();
+      s.append_verdict(out);
+      if (size_t n = out.size() - verdict_at; n < 22) out.append(22 - n, ' ');
       if (s.handle || !s.rule.empty()) {
         out += " rule ";
         quoted(out, s.handle && s.rule.empty() ? "?" : s.rule);
