@@ -136,11 +136,20 @@ void TraceStories::emit(Journey&& j) {
   } else {
     counters_.accepted++;
   }
+  if (buffer_output) {
+    if (!writer_) writer_ = std::make_unique<StoryWriter>(*renderer_);
+    writer_->push(std::move(j));
+    return;
+  }
   renderer_->packet(j, out_);
-  if (!buffer_output || out_.size() >= kOutputBytes) write_output();
+  write_output();
 }
 
 void TraceStories::write_output() {
+  if (writer_) {
+    writer_->finish();
+    writer_.reset();
+  }
   std::cout.write(out_.data(), static_cast<std::streamsize>(out_.size()));
   std::cout.flush();
   out_.clear();
