@@ -103,12 +103,27 @@ nlohmann::json journey_to_json(const Journey& j) {
          {"trace_id", j.trace_id ? json(hex_id(j.trace_id)) : json()}};
   o["packet"] = packet_json(j.packet);
   o["packet"]["iif"] = or_null(j.iif_name);
-  o["steps"] = json::array();
-  for (const auto& s : j.steps)
-    o["steps"].push_back({{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
-                          {"hook", or_null(s.hook)}, {"rule", or_null(s.rule)}, {"syntax", s.syntax},
-                          {"handle", or_null(s.handle)}, {"verdict", s.verdict_str()},
-                          {"evidence", to_string(s.origin)}, {"log", or_null(s.log_ref)}});
+  // A story has dozens of steps and a saved log millions of stories: each
+  // step's object is filled key by key (an initializer list builds a
+  // two-element array per key first), the array reserved once.
+  json steps = json::array();
+  steps.get_ref<json::array_t&>().reserve(j.steps.size());
+  for (const auto& s : j.steps) {
+    json step(json::value_t::object);
+    auto& m = step.get_ref<json::object_t&>();
+    m.emplace("family", family_name(s.family));
+    m.emplace("table", s.table);
+    m.emplace("chain", s.chain);
+    m.emplace("hook", or_null(s.hook));
+    m.emplace("rule", or_null(s.rule));
+    m.emplace("syntax", s.syntax);
+    m.emplace("handle", or_null(s.handle));
+    m.emplace("verdict", s.verdict_str());
+    m.emplace("evidence", to_string(s.origin));
+    m.emplace("log", or_null(s.log_ref));
+    steps.push_back(std::move(step));
+  }
+  o["steps"] = std::move(steps);
   o["nat"] = json::array();
   for (const auto& n : j.nat)
     o["nat"].push_back({{"kind", n.kind}, {"from", or_null(n.from)}, {"to", or_null(n.to)}, {"rule", or_null(n.rule)},
