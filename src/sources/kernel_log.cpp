@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <string>
 
 namespace natbpf {
 namespace {
@@ -129,13 +130,30 @@ size_t message_start(std::string_view line) {
 
 }  // namespace
 
-std::optional<uint64_t> kernel_log_time(std::string_view s) {
+namespace {
+
+std::optional<uint64_t> parse_log_time(std::string_view s) {
   if (auto t = uptime_stamp(s)) return t;
   if (auto t = iso_time(s)) return t;
   if (auto t = month_day_time(s)) return t;
   // dmesg -T: "[Thu Jan  1 21:23:16 2026] "
   if (s.size() > 5 && s[0] == '[' && s[4] == ' ') return month_day_time(s.substr(5));
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<uint64_t> kernel_log_time(std::string_view s) {
+  // Consecutive lines mostly have the same text before the message (syslog
+  // stamps whole seconds): the last one read is remembered, per thread.
+  thread_local std::string last_text;
+  thread_local std::optional<uint64_t> last_time;
+  thread_local bool known = false;
+  if (known && s == last_text) return last_time;
+  last_time = parse_log_time(s);
+  last_text.assign(s);
+  known = true;
+  return last_time;
 }
 
 bool looks_like_kernel_log(std::string_view line) {
