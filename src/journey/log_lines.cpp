@@ -113,7 +113,9 @@ void ParsedLines::produce(std::FILE* file, LogFormat format, const std::string& 
     ParsedLine& p = b->items[b->count];
     bool parsed = false;
     if (format == LogFormat::Kernel) {
-      if (auto r = parse_kernel_log_line(line, lines)) p.what = std::move(*r), parsed = true;
+      // Parsed into the record this slot held before: its strings' storage reused.
+      if (!std::holds_alternative<LogRecord>(p.what)) p.what = LogRecord{};
+      if (parse_kernel_log_line(line, lines, std::get<LogRecord>(p.what))) parsed = true;
       else if (line.find("TRACE: ") != std::string::npos) malformed++;
     } else if (format == LogFormat::Ulogd) {
       if (auto r = parse_ulogd_json_line(line, lines)) p.what = std::move(*r), parsed = true;
