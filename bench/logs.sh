@@ -100,7 +100,8 @@ line, one \`nft monitor trace\` line, and LogReplay over a generated log of
 IP ids, ports and sequence numbers, 1000 packets per second of log time; the
 nft fixture's packets with new trace ids) with grouping, journeys,
 explanations and rendering (/0 text, /1 JSON) into a null stream;
-items_per_second is lines per second:
+items_per_second is lines per second of wall time (real_time: LogReplay
+uses three threads):
 
 \`\`\`
 $micro
