@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <unordered_map>
 
 #include "explain/drop_rules.h"
 #include "sources/legacy_trace.h"
@@ -120,12 +121,26 @@ bool matches_ct_invalid(const std::string& rule) {
   return std::regex_search(rule, nft) || std::regex_search(rule, ipt);
 }
 
-std::string any_rule_comment(const std::string& rule) {
+namespace {
+
+std::string search_rule_comment(const std::string& rule) {
   if (too_long_for_regex(rule)) return "";
   if (std::string c = rule_comment(rule); !c.empty()) return c;
   static const std::regex nft(R"re((?:^| )comment "([^"]*)")re");
   std::smatch m;
   return std::regex_search(rule, m, nft) ? m[1].str() : "";
+}
+
+}  // namespace
+
+// Asked for the same few rules in story after story (a saved log has
+// millions): the regex runs once per rule text, the newest kMaxComments kept.
+std::string any_rule_comment(const std::string& rule) {
+  constexpr size_t kMaxComments = 4096;
+  thread_local std::unordered_map<std::string, std::string> known;
+  if (auto it = known.find(rule); it != known.end()) return it->second;
+  if (known.size() >= kMaxComments) known.clear();
+  return known.emplace(rule, search_rule_comment(rule)).first->second;
 }
 
 void find_causes(Journey& j, const CauseContext& ctx) {

@@ -8,7 +8,6 @@
 #include <map>
 #include <set>
 #include <cstdlib>
-#include <sstream>
 
 namespace natbpf {
 namespace {
@@ -48,6 +47,14 @@ void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
 // "masquerade", "redirect"; iptables "-j DNAT", "-j MASQUERADE". Matches on
 // NAT state ("ct status dnat", "--ctstate DNAT") are not NAT.
 std::string nat_statement_kind(const std::string& rule) {
+  // Every name below has "nat", "masquerade" or "redirect" in it, in any
+  // case: most rules have none, and need not be split (every accepting step).
+  auto has = [&rule](std::string_view word) {
+    return std::search(rule.begin(), rule.end(), word.begin(), word.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           }) != rule.end();
+  };
+  if (!has("nat") && !has("masquerade") && !has("redirect")) return "";
   auto words = split_words(rule);
   for (size_t i = 0; i < words.size(); i++) {
     size_t n = words[i].size();
@@ -232,61 +239,68 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
   }
 }
 
-void write_explanation(Journey& j) {
-  std::ostringstream e;
-  std::string pkt = j.packet.family ? j.packet.str() : "the packet";
-  e << "Packet " << pkt;
+// Appended piece by piece, not through a stream: written for every story.
+void write_nat_and_drop(const Journey& j, std::string& e) {
   for (const auto& n : j.nat) {
     if (n.rule.empty()) {
-      e << " was " << (n.kind == "dnat" ? "DNATed" : "SNATed") << " to " << n.to << " by its conntrack entry,";
+      e += " was " + std::string(n.kind == "dnat" ? "DNATed" : "SNATed") + " to " + n.to + " by its conntrack entry,";
       continue;
     }
     static const std::map<std::string, std::string> done = {
         {"dnat", "DNATed"}, {"snat", "SNATed"}, {"masquerade", "masqueraded"}, {"redirect", "redirected"}};
-    e << " was " << done.at(n.kind);
-    if (!n.to.empty()) e << " to " << n.to;
-    e << " by rule " << quote(n.rule) << " in " << n.table_chain << ",";
+    e += " was " + done.at(n.kind);
+    if (!n.to.empty()) e += " to " + n.to;
+    e += " by rule " + quote(n.rule) + " in " + n.table_chain + ",";
   }
-  if (j.drop) {
-    const DropPoint& d = *j.drop;
-    e << " was dropped";
-    if (!d.chain.empty()) {
-      e << " in " << d.family << " " << d.table << " " << d.chain;
-      if (!d.rule.empty()) e << " by rule " << quote(d.rule);
-      else if (d.cause == "chain policy drop") e << " by the chain's drop policy";
-      if (d.handle) e << " (handle " << *d.handle << ")";
-    } else {
-      if (!d.hook.empty()) e << " at hook " << d.hook;
-      e << ": " << d.cause;
-      if (!d.location.empty()) e << " (" << d.location << ")";
-    }
-    e << ".";
-    for (const auto& m : j.near_misses)
-      if (m.why != "did not match")
-        e << " The earlier rule " << quote(m.rule) << " did not accept it because " << m.why << ".";
-  } else if (j.fate == Fate::Forwarded) {
-    e << " was accepted and forwarded out of " << (j.oif_name.empty() ? "an interface" : j.oif_name) << ".";
+  if (!j.drop) return;
+  const DropPoint& d = *j.drop;
+  e += " was dropped";
+  if (!d.chain.empty()) {
+    e += " in " + d.family + " " + d.table + " " + d.chain;
+    if (!d.rule.empty()) e += " by rule " + quote(d.rule);
+    else if (d.cause == "chain policy drop") e += " by the chain's drop policy";
+    if (d.handle) e += " (handle " + std::to_string(*d.handle) + ")";
+  } else {
+    if (!d.hook.empty()) e += " at hook " + d.hook;
+    e += ": " + d.cause;
+    if (!d.location.empty()) e += " (" + d.location + ")";
+  }
+  e += ".";
+  for (const auto& m : j.near_misses)
+    if (m.why != "did not match") e += " The earlier rule " + quote(m.rule) + " did not accept it because " + m.why + ".";
+}
+
+// Where a packet that was not dropped went.
+void write_fate(const Journey& j, std::string& e) {
+  if (j.fate == Fate::Forwarded) {
+    e += " was accepted and forwarded out of " + (j.oif_name.empty() ? "an interface" : j.oif_name) + ".";
   } else if (j.fate == Fate::Local) {
-    e << " was accepted and delivered locally.";
+    e += " was accepted and delivered locally.";
   } else if (j.fate == Fate::Sent) {
-    e << " was accepted and sent out of " << (j.oif_name.empty() ? "an interface" : j.oif_name) << ".";
+    e += " was accepted and sent out of " + (j.oif_name.empty() ? "an interface" : j.oif_name) + ".";
   } else if (j.from_log) {
-    e << " has no verdict in the log";
+    e += " has no verdict in the log";
     if (!j.steps.empty()) {
       const Step& s = j.steps.back();
-      e << " after " << family_name(s.family) << " " << s.table << " " << s.chain << " " << s.verdict_str() << " ("
-        << s.log_ref << ")";
+      e += " after " + family_name(s.family) + " " + s.table + " " + s.chain + " " + s.verdict_str() + " (" +
+           s.log_ref + ")";
     }
-    e << ": the log may be cut there, or the packet went on where nothing logged it (accepted by a later hook, "
+    e += ": the log may be cut there, or the packet went on where nothing logged it (accepted by a later hook, "
          "queued).";
   } else {
-    e << " left nftables' view without a drop (no later trace).";
+    e += " left nftables' view without a drop (no later trace).";
   }
-  e << cause_sentences(j);
-  std::string s = e.str();
+}
+
+void write_explanation(Journey& j) {
+  std::string e = "Packet ";
+  e += j.packet.family ? j.packet.str() : "the packet";
+  write_nat_and_drop(j, e);
+  if (!j.drop) write_fate(j, e);
+  e += cause_sentences(j);
   // "...in inet nat prerouting, was dropped" reads better with "then".
-  for (size_t pos; (pos = s.find(", was ")) != std::string::npos;) s.replace(pos, 6, ", then ");
-  j.explanation = s;
+  for (size_t pos = 0; (pos = e.find(", was ", pos)) != std::string::npos; pos += 7) e.replace(pos, 6, ", then ");
+  j.explanation = std::move(e);
 }
 
 }  // namespace

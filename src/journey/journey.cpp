@@ -11,11 +11,24 @@
 namespace natbpf {
 
 std::string Step::verdict_str() const {
-  if (type == NftTraceType::Policy) return std::string("policy ") + (verdict ? to_string(*verdict) : "?");
-  if (!verdict) return "continue";
-  std::string v = to_string(*verdict);
-  if (target) v += " " + *target;
+  std::string v;
+  append_verdict(v);
   return v;
+}
+
+void Step::append_verdict(std::string& out) const {
+  if (type == NftTraceType::Policy) {
+    out += "policy ";
+    out += verdict ? to_string(*verdict) : "?";
+  } else if (!verdict) {
+    out += "continue";
+  } else {
+    out += to_string(*verdict);
+    if (target) {
+      out += ' ';
+      out += *target;
+    }
+  }
 }
 
 bool same_flow(const Packet& a, const Packet& b) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "explain/fix.h"
@@ -34,6 +35,7 @@ struct Step {
   std::string log_ref;  // "kern.log:351" when told from a saved log
 
   std::string verdict_str() const;  // "accept", "jump allowed_dnats", "policy drop"
+  void append_verdict(std::string& out) const;  // the same, appended (no temporary per step)
 };
 
 struct NatChange {
@@ -168,7 +170,7 @@ class JourneyBuilder {
   std::string own_table_;
   uint64_t idle_ns_;
   std::deque<Journey> open_;
-  std::map<uint32_t, size_t> by_id_;  // trace id -> index in open_ (rebuilt on flush)
+  std::unordered_map<uint32_t, size_t> by_id_;  // trace id -> index in open_ (rebuilt on flush)
   std::vector<BpfEvent> orphans_;  // BPF events not (yet) joined to a journey
   struct SkbTraceId {
     uint32_t trace_id = 0;

@@ -28,46 +28,6 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// Reads a file line by line through a large buffer (logs run to gigabytes),
-// as std::getline splits it (a last line without a newline is a line), but
-// with memchr over the buffer: getline cost a tenth of `explain --log`.
-class LineReader {
- public:
-  explicit LineReader(const std::string& path) : in_(std::fopen(path.c_str(), "rb"), &std::fclose) {
-    buf_.resize(1 << 20);
-  }
-  bool ok() const { return in_ != nullptr; }
-  bool next(std::string& line) {
-    line.clear();
-    bool any = false;
-    for (;;) {
-      if (pos_ == end_ && !fill()) break;
-      any = true;
-      const char* from = buf_.data() + pos_;
-      const auto* nl = static_cast<const char*>(std::memchr(from, '\n', end_ - pos_));
-      if (nl) {
-        line.append(from, nl);
-        pos_ = nl - buf_.data() + 1;
-        break;
-      }
-      line.append(from, end_ - pos_);
-      pos_ = end_;
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return any;
-  }
-
- private:
-  bool fill() {
-    pos_ = 0;
-    end_ = std::fread(buf_.data(), 1, buf_.size(), in_.get());
-    return end_ > 0;
-  }
-  std::unique_ptr<std::FILE, decltype(&std::fclose)> in_;
-  std::vector<char> buf_;
-  size_t pos_ = 0, end_ = 0;
-};
-
 Result<std::string> read_head(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return usage_error("cannot open " + file + ": " + std::strerror(errno), "give the path of a saved log");
@@ -252,7 +212,10 @@ void LogReplay::flush_if_due() {
 const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8_t family) {
   auto& known = trace_lines_[family];
   if (auto it = known.find(text); it != known.end()) return it->second ? &*it->second : nullptr;
-  if (known.size() >= kMaxTraceLines) known.clear();
+  if (known.size() >= kMaxTraceLines) {
+    known.clear();
+    trace_line_by_id_.clear();
+  }
   std::optional<TraceLine> line;
   if (auto prefix = parse_trace_prefix(text)) {
     if (!ruleset_.chain(family_name(family), prefix->table, prefix->chain)) {
@@ -270,10 +233,20 @@ const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8
   return kept ? &*kept : nullptr;
 }
 
+const LogReplay::TraceLine* LogReplay::trace_line(const std::string& text, uint8_t family, uint64_t prefix_id) {
+  if (!prefix_id) return trace_line(text, family);
+  uint64_t key = prefix_id << 8 | family;
+  if (auto it = trace_line_by_id_.find(key); it != trace_line_by_id_.end()) return it->second;
+  const TraceLine* line = trace_line(text, family);  // may clear trace_line_by_id_
+  if (trace_line_by_id_.size() >= kMaxTraceLines) trace_line_by_id_.clear();
+  trace_line_by_id_.emplace(key, line);
+  return line;
+}
+
 // One nf_log record (TRACE line, conntrack INVALID line) of any saved form.
-void LogReplay::take(LogRecord&& r, std::string where, FileCounts& c) {
+void LogReplay::take(LogRecord&& r, std::string where, uint64_t prefix_id, FileCounts& c) {
   uint64_t now = advance(r.ts_ns);
-  if (const TraceLine* line = trace_line(r.prefix, r.family)) {
+  if (const TraceLine* line = trace_line(r.prefix, r.family, prefix_id)) {
     const TracePrefix* prefix = &line->prefix;
     std::optional<NftTraceEvent> ev = line->event;
     if (!ev) return;
@@ -283,8 +256,9 @@ void LogReplay::take(LogRecord&& r, std::string where, FileCounts& c) {
     // start there, and a raw line after lines of other tables is the next
     // packet with the same headers (a retransmission).
     Group& g = groups_[ev->id];
-    if (!g.id || (prefix->table == "raw" && g.table != "raw") || now > g.last_ns + kLogIdleNs) g.id = next_group_++;
-    g.table = prefix->table;
+    bool raw = prefix->table == "raw";
+    if (!g.id || (raw && !g.raw) || now > g.last_ns + kLogIdleNs) g.id = next_group_++;
+    g.raw = raw;
     g.last_ns = now;
     ev->id = g.id;
     ev->recv_ns = now;
@@ -361,30 +335,31 @@ Status LogReplay::read_file(const std::string& file, FileCounts& c) {
         file,
         [&](LogRecord&& r) {
           c.lines++;
-          take(std::move(r), name + ":" + std::to_string(r.line), c);
+          take(std::move(r), name + ":" + std::to_string(r.line), 0, c);
         },
         malformed);
     c.malformed += malformed;
     return st;
   }
-  LineReader in(file);
+  // Read and parsed on a thread of their own while this one tells the stories.
+  ParsedLines in(file, c.format, name);
   if (!in.ok()) return usage_error("cannot open " + file + ": " + std::strerror(errno), "give the path of a saved log");
-  NftMonitorTextParser nft;
-  std::string line;
-  auto where = [&] { return name + ":" + std::to_string(c.lines); };  // only for lines told
-  while (in.next(line)) {
-    c.lines++;
-    if (c.format == LogFormat::Kernel) {
-      if (auto r = parse_kernel_log_line(line, c.lines)) take(std::move(*r), where(), c);
-      else if (line.find("TRACE: ") != std::string::npos) c.malformed++;
-    } else if (c.format == LogFormat::Ulogd) {
-      if (auto r = parse_ulogd_json_line(line, c.lines)) take(std::move(*r), where(), c);
-      else if (!line.empty()) c.malformed++;
-    } else if (auto p = nft.feed(line)) {
-      take_nft(std::move(p->ev), p->iif_name, p->oif_name, kernel_log_time(p->prefix), where(), c);
+  std::vector<ParsedLine>* batch = nullptr;
+  size_t count = 0;
+  while (in.next(batch, count)) {
+    for (size_t i = 0; i < count; i++) {
+      ParsedLine& p = (*batch)[i];
+      c.lines = p.line;
+      if (auto* r = std::get_if<LogRecord>(&p.what)) {
+        take(std::move(*r), p.where, p.prefix_id, c);
+      } else {
+        auto& e = std::get<NftMonitorTextEvent>(p.what);
+        take_nft(std::move(e.ev), e.iif_name, e.oif_name, kernel_log_time(e.prefix), p.where, c);
+      }
     }
   }
-  if (c.format == LogFormat::NftMonitor) c.malformed += nft.malformed();
+  c.lines = in.lines();
+  c.malformed += in.malformed();
   return Ok{};
 }
 
@@ -394,14 +369,19 @@ Status LogReplay::run(std::unique_ptr<TraceRenderer> renderer, bool quiet) {
   ruleset_ = std::move(*rules);
   stories_.emplace("", 0, std::move(renderer), world());
   stories_->builder().for_saved_log(kLogIdleNs);
+  stories_->buffer_output = true;
   if (o_.match) stories_->filter = [m = *o_.match](const Journey& j) { return journey_matches(j, m); };
   std::vector<FileCounts> counts;
   for (const auto& file : o_.logs) {
     FileCounts c;
-    if (auto st = read_file(file, c); !st) return st;
+    if (auto st = read_file(file, c); !st) {
+      stories_->write_output();  // the stories of the files before
+      return st;
+    }
     counts.push_back(c);
   }
   stories_->flush(UINT64_MAX, true);
+  stories_->write_output();  // before any line on stderr
   uint64_t told = 0, malformed = 0;
   std::string summary = "from saved logs:";
   for (const auto& c : counts) {

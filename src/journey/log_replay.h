@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "journey/log_lines.h"
 #include "journey/trace_stories.h"
 #include "output/trace_render.h"
 #include "sources/legacy_trace.h"
@@ -25,8 +26,6 @@
 #include "util/result.h"
 
 namespace natbpf {
-
-enum class LogFormat { Auto, Kernel, NftMonitor, Pcap, Ulogd };
 
 Result<LogFormat> parse_log_format(const std::string& name);  // auto|kernel|nft|pcap|ulogd
 const char* log_format_name(LogFormat f);
@@ -63,7 +62,8 @@ class LogReplay {
 
  private:
   Status read_file(const std::string& file, FileCounts& c);
-  void take(LogRecord&& r, std::string where, FileCounts& c);  // where: "kern.log:12"
+  // where: "kern.log:12"; prefix_id: ParsedLine::prefix_id, 0 when not numbered
+  void take(LogRecord&& r, std::string where, uint64_t prefix_id, FileCounts& c);
   void take_nft(NftTraceEvent&& ev, const std::string& iif, const std::string& oif, std::optional<uint64_t> ts,
                 std::string where, FileCounts& c);
   // What a TRACE prefix says, worked out once per prefix and family: a log
@@ -74,6 +74,7 @@ class LogReplay {
   };
   static constexpr size_t kMaxTraceLines = 4096;  // distinct prefixes kept per family
   const TraceLine* trace_line(const std::string& prefix, uint8_t family);  // nullptr: no TRACE prefix
+  const TraceLine* trace_line(const std::string& prefix, uint8_t family, uint64_t prefix_id);
   uint64_t advance(std::optional<uint64_t> ts);
   uint32_t ifindex(const std::string& name);
   void flush_if_due();
@@ -86,13 +87,15 @@ class LogReplay {
   uint32_t next_group_ = 1;
   struct Group {
     uint32_t id = 0;
-    std::string table;  // of the packet's latest line
+    bool raw = false;  // the packet's latest line was of the raw table
     uint64_t last_ns = 0;
   };
   std::unordered_map<uint32_t, Group> groups_;      // headers (IP id, seq, source) -> the packet they belong to
   std::unordered_map<uint32_t, Group> nft_groups_;  // nft trace id -> the packet
   // family -> log prefix -> what it says (nullopt: no TRACE prefix)
   std::map<uint8_t, std::unordered_map<std::string, std::optional<TraceLine>>> trace_lines_;
+  // (prefix id << 8 | family) -> its entry in trace_lines_ (nullptr: none), cleared with it
+  std::unordered_map<uint64_t, const TraceLine*> trace_line_by_id_;
   // Saved nft rules by the text nft prints: chain (family, table, name) ->
   // rule_shape of its rule -> handle (rules never change during a replay).
   std::unordered_map<std::string, std::unordered_map<std::string, uint64_t>> handle_by_shape_;

@@ -4,32 +4,69 @@
 
 #include "explain/trace_explain.h"
 #include "sources/legacy_trace.h"
+#include "util/names.h"
 
 namespace natbpf {
+namespace {
+
+void append_number(std::string& out, uint64_t n) {
+  char buf[24];
+  char* p = buf + sizeof(buf);
+  do {
+    *--p = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n);
+  out.append(p, buf + sizeof(buf) - p);
+}
+
 // Same flow, TCP flags, decisions and end: a retransmission (or the next
 // packet of a flow taking the same path), shown in one line. A TCP
 // retransmission also repeats its sequence and acknowledgment numbers: the
-// last ACK of a close is not the handshake ACK again.
-std::string path_signature(const Journey& j) {
+// last ACK of a close is not the handshake ACK again. Appended piece by
+// piece to a buffer the caller reuses: it is built for every story.
+// drop_point: drop_point_str(*j.drop), "" when it was not dropped.
+void append_path_signature(const Journey& j, const std::string& drop_point, std::string& s) {
   const Packet& p = j.packet;
-  std::string s = std::to_string(p.l4proto) + "/" + std::to_string(p.tcp_flags) + "/" + p.saddr.str() + ":" +
-                  std::to_string(p.sport) + ">" + p.daddr.str() + ":" + std::to_string(p.dport) + "|";
-  if (p.l4proto == 6) s += std::to_string(p.tcp_seq) + "/" + std::to_string(p.tcp_ack) + "|";
-  s.reserve(s.size() + 64 * j.steps.size() + 128);  // built for every story: appended, not concatenated
+  append_number(s, p.l4proto);
+  s += '/';
+  append_number(s, p.tcp_flags);
+  s += '/';
+  s += p.saddr.str();
+  s += ':';
+  append_number(s, p.sport);
+  s += '>';
+  s += p.daddr.str();
+  s += ':';
+  append_number(s, p.dport);
+  s += '|';
+  if (p.l4proto == 6) {
+    append_number(s, p.tcp_seq);
+    s += '/';
+    append_number(s, p.tcp_ack);
+    s += '|';
+  }
   for (const auto& st : j.steps) {
     s += st.table;
     s += '/';
     s += st.chain;
     s += '/';
-    s += st.handle ? std::to_string(*st.handle) : "-";
+    if (st.handle) append_number(s, *st.handle);
+    else s += '-';
     s += '/';
-    s += st.verdict_str();
+    st.append_verdict(s);
     s += ';';
   }
-  s += j.drop ? drop_point_str(*j.drop) : std::to_string(static_cast<int>(j.fate));
-  return s;
+  if (j.drop) s += drop_point;
+  else append_number(s, static_cast<uint64_t>(static_cast<int>(j.fate)));
 }
 
+}  // namespace
+
+std::string path_signature(const Journey& j) {
+  std::string s;
+  append_path_signature(j, j.drop ? drop_point_str(*j.drop) : "", s);
+  return s;
+}
 
 Ruleset RulesetTexts::build() const {
   Ruleset r = Ruleset::parse(nft);
@@ -76,7 +113,10 @@ void TraceStories::emit(Journey&& j) {
   ctx.causes = CauseContext{world_.sysctl, world_.listeners, world_.netns};
   explain_journey(j, ctx);
   j.number = ++counters_.packets;
-  uint64_t sig = std::hash<std::string>{}(path_signature(j));
+  std::string drop_point = j.drop ? drop_point_str(*j.drop) : "";  // once: long, and needed twice
+  signature_.clear();
+  append_path_signature(j, drop_point, signature_);
+  uint64_t sig = std::hash<std::string>{}(signature_);
   if (auto it = first_of_path_.find(sig); it != first_of_path_.end()) {
     j.repeat_of = it->second;
     counters_.retransmissions++;
@@ -90,16 +130,33 @@ void TraceStories::emit(Journey&& j) {
   }
   if (j.drop) {
     counters_.dropped++;
-    counters_.drop_points[drop_point_str(*j.drop)]++;
+    counters_.drop_points[drop_point]++;
   } else if (j.fate == Fate::Unknown) {
     counters_.unknown++;
   } else {
     counters_.accepted++;
   }
-  std::cout << renderer_->packet(j) << std::flush;
+  if (buffer_output) {
+    if (!writer_) writer_ = std::make_unique<StoryWriter>(*renderer_);
+    writer_->push(std::move(j));
+    return;
+  }
+  renderer_->packet(j, out_);
+  write_output();
+}
+
+void TraceStories::write_output() {
+  if (writer_) {
+    writer_->finish();
+    writer_.reset();
+  }
+  std::cout.write(out_.data(), static_cast<std::streamsize>(out_.size()));
+  std::cout.flush();
+  out_.clear();
 }
 
 void TraceStories::print_summary(const std::string& plan_summary) {
+  write_output();
   std::cout << renderer_->summary(counters_, plan_summary) << std::flush;
 }
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "journey/journey.h"
+#include "journey/story_writer.h"
 #include "output/trace_render.h"
 #include "sources/ruleset.h"
 
@@ -67,6 +68,10 @@ class TraceStories {
   // Only stories this accepts are told and counted (explain --log --match).
   std::function<bool(const Journey&)> filter;
   void print_summary(const std::string& plan_summary);
+  // A saved log: stories are rendered and written by a StoryWriter's
+  // thread, in large pieces, not each flushed as it is told (a live trace's are).
+  bool buffer_output = false;
+  void write_output();  // every story told so far written, flushed
 
  private:
   void emit(Journey&& j);
@@ -83,6 +88,11 @@ class TraceStories {
   static constexpr size_t kMaxPaths = 65536;
   std::unordered_map<uint64_t, uint64_t> first_of_path_;
   std::deque<uint64_t> path_order_;  // oldest first, to forget
+  std::string out_;        // the rendered story, reused
+  std::string signature_;  // of the story being told, reused
+  // With buffer_output, from the first story on; declared after renderer_,
+  // which its thread uses until it is destroyed.
+  std::unique_ptr<StoryWriter> writer_;
 };
 
 }  // namespace natbpf

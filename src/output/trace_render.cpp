@@ -43,136 +43,13 @@ std::string ct_state_str(uint32_t m) {
 
 namespace {
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
-class TextRenderer : public TraceRenderer {
- public:
-  explicit TextRenderer(bool colour) : colour_(colour) {}
-
-  std::string packet(const Journey& j) override {
-    std::ostringstream o;
-    o << bold("packet " + std::to_string(j.number));
-    if (j.trace_id) o << "  trace " << hex_id(j.trace_id);
-    o << "  " << (j.packet.family ? j.packet.str() : "?");
-    if (!j.iif_name.empty()) o << "  iif " << j.iif_name;
-    if (j.repeat_of) {
-      o << "  repeat of packet " << *j.repeat_of << " (same flow, flags and path): "
-        << (j.drop ? red("dropped again") : std::string(fate_str(j.fate))) << "\n";
-      return o.str();
-    }
-    o << "\n";
-    o << step_lines(j);
-    if (!j.steps.empty()) o << std::left;  // the columns below, as the step lines' setw(n) left them
-    for (const auto& n : j.nat) {
-      if (!n.rule.empty()) continue;  // shown after its rule above
-      o << "  " << std::setw(12) << "nat" << n.kind << " " << n.from << " → " << n.to << " (" << n.evidence << ")\n";
-    }
-    if (j.ct_id || j.ct_state)
-      o << "  " << std::setw(12) << "conntrack" << "id " << (j.ct_id ? std::to_string(*j.ct_id) : "?") << ", state "
-        << (j.ct_state ? ct_state_str(*j.ct_state) : "?") << ", status "
-        << (j.ct_status ? status_names(*j.ct_status) : "?") << " (nftrace)\n";
-    for (const auto& m : j.near_misses)
-      o << "  " << std::setw(12) << "near miss" << "rule " << quote(m.rule) << " (handle " << m.handle
-        << "): " << m.why << "\n";
-    for (const auto& m : j.mark_origins) {
-      o << "  " << std::setw(12) << "mark" << m.mark << " set by rule " << quote(m.set_by) << " in " << m.set_in;
-      if (!m.reached_by.empty()) o << ", reached from rule " << quote(m.reached_by);
-      if (!m.comment.empty()) o << " (" << m.comment << ")";
-      o << "\n";
-    }
-    if (j.invalid)
-      o << "  " << std::setw(12) << "invalid"
-        << (j.invalid->reason.empty() ? "conntrack logged no reason" : j.invalid->reason) << " ("
-        << j.invalid->evidence << ")\n";
-    for (const auto& l : j.listeners)
-      o << "  " << std::setw(12) << "listening" << l.address
-        << (l.pid ? " by " + l.comm + " (pid " + std::to_string(l.pid) + ")" : "") << " (port collision)\n";
-    if (j.drop) {
-      o << "  " << red("DROPPED " + drop_point_str(*j.drop));
-      if (!j.drop->evidence.empty()) o << "  [" << join(j.drop->evidence, "; ") << "]";
-      o << "\n";
-    } else if (j.fate == Fate::Forwarded || j.fate == Fate::Sent) {
-      o << "  " << green(std::string(j.fate == Fate::Sent ? "SENT" : "FORWARDED") + " out of " +
-                         (j.oif_name.empty() ? "?" : j.oif_name))
-        << (j.final_packet ? "  as " + j.final_packet->str() : "") << "\n";
-    } else if (j.fate == Fate::Local) {
-      o << "  " << green("DELIVERED locally") << "\n";
-    } else if (j.from_log) {
-      o << "  no verdict in the log\n";
-    } else {
-      o << "  no verdict seen (the packet left nftables' view without a drop)\n";
-    }
-    if (j.repeats) o << "  (" << j.repeats << " retransmission" << (j.repeats > 1 ? "s" : "") << " followed)\n";
-    o << "  why: " << j.explanation << "\n";
-    if (j.fix)
-      o << "  " << bold("fix:") << " " << (j.fix->netns.empty() ? "" : "ip netns exec " + j.fix->netns + " ")
-        << j.fix->command << "\n";
-    return o.str();
-  }
-
-  std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
-    std::ostringstream o;
-    o << bold("summary") << ": " << c.packets << " packets (" << c.retransmissions << " repeats), " << c.dropped
-      << " dropped, " << c.accepted << " accepted, " << c.unknown << " without verdict\n";
-    for (const auto& [point, n] : c.drop_points) o << "  " << n << "x DROPPED " << point << "\n";
-    o << "  lost events: nftrace " << c.nftrace_lost << " overruns, bpf " << c.bpf_lost << "; parse errors "
-      << c.nftrace_parse_errors + c.bpf_decode_errors << "\n";
-    if (c.nftrace_lost || c.bpf_lost) o << "  some stories may be incomplete: events were lost\n";
-    o << "  " << plan_summary << "\n";
-    return o.str();
-  }
-
- private:
-  // The lines of the steps and their NAT, appended to one string (a story
-  // has dozens, a saved log millions): columns padded as std::left with
-  // std::setw(n) pads them.
-  static std::string step_lines(const Journey& j) {
-    auto padded = [](std::string& out, const std::string& text, size_t width) {
-      out += text;
-      if (text.size() < width) out.append(width - text.size(), ' ');
-    };
-    std::string out;
-    for (const auto& s : j.steps) {
-      std::string where = family_name(s.family) + " " + s.table + " " + s.chain;
-      out += "  ";
-      padded(out, s.hook.empty() ? "-" : s.hook, 12);
-      padded(out, where, 30);
-      out += ' ';
-      padded(out, s.verdict_str(), 22);
-      if (s.handle) out += " rule " + quote(s.rule.empty() ? "?" : s.rule) + " (handle " + std::to_string(*s.handle) + ")";
-      else if (!s.rule.empty()) out += " rule " + quote(s.rule);
-      if (!s.log_ref.empty()) out += " [" + s.log_ref + "]";
-      out += '\n';
-      for (const auto& n : j.nat) {
-        if (n.handle != s.handle || n.table_chain != where) continue;
-        out += "  ";
-        padded(out, "nat", 12);
-        out += n.kind + " " + (n.from.empty() ? "?" : n.from) + " → " + (n.to.empty() ? "?" : n.to) + " (rule " +
-               quote(n.rule) + "; " + n.evidence + ")\n";
-      }
-    }
-    return out;
-  }
-
-  std::string paint(const std::string& s, const char* code) const {
-    return colour_ ? std::string("\033[") + code + "m" + s + "\033[0m" : s;
-  }
-  std::string red(const std::string& s) const { return paint(s, "1;31"); }
-  std::string green(const std::string& s) const { return paint(s, "32"); }
-  std::string bold(const std::string& s) const { return paint(s, "1"); }
-  bool colour_;
-};
-
 class JsonRenderer : public TraceRenderer {
  public:
   // Text from a saved log or a ruleset may hold bytes that are not UTF-8:
   // replaced (U+FFFD), never an exception.
-  std::string packet(const Journey& j) override {
-    return journey_to_json(j).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  void packet(const Journey& j, std::string& out) override {
+    out += journey_to_json(j).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += '\n';
   }
   std::string summary(const TraceCounters& c, const std::string& plan_summary) override {
     nlohmann::json s{{"type", "summary"},
@@ -226,12 +103,27 @@ nlohmann::json journey_to_json(const Journey& j) {
          {"trace_id", j.trace_id ? json(hex_id(j.trace_id)) : json()}};
   o["packet"] = packet_json(j.packet);
   o["packet"]["iif"] = or_null(j.iif_name);
-  o["steps"] = json::array();
-  for (const auto& s : j.steps)
-    o["steps"].push_back({{"family", family_name(s.family)}, {"table", s.table}, {"chain", s.chain},
-                          {"hook", or_null(s.hook)}, {"rule", or_null(s.rule)}, {"syntax", s.syntax},
-                          {"handle", or_null(s.handle)}, {"verdict", s.verdict_str()},
-                          {"evidence", to_string(s.origin)}, {"log", or_null(s.log_ref)}});
+  // A story has dozens of steps and a saved log millions of stories: each
+  // step's object is filled key by key (an initializer list builds a
+  // two-element array per key first), the array reserved once.
+  json steps = json::array();
+  steps.get_ref<json::array_t&>().reserve(j.steps.size());
+  for (const auto& s : j.steps) {
+    json step(json::value_t::object);
+    auto& m = step.get_ref<json::object_t&>();
+    m.emplace("family", family_name(s.family));
+    m.emplace("table", s.table);
+    m.emplace("chain", s.chain);
+    m.emplace("hook", or_null(s.hook));
+    m.emplace("rule", or_null(s.rule));
+    m.emplace("syntax", s.syntax);
+    m.emplace("handle", or_null(s.handle));
+    m.emplace("verdict", s.verdict_str());
+    m.emplace("evidence", to_string(s.origin));
+    m.emplace("log", or_null(s.log_ref));
+    steps.push_back(std::move(step));
+  }
+  o["steps"] = std::move(steps);
   o["nat"] = json::array();
   for (const auto& n : j.nat)
     o["nat"].push_back({{"kind", n.kind}, {"from", or_null(n.from)}, {"to", or_null(n.to)}, {"rule", or_null(n.rule)},
@@ -279,7 +171,6 @@ nlohmann::json journey_to_json(const Journey& j) {
   return o;
 }
 
-std::unique_ptr<TraceRenderer> make_text_renderer(bool colour) { return std::make_unique<TextRenderer>(colour); }
 std::unique_ptr<TraceRenderer> make_json_renderer() { return std::make_unique<JsonRenderer>(); }
 
 }  // namespace natbpf

@@ -22,7 +22,8 @@ std::string drop_point_str(const DropPoint& d);
 class TraceRenderer {
  public:
   virtual ~TraceRenderer() = default;
-  virtual std::string packet(const Journey& j) = 0;
+  // Appends the story of one packet to out.
+  virtual void packet(const Journey& j, std::string& out) = 0;
   virtual std::string summary(const TraceCounters& c, const std::string& plan_summary) = 0;
 };
 

@@ -8,7 +8,20 @@ namespace natbpf {
 
 std::string Addr::str() const {
   char buf[INET6_ADDRSTRLEN] = "?";
-  if (family == 2) inet_ntop(AF_INET, bytes.data(), buf, sizeof(buf));
+  if (family == 2) {
+    // Dotted quad by hand: inet_ntop formats through sprintf, and a saved
+    // log's stories print addresses millions of times. Same text.
+    char* p = buf;
+    for (size_t i = 0; i < 4; i++) {
+      unsigned v = bytes[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      *p++ = i < 3 ? '.' : '\0';
+    }
+    return std::string(buf, p - buf - 1);
+  }
+  if (family == 10) inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
   else if (family == 10) inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
   return buf;
 }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <string>
 
 namespace natbpf {
 namespace {
@@ -129,13 +130,30 @@ size_t message_start(std::string_view line) {
 
 }  // namespace
 
-std::optional<uint64_t> kernel_log_time(std::string_view s) {
+namespace {
+
+std::optional<uint64_t> parse_log_time(std::string_view s) {
   if (auto t = uptime_stamp(s)) return t;
   if (auto t = iso_time(s)) return t;
   if (auto t = month_day_time(s)) return t;
   // dmesg -T: "[Thu Jan  1 21:23:16 2026] "
   if (s.size() > 5 && s[0] == '[' && s[4] == ' ') return month_day_time(s.substr(5));
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<uint64_t> kernel_log_time(std::string_view s) {
+  // Consecutive lines mostly have the same text before the message (syslog
+  // stamps whole seconds): the last one read is remembered, per thread.
+  thread_local std::string last_text;
+  thread_local std::optional<uint64_t> last_time;
+  thread_local bool known = false;
+  if (known && s == last_text) return last_time;
+  last_time = parse_log_time(s);
+  last_text.assign(s);
+  known = true;
+  return last_time;
 }
 
 bool looks_like_kernel_log(std::string_view line) {
@@ -145,13 +163,28 @@ bool looks_like_kernel_log(std::string_view line) {
 }
 
 std::optional<LogRecord> parse_kernel_log_line(std::string_view line, uint64_t line_number) {
-  size_t at = message_start(line);
-  if (at == std::string_view::npos) return std::nullopt;
-  size_t in = line.find(" IN=", at);
-  if (in == std::string_view::npos) return std::nullopt;
   LogRecord r;
+  if (!parse_kernel_log_line(line, line_number, r)) return std::nullopt;
+  return r;
+}
+
+bool parse_kernel_log_line(std::string_view line, uint64_t line_number, LogRecord& r) {
+  size_t at = message_start(line);
+  if (at == std::string_view::npos) return false;
+  size_t in = line.find(" IN=", at);
+  if (in == std::string_view::npos) return false;
+  {
+    // A fresh record, with the old one's string storage.
+    std::string prefix = std::move(r.prefix), in_name = std::move(r.in), out_name = std::move(r.out);
+    r = LogRecord{};
+    r.prefix = std::move(prefix);
+    r.in = std::move(in_name);
+    r.out = std::move(out_name);
+    r.in.clear();
+    r.out.clear();
+  }
   r.line = line_number;
-  r.prefix = std::string(line.substr(at, in + 1 - at));
+  r.prefix.assign(line.substr(at, in + 1 - at));
   r.ts_ns = kernel_log_time(line.substr(0, at));
   std::string_view rest = line.substr(in + 1);
   bool l4 = false;  // past PROTO=: SPT, ID, SEQ, LEN... now belong to the transport header
@@ -168,14 +201,14 @@ std::optional<LogRecord> parse_kernel_log_line(std::string_view line, uint64_t l
       continue;
     }
     std::string_view key = tok.substr(0, eq), value = tok.substr(eq + 1);
-    if (is(key, "IN")) r.in = std::string(value);
-    else if (is(key, "OUT")) r.out = std::string(value);
+    if (is(key, "IN")) r.in.assign(value);
+    else if (is(key, "OUT")) r.out.assign(value);
     else if (is(key, "MARK")) {
       uint32_t mark = 0;
       if (value.substr(0, 2) == "0x" && number(value.substr(2), mark, 16)) r.mark = mark;
     } else if (!l4 && (is(key, "SRC") || is(key, "DST"))) {
       auto a = Addr::parse(std::string(value));
-      if (!a) return std::nullopt;
+      if (!a) return false;
       (is(key, "SRC") ? p.saddr : p.daddr) = *a;
       (is(key, "SRC") ? have_src : have_dst) = true;
     } else if (!l4 && is(key, "LEN")) (void)number(value, p.len);
@@ -188,10 +221,10 @@ std::optional<LogRecord> parse_kernel_log_line(std::string_view line, uint64_t l
     else if (l4 && p.l4proto == 6 && is(key, "SEQ")) (void)number(value, p.tcp_seq);
     else if (l4 && p.l4proto == 6 && is(key, "ACK")) (void)number(value, p.tcp_ack);
   }
-  if (!have_src || !have_dst || p.saddr.family != p.daddr.family) return std::nullopt;
+  if (!have_src || !have_dst || p.saddr.family != p.daddr.family) return false;
   p.family = p.saddr.family;
   r.family = p.family == 10 ? 10 : 2;  // NFPROTO_IPV6 / NFPROTO_IPV4
-  return r;
+  return true;
 }
 
 }  // namespace natbpf

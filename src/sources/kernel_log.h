@@ -18,6 +18,9 @@ namespace natbpf {
 // The record of one line; nullopt for a line that is no nf_log line of
 // TRACE or conntrack (other kernel messages, a truncated line).
 std::optional<LogRecord> parse_kernel_log_line(std::string_view line, uint64_t line_number);
+// The same into a record that is reused line after line (its strings keep
+// their storage); false, and the record unspecified, where the above gives nullopt.
+bool parse_kernel_log_line(std::string_view line, uint64_t line_number, LogRecord& into);
 
 // The time a log line's prefix names, in ns on the log's clock: the dmesg
 // uptime "[ 2176.164569]" where there is one, else a syslog/journal/ISO
