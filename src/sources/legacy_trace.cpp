@@ -118,11 +118,13 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
   std::vector<ChainInfo> chains;
   std::istringstream in(save);
   std::string line, table;
+  // (table, chain) -> index in chains: a kube-proxy node has thousands of
+  // chains, and a scan per "-A" line made 20000 rules cost seconds.
+  std::map<std::pair<std::string, std::string>, size_t> index;
   auto find = [&](const std::string& name) -> ChainInfo& {
-    for (auto& c : chains)
-      if (c.table == table && c.name == name) return c;
-    chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
-    return chains.back();
+    auto [it, added] = index.try_emplace({table, name}, chains.size());
+    if (added) chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
+    return chains[it->second];
   };
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
