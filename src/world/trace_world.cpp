@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "probe/drop_reasons.h"
+#include "sources/legacy_tables.h"
 #include "sources/sock_diag.h"
 #include "util/runtime.h"
 
@@ -26,39 +27,72 @@ Status LiveTraceWorld::refresh_ruleset() {
   // caught at the next packet.
   auto gen = nft_generation();
   ruleset_gen_ = gen ? *gen : 0;
-  ruleset_ns_ = monotonic_ns();
   auto text = nft_.run("list ruleset");
   if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
-  RulesetTexts texts;
-  texts.nft = *text;
-  ruleset_ = Ruleset::parse(*text);
+  texts_.nft = *text;
+  texts_.iptables_nft.clear();
+  Ruleset nft_only = Ruleset::parse(*text);
   for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-    if (ruleset_.has_xtables_tables(family)) texts.iptables_nft[family] = run_program({save}).second;
+    if (nft_only.has_xtables_tables(family)) texts_.iptables_nft[family] = run_program({save}).second;
   }
-  if (legacy_families_) {
-    for (const auto& family : legacy_families_())
-      texts.iptables_legacy[family] =
-          run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second;
-  }
-  ruleset_ = texts.build();
-  if (recorder_) recorder_->write(texts.to_json());
+  (void)refresh_legacy();
+  rebuild();
   return Ok{};
+}
+
+void LiveTraceWorld::rebuild() {
+  ruleset_ = texts_.build();
+  if (recorder_) recorder_->write(texts_.to_json());
+}
+
+// Reads again only the iptables-legacy tables whose shape changed (see
+// sources/legacy_tables.h) or whose copy is older than kLegacyMaxAgeNs; the
+// shape is asked before the table is saved, so a change meanwhile is
+// caught at the next check. True when a family's text changed.
+bool LiveTraceWorld::refresh_legacy() {
+  if (!legacy_families_) return false;
+  constexpr uint64_t kLegacyMaxAgeNs = 30'000'000'000ULL;
+  bool changed = false;
+  for (const auto& family : legacy_families_()) {
+    auto& copies = legacy_[family];
+    std::map<std::string, LegacyCopy> now;
+    std::string text;
+    for (const auto& table : legacy_table_names(family)) {
+      auto info = legacy_table_info(family, table);
+      auto old = copies.find(table);
+      // Without the shape (no answer to getsockopt), once a second as before.
+      uint64_t max_age = info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
+      if (old != copies.end() && old->second.info == info && monotonic_ns() - old->second.read_ns < max_age) {
+        now[table] = std::move(old->second);
+      } else {
+        const char* save = family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
+        LegacyCopy copy{info, monotonic_ns(), run_program({save, "-t", table}).second};
+        if (old == copies.end() || copy.text != old->second.text) changed = true;
+        now[table] = std::move(copy);
+      }
+      text += now[table].text;
+    }
+    if (now.size() != copies.size()) changed = true;
+    copies = std::move(now);
+    texts_.iptables_legacy[family] = std::move(text);
+  }
+  return changed;
 }
 
 // The snapshot is stale when the nftables generation moved (a rule added,
 // deleted or replaced anywhere, also in chains this packet only passed:
 // their near misses would be wrong) or a traced rule is not in it.
 // iptables-legacy has no generation and numbers its rules by position:
-// while legacy steps are traced its rules are read again at most once a
-// second.
+// while legacy steps are traced its tables' shapes are checked per story.
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
-  bool stale = false;
+  bool stale = false, legacy = false;
   if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
   for (const auto& s : j.steps) {
     if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
-    if (s.origin == Origin::Nflog && monotonic_ns() - ruleset_ns_ > 1'000'000'000ULL) stale = true;
+    if (s.origin == Origin::Nflog) legacy = true;
   }
   if (stale) (void)refresh_ruleset();
+  else if (legacy && refresh_legacy()) rebuild();
 }
 
 std::optional<bool> LiveTraceWorld::set_has(const std::string& family, const std::string& table,

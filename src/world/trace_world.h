@@ -1,7 +1,7 @@
 // What `natbpf trace` asks the running system while it explains a journey:
 // the ruleset snapshot (nftables, iptables-nft and iptables-legacy rule
 // texts, refreshed when the nftables generation moves or a traced rule is
-// unknown), set element lookups, kernel symbols, interface names and drop
+// unknown; iptables-legacy tables when their shape changes), set element lookups, kernel symbols, interface names and drop
 // reason names. Every answer is also written to the recording when there is
 // one; `natbpf explain` answers from those records (journey/trace_replay).
 #pragma once
@@ -16,6 +16,7 @@
 
 #include "journey/trace_stories.h"
 #include "probe/kallsyms.h"
+#include "sources/legacy_tables.h"
 #include "sources/nft.h"
 #include "sources/ruleset.h"
 #include "world/recording.h"
@@ -40,6 +41,8 @@ class LiveTraceWorld {
  private:
   explicit LiveTraceWorld(NftContext nft, RecordingWriter* recorder) : nft_(std::move(nft)), recorder_(recorder) {}
   void ensure_rules_known(const Journey& j);
+  bool refresh_legacy();
+  void rebuild();
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
                               const std::string& key);
   std::string ifname(uint32_t index);
@@ -49,9 +52,16 @@ class LiveTraceWorld {
   NftContext nft_;
   RecordingWriter* recorder_;
   std::function<std::vector<std::string>()> legacy_families_;
+  // One iptables-legacy table as last read: its shape and save text.
+  struct LegacyCopy {
+    std::optional<LegacyTableInfo> info;
+    uint64_t read_ns = 0;
+    std::string text;
+  };
+  RulesetTexts texts_;  // what ruleset_ is built from
+  std::map<std::string, std::map<std::string, LegacyCopy>> legacy_;  // family -> table -> copy
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
-  uint64_t ruleset_ns_ = 0;   // when it was taken
   // Read by a thread started with the world: the kernel formats
   // /proc/kallsyms slowly, and neither start-up nor the event loop (whose
   // receive times join the stories) may wait for it.
