@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <fstream>
+
+#include "util/runtime.h"
 
 namespace natbpf {
 
@@ -36,11 +39,31 @@ std::optional<LegacyTableInfo> legacy_table_info(const std::string& family, cons
   close(fd);
   if (rc != 0 || len != sizeof(info)) return std::nullopt;
   LegacyTableInfo out;
+  out.valid_hooks = info.valid_hooks;
   out.num_entries = info.num_entries;
   out.size = info.size;
   std::copy(std::begin(info.hook_entry), std::end(info.hook_entry), out.hook_entry.begin());
   std::copy(std::begin(info.underflow), std::end(info.underflow), out.underflow.begin());
   return out;
+}
+
+bool legacy_tables_have_rules(const std::string& family, const std::vector<std::string>& tables,
+                              const std::string& raw_save) {
+  const std::string save = family == "ip6" ? "ip6tables-legacy-save" : "iptables-legacy-save";
+  std::vector<std::pair<uint32_t, std::string>> by_size;
+  for (const auto& table : tables) {
+    if (table == "raw") {
+      if (raw_save.find("\n-A ") != std::string::npos) return true;
+      continue;
+    }
+    auto info = legacy_table_info(family, table);
+    if (info && info->num_entries <= static_cast<uint32_t>(std::popcount(info->valid_hooks)) + 1) continue;
+    by_size.emplace_back(info ? info->size : UINT32_MAX, table);
+  }
+  std::sort(by_size.begin(), by_size.end());
+  for (const auto& [size, table] : by_size)
+    if (run_program({save, "-t", table}).second.find("\n-A ") != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace natbpf

@@ -17,6 +17,7 @@
 namespace natbpf {
 
 struct LegacyTableInfo {
+  uint32_t valid_hooks = 0;  // a bit per built-in chain (NF_INET_*)
   uint32_t num_entries = 0, size = 0;
   std::array<uint32_t, 5> hook_entry{}, underflow{};
   bool operator==(const LegacyTableInfo&) const = default;
@@ -29,5 +30,13 @@ std::vector<std::string> legacy_table_names(const std::string& family);
 // The table's shape, or nothing when it cannot be asked (no CAP_NET_ADMIN,
 // table gone).
 std::optional<LegacyTableInfo> legacy_table_info(const std::string& family, const std::string& table);
+
+// Whether any of the family's tables holds a rule (raw_save: the raw
+// table's save text, when it was read already). Tables are saved one by
+// one, smallest first (a kube-proxy node's nat table has tens of thousands
+// of rules); a table whose entries are only its built-in chains' policies
+// and the end marker is not saved at all.
+bool legacy_tables_have_rules(const std::string& family, const std::vector<std::string>& tables,
+                              const std::string& raw_save);
 
 }  // namespace natbpf
