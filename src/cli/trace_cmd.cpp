@@ -99,7 +99,10 @@ class TraceRun {
                          "list them with `ip link`" + std::string(opt_.netns.empty() ? "" : " -n " + opt_.netns));
     if (auto st = add_sources(*match); !st) return st;
     announce(*match);
-    limits.on_tick = [this] { flush(false); };
+    limits.on_tick = [this] {
+      world_->poll();
+      flush(false);
+    };
     limits.done = [this] { return stories_->done(); };
     Status ran = job_->run(limits);
     flush(true);
@@ -149,7 +152,7 @@ class TraceRun {
     legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name_));  // null when skipped
     if (legacy_) {
       world_->set_legacy_families([this] { return legacy_->families(); });
-      if (auto st = world_->refresh_ruleset(); !st) return st;  // now with our TRACE rules
+      world_->refresh_legacy_async();  // now with the legacy tables and our TRACE rules
     }
     if (auto* rec = job_->recorder()) {
       nlohmann::json names;

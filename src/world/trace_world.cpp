@@ -23,6 +23,7 @@ Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
 }
 
 Status LiveTraceWorld::refresh_ruleset() {
+  settle();
   // The generation first: a change while the ruleset is listed is then
   // caught at the next packet.
   auto gen = nft_generation();
@@ -40,43 +41,89 @@ Status LiveTraceWorld::refresh_ruleset() {
   return Ok{};
 }
 
+void LiveTraceWorld::refresh_legacy_async() {
+  if (recorder_ || !legacy_families_) {
+    // A recording holds the ruleset before any event it explains.
+    (void)refresh_ruleset();
+    return;
+  }
+  settle();
+  pending_ = std::async(std::launch::async, [families = legacy_families_(), copies = legacy_, texts = texts_]() mutable {
+    Pending p;
+    if (auto read = read_legacy(families, copies)) {
+      p.copies = std::move(read->copies);
+      texts.iptables_legacy = std::move(read->texts);
+    } else {
+      p.copies = std::move(copies);
+    }
+    p.ruleset = texts.build();
+    p.texts = std::move(texts);
+    return p;
+  });
+}
+
+void LiveTraceWorld::poll() {
+  if (pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) settle();
+}
+
+// Waits for a background read, if one runs, and installs it.
+void LiveTraceWorld::settle() {
+  if (!pending_.valid()) return;
+  Pending p = pending_.get();
+  legacy_ = std::move(p.copies);
+  texts_ = std::move(p.texts);
+  ruleset_ = std::move(p.ruleset);
+}
+
 void LiveTraceWorld::rebuild() {
   ruleset_ = texts_.build();
   if (recorder_) recorder_->write(texts_.to_json());
 }
 
+bool LiveTraceWorld::refresh_legacy() {
+  if (!legacy_families_) return false;
+  settle();
+  auto read = read_legacy(legacy_families_(), legacy_);
+  if (!read) return false;
+  legacy_ = std::move(read->copies);
+  texts_.iptables_legacy = std::move(read->texts);
+  return true;
+}
+
 // Reads again only the iptables-legacy tables whose shape changed (see
 // sources/legacy_tables.h) or whose copy is older than kLegacyMaxAgeNs; the
 // shape is asked before the table is saved, so a change meanwhile is
-// caught at the next check. True when a family's text changed.
-bool LiveTraceWorld::refresh_legacy() {
-  if (!legacy_families_) return false;
+// caught at the next check. Nothing when no family's text changed. Runs on
+// the loop or on a worker: it touches no member.
+std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std::vector<std::string>& families,
+                                                                      const LegacyCopies& copies) {
   constexpr uint64_t kLegacyMaxAgeNs = 30'000'000'000ULL;
   bool changed = false;
-  for (const auto& family : legacy_families_()) {
-    auto& copies = legacy_[family];
-    std::map<std::string, LegacyCopy> now;
-    std::string text;
+  LegacyRead out;
+  for (const auto& family : families) {
+    auto known = copies.find(family);
+    auto& now = out.copies[family];
+    std::string& text = out.texts[family];
     for (const auto& table : legacy_table_names(family)) {
       auto info = legacy_table_info(family, table);
-      auto old = copies.find(table);
+      const LegacyCopy* old = nullptr;
+      if (known != copies.end())
+        if (auto it = known->second.find(table); it != known->second.end()) old = &it->second;
       // Without the shape (no answer to getsockopt), once a second as before.
       uint64_t max_age = info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
-      if (old != copies.end() && old->second.info == info && monotonic_ns() - old->second.read_ns < max_age) {
-        now[table] = std::move(old->second);
+      if (old && old->info == info && monotonic_ns() - old->read_ns < max_age) {
+        now[table] = *old;
       } else {
         const char* save = family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
-        LegacyCopy copy{info, monotonic_ns(), run_program({save, "-t", table}).second};
-        if (old == copies.end() || copy.text != old->second.text) changed = true;
-        now[table] = std::move(copy);
+        now[table] = LegacyCopy{info, monotonic_ns(), run_program({save, "-t", table}).second};
+        if (!old || now[table].text != old->text) changed = true;
       }
       text += now[table].text;
     }
-    if (now.size() != copies.size()) changed = true;
-    copies = std::move(now);
-    texts_.iptables_legacy[family] = std::move(text);
+    if (known == copies.end() || now.size() != known->second.size()) changed = true;
   }
-  return changed;
+  if (!changed) return std::nullopt;
+  return out;
 }
 
 // The snapshot is stale when the nftables generation moved (a rule added,
@@ -85,6 +132,7 @@ bool LiveTraceWorld::refresh_legacy() {
 // iptables-legacy has no generation and numbers its rules by position:
 // while legacy steps are traced its tables' shapes are checked per story.
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
+  settle();
   bool stale = false, legacy = false;
   if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
   for (const auto& s : j.steps) {
@@ -147,7 +195,7 @@ std::vector<Listener> LiveTraceWorld::listeners(uint8_t proto, uint16_t port) {
 StoryWorld LiveTraceWorld::story_world() {
   StoryWorld w;
   w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
-  w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+  w.ruleset = [this]() -> const Ruleset& { return ruleset(); };
   w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
     return set_has(f, t, s, k);
   };

@@ -33,16 +33,45 @@ class LiveTraceWorld {
 
   // Reads the ruleset again (and records it).
   Status refresh_ruleset();
-  const Ruleset& ruleset() const { return ruleset_; }
+  // Reads the iptables-legacy tables on a worker thread, so that start-up
+  // and the event loop do not wait for a node's worth of rules; the result
+  // is installed by poll() (on the loop's tick) or by the first question
+  // that needs the ruleset, which then waits for it. With a recording the
+  // read is done at once instead: the recording holds it before any event.
+  void refresh_legacy_async();
+  void poll();
+  const Ruleset& ruleset() {
+    settle();
+    return ruleset_;
+  }
   const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
   // The questions of a journey's explanation, as TraceStories asks them.
   StoryWorld story_world();
 
  private:
   explicit LiveTraceWorld(NftContext nft, RecordingWriter* recorder) : nft_(std::move(nft)), recorder_(recorder) {}
+  // One iptables-legacy table as last read: its shape and save text.
+  struct LegacyCopy {
+    std::optional<LegacyTableInfo> info;
+    uint64_t read_ns = 0;
+    std::string text;
+  };
+  using LegacyCopies = std::map<std::string, std::map<std::string, LegacyCopy>>;  // family -> table -> copy
+  struct LegacyRead {
+    LegacyCopies copies;
+    std::map<std::string, std::string> texts;  // family -> its tables' save texts
+  };
+  // A background read's result.
+  struct Pending {
+    LegacyCopies copies;
+    RulesetTexts texts;
+    Ruleset ruleset;
+  };
+  static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
   bool refresh_legacy();
   void rebuild();
+  void settle();
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
                               const std::string& key);
   std::string ifname(uint32_t index);
@@ -52,14 +81,9 @@ class LiveTraceWorld {
   NftContext nft_;
   RecordingWriter* recorder_;
   std::function<std::vector<std::string>()> legacy_families_;
-  // One iptables-legacy table as last read: its shape and save text.
-  struct LegacyCopy {
-    std::optional<LegacyTableInfo> info;
-    uint64_t read_ns = 0;
-    std::string text;
-  };
   RulesetTexts texts_;  // what ruleset_ is built from
-  std::map<std::string, std::map<std::string, LegacyCopy>> legacy_;  // family -> table -> copy
+  LegacyCopies legacy_;
+  std::future<Pending> pending_;  // a background read of the legacy tables
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   // Read by a thread started with the world: the kernel formats
