@@ -150,10 +150,8 @@ class TraceRun {
     legacy_name_ = legacy->name();
     if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
     legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name_));  // null when skipped
-    if (legacy_) {
-      world_->set_legacy_families([this] { return legacy_->families(); });
-      world_->refresh_legacy_async();  // now with the legacy tables and our TRACE rules
-    }
+    if (legacy_) world_->set_legacy_families([this] { return legacy_->families(); });
+    world_->start_reading();  // now that our trace table and TRACE rules are in
     if (auto* rec = job_->recorder()) {
       nlohmann::json names;
       for (const auto& [code, name] : world_->drop_reasons()) names[std::to_string(code)] = name;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 
 #include "probe/drop_reasons.h"
 #include "sources/legacy_tables.h"
@@ -15,50 +16,65 @@ namespace natbpf {
 Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
   auto nft = NftContext::create();
   if (!nft) return nft.error();
+  if (auto gen = nft_generation(); !gen)
+    return Error{"cannot read the nftables ruleset: " + gen.error().message, "is nf_tables available?"};
   LiveTraceWorld w(std::move(*nft), recorder);
   w.kallsyms_ = std::async(std::launch::async, [] { return std::make_shared<const Kallsyms>(); }).share();
   w.drop_reasons_ = load_drop_reasons();
-  if (auto st = w.refresh_ruleset(); !st) return st.error();
   return w;
+}
+
+// The whole snapshot: nftables (with the iptables-nft syntax of its xtables
+// tables) and the legacy tables of `families`, those unchanged since
+// `copies` not saved again. Touches no member: runs on the loop or a worker.
+Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(NftContext& nft, const std::vector<std::string>& families,
+                                                         LegacyCopies copies) {
+  Pending p;
+  // The generation first: a change while the ruleset is listed is then
+  // caught at the next packet.
+  auto gen = nft_generation();
+  p.gen = gen ? *gen : 0;
+  auto text = nft.run("list ruleset");
+  if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
+  p.texts.nft = std::move(*text);
+  {
+    Ruleset nft_only = Ruleset::parse(p.texts.nft);
+    for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}})
+      if (nft_only.has_xtables_tables(family)) p.texts.iptables_nft[family] = run_program({save}).second;
+  }
+  if (auto read = read_legacy(families, copies)) {
+    p.copies = std::move(read->copies);
+    p.texts.iptables_legacy = std::move(read->texts);
+  } else {
+    p.copies = std::move(copies);
+    for (const auto& [family, tables] : p.copies)
+      for (const auto& [table, copy] : tables) p.texts.iptables_legacy[family] += copy.text;
+  }
+  p.ruleset = p.texts.build();
+  return p;
 }
 
 Status LiveTraceWorld::refresh_ruleset() {
   settle();
-  // The generation first: a change while the ruleset is listed is then
-  // caught at the next packet.
-  auto gen = nft_generation();
-  ruleset_gen_ = gen ? *gen : 0;
-  auto text = nft_.run("list ruleset");
-  if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
-  texts_.nft = *text;
-  texts_.iptables_nft.clear();
-  Ruleset nft_only = Ruleset::parse(*text);
-  for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-    if (nft_only.has_xtables_tables(family)) texts_.iptables_nft[family] = run_program({save}).second;
-  }
-  (void)refresh_legacy();
-  rebuild();
+  auto p = read_all(nft_, legacy_families_ ? legacy_families_() : std::vector<std::string>{}, legacy_);
+  if (!p) return p.error();
+  install(std::move(*p));
+  if (recorder_) recorder_->write(texts_.to_json());
   return Ok{};
 }
 
-void LiveTraceWorld::refresh_legacy_async() {
-  if (recorder_ || !legacy_families_) {
+void LiveTraceWorld::start_reading() {
+  if (recorder_) {
     // A recording holds the ruleset before any event it explains.
     (void)refresh_ruleset();
     return;
   }
   settle();
-  pending_ = std::async(std::launch::async, [families = legacy_families_(), copies = legacy_, texts = texts_]() mutable {
-    Pending p;
-    if (auto read = read_legacy(families, copies)) {
-      p.copies = std::move(read->copies);
-      texts.iptables_legacy = std::move(read->texts);
-    } else {
-      p.copies = std::move(copies);
-    }
-    p.ruleset = texts.build();
-    p.texts = std::move(texts);
-    return p;
+  auto families = legacy_families_ ? legacy_families_() : std::vector<std::string>{};
+  pending_ = std::async(std::launch::async, [families, copies = legacy_]() -> Result<Pending> {
+    auto nft = NftContext::create();  // its own: a libnftables context is not shared between threads
+    if (!nft) return nft.error();
+    return read_all(*nft, families, copies);
   });
 }
 
@@ -66,10 +82,18 @@ void LiveTraceWorld::poll() {
   if (pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) settle();
 }
 
-// Waits for a background read, if one runs, and installs it.
+// Waits for a background read, if one runs, and installs it. A failed one
+// leaves the snapshot as it was (empty at start: stories then name chains
+// without their rules), as a failed refresh always did.
 void LiveTraceWorld::settle() {
   if (!pending_.valid()) return;
-  Pending p = pending_.get();
+  auto p = pending_.get();
+  if (p) install(std::move(*p));
+  else std::cerr << "natbpf: " << p.error().to_string() << "\n";
+}
+
+void LiveTraceWorld::install(Pending p) {
+  ruleset_gen_ = p.gen;
   legacy_ = std::move(p.copies);
   texts_ = std::move(p.texts);
   ruleset_ = std::move(p.ruleset);

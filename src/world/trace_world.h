@@ -25,7 +25,7 @@ namespace natbpf {
 
 class LiveTraceWorld {
  public:
-  // Reads the ruleset; recorder may be null.
+  // The world, without a ruleset yet (start_reading); recorder may be null.
   static Result<LiveTraceWorld> create(RecordingWriter* recorder);
   // The families iptables-legacy TRACE runs for: their rules are read with
   // iptables-legacy-save from then on.
@@ -33,12 +33,13 @@ class LiveTraceWorld {
 
   // Reads the ruleset again (and records it).
   Status refresh_ruleset();
-  // Reads the iptables-legacy tables on a worker thread, so that start-up
-  // and the event loop do not wait for a node's worth of rules; the result
-  // is installed by poll() (on the loop's tick) or by the first question
-  // that needs the ruleset, which then waits for it. With a recording the
-  // read is done at once instead: the recording holds it before any event.
-  void refresh_legacy_async();
+  // Reads the whole ruleset on a worker thread, once natbpf's own tables
+  // and TRACE rules are in (so their generation is the snapshot's), so that
+  // start-up and the event loop do not wait for a node's worth of rules.
+  // The result is installed by poll() (on the loop's tick) or by the first
+  // question that needs the ruleset, which then waits for it. With a
+  // recording the read is done at once: it holds the ruleset before any event.
+  void start_reading();
   void poll();
   const Ruleset& ruleset() {
     settle();
@@ -61,17 +62,20 @@ class LiveTraceWorld {
     LegacyCopies copies;
     std::map<std::string, std::string> texts;  // family -> its tables' save texts
   };
-  // A background read's result.
+  // A read's result.
   struct Pending {
+    uint32_t gen = 0;  // nftables generation, asked before the listing
     LegacyCopies copies;
     RulesetTexts texts;
     Ruleset ruleset;
   };
+  static Result<Pending> read_all(NftContext& nft, const std::vector<std::string>& families, LegacyCopies copies);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
   bool refresh_legacy();
   void rebuild();
   void settle();
+  void install(Pending p);
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
                               const std::string& key);
   std::string ifname(uint32_t index);
@@ -83,7 +87,7 @@ class LiveTraceWorld {
   std::function<std::vector<std::string>()> legacy_families_;
   RulesetTexts texts_;  // what ruleset_ is built from
   LegacyCopies legacy_;
-  std::future<Pending> pending_;  // a background read of the legacy tables
+  std::future<Result<Pending>> pending_;  // a background read of the legacy tables
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   // Read by a thread started with the world: the kernel formats

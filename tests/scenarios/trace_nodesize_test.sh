@@ -16,9 +16,10 @@
 # 2-core machine, see the commit): iptables-legacy ready within
 # READY_MS_LEGACY (250 ms; 880 ms before the legacy tables were read on a
 # worker and per table) and under 5 % of a core while tracing (25 % when
-# the whole ruleset was read again every second); iptables-nft, which still
-# lists the whole ruleset through libnftables at start, within
-# READY_MS_NFT (4000 ms; about 2 s measured). Slower machines may raise them.
+# the whole ruleset was read again every second); iptables-nft, whose
+# whole ruleset is still listed through libnftables (on a worker, after
+# ready), within READY_MS_NFT (4000 ms; 0.5 to 1 s measured here, 2 s
+# before). Slower machines may raise them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/scenarios/seed003.sh"
 source "$(dirname "$0")/../../scripts/scenarios/kubeproxy.sh"
