@@ -1,6 +1,7 @@
 // natbpf trace: one story per packet of the flow the user names. The
 // stories are journey/trace_stories; what they ask the system is
 // world/trace_world; this file wires flags, the job and the sources.
+#include <malloc.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -71,6 +72,11 @@ class TraceRun {
   explicit TraceRun(const TraceOptions& o) : opt_(o) {}
 
   Status run() {
+    // One malloc arena: the ruleset worker and the kallsyms reader build
+    // big results that the loop keeps, and what they free is then reused by
+    // the loop instead of staying in their own arenas (7 MB of peak RSS on
+    // 20000 iptables-legacy rules).
+    mallopt(M_ARENA_MAX, 1);
     auto match = parse_match(opt_);
     if (!match) return match.error();
     LoopLimits limits;
