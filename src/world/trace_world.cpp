@@ -42,14 +42,9 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(NftContext& nft, const 
     for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}})
       if (nft_only.has_xtables_tables(family)) p.texts.iptables_nft[family] = run_program({save}).second;
   }
-  if (auto read = read_legacy(families, copies)) {
-    p.copies = std::move(read->copies);
-    p.texts.iptables_legacy = std::move(read->texts);
-  } else {
-    p.copies = std::move(copies);
-    for (const auto& [family, tables] : p.copies)
-      for (const auto& [table, copy] : tables) p.texts.iptables_legacy[family] += copy.text;
-  }
+  if (auto read = read_legacy(families, copies)) copies = std::move(read->copies);
+  p.copies = std::move(copies);
+  p.texts.iptables_legacy = legacy_texts(p.copies);
   p.ruleset = p.texts.build();
   return p;
 }
@@ -110,44 +105,68 @@ bool LiveTraceWorld::refresh_legacy() {
   auto read = read_legacy(legacy_families_(), legacy_);
   if (!read) return false;
   legacy_ = std::move(read->copies);
-  texts_.iptables_legacy = std::move(read->texts);
-  return true;
+  if (read->changed) texts_.iptables_legacy = legacy_texts(legacy_);
+  return read->changed;
 }
 
-// Reads again only the iptables-legacy tables whose shape changed (see
+// Saves again only the iptables-legacy tables whose shape changed (see
 // sources/legacy_tables.h) or whose copy is older than kLegacyMaxAgeNs; the
 // shape is asked before the table is saved, so a change meanwhile is
-// caught at the next check. Nothing when no family's text changed. Runs on
-// the loop or on a worker: it touches no member.
+// caught at the next check. Nothing when no table was saved and none came
+// or went: then nothing is copied either (this runs for every story).
+// Touches no member: runs on the loop or on a worker.
 std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std::vector<std::string>& families,
                                                                       const LegacyCopies& copies) {
   constexpr uint64_t kLegacyMaxAgeNs = 30'000'000'000ULL;
-  bool changed = false;
-  LegacyRead out;
+  struct Table {
+    std::string family, name;
+    std::optional<LegacyTableInfo> info;
+    const LegacyCopy* old = nullptr;  // to keep, unless saved is set
+    bool save = true;
+  };
+  std::vector<Table> tables;
+  bool changed = false, any_saved = false;
   for (const auto& family : families) {
     auto known = copies.find(family);
-    auto& now = out.copies[family];
-    std::string& text = out.texts[family];
-    for (const auto& table : legacy_table_names(family)) {
-      auto info = legacy_table_info(family, table);
-      const LegacyCopy* old = nullptr;
+    auto names = legacy_table_names(family);
+    if (known == copies.end() || known->second.size() != names.size()) changed = true;
+    for (const auto& name : names) {
+      Table t{family, name, legacy_table_info(family, name), nullptr, true};
       if (known != copies.end())
-        if (auto it = known->second.find(table); it != known->second.end()) old = &it->second;
+        for (const auto& [table, copy] : known->second)
+          if (table == t.name) t.old = &copy;
       // Without the shape (no answer to getsockopt), once a second as before.
-      uint64_t max_age = info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
-      if (old && old->info == info && monotonic_ns() - old->read_ns < max_age) {
-        now[table] = *old;
-      } else {
-        const char* save = family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
-        now[table] = LegacyCopy{info, monotonic_ns(), run_program({save, "-t", table}).second};
-        if (!old || now[table].text != old->text) changed = true;
-      }
-      text += now[table].text;
+      uint64_t max_age = t.info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
+      t.save = !t.old || t.old->info != t.info || monotonic_ns() - t.old->read_ns >= max_age;
+      any_saved |= t.save;
+      tables.push_back(std::move(t));
     }
-    if (known == copies.end() || now.size() != known->second.size()) changed = true;
   }
-  if (!changed) return std::nullopt;
+  if (!changed && !any_saved) return std::nullopt;
+  LegacyRead out;
+  for (const auto& family : families) out.copies[family];  // a family without tables is listed, empty
+  for (auto& t : tables) {
+    LegacyCopy copy;
+    if (t.save) {
+      const char* save = t.family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
+      copy = LegacyCopy{t.info, monotonic_ns(), run_program({save, "-t", t.name}).second};
+      if (!t.old || copy.text != t.old->text) changed = true;
+    } else {
+      copy = *t.old;
+    }
+    out.copies[t.family].emplace_back(t.name, std::move(copy));
+  }
+  out.changed = changed;
   return out;
+}
+
+std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopies& copies) {
+  std::map<std::string, std::string> texts;
+  for (const auto& [family, tables] : copies) {
+    std::string& text = texts[family];
+    for (const auto& [name, copy] : tables) text += copy.text;
+  }
+  return texts;
 }
 
 // The snapshot is stale when the nftables generation moved (a rule added,

@@ -57,10 +57,11 @@ class LiveTraceWorld {
     uint64_t read_ns = 0;
     std::string text;
   };
-  using LegacyCopies = std::map<std::string, std::map<std::string, LegacyCopy>>;  // family -> table -> copy
+  // family -> (table, copy), in the order iptables-legacy-save lists them
+  using LegacyCopies = std::map<std::string, std::vector<std::pair<std::string, LegacyCopy>>>;
   struct LegacyRead {
     LegacyCopies copies;
-    std::map<std::string, std::string> texts;  // family -> its tables' save texts
+    bool changed = false;  // a text differs, or a table came or went
   };
   // A read's result.
   struct Pending {
@@ -71,6 +72,7 @@ class LiveTraceWorld {
   };
   static Result<Pending> read_all(NftContext& nft, const std::vector<std::string>& families, LegacyCopies copies);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
+  static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
   bool refresh_legacy();
   void rebuild();
