@@ -1,5 +1,6 @@
 #include "sources/legacy_trace.h"
 #include "sources/kept_setting.h"
+#include "sources/legacy_tables.h"
 
 #include "util/text.h"
 
@@ -118,11 +119,13 @@ std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::str
   std::vector<ChainInfo> chains;
   std::istringstream in(save);
   std::string line, table;
+  // (table, chain) -> index in chains: a kube-proxy node has thousands of
+  // chains, and a scan per "-A" line made 20000 rules cost seconds.
+  std::map<std::pair<std::string, std::string>, size_t> index;
   auto find = [&](const std::string& name) -> ChainInfo& {
-    for (auto& c : chains)
-      if (c.table == table && c.name == name) return c;
-    chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
-    return chains.back();
+    auto [it, added] = index.try_emplace({table, name}, chains.size());
+    if (added) chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
+    return chains[it->second];
   };
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
@@ -188,27 +191,40 @@ std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m) {
   return out;
 }
 
+namespace {
+
+// Deletes the TRACE rules of natbpf processes that died without cleaning up:
+// they are only ever inserted in the raw table.
+void delete_stale_trace_rules(const std::string& bin, const std::string& raw_save) {
+  std::istringstream in(raw_save);
+  for (std::string line; std::getline(in, line);) {
+    auto pid = line.rfind("-A ", 0) == 0 ? natbpf_owner_pid(rule_comment(line)) : std::nullopt;
+    if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
+    std::vector<std::string> del = {bin, "-t", "raw", "-D"};
+    auto w = split_words(line.substr(3));
+    for (auto& x : w) {
+      if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
+      del.push_back(x);
+    }
+    run_program(del);
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> LegacyTrace::families_in_use(const TraceMatch& match) {
   std::vector<std::string> in_use;
   for (auto [family, bin] : {std::pair{"ip", "iptables-legacy"}, std::pair{"ip6", "ip6tables-legacy"}}) {
-    auto [rc, save] = run_program({std::string(bin) + "-save"});
-    if (rc != 0) continue;
-    // Stale TRACE rules of natbpf processes that died without cleaning up.
-    std::istringstream in(save);
-    std::string line, table;
-    while (std::getline(in, line)) {
-      if (!line.empty() && line[0] == '*') table = line.substr(1);
-      auto pid = line.rfind("-A ", 0) == 0 ? natbpf_owner_pid(rule_comment(line)) : std::nullopt;
-      if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
-      std::vector<std::string> del = {bin, "-t", table, "-D"};
-      auto w = split_words(line.substr(3));
-      for (auto& x : w) {
-        if (x.size() > 1 && x.front() == '"' && x.back() == '"') x = x.substr(1, x.size() - 2);
-        del.push_back(x);
-      }
-      run_program(del);
+    // Only tables that exist: naming another would create it.
+    auto tables = legacy_table_names(family);
+    std::string raw_save;
+    if (std::find(tables.begin(), tables.end(), "raw") != tables.end()) {
+      auto [rc, save] = run_program({std::string(bin) + "-save", "-t", "raw"});
+      if (rc != 0) continue;  // not installed
+      raw_save = save;
+      delete_stale_trace_rules(bin, raw_save);
     }
-    if (save.find("\n-A ") == std::string::npos) continue;  // legacy tables not in use here
+    if (!legacy_tables_have_rules(family, tables, raw_save)) continue;  // legacy tables not in use here
     if (match.l4proto == 1 && std::string(family) == "ip6") continue;
     in_use.push_back(family);
   }

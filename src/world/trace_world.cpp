@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 
 #include "probe/drop_reasons.h"
+#include "sources/legacy_tables.h"
 #include "sources/sock_diag.h"
 #include "util/runtime.h"
 
@@ -14,51 +16,174 @@ namespace natbpf {
 Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
   auto nft = NftContext::create();
   if (!nft) return nft.error();
+  if (auto gen = nft_generation(); !gen)
+    return Error{"cannot read the nftables ruleset: " + gen.error().message, "is nf_tables available?"};
   LiveTraceWorld w(std::move(*nft), recorder);
   w.kallsyms_ = std::async(std::launch::async, [] { return std::make_shared<const Kallsyms>(); }).share();
   w.drop_reasons_ = load_drop_reasons();
-  if (auto st = w.refresh_ruleset(); !st) return st.error();
   return w;
 }
 
-Status LiveTraceWorld::refresh_ruleset() {
+// The whole snapshot: nftables (with the iptables-nft syntax of its xtables
+// tables) and the legacy tables of `families`, those unchanged since
+// `copies` not saved again. Touches no member: runs on the loop or a worker.
+Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(NftContext& nft, const std::vector<std::string>& families,
+                                                         LegacyCopies copies) {
+  Pending p;
   // The generation first: a change while the ruleset is listed is then
   // caught at the next packet.
   auto gen = nft_generation();
-  ruleset_gen_ = gen ? *gen : 0;
-  ruleset_ns_ = monotonic_ns();
-  auto text = nft_.run("list ruleset");
+  p.gen = gen ? *gen : 0;
+  auto text = nft.run("list ruleset");
   if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
-  RulesetTexts texts;
-  texts.nft = *text;
-  ruleset_ = Ruleset::parse(*text);
-  for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}}) {
-    if (ruleset_.has_xtables_tables(family)) texts.iptables_nft[family] = run_program({save}).second;
+  p.texts.nft = std::move(*text);
+  {
+    Ruleset nft_only = Ruleset::parse(p.texts.nft);
+    for (auto [family, save] : {std::pair{"ip", "iptables-nft-save"}, std::pair{"ip6", "ip6tables-nft-save"}})
+      if (nft_only.has_xtables_tables(family)) p.texts.iptables_nft[family] = run_program({save}).second;
   }
-  if (legacy_families_) {
-    for (const auto& family : legacy_families_())
-      texts.iptables_legacy[family] =
-          run_program({family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save"}).second;
-  }
-  ruleset_ = texts.build();
-  if (recorder_) recorder_->write(texts.to_json());
+  if (auto read = read_legacy(families, copies)) copies = std::move(read->copies);
+  p.copies = std::move(copies);
+  p.texts.iptables_legacy = legacy_texts(p.copies);
+  p.ruleset = p.texts.build();
+  return p;
+}
+
+Status LiveTraceWorld::refresh_ruleset() {
+  settle();
+  auto p = read_all(nft_, legacy_families_ ? legacy_families_() : std::vector<std::string>{}, legacy_);
+  if (!p) return p.error();
+  install(std::move(*p));
+  if (recorder_) recorder_->write(texts_.to_json());
   return Ok{};
+}
+
+void LiveTraceWorld::start_reading() {
+  if (recorder_) {
+    // A recording holds the ruleset before any event it explains.
+    (void)refresh_ruleset();
+    return;
+  }
+  settle();
+  auto families = legacy_families_ ? legacy_families_() : std::vector<std::string>{};
+  pending_ = std::async(std::launch::async, [families, copies = legacy_]() -> Result<Pending> {
+    auto nft = NftContext::create();  // its own: a libnftables context is not shared between threads
+    if (!nft) return nft.error();
+    return read_all(*nft, families, copies);
+  });
+}
+
+void LiveTraceWorld::poll() {
+  if (pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) settle();
+}
+
+// Waits for a background read, if one runs, and installs it. A failed one
+// leaves the snapshot as it was (empty at start: stories then name chains
+// without their rules), as a failed refresh always did.
+void LiveTraceWorld::settle() {
+  if (!pending_.valid()) return;
+  auto p = pending_.get();
+  if (p) install(std::move(*p));
+  else std::cerr << "natbpf: " << p.error().to_string() << "\n";
+}
+
+void LiveTraceWorld::install(Pending p) {
+  ruleset_gen_ = p.gen;
+  legacy_ = std::move(p.copies);
+  texts_ = std::move(p.texts);
+  ruleset_ = std::move(p.ruleset);
+}
+
+void LiveTraceWorld::rebuild() {
+  ruleset_ = texts_.build();
+  if (recorder_) recorder_->write(texts_.to_json());
+}
+
+bool LiveTraceWorld::refresh_legacy() {
+  if (!legacy_families_) return false;
+  settle();
+  auto read = read_legacy(legacy_families_(), legacy_);
+  if (!read) return false;
+  legacy_ = std::move(read->copies);
+  if (read->changed) texts_.iptables_legacy = legacy_texts(legacy_);
+  return read->changed;
+}
+
+// Saves again only the iptables-legacy tables whose shape changed (see
+// sources/legacy_tables.h) or whose copy is older than kLegacyMaxAgeNs; the
+// shape is asked before the table is saved, so a change meanwhile is
+// caught at the next check. Nothing when no table was saved and none came
+// or went: then nothing is copied either (this runs for every story).
+// Touches no member: runs on the loop or on a worker.
+std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std::vector<std::string>& families,
+                                                                      const LegacyCopies& copies) {
+  constexpr uint64_t kLegacyMaxAgeNs = 30'000'000'000ULL;
+  struct Table {
+    std::string family, name;
+    std::optional<LegacyTableInfo> info;
+    const LegacyCopy* old = nullptr;  // to keep, unless saved is set
+    bool save = true;
+  };
+  std::vector<Table> tables;
+  bool changed = false, any_saved = false;
+  for (const auto& family : families) {
+    auto known = copies.find(family);
+    auto names = legacy_table_names(family);
+    if (known == copies.end() || known->second.size() != names.size()) changed = true;
+    for (const auto& name : names) {
+      Table t{family, name, legacy_table_info(family, name), nullptr, true};
+      if (known != copies.end())
+        for (const auto& [table, copy] : known->second)
+          if (table == t.name) t.old = &copy;
+      // Without the shape (no answer to getsockopt), once a second as before.
+      uint64_t max_age = t.info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
+      t.save = !t.old || t.old->info != t.info || monotonic_ns() - t.old->read_ns >= max_age;
+      any_saved |= t.save;
+      tables.push_back(std::move(t));
+    }
+  }
+  if (!changed && !any_saved) return std::nullopt;
+  LegacyRead out;
+  for (const auto& family : families) out.copies[family];  // a family without tables is listed, empty
+  for (auto& t : tables) {
+    LegacyCopy copy;
+    if (t.save) {
+      const char* save = t.family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
+      copy = LegacyCopy{t.info, monotonic_ns(), run_program({save, "-t", t.name}).second};
+      if (!t.old || copy.text != t.old->text) changed = true;
+    } else {
+      copy = *t.old;
+    }
+    out.copies[t.family].emplace_back(t.name, std::move(copy));
+  }
+  out.changed = changed;
+  return out;
+}
+
+std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopies& copies) {
+  std::map<std::string, std::string> texts;
+  for (const auto& [family, tables] : copies) {
+    std::string& text = texts[family];
+    for (const auto& [name, copy] : tables) text += copy.text;
+  }
+  return texts;
 }
 
 // The snapshot is stale when the nftables generation moved (a rule added,
 // deleted or replaced anywhere, also in chains this packet only passed:
 // their near misses would be wrong) or a traced rule is not in it.
 // iptables-legacy has no generation and numbers its rules by position:
-// while legacy steps are traced its rules are read again at most once a
-// second.
+// while legacy steps are traced its tables' shapes are checked per story.
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
-  bool stale = false;
+  settle();
+  bool stale = false, legacy = false;
   if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
   for (const auto& s : j.steps) {
     if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
-    if (s.origin == Origin::Nflog && monotonic_ns() - ruleset_ns_ > 1'000'000'000ULL) stale = true;
+    if (s.origin == Origin::Nflog) legacy = true;
   }
   if (stale) (void)refresh_ruleset();
+  else if (legacy && refresh_legacy()) rebuild();
 }
 
 std::optional<bool> LiveTraceWorld::set_has(const std::string& family, const std::string& table,
@@ -113,7 +238,7 @@ std::vector<Listener> LiveTraceWorld::listeners(uint8_t proto, uint16_t port) {
 StoryWorld LiveTraceWorld::story_world() {
   StoryWorld w;
   w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
-  w.ruleset = [this]() -> const Ruleset& { return ruleset_; };
+  w.ruleset = [this]() -> const Ruleset& { return ruleset(); };
   w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {
     return set_has(f, t, s, k);
   };

@@ -1,7 +1,7 @@
 // What `natbpf trace` asks the running system while it explains a journey:
 // the ruleset snapshot (nftables, iptables-nft and iptables-legacy rule
 // texts, refreshed when the nftables generation moves or a traced rule is
-// unknown), set element lookups, kernel symbols, interface names and drop
+// unknown; iptables-legacy tables when their shape changes), set element lookups, kernel symbols, interface names and drop
 // reason names. Every answer is also written to the recording when there is
 // one; `natbpf explain` answers from those records (journey/trace_replay).
 #pragma once
@@ -16,6 +16,7 @@
 
 #include "journey/trace_stories.h"
 #include "probe/kallsyms.h"
+#include "sources/legacy_tables.h"
 #include "sources/nft.h"
 #include "sources/ruleset.h"
 #include "world/recording.h"
@@ -24,7 +25,7 @@ namespace natbpf {
 
 class LiveTraceWorld {
  public:
-  // Reads the ruleset; recorder may be null.
+  // The world, without a ruleset yet (start_reading); recorder may be null.
   static Result<LiveTraceWorld> create(RecordingWriter* recorder);
   // The families iptables-legacy TRACE runs for: their rules are read with
   // iptables-legacy-save from then on.
@@ -32,14 +33,51 @@ class LiveTraceWorld {
 
   // Reads the ruleset again (and records it).
   Status refresh_ruleset();
-  const Ruleset& ruleset() const { return ruleset_; }
+  // Reads the whole ruleset on a worker thread, once natbpf's own tables
+  // and TRACE rules are in (so their generation is the snapshot's), so that
+  // start-up and the event loop do not wait for a node's worth of rules.
+  // The result is installed by poll() (on the loop's tick) or by the first
+  // question that needs the ruleset, which then waits for it. With a
+  // recording the read is done at once: it holds the ruleset before any event.
+  void start_reading();
+  void poll();
+  const Ruleset& ruleset() {
+    settle();
+    return ruleset_;
+  }
   const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
   // The questions of a journey's explanation, as TraceStories asks them.
   StoryWorld story_world();
 
  private:
   explicit LiveTraceWorld(NftContext nft, RecordingWriter* recorder) : nft_(std::move(nft)), recorder_(recorder) {}
+  // One iptables-legacy table as last read: its shape and save text.
+  struct LegacyCopy {
+    std::optional<LegacyTableInfo> info;
+    uint64_t read_ns = 0;
+    std::string text;
+  };
+  // family -> (table, copy), in the order iptables-legacy-save lists them
+  using LegacyCopies = std::map<std::string, std::vector<std::pair<std::string, LegacyCopy>>>;
+  struct LegacyRead {
+    LegacyCopies copies;
+    bool changed = false;  // a text differs, or a table came or went
+  };
+  // A read's result.
+  struct Pending {
+    uint32_t gen = 0;  // nftables generation, asked before the listing
+    LegacyCopies copies;
+    RulesetTexts texts;
+    Ruleset ruleset;
+  };
+  static Result<Pending> read_all(NftContext& nft, const std::vector<std::string>& families, LegacyCopies copies);
+  static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
+  static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
+  bool refresh_legacy();
+  void rebuild();
+  void settle();
+  void install(Pending p);
   std::optional<bool> set_has(const std::string& family, const std::string& table, const std::string& set,
                               const std::string& key);
   std::string ifname(uint32_t index);
@@ -49,9 +87,11 @@ class LiveTraceWorld {
   NftContext nft_;
   RecordingWriter* recorder_;
   std::function<std::vector<std::string>()> legacy_families_;
+  RulesetTexts texts_;  // what ruleset_ is built from
+  LegacyCopies legacy_;
+  std::future<Result<Pending>> pending_;  // a background read of the legacy tables
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
-  uint64_t ruleset_ns_ = 0;   // when it was taken
   // Read by a thread started with the world: the kernel formats
   // /proc/kallsyms slowly, and neither start-up nor the event loop (whose
   // receive times join the stories) may wait for it.
