@@ -123,7 +123,7 @@ NFT
 		;;
 	bpftrace) pkill -INT -x bpftrace || true ;;
 	esac
-	[ -z "${scraper:-}" ] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; scraper=""; }
+	[ -z "${scraper:-}" ] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; scraper=""; }
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	rm -f "$ready"
