@@ -49,6 +49,10 @@ cp "$natbpf" "$tmp/natbpf" # every row measures the same binary, even if build/ 
 natbpf=$tmp/natbpf
 pids=()
 cleanup() {
+	# Every step, whatever the one before returned: under set -e a failed
+	# kill or wait (a process already gone) ended the trap before the
+	# namespaces were deleted, and left them on the machine.
+	set +e
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
 	pids=()

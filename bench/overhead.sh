@@ -31,12 +31,17 @@ fwc=${ns}fc
 fwr=${ns}fr
 fws=${ns}fs
 cleanup() {
+	# Every step, whatever the one before returned: under set -e a failed
+	# kill or wait (a process already gone) ended the trap before the
+	# namespaces were deleted, and left them on the machine.
+	set +e
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "${sink:-}" ] && kill "$sink" 2>/dev/null && wait "$sink" 2>/dev/null
 	[ -n "${scraper:-}" ] && kill "$scraper" 2>/dev/null
 	for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do ip netns del "$n" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do
 	ip netns add "$n"
 	ip -n "$n" link set lo up

@@ -22,10 +22,15 @@ prefix=nbscr$$
 port=$((20000 + $$ % 20000))
 made=0
 cleanup() {
+	# Every step, whatever the one before returned: under set -e a failed
+	# kill or wait (a process already gone) ended the trap before the
+	# namespaces were deleted, and left them on the machine.
+	set +e
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	for i in $(seq 1 "$made"); do ip netns del "$prefix-$i" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 cpu_ms() { awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 
