@@ -16,6 +16,8 @@
 namespace natbpf {
 namespace {
 
+constexpr const char* kDefaultDuration = "10s";
+
 struct DropsOptions {
   std::string duration, interval, ready_file, record, netns, prometheus;
   bool json = false, clash = false;
@@ -33,7 +35,7 @@ Result<DropsTiming> check_options(const DropsOptions& o) {
   DropsTiming t;
   // An exporter counts until it is stopped, unless told how long.
   if (!o.duration.empty() || o.prometheus.empty()) {
-    auto d = parse_duration(o.duration.empty() ? "10s" : o.duration);
+    auto d = parse_duration(o.duration.empty() ? kDefaultDuration : o.duration);
     if (!d) return d.error();
     t.duration = *d;
   }
@@ -122,7 +124,7 @@ Status run_drops(const DropsOptions& o) {
   if (clash && !clash->start(started))
     return Error{"cannot read the conntrack statistics over ctnetlink", "is nf_conntrack available? run `natbpf probe`"};
   if (!o.json)
-    std::cerr << "natbpf: counting drops " << (duration ? "for " + (o.duration.empty() ? "10s" : o.duration) : "until stopped")
+    std::cerr << "natbpf: counting drops " << (duration ? "for " + (o.duration.empty() ? std::string(kDefaultDuration) : o.duration) : "until stopped")
               << (interval_ns ? ", a report every " + o.interval : std::string())
               << (server ? ", metrics on http://" + o.prometheus + "/metrics" : std::string()) << "; "
               << job.plan().summary() << "\n";

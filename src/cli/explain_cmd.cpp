@@ -55,11 +55,14 @@ Status replay_verdict(uint64_t bad_records, uint64_t unanswered) {
   return Ok{};
 }
 
-// The recorded BPF records, decoded as the live run decoded them, into sink
+// The recorded BPF records of one session ("bpf", or "bpf-clash" for drops
+// --clash's second one), decoded as the live run decoded them, into sink
 // with the moment they were read; a record that does not decode is counted.
-decltype(ReplayHandlers::raw) bpf_records(std::function<void(BpfEvent&&, uint64_t)> sink, uint64_t& decode_errors) {
-  return [sink = std::move(sink), &decode_errors](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
-    if (kind != "bpf") return;
+decltype(ReplayHandlers::raw) bpf_records(std::function<void(BpfEvent&&, uint64_t)> sink, uint64_t& decode_errors,
+                                          std::string session = "bpf") {
+  return [sink = std::move(sink), &decode_errors, session = std::move(session)](
+             const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
+    if (kind != session) return;
     if (auto ev = decode_bpf_record(bytes.data(), bytes.size())) sink(std::move(*ev), ns);
     else decode_errors++;
   };
@@ -106,11 +109,12 @@ Status replay_drops(RecordingReader& reader, bool json, size_t top) {
   std::optional<ClashJoin> clash;
   if (r.value("clash", false)) clash.emplace(drops_clash_options(plan->hooks), world, clash_metrics(metrics));
   auto to_run = bpf_records([&](BpfEvent&& ev, uint64_t) { run.add(ev); }, decode_errors);
-  auto to_join = bpf_records([&](BpfEvent&& ev, uint64_t ns) { clash->on_event(std::move(ev), ns); }, decode_errors);
+  auto to_join = bpf_records([&](BpfEvent&& ev, uint64_t ns) { clash->on_event(std::move(ev), ns); }, decode_errors,
+                             "bpf-clash");
   ReplayHandlers handlers;
   handlers.raw = [&](const std::string& kind, std::span<const uint8_t> bytes, uint64_t ns) {
-    if (kind == "bpf") to_run(kind, bytes, ns);
-    if (kind == "bpf-clash" && clash) to_join("bpf", bytes, ns);
+    to_run(kind, bytes, ns);
+    if (clash) to_join(kind, bytes, ns);
   };
   handlers.start = [&](uint64_t ns) {
     run.start();

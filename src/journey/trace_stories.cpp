@@ -5,19 +5,10 @@
 #include "explain/trace_explain.h"
 #include "sources/legacy_trace.h"
 #include "util/names.h"
+#include "util/text.h"
 
 namespace natbpf {
 namespace {
-
-void append_number(std::string& out, uint64_t n) {
-  char buf[24];
-  char* p = buf + sizeof(buf);
-  do {
-    *--p = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n);
-  out.append(p, buf + sizeof(buf) - p);
-}
 
 // Same flow, TCP flags, decisions and end: a retransmission (or the next
 // packet of a flow taking the same path), shown in one line. A TCP

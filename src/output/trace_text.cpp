@@ -10,16 +10,6 @@
 namespace natbpf {
 namespace {
 
-void append_number(std::string& out, uint64_t n) {
-  char buf[24];
-  char* p = buf + sizeof(buf);
-  do {
-    *--p = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n);
-  out.append(p, buf + sizeof(buf) - p);
-}
-
 // text in a column of `width`, as std::setw(width) pads it: on the left
 // (std::left) or on the right.
 void column(std::string& out, std::string_view text, size_t width, bool left = true) {

@@ -27,6 +27,14 @@ inline std::vector<std::string> split_words(const std::string& s) {
   return out;
 }
 
+// n in decimal, appended without a temporary string (stories are built for
+// every packet of a saved log).
+inline void append_number(std::string& out, uint64_t n) {
+  char buf[24];
+  auto end = std::to_chars(buf, buf + sizeof(buf), n).ptr;
+  out.append(buf, end);
+}
+
 // "text" with its double quotes, as rules and names are shown in stories.
 inline std::string quote(const std::string& s) { return "\"" + s + "\""; }
 
