@@ -17,6 +17,7 @@
 
 #include "kernel/ct_stats.h"
 #include "probe.skel.h"
+#include "probe/tracing_probe.h"
 #include "util/libbpf_quiet.h"
 
 namespace natbpf {
@@ -174,22 +175,39 @@ Availability KernelFeatures::attach(AttachKind kind, const std::string& target) 
 }
 
 bool KernelFeatures::probe_trampoline_pair(const std::string& target) {
-  if (!has_function(target)) return false;
-  LibbpfQuiet quiet;
-  std::unique_ptr<probe_bpf, SkelDeleter> skel(probe_bpf::open());
-  if (!skel) return false;
-  bpf_program* prog;
-  bpf_object__for_each_program(prog, skel->obj) {
-    bool pair = prog == skel->progs.probe_fentry || prog == skel->progs.probe_fexit;
-    bpf_program__set_autoload(prog, pair);
-    small_log(prog);
+  auto where = btf_target(AttachKind::Fentry, target);
+  return where && probe_tracing({TracingKind::Fentry, TracingKind::Fexit}, *where).ok();
+}
+
+// The BTF id a tracing program of this kind attaches to: the function
+// (fentry, fexit) or the tracepoint's btf_trace_NAME typedef (tp_btf), in
+// vmlinux or a netfilter module.
+std::optional<BtfTarget> KernelFeatures::btf_target(AttachKind kind, const std::string& target) {
+  load_btf();
+  bool tp = kind == AttachKind::TpBtf;
+  std::string name = tp ? "btf_trace_" + target : target;
+  for (size_t i = 0; i < btfs_.size(); i++) {
+    int id = btf__find_by_name_kind(btfs_[i].get(), name.c_str(), tp ? BTF_KIND_TYPEDEF : BTF_KIND_FUNC);
+    if (id > 0) return BtfTarget{id, btf_modules_[i]};
   }
-  if (bpf_program__set_attach_target(skel->progs.probe_fentry, 0, target.c_str()) ||
-      bpf_program__set_attach_target(skel->progs.probe_fexit, 0, target.c_str()) || probe_bpf::load(skel.get()))
-    return false;
-  std::unique_ptr<bpf_link, LinkDeleter> entry(bpf_program__attach_trace(skel->progs.probe_fentry));
-  std::unique_ptr<bpf_link, LinkDeleter> exit(bpf_program__attach_trace(skel->progs.probe_fexit));
-  return entry && exit;
+  return std::nullopt;
+}
+
+Availability KernelFeatures::probe_tracing_kind(AttachKind kind, const std::string& target) {
+  auto where = btf_target(kind, target);
+  if (!where) return {false, "no BTF for " + target};
+  TracingKind tk = kind == AttachKind::Fentry  ? TracingKind::Fentry
+                   : kind == AttachKind::Fexit ? TracingKind::Fexit
+                                               : TracingKind::TpBtf;
+  TracingProbe p = probe_tracing({tk}, *where);
+  if (int e = p.load_errno) {
+    if (e == ESRCH || e == ENOENT) return {false, "no BTF for " + target};
+    Availability refused{false, "program load refused (" + errno_name(e) + ")"};
+    if (e == EPERM && kind != AttachKind::TpBtf) trampoline_refusal_ = refused;
+    return refused;
+  }
+  if (p.attach_errno) return {false, "attach refused (" + errno_name(p.attach_errno) + ")"};
+  return {true, ""};
 }
 
 Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& target) {
@@ -201,6 +219,9 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
   if ((kind == AttachKind::Kprobe || kind == AttachKind::Kretprobe) && !kprobes_supported())
     return {false, "kernel has no kprobe support"};
 
+  if (kind == AttachKind::Fentry || kind == AttachKind::Fexit || kind == AttachKind::TpBtf)
+    return probe_tracing_kind(kind, target);
+
   LibbpfQuiet quiet;
   std::unique_ptr<probe_bpf, SkelDeleter> skel(probe_bpf::open());
   if (!skel) return {false, "cannot open probe object (" + errno_name(errno) + ")"};
@@ -210,23 +231,17 @@ Availability KernelFeatures::probe_attach(AttachKind kind, const std::string& ta
     bpf_program__set_autoload(prog, prog == chosen);
     small_log(prog);
   }
-  if (kind == AttachKind::Fentry || kind == AttachKind::Fexit || kind == AttachKind::TpBtf) {
-    int err = bpf_program__set_attach_target(chosen, 0, target.c_str());
-    if (err) return {false, "no BTF for " + target + " (" + errno_name(-err) + ")"};
-  }
   int err = probe_bpf::load(skel.get());
   if (err) {
     int e = -err;
     if (e == ESRCH || e == ENOENT) return {false, "no BTF for " + target};
-    Availability refused{false, "program load refused (" + errno_name(e) + ")"};
-    if (e == EPERM && (kind == AttachKind::Fentry || kind == AttachKind::Fexit)) trampoline_refusal_ = refused;
-    return refused;
+    return {false, "program load refused (" + errno_name(e) + ")"};
   }
   bpf_link* raw = nullptr;
   switch (kind) {
     case AttachKind::Fentry:
     case AttachKind::Fexit:
-    case AttachKind::TpBtf: raw = bpf_program__attach_trace(chosen); break;
+    case AttachKind::TpBtf: break;  // probe_tracing_kind
     case AttachKind::Kprobe:
     case AttachKind::Kretprobe: {
       // One loaded program answers both: attach it as the other kind too.
@@ -283,10 +298,13 @@ void KernelFeatures::load_btf() {
   btf* vmlinux = btf__parse((paths_.btf_dir + "/vmlinux").c_str(), nullptr);
   if (!vmlinux) return;
   btfs_.emplace_back(vmlinux, btf__free);
+  btf_modules_.emplace_back();
   // Netfilter as modules: their functions are in module BTF (5.11+).
   for (const auto& name : module_btf()) {
     btf* mod = btf__parse_split((paths_.btf_dir + "/" + name).c_str(), vmlinux);
-    if (mod) btfs_.emplace_back(mod, btf__free);
+    if (!mod) continue;
+    btfs_.emplace_back(mod, btf__free);
+    btf_modules_.push_back(name);
   }
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "probe/tracing_probe.h"
+
 struct btf;
 
 namespace natbpf {
@@ -69,6 +71,7 @@ class KernelFeatures : public Features {
   // Frees the parsed BTF (answers already given stay cached).
   void release_btf() {
     while (!btfs_.empty()) btfs_.pop_back();
+    btf_modules_.clear();
   }
   bool kprobes_supported() const;
   // Capabilities in the effective set, by name (CAP_BPF, ...).
@@ -80,6 +83,8 @@ class KernelFeatures : public Features {
  private:
   Availability probe_attach(AttachKind kind, const std::string& target);
   bool probe_trampoline_pair(const std::string& target);
+  Availability probe_tracing_kind(AttachKind kind, const std::string& target);
+  std::optional<BtfTarget> btf_target(AttachKind kind, const std::string& target);
   void load_kallsyms();
   void load_btf();
   std::optional<std::pair<const btf*, int>> find_function(const std::string& function);
@@ -92,6 +97,7 @@ class KernelFeatures : public Features {
   std::optional<Availability> trampoline_refusal_;  // fentry/fexit refused kernel-wide (EPERM)
   bool btf_loaded_ = false;
   std::vector<std::unique_ptr<btf, void (*)(btf*)>> btfs_;  // vmlinux first, then netfilter modules
+  std::vector<std::string> btf_modules_;                    // each one's module name, "" for vmlinux
 };
 
 }  // namespace natbpf
