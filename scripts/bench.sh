@@ -47,9 +47,9 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	echo
 	echo "What one GET /metrics of \`natbpf drops --prometheus\` costs, median of 9"
 	echo "scrapes 1.2 s apart, with N namespaces that each drop in a counted nftables"
-	echo "rule (a refresh reads every namespace's rule and conntrack counters). The"
-	echo "scrape waits for the event loop's next tick (100 ms at most), then for the"
-	echo "report; CPU is natbpf's utime+stime beyond its idle rate (10 ms resolution)."
+	echo "rule (a refresh reads every namespace's rule and conntrack counters). A"
+	echo "scrape wakes natbpf's event loop (an eventfd) and waits for its report;"
+	echo "CPU is natbpf's utime+stime beyond its idle rate (10 ms resolution)."
 	echo "Scrapes within a second of the last refresh are answered from it."
 	echo
 	echo "| namespaces | latency (ms) | natbpf CPU per scrape (ms) | drop series | body (bytes) |"

@@ -154,7 +154,15 @@ Status run_drops(const DropsOptions& o) {
     if (interval_ns && now - last_report >= *interval_ns) (void)report(now, "report");
     else if (server && server->wanted()) (void)report(now, "scrape");
   };
-  if (auto st = job.run(limits); !st) return st;
+  // A scrape wakes the loop: answered now, not on the next tick.
+  std::vector<Watch> wake;
+  if (server)
+    wake.push_back({server->wake_fd(), [&]() -> Status {
+                      server->consume_wake();
+                      if (server->wanted()) (void)report(monotonic_ns(), "scrape");
+                      return Ok{};
+                    }});
+  if (auto st = job.run(limits, std::move(wake)); !st) return st;
   if (clash) clash->tick(job.tick_now(true), /*final=*/true);
   return report(monotonic_ns(), "end");
 }

@@ -88,13 +88,14 @@ uint64_t Job::tick_now(bool final) {
   return now;
 }
 
-Status Job::run(LoopLimits limits) {
+Status Job::run(LoopLimits limits, std::vector<Watch> extra) {
   // Setup parsed kernel BTF more than once (the plan, then libbpf per BPF
   // object) and freed it: give those pages back before the long run.
   malloc_trim(0);
   if (auto st = write_ready_file(spec_.ready_file); !st) return st;
   armed_ = true;
   auto watches = sources_.watches();
+  watches.insert(watches.end(), extra.begin(), extra.end());
   auto stopped = run_loop(watches, *signals_, limits);
   if (!stopped) return stopped.error();
   return sources_.read_all();  // late events, before the final tick

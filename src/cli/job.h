@@ -63,7 +63,8 @@ class Job {
 
   // Writes the ready file and runs the loop until a stop signal, the
   // duration or limits.done(); every source is read once more at the end.
-  Status run(LoopLimits limits);
+  // extra: watches of the command itself (a metrics scrape waiting), beside the sources'.
+  Status run(LoopLimits limits, std::vector<Watch> extra = {});
 
  private:
   JobSpec spec_;

@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <csignal>
 
 #include <charconv>
 #include <chrono>
 
+#include "util/libbpf_quiet.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -48,6 +51,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& l
   if (!ports) return ports.error();
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->text_ = std::move(initial_text);  // never fresh: the first scrape asks the loop
+  server->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (server->wake_fd_ < 0) return Error{"cannot create an eventfd (" + errno_name(errno) + ")", "raise the open file limit"};
   mg_init_library(0);
   mg_callbacks callbacks{};
   callbacks.log_message = quiet_log;
@@ -75,7 +80,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& l
 }
 
 MetricsServer::~MetricsServer() {
-  if (!ctx_) return;
+  if (!ctx_) {
+    if (wake_fd_ >= 0) close(wake_fd_);
+    return;
+  }
   {
     // Scrapes waiting for the loop get the last text at once.
     std::lock_guard lock(mutex_);
@@ -84,6 +92,7 @@ MetricsServer::~MetricsServer() {
   published_.notify_all();
   mg_stop(ctx_);
   mg_exit_library();
+  close(wake_fd_);  // after mg_stop: no handler thread writes to it any more
 }
 
 void MetricsServer::publish(std::string text) {
@@ -97,6 +106,11 @@ void MetricsServer::publish(std::string text) {
   published_.notify_all();
 }
 
+void MetricsServer::consume_wake() {
+  uint64_t count;
+  (void)!read(wake_fd_, &count, sizeof(count));
+}
+
 // The text as of at most kFreshNs ago: asks the loop and waits for it, up
 // to kWaitMs (a loop busy reading a large ruleset), then gives what it has.
 std::string MetricsServer::fresh_text() {
@@ -104,6 +118,8 @@ std::string MetricsServer::fresh_text() {
   if (generation_ > 0 && monotonic_ns() - published_ns_ < kFreshNs) return text_;
   uint64_t seen = generation_;
   wanted_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
   published_.wait_for(lock, std::chrono::milliseconds(kWaitMs), [&] { return generation_ != seen; });
   return text_;
 }

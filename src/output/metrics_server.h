@@ -37,6 +37,10 @@ class MetricsServer {
 
   // Event loop side: a scrape is waiting for fresh figures.
   bool wanted() const { return wanted_.load(std::memory_order_acquire); }
+  // Event loop side: readable when a scrape starts waiting (an eventfd), so
+  // the loop answers at once instead of on its next tick; consume() reads it.
+  int wake_fd() const { return wake_fd_; }
+  void consume_wake();
   // Event loop side: the new text; wakes the waiting scrapes.
   void publish(std::string text);
   uint64_t scrapes() const { return scrapes_.load(); }
@@ -47,6 +51,7 @@ class MetricsServer {
   std::string fresh_text();
 
   mg_context* ctx_ = nullptr;
+  int wake_fd_ = -1;
   std::mutex mutex_;
   std::condition_variable published_;
   std::string text_;
