@@ -82,6 +82,16 @@ Status add_clash_session(Job& job, uint32_t only, DropMetrics& metrics, std::opt
   return job.add_bpf(f, to_join, /*required=*/true, 0, "bpf-clash", {kClashHooks.begin(), kClashHooks.end()});
 }
 
+// A scrape wakes the loop: answered now, not on the next tick.
+std::vector<Watch> scrape_wakeup(MetricsServer* server, std::function<void()> refresh) {
+  if (!server) return {};
+  return {{server->wake_fd(), [server, refresh = std::move(refresh)]() -> Status {
+             server->consume_wake();
+             if (server->wanted()) refresh();
+             return Ok{};
+           }}};
+}
+
 Status run_drops(const DropsOptions& o) {
   auto timing = check_options(o);
   if (!timing) return timing.error();
@@ -154,15 +164,8 @@ Status run_drops(const DropsOptions& o) {
     if (interval_ns && now - last_report >= *interval_ns) (void)report(now, "report");
     else if (server && server->wanted()) (void)report(now, "scrape");
   };
-  // A scrape wakes the loop: answered now, not on the next tick.
-  std::vector<Watch> wake;
-  if (server)
-    wake.push_back({server->wake_fd(), [&]() -> Status {
-                      server->consume_wake();
-                      if (server->wanted()) (void)report(monotonic_ns(), "scrape");
-                      return Ok{};
-                    }});
-  if (auto st = job.run(limits, std::move(wake)); !st) return st;
+  if (auto st = job.run(limits, scrape_wakeup(server.get(), [&] { (void)report(monotonic_ns(), "scrape"); })); !st)
+    return st;
   if (clash) clash->tick(job.tick_now(true), /*final=*/true);
   return report(monotonic_ns(), "end");
 }
