@@ -141,6 +141,7 @@ const RuleInfo* Ruleset::rule(const std::string& family, const std::string& tabl
 }
 
 void Ruleset::add_chains(std::vector<ChainInfo> chains) {
+  chains_.reserve(chains_.size() + chains.size());
   for (auto& c : chains)
     if (!chain(c.family, c.table, c.name)) push_chain(std::move(c));
 }
