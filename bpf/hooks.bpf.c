@@ -12,6 +12,7 @@
  * record per netfilter drop of their flow.
  */
 #include "natbpf.bpf.h"
+#include "clash_filter.bpf.h"
 
 /* Numeric value of SKB_DROP_REASON_NETFILTER_DROP on this kernel; it moved
  * from 6 (5.18) to 12 (6.18), so it comes from CO-RE, never a constant. */
@@ -367,6 +368,8 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	if (!netfilter && !cfg_all_reasons && has_reason)
 		return;
 	if (cfg_traced_only && bpf_core_field_exists(skb->nf_trace) && !BPF_CORE_READ_BITFIELD_PROBED(skb, nf_trace))
+		return;
+	if (cfg_clash_only && !clash_candidate(skb))
 		return;
 	/* Filter on the stack first: most drops on a busy host are not the
 	 * user's flow, and a ring-buffer reserve+discard costs more. */

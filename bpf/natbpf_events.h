@@ -280,7 +280,8 @@ enum nb_stat {
 	NB_STAT_SCRATCH_MISS = 1,
 	NB_STAT_DROP_UNKEYED = 2,  /* drops counted without a key: count map full */
 	NB_STAT_EXAMPLE_LOST = 3,  /* drop examples the ring buffer had no room for */
-	NB_STAT_MAX = 4,
+	NB_STAT_CLASH_REJECTED = 4, /* clash: netfilter drops no conntrack counter explains */
+	NB_STAT_MAX = 5,
 };
 
 #define NB_ASSERT_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " size changed: bump NB_EVENT_VERSION")

@@ -55,6 +55,7 @@ void write_filter(Rodata* ro, const BpfFilter& f, const Plan& plan) {
   ro->cfg_traced_only = f.traced_only;
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
   ro->cfg_count_drops = f.count_drops;
+  ro->cfg_clash_only = f.clash_only;
   ro->cfg_hook_exit = f.count_drops && plan.has("nf_hook_slow");
   ro->cfg_confirm_exit = f.count_drops && plan.has("__nf_conntrack_confirm");
 }
@@ -199,6 +200,8 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
 }
 
 uint64_t BpfSession::lost() const { return sum_stat(impl_->stats, NB_STAT_RB_LOST); }
+
+uint64_t BpfSession::clash_rejected() const { return sum_stat(impl_->stats, NB_STAT_CLASH_REJECTED); }
 
 namespace {
 

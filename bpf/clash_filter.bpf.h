@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * natbpf clash's filter in kfree_skb (hooks.bpf.c): conntrack's per-CPU
+ * counters, read in the kernel.
+ */
+#ifndef NATBPF_CLASH_FILTER_H
+#define NATBPF_CLASH_FILTER_H
+
+#include "natbpf.bpf.h"
+
+/*
+ * natbpf clash: a netfilter drop is a conntrack insert failure only if
+ * conntrack counted it in the packet's namespace on this CPU just before
+ * nf_hook_slow freed the packet (__nf_conntrack_confirm: insert_failed, its
+ * entry unconfirmed; an entry that could not be created, the table full:
+ * drop, and no entry). Any other drop is a rule dropping a new connection,
+ * rejected here before a header is read or a record reserved. The counters
+ * each CPU saw last; a namespace new to a CPU is let through once (user
+ * space still wants the counter's credit for every record).
+ */
+struct nb_ct_seen {
+	__u64 net;
+	__u64 cpu_off;
+	__u32 insert_failed;
+	__u32 drop;
+	__u32 cpu_off_known;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nb_ct_seen);
+} ct_seen SEC(".maps");
+
+/* struct bpf_array (kernel/bpf/arraymap.c): a per-CPU map's value pointers. */
+struct bpf_array___nb {
+	union {
+		char value[0];
+		void *pptrs[0];
+	};
+} __attribute__((preserve_access_index));
+
+/*
+ * This CPU's per-CPU offset (per_cpu_offset()): its slot of ct_seen minus
+ * ct_seen's __percpu pointer. The kernel's own (this_cpu_off,
+ * __per_cpu_offset) cannot be reached: ksyms of data need
+ * CONFIG_KALLSYMS_ALL (off on this 6.18), and a gcc-built kernel's BTF has
+ * no percpu type tag for bpf_this_cpu_ptr(net->ct.stat).
+ */
+static __always_inline bool nb_this_cpu_off(struct nb_ct_seen *slot, __u64 *off)
+{
+	void *map = &ct_seen;
+	__u64 map_addr = 0, here = 0, pptr = 0;
+
+	if (!slot->cpu_off_known) {
+		/* Through the stack: the verifier would refuse arithmetic on
+		 * the map and map value pointers themselves. */
+		bpf_probe_read_kernel(&map_addr, sizeof(map_addr), &map);
+		bpf_probe_read_kernel(&here, sizeof(here), &slot);
+		if (bpf_probe_read_kernel(&pptr, sizeof(pptr),
+					  (void *)(map_addr + bpf_core_field_offset(struct bpf_array___nb, pptrs))) ||
+		    !pptr)
+			return false;
+		slot->cpu_off = here - pptr;
+		slot->cpu_off_known = 1;
+	}
+	*off = slot->cpu_off;
+	return true;
+}
+
+/* net->ct.stat on this CPU: insert_failed and drop. */
+static __always_inline bool nb_ct_stat_now(struct net *net, __u64 cpu_off, __u32 *insert_failed, __u32 *drop)
+{
+	void *stat = BPF_CORE_READ(net, ct.stat);
+
+	if (!stat)
+		return false;
+	stat += cpu_off;
+	return bpf_probe_read_kernel(insert_failed, sizeof(*insert_failed),
+				     stat + bpf_core_field_offset(struct ip_conntrack_stat, insert_failed)) == 0 &&
+	       bpf_probe_read_kernel(drop, sizeof(*drop), stat + bpf_core_field_offset(struct ip_conntrack_stat, drop)) ==
+		       0;
+}
+
+static __always_inline bool clash_candidate(struct sk_buff *skb)
+{
+	struct nf_conn *ct = nb_skb_ct(skb);
+	struct nb_ct_seen *slot;
+	__u32 zero = 0, insert_failed, drop;
+	bool moved;
+	struct net *net;
+	__u64 cpu_off;
+
+	if (ct) {
+		if (BPF_CORE_READ(ct, status) & (1UL << IPS_CONFIRMED_BIT_))
+			return false;
+		net = BPF_CORE_READ(ct, ct_net.net);
+	} else {
+		/* nb_skb_netns()'s namespace: the device's, else the socket's */
+		struct net_device *dev = BPF_CORE_READ(skb, dev);
+		struct sock *sk = BPF_CORE_READ(skb, sk);
+
+		net = dev ? BPF_CORE_READ(dev, nd_net.net) : sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : NULL;
+	}
+	if (cfg_netns && nb_net_ino(net) != cfg_netns)
+		return false;
+	slot = bpf_map_lookup_elem(&ct_seen, &zero);
+	if (!slot || !net || !nb_this_cpu_off(slot, &cpu_off) || !nb_ct_stat_now(net, cpu_off, &insert_failed, &drop))
+		return true; /* cannot tell: user space decides */
+	moved = slot->net != (__u64)net || (ct ? insert_failed != slot->insert_failed : drop != slot->drop);
+	slot->net = (__u64)net;
+	slot->insert_failed = insert_failed;
+	slot->drop = drop;
+	if (!moved && ct)
+		nb_stat_inc(NB_STAT_CLASH_REJECTED);
+	return moved;
+}
+
+#endif /* NATBPF_CLASH_FILTER_H */
