@@ -70,23 +70,33 @@ static __always_inline bool nb_this_cpu_off(struct nb_ct_seen *slot, __u64 *off)
 	return true;
 }
 
-/* net->ct.stat on this CPU: insert_failed and drop. */
+/* net->ct.stat on this CPU: insert_failed and drop, in one read where
+ * clash_resolve alone sits between them (5.10+, bc92470413f3). */
 static __always_inline bool nb_ct_stat_now(struct net *net, __u64 cpu_off, __u32 *insert_failed, __u32 *drop)
 {
+	__u32 at = bpf_core_field_offset(struct ip_conntrack_stat, insert_failed);
 	void *stat = BPF_CORE_READ(net, ct.stat);
+	__u32 three[3];
 
 	if (!stat)
 		return false;
 	stat += cpu_off;
-	return bpf_probe_read_kernel(insert_failed, sizeof(*insert_failed),
-				     stat + bpf_core_field_offset(struct ip_conntrack_stat, insert_failed)) == 0 &&
+	if (bpf_core_field_offset(struct ip_conntrack_stat, drop) == at + 8) {
+		if (bpf_probe_read_kernel(three, sizeof(three), stat + at))
+			return false;
+		*insert_failed = three[0];
+		*drop = three[2];
+		return true;
+	}
+	return bpf_probe_read_kernel(insert_failed, sizeof(*insert_failed), stat + at) == 0 &&
 	       bpf_probe_read_kernel(drop, sizeof(*drop), stat + bpf_core_field_offset(struct ip_conntrack_stat, drop)) ==
 		       0;
 }
 
-static __always_inline bool clash_candidate(struct sk_buff *skb)
+/* nfct: skb->_nfct, read by the caller (a direct load on tp_btf). */
+static __always_inline bool clash_candidate(struct sk_buff *skb, unsigned long nfct)
 {
-	struct nf_conn *ct = nb_skb_ct(skb);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & NFCT_PTRMASK_);
 	struct nb_ct_seen *slot;
 	__u32 zero = 0, insert_failed, drop;
 	bool moved;
@@ -104,11 +114,14 @@ static __always_inline bool clash_candidate(struct sk_buff *skb)
 
 		net = dev ? BPF_CORE_READ(dev, nd_net.net) : sk ? BPF_CORE_READ(sk, __sk_common.skc_net.net) : NULL;
 	}
-	if (cfg_netns && nb_net_ino(net) != cfg_netns)
-		return false;
 	slot = bpf_map_lookup_elem(&ct_seen, &zero);
-	if (!slot || !net || !nb_this_cpu_off(slot, &cpu_off) || !nb_ct_stat_now(net, cpu_off, &insert_failed, &drop))
+	if (!slot)
 		return true; /* cannot tell: user space decides */
+	/* slot->net passed this check when it was stored */
+	if (cfg_netns && (__u64)net != slot->net && nb_net_ino(net) != cfg_netns)
+		return false;
+	if (!net || !nb_this_cpu_off(slot, &cpu_off) || !nb_ct_stat_now(net, cpu_off, &insert_failed, &drop))
+		return true;
 	moved = slot->net != (__u64)net || (ct ? insert_failed != slot->insert_failed : drop != slot->drop);
 	slot->net = (__u64)net;
 	slot->insert_failed = insert_failed;
