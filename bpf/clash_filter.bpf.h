@@ -15,18 +15,10 @@
  * entry unconfirmed; an entry that could not be created, the table full:
  * drop, and no entry). Any other drop is a rule dropping a new connection,
  * rejected here before a header is read or a record reserved. The counters
- * each CPU saw last; a namespace new to a CPU is let through once (user
- * space still wants the counter's credit for every record).
+ * each CPU saw last (struct nb_ct_seen); a namespace new to a CPU is let
+ * through once (user space still wants the counter's credit for every
+ * record).
  */
-struct nb_ct_seen {
-	__u64 net;
-	__u64 cpu_off;
-	__u32 insert_failed;
-	__u32 drop;
-	__u32 cpu_off_known;
-	__u32 pad;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -104,9 +96,17 @@ static __always_inline bool clash_candidate(struct sk_buff *skb, unsigned long n
 	__u64 cpu_off;
 
 	if (ct) {
-		if (BPF_CORE_READ(ct, status) & (1UL << IPS_CONFIRMED_BIT_))
+		__u64 status_net[2] = {};
+
+		/* status and ct_net side by side (nf_conn since 4.x): one read */
+		if (bpf_core_field_offset(struct nf_conn, ct_net) == bpf_core_field_offset(struct nf_conn, status) + 8)
+			bpf_probe_read_kernel(status_net, sizeof(status_net),
+					      (void *)ct + bpf_core_field_offset(struct nf_conn, status));
+		else
+			status_net[0] = BPF_CORE_READ(ct, status), status_net[1] = (__u64)BPF_CORE_READ(ct, ct_net.net);
+		if (status_net[0] & (1UL << IPS_CONFIRMED_BIT_))
 			return false;
-		net = BPF_CORE_READ(ct, ct_net.net);
+		net = (struct net *)status_net[1];
 	} else {
 		/* nb_skb_netns()'s namespace: the device's, else the socket's */
 		struct net_device *dev = BPF_CORE_READ(skb, dev);
@@ -127,7 +127,7 @@ static __always_inline bool clash_candidate(struct sk_buff *skb, unsigned long n
 	slot->insert_failed = insert_failed;
 	slot->drop = drop;
 	if (!moved && ct)
-		nb_stat_inc(NB_STAT_CLASH_REJECTED);
+		slot->rejected++;
 	return moved;
 }
 

@@ -201,7 +201,18 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
 
 uint64_t BpfSession::lost() const { return sum_stat(impl_->stats, NB_STAT_RB_LOST); }
 
-uint64_t BpfSession::clash_rejected() const { return sum_stat(impl_->stats, NB_STAT_CLASH_REJECTED); }
+uint64_t BpfSession::clash_rejected() const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (!impl_->hooks.p || ncpu <= 0) return 0;
+  std::vector<nb_ct_seen> seen(ncpu);
+  uint32_t zero = 0;
+  if (bpf_map__lookup_elem(impl_->hooks.p->maps.ct_seen, &zero, sizeof(zero), seen.data(),
+                           sizeof(nb_ct_seen) * ncpu, 0) != 0)
+    return 0;
+  uint64_t total = 0;
+  for (const auto& s : seen) total += s.rejected;
+  return total;
+}
 
 namespace {
 
