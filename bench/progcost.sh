@@ -82,7 +82,7 @@ row() { # LABEL FLOOD_NS ADDR PORT CMD...
 	before=$(prog_stats "$pid")
 	pps=$(ip netns exec "$target" "$flood" "$addr" "$port" "$count")
 	after=$(prog_stats "$pid")
-	join <(echo "$before") <(echo "$after") | awk -v l="$label" '$5 > $2 {
+	join <(echo "$before") <(echo "$after") | awk -v l="$label" '$4 > $2 {
 		printf "%s %s %d %.1f\n", l, $1, $4 - $2, ($5 - $3) / ($4 - $2) }'
 	echo "$label flood ${pps} packets/s"
 	kill -INT "$pid" 2>/dev/null || true
