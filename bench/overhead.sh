@@ -18,7 +18,9 @@
 # `drops-prometheus-scraped`: the exporter (drops --prometheus) while curl
 # scrapes /metrics every second.
 # natbpf's peak RSS (VmHWM) is printed beside its rows.
-# Usage: bench/overhead.sh [BUILD_DIR] [PACKETS]
+# Usage: [OVERHEAD_ROWS="trace clash-conntrack ..."] bench/overhead.sh [BUILD_DIR] [PACKETS]
+# OVERHEAD_ROWS: measure only these rows (labels as printed) beside the
+# three baselines, e.g. for an A/B of one change; default: every row.
 set -euo pipefail
 build=${1:-build}
 count=${2:-300000}
@@ -84,6 +86,7 @@ measure() { # NS ADDR PORT
 with() {
 	local label=$1 target=$2 addr=$3 port=$4
 	shift 4
+	[ -z "${OVERHEAD_ROWS:-}" ] || [[ " $OVERHEAD_ROWS " == *" $label "* ]] || return 0
 	local ready
 	ready=$(mktemp -u)
 	if [ "$1" = floor ]; then

@@ -12,6 +12,7 @@
  * record per netfilter drop of their flow.
  */
 #include "natbpf.bpf.h"
+#include "clash_filter.bpf.h"
 
 /* Numeric value of SKB_DROP_REASON_NETFILTER_DROP on this kernel; it moved
  * from 6 (5.18) to 12 (6.18), so it comes from CO-RE, never a constant. */
@@ -353,8 +354,9 @@ int BPF_KRETPROBE(hook_slow_kretprobe, int ret)
 	return 0;
 }
 
+/* nfct_raw: skb->_nfct, read by the caller where clash needs it. */
 static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, void *location, __u32 reason,
-					     bool has_reason)
+					     bool has_reason, unsigned long nfct_raw)
 {
 	struct nb_skb_drop *ev;
 	bool netfilter = has_reason && nb_is_netfilter_reason(reason);
@@ -367,6 +369,8 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 	if (!netfilter && !cfg_all_reasons && has_reason)
 		return;
 	if (cfg_traced_only && bpf_core_field_exists(skb->nf_trace) && !BPF_CORE_READ_BITFIELD_PROBED(skb, nf_trace))
+		return;
+	if (cfg_clash_only && !clash_candidate(skb, nfct_raw))
 		return;
 	/* Filter on the stack first: most drops on a busy host are not the
 	 * user's flow, and a ring-buffer reserve+discard costs more. */
@@ -400,7 +404,12 @@ int BPF_PROG(kfree_skb_btf, struct sk_buff *skb, void *location, enum skb_drop_r
 		count_kfree_skb(NB_ORIGIN_TP_BTF, skb, location, reason, true, &key, nfct);
 		return 0;
 	}
-	handle_kfree_skb(NB_ORIGIN_TP_BTF, skb, location, reason, true);
+	/* trace: the nf_trace bit as a direct load (a probe read costs
+	 * about half of this program's time on a drop flood). */
+	if (cfg_traced_only && bpf_core_field_exists(skb->nf_trace) && !BPF_CORE_READ_BITFIELD(skb, nf_trace))
+		return 0;
+	handle_kfree_skb(NB_ORIGIN_TP_BTF, skb, location, reason, true,
+			 cfg_clash_only && bpf_core_field_exists(skb->_nfct) ? skb->_nfct : 0);
 	return 0;
 }
 
@@ -415,6 +424,7 @@ int BPF_PROG(kfree_skb_raw, struct sk_buff *skb, void *location)
 		count_kfree_skb(NB_ORIGIN_RAW_TP, skb, location, 0, false, &key, nfct);
 		return 0;
 	}
-	handle_kfree_skb(NB_ORIGIN_RAW_TP, skb, location, 0, false);
+	handle_kfree_skb(NB_ORIGIN_RAW_TP, skb, location, 0, false,
+			 cfg_clash_only ? (unsigned long)nb_skb_ct(skb) : 0);
 	return 0;
 }

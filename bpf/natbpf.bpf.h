@@ -78,6 +78,10 @@ const volatile __u8 cfg_hook_exit = 0;
 /* ... and __nf_conntrack_confirm's exit is attached: it marks the skbs it
  * dropped in nb_confirm_drop. */
 const volatile __u8 cfg_confirm_exit = 0;
+/* natbpf clash (and drops --clash): only drops that can be a conntrack
+ * insert failure are its; kfree_skb rejects every other one in the kernel,
+ * before a header is read or a record reserved (hooks.bpf.c). */
+const volatile __u8 cfg_clash_only = 0;
 
 /* uapi enum values (include/uapi/linux/bpf.h), absent from the minimal vmlinux.h */
 #define NB_RB_NO_WAKEUP 1

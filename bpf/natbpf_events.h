@@ -252,6 +252,21 @@ struct nb_drop_stash {
 	__u8 pad[7];
 };
 
+/*
+ * natbpf clash's filter in kfree_skb (clash_filter.bpf.h), the "ct_seen"
+ * per-CPU map: conntrack's counters each CPU saw last, and the drops it
+ * rejected, which user space sums over CPUs.
+ */
+struct nb_ct_seen {
+	__u64 net;      /* the struct net the counters are of */
+	__u64 cpu_off;  /* this CPU's per-CPU offset, once cpu_off_known */
+	__u64 rejected; /* netfilter drops of unconfirmed entries no counter explains */
+	__u32 insert_failed;
+	__u32 drop;
+	__u32 cpu_off_known;
+	__u32 pad;
+};
+
 /* Built by user space, never by BPF: a snapshot of the count map (counts
  * since load, summed over CPUs), so that recordings hold the counts too.
  * A snapshot may span several records of one seq; the last has last = 1. */
@@ -299,6 +314,7 @@ NB_ASSERT_SIZE(struct nb_drop_key, 24);
 NB_ASSERT_SIZE(struct nb_drop_example, 232);
 NB_ASSERT_SIZE(struct nb_drop_count_row, 32);
 NB_ASSERT_SIZE(struct nb_drop_stash, 40);
+NB_ASSERT_SIZE(struct nb_ct_seen, 40);
 NB_ASSERT_SIZE(struct nb_drop_counts, 40);
 NB_ASSERT_SIZE(struct nb_ct_invalid, 192);
 #endif

@@ -46,6 +46,7 @@ Status run_clash(const ClashOptions& opt) {
   BpfFilter filter;
   filter.l4proto = *l4;
   filter.batch_wakeups = true;
+  filter.clash_only = true;
   if (opt.netns != "all") filter.netns = job.netns_inode();
   auto to_join = [&join](BpfEvent&& ev, uint64_t ns) { join.on_event(std::move(ev), ns); };
   if (auto st = job.add_bpf(filter, to_join, /*required=*/true); !st) return st;

@@ -78,6 +78,7 @@ Status add_clash_session(Job& job, uint32_t only, DropMetrics& metrics, std::opt
   BpfFilter f;
   f.netns = only;
   f.batch_wakeups = true;
+  f.clash_only = true;
   auto to_join = [&clash](BpfEvent&& ev, uint64_t ns) { clash->on_event(std::move(ev), ns); };
   return job.add_bpf(f, to_join, /*required=*/true, 0, "bpf-clash", {kClashHooks.begin(), kClashHooks.end()});
 }

@@ -10,7 +10,9 @@
 namespace natbpf {
 
 Job::Job(JobSpec spec)
-    : spec_(std::move(spec)), live_world_([this] { return SourceCounts{sources_.lost(), sources_.malformed()}; }) {}
+    : spec_(std::move(spec)), live_world_([this] {
+        return SourceCounts{sources_.lost(), sources_.malformed(), sources_.rejected()};
+      }) {}
 
 Job::~Job() {
   sources_.stop();

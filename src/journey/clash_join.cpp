@@ -457,10 +457,16 @@ void ClashJoin::emit(ClashReport r) {
 }
 
 void ClashJoin::emit_summary(bool final, uint64_t now) {
+  SourceCounts counts = world_.source_counts();
+  // Drops the kernel rejected before any record (no conntrack counter rose
+  // for them) were not conntrack's either.
+  uint64_t rejected = counts.rejected > rejected_counted_ ? counts.rejected - rejected_counted_ : 0;
+  rejected_counted_ += rejected;
+  summary_.unmatched_drops += rejected;
+  run_summary_.unmatched_drops += rejected;
   ClashSummary& s = final ? run_summary_ : summary_;
   s.interval_ms = (now - (final ? run_start_ns_ : last_summary_ns_)) / 1000000ULL;
   s.counters = last_totals_.delta_since(final ? run_start_ : summary_start_);
-  SourceCounts counts = world_.source_counts();
   s.lost_events = counts.lost;
   s.decode_errors = counts.malformed;
   out_.summary(s, final);

@@ -110,6 +110,7 @@ class ClashJoin {
   std::map<uint32_t, int64_t> insert_failed_credit_, drop_only_credit_, chaintoolong_credit_;
   uint64_t clash_resolve_unseen_ = 0, clash_resolve_total_ = 0, resolved_reported_ = 0;
   uint64_t clash_resolve_at_summary_ = 0;  // clash_resolve_total_ at the previous summary
+  uint64_t rejected_counted_ = 0;          // the kernel's rejected drops already in the summaries
   std::map<uint64_t, Explained> explained_;  // skb -> the explained record
   CtStatsTotals run_start_, summary_start_, last_totals_;
   std::optional<CtStatsTotals> last_report_totals_;

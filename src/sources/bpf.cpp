@@ -55,6 +55,7 @@ void write_filter(Rodata* ro, const BpfFilter& f, const Plan& plan) {
   ro->cfg_traced_only = f.traced_only;
   ro->cfg_rb_flags = f.batch_wakeups ? BPF_RB_NO_WAKEUP : 0;
   ro->cfg_count_drops = f.count_drops;
+  ro->cfg_clash_only = f.clash_only;
   ro->cfg_hook_exit = f.count_drops && plan.has("nf_hook_slow");
   ro->cfg_confirm_exit = f.count_drops && plan.has("__nf_conntrack_confirm");
 }
@@ -199,6 +200,19 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
 }
 
 uint64_t BpfSession::lost() const { return sum_stat(impl_->stats, NB_STAT_RB_LOST); }
+
+uint64_t BpfSession::clash_rejected() const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (!impl_->hooks.p || ncpu <= 0) return 0;
+  std::vector<nb_ct_seen> seen(ncpu);
+  uint32_t zero = 0;
+  if (bpf_map__lookup_elem(impl_->hooks.p->maps.ct_seen, &zero, sizeof(zero), seen.data(),
+                           sizeof(nb_ct_seen) * ncpu, 0) != 0)
+    return 0;
+  uint64_t total = 0;
+  for (const auto& s : seen) total += s.rejected;
+  return total;
+}
 
 namespace {
 

@@ -26,6 +26,10 @@ struct BpfFilter {
   bool all_reasons = false;  // also non-netfilter drops of matching flows
   bool traced_only = false;  // only skbs with nf_trace set (natbpf trace's marked packets)
   bool batch_wakeups = false;  // no wake-up per record: call consume() periodically
+  // natbpf clash: only drops a conntrack counter explains (insert_failed or
+  // drop rose on the CPU in the packet's namespace); the rest are rejected
+  // and counted in the kernel (clash_rejected()).
+  bool clash_only = false;
   // natbpf drops: count every drop in the kernel, send examples only; the
   // counts come as DropCountsEvent from emit_drop_counts().
   bool count_drops = false;
@@ -49,6 +53,8 @@ class BpfSession {
   Status emit_drop_counts(const std::function<void(BpfEvent&&)>& sink);
   // Ring-buffer reservations that failed in the kernel (events lost).
   uint64_t lost() const;
+  // clash_only: netfilter drops the kernel rejected (no conntrack counter rose).
+  uint64_t clash_rejected() const;
   uint64_t decode_errors() const { return decode_errors_; }
 
  private:
@@ -71,6 +77,7 @@ class BpfSource : public Source {
   uint64_t lost() const override { return session_ ? session_->lost() : 0; }
   Status emit_drop_counts() { return session_ ? session_->emit_drop_counts(sink_) : Status(Ok{}); }
   uint64_t malformed() const override { return session_ ? session_->decode_errors() : 0; }
+  uint64_t rejected() const override { return session_ ? session_->clash_rejected() : 0; }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
     return true;

@@ -62,6 +62,12 @@ uint64_t Sources::malformed() const {
   return n;
 }
 
+uint64_t Sources::rejected() const {
+  uint64_t n = 0;
+  for (const auto& s : running_) n += s->rejected();
+  return n;
+}
+
 void Sources::stop() {
   // Last started, first stopped: later sources may build on earlier ones.
   for (auto it = running_.rbegin(); it != running_.rend(); ++it) (*it)->stop();

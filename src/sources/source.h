@@ -35,6 +35,9 @@ class Source {
   virtual Status read() = 0;
   virtual uint64_t lost() const = 0;       // events the kernel dropped before natbpf read them
   virtual uint64_t malformed() const = 0;  // records that failed to decode
+  // Events the source's kernel side counted and rejected as not the job's
+  // (clash: netfilter drops no conntrack counter explains).
+  virtual uint64_t rejected() const { return 0; }
   // Sources that can be replayed offline pass their raw input to tap.
   virtual bool set_tap(RawTap tap) {
     (void)tap;
@@ -62,6 +65,7 @@ class Sources {
   Status read_all();  // once more, before the final flush
   uint64_t lost() const;
   uint64_t malformed() const;
+  uint64_t rejected() const;
   void stop();
 
  private:

@@ -18,19 +18,24 @@ Result<std::string> parse_rate(const std::string& text) {
   return text;
 }
 
+// The kernel evaluates this for every packet of the namespace, and stops at
+// the first selector that fails: the port comes first (a load and a compare;
+// a packet without a transport header fails it too), the protocol set (a set
+// lookup) only for packets that have the port. On a flood to another port
+// that halves what the marking chain costs (docs/benchmarks.md, trace rows).
 std::string trace_match_expression(const TraceMatch& m) {
   std::ostringstream e;
   auto addr = [&](const Addr& a, const char* dir) {
     e << (a.family == 10 ? "ip6 " : "ip ") << dir << " " << a.str() << " ";
   };
-  if (m.saddr) addr(*m.saddr, "saddr");
-  if (m.daddr) addr(*m.daddr, "daddr");
-  if (!m.iif.empty()) e << "iifname \"" << m.iif << "\" ";
+  if (m.dport) e << "th dport " << m.dport << " ";
+  if (m.sport) e << "th sport " << m.sport << " ";
   if (m.l4proto == 1) e << "meta l4proto { icmp, ipv6-icmp } ";
   else if (m.l4proto) e << "meta l4proto " << (*m.l4proto == 6 ? "tcp" : "udp") << " ";
   else if (m.sport || m.dport) e << "meta l4proto { tcp, udp, sctp, dccp } ";
-  if (m.sport) e << "th sport " << m.sport << " ";
-  if (m.dport) e << "th dport " << m.dport << " ";
+  if (m.daddr) addr(*m.daddr, "daddr");
+  if (m.saddr) addr(*m.saddr, "saddr");
+  if (!m.iif.empty()) e << "iifname \"" << m.iif << "\" ";
   std::string s = e.str();
   if (!s.empty()) s.pop_back();
   return s;

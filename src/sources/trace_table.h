@@ -22,7 +22,7 @@ struct TraceMatch {
 };
 
 // The nft expression selecting the packets, e.g.
-// "ip daddr 10.1.2.3 meta l4proto tcp th dport 1222" (exposed for tests).
+// "th dport 1222 meta l4proto tcp ip daddr 10.1.2.3" (exposed for tests).
 std::string trace_match_expression(const TraceMatch& m);
 // Validates "N/second" (second, minute, hour, day); returns nft's form.
 Result<std::string> parse_rate(const std::string& text);

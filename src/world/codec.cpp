@@ -214,11 +214,14 @@ void from_json(const json& j, NetnsSnapshot& s) {
   get_opt(j, "ct", s.ct);
 }
 
-void to_json(json& j, const SourceCounts& c) { j = {{"lost", c.lost}, {"malformed", c.malformed}}; }
+void to_json(json& j, const SourceCounts& c) {
+  j = {{"lost", c.lost}, {"malformed", c.malformed}, {"rejected", c.rejected}};
+}
 
 void from_json(const json& j, SourceCounts& c) {
   j.at("lost").get_to(c.lost);
   j.at("malformed").get_to(c.malformed);
+  c.rejected = j.value("rejected", uint64_t{0});  // recordings before the kernel filter
 }
 
 }  // namespace natbpf

@@ -52,10 +52,11 @@ struct NetnsSnapshot {
 };
 
 
-// Events the sources lost before natbpf read them, and records that failed
-// to decode, since the start.
+// Events the sources lost before natbpf read them, records that failed to
+// decode, and events their kernel side rejected as not the job's, since the
+// start.
 struct SourceCounts {
-  uint64_t lost = 0, malformed = 0;
+  uint64_t lost = 0, malformed = 0, rejected = 0;
 };
 
 class World {

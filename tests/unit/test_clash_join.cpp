@@ -30,6 +30,7 @@ Tuple tcp(const char* s, uint16_t sp, const char* d, uint16_t dp) {
 class FakeWorld : public World {
  public:
   uint32_t insert_failed = 0;  // what ct_stats reports for cpu 0
+  uint64_t rejected = 0;       // drops the kernel filter rejected (SourceCounts)
   uint32_t drop = 0;
   std::vector<std::string> asked;
 
@@ -47,7 +48,7 @@ class FakeWorld : public World {
   std::string symbol(uint64_t addr) override { return addr == kHookSlow ? "nf_hook_slow+0x7d" : "nft_do_chain+0x3e8"; }
   std::string drop_reason(uint32_t) override { return "NETFILTER_DROP"; }
   uint64_t realtime_ns() override { return 0; }
-  SourceCounts source_counts() override { return {}; }
+  SourceCounts source_counts() override { return {0, 0, rejected}; }
   std::optional<std::vector<CtCpuStats>> ct_stats() override {
     CtCpuStats c;
     c.cpu = 0;
@@ -176,6 +177,26 @@ TEST(ClashJoin, UnconfirmedDropWithoutInsertFailedIsNotAClash) {
   ASSERT_EQ(out.summaries.size(), 1u);
   EXPECT_EQ(out.summaries[0].unmatched_drops, 1u);
   EXPECT_TRUE(world.asked.empty());
+}
+
+// Drops the kernel rejected before any record (no insert_failed rose) are
+// counted with the ones user space found not to be conntrack's, once each.
+TEST(ClashJoin, DropsRejectedInTheKernelAreUnmatchedInTheSummaries) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join({0, 20 * kMs, {"kfree_skb"}}, world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  world.rejected = 5;
+  join.tick(30 * kMs);
+  join.on_event(second_syn(), 29 * kMs);  // one let through, no insert_failed either
+  world.rejected = 7;
+  join.tick(60 * kMs);
+  join.tick(70 * kMs, /*final=*/true);
+  EXPECT_TRUE(out.reports.empty());
+  ASSERT_EQ(out.summaries.size(), 3u);
+  EXPECT_EQ(out.summaries[0].unmatched_drops, 5u);
+  EXPECT_EQ(out.summaries[1].unmatched_drops, 3u);
+  EXPECT_EQ(out.summaries[2].unmatched_drops, 8u);  // the final one: the whole run
 }
 
 TEST(ClashJoin, ConfirmedEntriesAndOtherLocationsAreIgnored) {
