@@ -119,12 +119,13 @@ std::optional<CtNetlinkEntry> LiveWorld::ct_find(uint32_t netns, const Tuple& tu
   return e;
 }
 
-std::vector<CtNetlinkEntry> LiveWorld::ct_table(uint32_t netns) {
-  std::vector<CtNetlinkEntry> entries;
+RangeUsage LiveWorld::ct_range_usage(uint32_t netns, const RangeQuery& q) {
+  RangeUsage u{std::nullopt, "not counted: cannot enter netns " + std::to_string(netns)};
   netns_.run_in(netns, [&] {
-    if (auto d = ct_dump(0)) entries = std::move(*d);
+    auto r = natbpf::ct_range_usage(q);
+    u = r ? *r : RangeUsage{std::nullopt, "not counted: " + r.error().message};
   });
-  return entries;
+  return u;
 }
 
 // nf_conntrack_count is per namespace; nf_conntrack_max is global.
