@@ -14,7 +14,7 @@ micro=$(./build/natbpf_bench --benchmark_filter='-BM_(KernelLogLine|NftMonitorLi
 logs=$(bash bench/logs.sh build)
 overhead=$(bash bench/overhead.sh build 200000)
 startup=$(bash bench/startup.sh build 7)
-scrape=$(bash bench/scrape.sh build 9 1 25 100)
+scrape=$(bash bench/scrape.sh build 9 1 25 100 500)
 ctscale=$(bash bench/conntrack_scale.sh build 9 0 200000 | tail -n +2)
 base=$(awk '$1=="baseline"{print $2}' <<<"$overhead")
 ctbase=$(awk '$1=="baseline-conntrack"{print $2}' <<<"$overhead")

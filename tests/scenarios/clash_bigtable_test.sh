@@ -13,7 +13,7 @@ udpflood=$(scen_tool udpflood) || exit 1
 fill=200000
 [ "${NATBPF_VM:-0}" = 1 ] && fill=20000
 max=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
-[ "$max" -gt $((fill + 1000)) ] || fill=$((max - 1000)) # nf_conntrack_max is global: never raised here
+[ "$max" -gt $((fill + 6000)) ] || fill=$((max - 6000)) # room for case 2's 5000; nf_conntrack_max is global: never raised here
 
 mkns() { # name: a namespace prefixed nbh2 (removed by lib.sh's cleanup)
 	local ns=nbh2$$-$1
