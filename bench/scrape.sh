@@ -18,7 +18,7 @@ counts=("${@:-1 25 100}")
 # shellcheck disable=SC2206
 counts=(${counts[*]})
 natbpf=$build/natbpf
-prefix=nbscr$$
+prefix=${NATBPF_BENCH_PREFIX:-nbscr}$$  # namespaces: PREFIXPID-1 ... PREFIXPID-N
 port=$((20000 + $$ % 20000))
 made=0
 cleanup() {

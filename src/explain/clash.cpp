@@ -178,7 +178,7 @@ void loser_evidence(const ClashFacts& f, ClashReport& r) {
     ev.push_back("allocation: nf_nat_setup_info (" + std::string(exit_name(f.alloc->origin)) +
                  "): the port search's probes are not observed on this kernel");
   if (f.range_used && f.nat && f.nat->capacity())
-    ev.push_back("range usage: ctnetlink dump: " + std::to_string(*f.range_used) + " of " +
+    ev.push_back("range usage: ctnetlink, " + f.range_counted_by + ": " + std::to_string(*f.range_used) + " of " +
                  std::to_string(*f.nat->capacity()) + " tuples towards " + dest + " in use");
 }
 

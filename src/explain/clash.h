@@ -83,6 +83,7 @@ struct ClashFacts {
   std::optional<NatFacts> nat;
   std::optional<AllocationFacts> alloc;
   std::optional<uint64_t> range_used;   // entries using the range towards loser's destination
+  std::string range_counted_by;         // "4 tuple lookups", "dump filtered in the kernel: 3 entries sent"
   std::optional<CtStatsTotals> counters;  // ctnetlink deltas over the interval of the event
   bool counter_confirms = false;        // insert_failed rose on the event's CPU
   bool chaintoolong_on_cpu = false;     // chaintoolong rose on the event's CPU (and no clash ran)

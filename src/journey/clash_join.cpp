@@ -167,11 +167,14 @@ const std::vector<NatRule>& ClashJoin::rules(uint32_t netns) {
   return c.value;
 }
 
-// The conntrack table of a namespace, asked again after 50 ms.
-const std::vector<CtNetlinkEntry>& ClashJoin::table(uint32_t netns) {
-  auto& c = tables_[netns];
+// How much of a range a destination uses, asked again after 50 ms: a burst
+// of clashes on one range costs one count.
+const RangeUsage& ClashJoin::range_usage(uint32_t netns, const RangeQuery& q) {
+  std::string key = std::to_string(netns) + " " + std::to_string(q.proto) + " " + endpoint(q.dst, q.dport) + " " +
+                    endpoint(q.min_addr, q.min_port) + " " + endpoint(q.max_addr, q.max_port);
+  auto& c = usage_[key];
   if (!c.loaded_ns || tick_ns_ - c.loaded_ns > 50'000'000ULL) {
-    c.value = world_.ct_table(netns);
+    c.value = world_.ct_range_usage(netns, q);
     c.loaded_ns = tick_ns_;
   }
   return c.value;
@@ -345,10 +348,13 @@ void ClashJoin::complete(const Pending& p, const CtEntry& loser, ClashFacts& f) 
   std::optional<AllocationFacts> alloc;
   f.nat = nat_facts(loser, alloc);
   f.alloc = alloc;
-  if (f.nat && f.nat->min_addr && f.nat->min_port)
-    f.range_used = count_range_usage(table(loser.netns), loser.reply.proto, loser.reply.src, loser.reply.sport,
-                                     *f.nat->min_addr, *f.nat->max_addr, *f.nat->min_port,
-                                     f.nat->max_port.value_or(*f.nat->min_port));
+  if (f.nat && f.nat->min_addr && f.nat->min_port) {
+    RangeQuery q{loser.reply.proto,  loser.reply.src, loser.reply.sport, *f.nat->min_addr, *f.nat->max_addr,
+                 *f.nat->min_port, f.nat->max_port.value_or(*f.nat->min_port)};
+    const RangeUsage& u = range_usage(loser.netns, q);
+    f.range_used = u.used;
+    f.range_counted_by = u.how;
+  }
   TableSize size = world_.table_size(f.netns);
   f.ct_count = size.count;
   f.ct_max = size.max;

@@ -75,7 +75,7 @@ class ClashJoin {
   bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu, uint32_t netns);
   bool own_netns(uint32_t netns) const { return netns == 0 || netns == own_netns_; }
   const std::vector<NatRule>& rules(uint32_t netns);
-  const std::vector<CtNetlinkEntry>& table(uint32_t netns);
+  const RangeUsage& range_usage(uint32_t netns, const RangeQuery& q);
   std::optional<uint64_t> age_s(const CtNetlinkEntry& e);
   std::optional<WinnerFacts> lookup_winner(const CtEntry& loser);
   std::optional<NatFacts> nat_facts(const CtEntry& loser, std::optional<AllocationFacts>& alloc);
@@ -118,7 +118,7 @@ class ClashJoin {
   uint64_t tick_ns_ = 0;  // the current tick's time: caches of world answers age by it
   ClashSummary summary_, run_summary_;
   std::map<uint32_t, Cached<std::vector<NatRule>>> rules_;
-  std::map<uint32_t, Cached<std::vector<CtNetlinkEntry>>> tables_;
+  std::map<std::string, Cached<RangeUsage>> usage_;  // by netns and query
   std::map<std::string, uint32_t> seen_flows_;
   std::map<uint32_t, std::string> netns_names_;  // inode -> name, for every inode met
   uint64_t reports_ = 0;

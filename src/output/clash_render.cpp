@@ -78,6 +78,7 @@ json clash_to_json(const ClashReport& r) {
     range["ports"] = n.ports() ? json(*n.ports()) : json(nullptr);
     range["capacity"] = n.capacity() ? json(*n.capacity()) : json(nullptr);
     range["used"] = f.range_used ? json(*f.range_used) : json(nullptr);
+    range["counted_by"] = or_null(f.range_counted_by);
     json rule = nullptr;
     if (n.rule_text)
       rule = json{{"text", *n.rule_text}, {"where", or_null(n.rule_where)}, {"backend", or_null(n.rule_backend)}};

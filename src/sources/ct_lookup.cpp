@@ -131,36 +131,64 @@ nlmsghdr* put_header(char* buf, uint8_t msg, uint16_t flags, uint8_t family, uin
 
 struct Collected {
   std::vector<CtNetlinkEntry> entries;
+  const RangeQuery* filter = nullptr;  // a filtered dump: every entry must match it
+  bool unfiltered = false;             // an entry did not: the kernel ignored CTA_FILTER
 };
 
 int on_entry(const nlmsghdr* m, void* data) {
   auto* c = static_cast<Collected*>(data);
-  if (auto e = parse_ct_message(m, m->nlmsg_len)) c->entries.push_back(std::move(*e));
+  auto e = parse_ct_message(m, m->nlmsg_len);
+  if (!e) return MNL_CB_OK;
+  const RangeQuery* f = c->filter;
+  if (f && (e->ct.reply.proto != f->proto || !(e->ct.reply.src == f->dst) || e->ct.reply.sport != f->dport)) {
+    c->unfiltered = true;  // stop reading: closing the socket ends the dump
+    return MNL_CB_ERROR;
+  }
+  c->entries.push_back(std::move(*e));
   return MNL_CB_OK;
 }
 
-// Sends one request and collects IPCTNL_MSG_CT_NEW replies until the ack or
-// the end of the dump. errno ENOENT comes back as an Error with exit_code 0
-// so the caller can tell "no such entry" from a failure.
-Result<Collected> transact(nlmsghdr* nlh) {
-  MnlSocket nl(mnl_socket_open(NETLINK_NETFILTER));
-  if (!nl) return Error{"ctnetlink socket: " + errno_name(errno), "the kernel needs CONFIG_NF_CT_NETLINK"};
-  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return Error{"ctnetlink bind: " + errno_name(errno), ""};
-  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
-    return Error{"ctnetlink request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
-  Collected out;
-  std::vector<char> buf(32768);  // MNL_SOCKET_DUMP_SIZE, absent from older libmnl
-  unsigned portid = mnl_socket_get_portid(nl.get());
-  for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
-    if (n < 0) return Error{"ctnetlink reply: " + errno_name(errno), ""};
-    int r = mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, portid, on_entry, &out);
-    if (r < 0) {
-      if (errno == ENOENT) return Error{"no such conntrack entry", "", 0};
-      return Error{"ctnetlink: " + errno_name(errno), "is conntrack enabled in this kernel?"};
-    }
-    if (r == MNL_CB_STOP) break;
+// One ctnetlink socket for several requests (a range's lookups).
+class CtSocket {
+ public:
+  Result<bool> open() {
+    nl_.reset(mnl_socket_open(NETLINK_NETFILTER));
+    if (!nl_) return Error{"ctnetlink socket: " + errno_name(errno), "the kernel needs CONFIG_NF_CT_NETLINK"};
+    if (mnl_socket_bind(nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+      return Error{"ctnetlink bind: " + errno_name(errno), ""};
+    return true;
   }
+
+  // Sends one request and collects IPCTNL_MSG_CT_NEW replies until the ack
+  // or the end of the dump. errno ENOENT comes back as an Error with
+  // exit_code 0 so the caller can tell "no such entry" from a failure.
+  Result<bool> transact(nlmsghdr* nlh, Collected& out) {
+    if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0)
+      return Error{"ctnetlink request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
+    unsigned portid = mnl_socket_get_portid(nl_.get());
+    for (;;) {
+      ssize_t n = mnl_socket_recvfrom(nl_.get(), buf_.data(), buf_.size());
+      if (n < 0) return Error{"ctnetlink reply: " + errno_name(errno), ""};
+      int r = mnl_cb_run(buf_.data(), n, nlh->nlmsg_seq, portid, on_entry, &out);
+      if (r < 0) {
+        if (out.unfiltered) return Error{"ctnetlink: the kernel ignored the dump filter", "needs Linux 5.8"};
+        if (errno == ENOENT) return Error{"no such conntrack entry", "", 0};
+        return Error{"ctnetlink: " + errno_name(errno), "is conntrack enabled in this kernel?"};
+      }
+      if (r == MNL_CB_STOP) return true;
+    }
+  }
+
+ private:
+  MnlSocket nl_;
+  std::vector<char> buf_ = std::vector<char>(32768);  // MNL_SOCKET_DUMP_SIZE, absent from older libmnl
+};
+
+Result<Collected> transact(nlmsghdr* nlh) {
+  CtSocket s;
+  if (auto r = s.open(); !r) return r.error();
+  Collected out;
+  if (auto r = s.transact(nlh, out); !r) return r.error();
   return out;
 }
 
@@ -224,11 +252,103 @@ Result<std::optional<CtNetlinkEntry>> ct_lookup(const Tuple& tuple, TupleDir dir
   return std::optional<CtNetlinkEntry>{r->entries.front()};
 }
 
-Result<std::vector<CtNetlinkEntry>> ct_dump(uint8_t family) {
+namespace {
+
+// The address one past a (big-endian bytes); false on overflow.
+bool next_addr(Addr& a) {
+  size_t n = a.family == AF_INET ? 4 : 16;
+  for (size_t i = n; i-- > 0;)
+    if (++a.bytes[i] != 0) return true;
+  return false;
+}
+
+// The addresses in [lo, hi], when they fit in 32 bits of difference.
+std::optional<uint64_t> addr_count(const Addr& lo, const Addr& hi) {
+  if (lo.family != hi.family || (lo.family != AF_INET && lo.family != AF_INET6)) return std::nullopt;
+  size_t n = lo.family == AF_INET ? 4 : 16;
+  if (std::memcmp(lo.bytes.data(), hi.bytes.data(), n) > 0) return 0;
+  for (size_t i = 0; i + 4 < n; i++)
+    if (lo.bytes[i] != hi.bytes[i]) return std::nullopt;
+  auto low32 = [&](const Addr& a) {
+    uint32_t v;
+    std::memcpy(&v, a.bytes.data() + n - 4, 4);
+    return uint64_t{ntohl(v)};
+  };
+  return low32(hi) - low32(lo) + 1;
+}
+
+// One GET per reply tuple of the range, on one socket.
+Result<RangeUsage> count_by_lookups(const RangeQuery& q, uint64_t tuples) {
+  CtSocket s;
+  if (auto r = s.open(); !r) return r.error();
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  static uint32_t seq = 9000;
+  uint64_t used = 0;
+  Tuple t{.src = q.dst, .dst = q.min_addr, .sport = q.dport, .dport = 0, .proto = q.proto};
+  for (bool more = true; more; more = !(t.dst == q.max_addr) && next_addr(t.dst)) {
+    for (uint32_t port = q.min_port; port <= q.max_port; port++) {
+      t.dport = static_cast<uint16_t>(port);
+      Collected out;
+      auto r = s.transact(build_ct_get(buf.data(), t, TupleDir::Reply, ++seq), out);
+      if (!r && r.error().exit_code != 0) return r.error();
+      // The kernel matches either direction: count only a REPLY tuple.
+      for (const auto& e : out.entries) used += q.counts(e.ct.reply);
+    }
+  }
+  return RangeUsage{used, std::to_string(tuples) + " tuple lookups"};
+}
+
+}  // namespace
+
+std::optional<uint64_t> RangeQuery::tuples() const {
+  auto addrs = addr_count(min_addr, max_addr);
+  if (!addrs || max_port < min_port) return addrs ? std::optional<uint64_t>{0} : std::nullopt;
+  uint64_t n = *addrs * (uint64_t{max_port} - min_port + 1);
+  return n >> 32 ? std::nullopt : std::optional<uint64_t>{n};
+}
+
+bool RangeQuery::counts(const Tuple& r) const {
+  return r.proto == proto && r.src == dst && r.sport == dport && addr_in(r.dst, min_addr, max_addr) &&
+         r.dport >= min_port && r.dport <= max_port;
+}
+
+// The kernel's filter flags (net/netfilter/nf_internals.h, CTA_FILTER_F_*,
+// stable since 5.8): reply source address, protocol number, source port.
+// The address is left to us for IPv6: 6.1's ctnetlink_filter_match_tuple
+// tests !ipv6_addr_cmp, i.e. rejects the matching address.
+nlmsghdr* build_ct_range_dump(char* buf, const RangeQuery& q, uint32_t seq) {
+  constexpr uint32_t kIpSrc = 1 << 0, kProtoNum = 1 << 3, kProtoSrcPort = 1 << 4;
+  nlmsghdr* nlh = put_header(buf, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, q.dst.family, seq);
+  put_tuple(nlh, CTA_TUPLE_REPLY, Tuple{.src = q.dst, .dst = q.min_addr, .sport = q.dport, .dport = q.min_port, .proto = q.proto});
+  nlattr* filter = mnl_attr_nest_start(nlh, CTA_FILTER);
+  uint32_t flags = kProtoNum | kProtoSrcPort | (q.dst.family == AF_INET ? kIpSrc : 0);
+  mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, flags);
+  mnl_attr_nest_end(nlh, filter);
+  return nlh;
+}
+
+Result<RangeUsage> ct_range_usage(const RangeQuery& q) {
+  if (q.dst.family != AF_INET && q.dst.family != AF_INET6) return Error{"range usage: no address family", ""};
+  auto tuples = q.tuples();
+  if (tuples && *tuples <= kRangeLookupMax) return count_by_lookups(q, *tuples);
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   static uint32_t seq = 5000;
-  nlmsghdr* nlh = put_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, family, ++seq);
-  auto r = transact(nlh);
+  CtSocket s;
+  if (auto r = s.open(); !r) return r.error();
+  Collected out;
+  out.filter = &q;
+  if (auto r = s.transact(build_ct_range_dump(buf.data(), q, ++seq), out); !r) {
+    if (r.error().exit_code == 0) return RangeUsage{0, "dump filtered in the kernel: 0 entries sent"};
+    return r.error();
+  }
+  return RangeUsage{count_range_usage(out.entries, q),
+                    "dump filtered in the kernel: " + std::to_string(out.entries.size()) + " entries sent"};
+}
+
+Result<std::vector<CtNetlinkEntry>> ct_dump(uint8_t family) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  static uint32_t seq = 7000;
+  auto r = transact(put_header(buf.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, family, ++seq));
   if (!r) {
     if (r.error().exit_code == 0) return std::vector<CtNetlinkEntry>{};
     return r.error();
@@ -236,16 +356,9 @@ Result<std::vector<CtNetlinkEntry>> ct_dump(uint8_t family) {
   return std::move(r->entries);
 }
 
-size_t count_range_usage(const std::vector<CtNetlinkEntry>& entries, uint8_t proto, const Addr& dst, uint16_t dport,
-                         const Addr& min_addr, const Addr& max_addr, uint16_t min_port, uint16_t max_port) {
+size_t count_range_usage(const std::vector<CtNetlinkEntry>& entries, const RangeQuery& q) {
   size_t n = 0;
-  for (const auto& e : entries) {
-    const Tuple& r = e.ct.reply;
-    if (r.proto != proto || !(r.src == dst) || r.sport != dport) continue;
-    if (!addr_in(r.dst, min_addr, max_addr)) continue;
-    if (r.dport < min_port || r.dport > max_port) continue;
-    n++;
-  }
+  for (const auto& e : entries) n += q.counts(e.ct.reply);
   return n;
 }
 

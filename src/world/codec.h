@@ -53,5 +53,7 @@ void to_json(nlohmann::json& j, const NetnsSnapshot& s);
 void from_json(const nlohmann::json& j, NetnsSnapshot& s);
 void to_json(nlohmann::json& j, const SourceCounts& c);
 void from_json(const nlohmann::json& j, SourceCounts& c);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RangeQuery, proto, dst, dport, min_addr, max_addr, min_port, max_port)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RangeUsage, used, how)
 
 }  // namespace natbpf

@@ -24,12 +24,25 @@ std::optional<uint64_t> read_number(const char* path) {
   return std::nullopt;
 }
 
+// Whether the calling thread's namespace has iptables-legacy tables of a
+// family: the names x_tables lists (no file: the module is not loaded).
+bool has_legacy_tables(const std::string& family) {
+  std::ifstream in(family == "ip6" ? "/proc/thread-self/net/ip6_tables_names" : "/proc/thread-self/net/ip_tables_names");
+  std::string name;
+  return static_cast<bool>(in >> name);
+}
+
 // Every iptables rule with its counter, both backends and families. Without
 // -t: naming a table would make the legacy tools load (and so create) it.
-std::vector<IptRuleCounter> iptables_counters() {
+// A save tool runs only where its backend has tables (the nftables ruleset
+// shows iptables-nft's): with hundreds of namespaces, most have none, and
+// four processes per namespace and report were most of a report's cost.
+std::vector<IptRuleCounter> iptables_counters(const std::optional<Ruleset>& nft) {
   std::vector<IptRuleCounter> all;
   for (const char* backend : {"iptables-legacy", "iptables-nft"})
     for (const char* family : {"ip", "ip6"}) {
+      bool legacy = backend == std::string("iptables-legacy");
+      if (legacy ? !has_legacy_tables(family) : nft && !nft->has_xtables_tables(family)) continue;
       std::string tool = std::string(family == std::string("ip6") ? "ip6tables" : "iptables") +
                          (backend == std::string("iptables-legacy") ? "-legacy-save" : "-nft-save");
       auto [status, out] = run_program({tool, "-c"});
@@ -47,19 +60,23 @@ bool is_xtables_table(const std::string& table) {
 // nftables rules that carry a counter, by position: those ending in drop,
 // and those that set a mark or jump (where a matched mark came from). Tables
 // iptables-nft owns are left to its own save output (iptables syntax).
-void nft_rule_counters(const std::vector<IptRuleCounter>& ipt, NetnsSnapshot& s) {
+std::optional<Ruleset> nft_ruleset() {
+  auto nft = NftContext::create(false);
+  if (!nft) return std::nullopt;
+  auto text = nft->run("list ruleset");
+  if (!text) return std::nullopt;
+  return Ruleset::parse(*text);
+}
+
+void nft_rule_counters(const std::optional<Ruleset>& nft, const std::vector<IptRuleCounter>& ipt, NetnsSnapshot& s) {
+  if (!nft) return;
   std::set<std::string> xt_families;
   for (const auto& r : ipt)
     if (r.backend == "iptables-nft") xt_families.insert(r.family);
-  auto nft = NftContext::create(false);
-  if (!nft) return;
-  auto text = nft->run("list ruleset");
-  if (!text) return;
   static const std::regex counter(R"(counter packets ([0-9]+) bytes [0-9]+)");
   static const std::regex ends_in_drop(R"((^| )drop( comment ".*")?$)");
   static const std::regex leads_to_mark(R"((^| )(meta |ct )?mark set |(^| )(jump|goto) )");
-  Ruleset rs = Ruleset::parse(*text);
-  for (const auto& c : rs.chains()) {
+  for (const auto& c : nft->chains()) {
     if (xt_families.count(c.family) && is_xtables_table(c.table)) continue;
     for (const auto& r : c.rules) {
       std::smatch m;
@@ -119,12 +136,13 @@ std::optional<CtNetlinkEntry> LiveWorld::ct_find(uint32_t netns, const Tuple& tu
   return e;
 }
 
-std::vector<CtNetlinkEntry> LiveWorld::ct_table(uint32_t netns) {
-  std::vector<CtNetlinkEntry> entries;
+RangeUsage LiveWorld::ct_range_usage(uint32_t netns, const RangeQuery& q) {
+  RangeUsage u{std::nullopt, "not counted: cannot enter netns " + std::to_string(netns)};
   netns_.run_in(netns, [&] {
-    if (auto d = ct_dump(0)) entries = std::move(*d);
+    auto r = natbpf::ct_range_usage(q);
+    u = r ? *r : RangeUsage{std::nullopt, "not counted: " + r.error().message};
   });
-  return entries;
+  return u;
 }
 
 // nf_conntrack_count is per namespace; nf_conntrack_max is global.
@@ -162,8 +180,9 @@ std::vector<NamedNetns> LiveWorld::namespaces() {
 NetnsSnapshot LiveWorld::snapshot(const NamedNetns& ns) {
   NetnsSnapshot s;
   netns_.run_in(ns.inode, [&] {
-    s.ipt_rules = iptables_counters();
-    nft_rule_counters(s.ipt_rules, s);
+    std::optional<Ruleset> nft = nft_ruleset();
+    s.ipt_rules = iptables_counters(nft);
+    nft_rule_counters(nft, s.ipt_rules, s);
     if (auto st = read_ct_stats()) s.ct = CtStatsTotals::sum(*st);
   });
   return s;

@@ -40,8 +40,8 @@ std::optional<std::vector<CtCpuStats>> RecordingWorld::ct_stats() {
 std::optional<CtNetlinkEntry> RecordingWorld::ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) {
   return keep("ct_find", tuple_key(netns, tuple, dir), live_.ct_find(netns, tuple, dir));
 }
-std::vector<CtNetlinkEntry> RecordingWorld::ct_table(uint32_t netns) {
-  return keep("ct_table", json(netns), live_.ct_table(netns));
+RangeUsage RecordingWorld::ct_range_usage(uint32_t netns, const RangeQuery& q) {
+  return keep("ct_range_usage", json{{"netns", netns}, {"query", q}}, live_.ct_range_usage(netns, q));
 }
 TableSize RecordingWorld::table_size(uint32_t netns) { return keep("table_size", json(netns), live_.table_size(netns)); }
 std::vector<NatRule> RecordingWorld::nat_rules(uint32_t netns) {
@@ -107,8 +107,8 @@ std::optional<std::vector<CtCpuStats>> RecordedWorld::ct_stats() {
 std::optional<CtNetlinkEntry> RecordedWorld::ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) {
   return next<std::optional<CtNetlinkEntry>>("ct_find", tuple_key(netns, tuple, dir), std::nullopt);
 }
-std::vector<CtNetlinkEntry> RecordedWorld::ct_table(uint32_t netns) {
-  return next<std::vector<CtNetlinkEntry>>("ct_table", json(netns), {});
+RangeUsage RecordedWorld::ct_range_usage(uint32_t netns, const RangeQuery& q) {
+  return next<RangeUsage>("ct_range_usage", json{{"netns", netns}, {"query", q}}, {});
 }
 TableSize RecordedWorld::table_size(uint32_t netns) { return next<TableSize>("table_size", json(netns), {}); }
 std::vector<NatRule> RecordedWorld::nat_rules(uint32_t netns) {

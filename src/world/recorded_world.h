@@ -30,7 +30,7 @@ class RecordingWorld : public World {
   SourceCounts source_counts() override;
   std::optional<std::vector<CtCpuStats>> ct_stats() override;
   std::optional<CtNetlinkEntry> ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) override;
-  std::vector<CtNetlinkEntry> ct_table(uint32_t netns) override;
+  RangeUsage ct_range_usage(uint32_t netns, const RangeQuery& q) override;
   TableSize table_size(uint32_t netns) override;
   std::vector<NatRule> nat_rules(uint32_t netns) override;
   std::vector<NamedNetns> namespaces() override;
@@ -63,7 +63,7 @@ class RecordedWorld : public World {
   SourceCounts source_counts() override;
   std::optional<std::vector<CtCpuStats>> ct_stats() override;
   std::optional<CtNetlinkEntry> ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) override;
-  std::vector<CtNetlinkEntry> ct_table(uint32_t netns) override;
+  RangeUsage ct_range_usage(uint32_t netns, const RangeQuery& q) override;
   TableSize table_size(uint32_t netns) override;
   std::vector<NatRule> nat_rules(uint32_t netns) override;
   std::vector<NamedNetns> namespaces() override;

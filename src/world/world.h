@@ -77,7 +77,9 @@ class World {
   virtual std::optional<std::vector<CtCpuStats>> ct_stats() = 0;
   // The entry holding tuple in direction dir in a namespace, if any.
   virtual std::optional<CtNetlinkEntry> ct_find(uint32_t netns, const Tuple& tuple, TupleDir dir) = 0;
-  virtual std::vector<CtNetlinkEntry> ct_table(uint32_t netns) = 0;
+  // How much of a NAT range one destination uses (lookups or a kernel-filtered
+  // dump, never the whole table).
+  virtual RangeUsage ct_range_usage(uint32_t netns, const RangeQuery& q) = 0;
   virtual TableSize table_size(uint32_t netns) = 0;
   virtual std::vector<NatRule> nat_rules(uint32_t netns) = 0;
 

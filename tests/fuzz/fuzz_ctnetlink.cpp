@@ -22,7 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   natbpf::Addr lo, hi;
   for (const auto& e : entries) {
     lo = hi = e.ct.reply.dst;
-    (void)natbpf::count_range_usage(entries, e.ct.orig.proto, e.ct.orig.dst, e.ct.orig.dport, lo, hi, 0, 65535);
+    natbpf::RangeQuery q{e.ct.orig.proto, e.ct.orig.dst, e.ct.orig.dport, lo, hi, 0, 65535};
+    (void)natbpf::count_range_usage(entries, q);
+    (void)q.tuples();
   }
   (void)natbpf::CtStatsTotals::sum(stats);
   return 0;

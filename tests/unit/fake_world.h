@@ -14,7 +14,7 @@ class EmptyWorld : public World {
   SourceCounts source_counts() override { return {}; }
   std::optional<std::vector<CtCpuStats>> ct_stats() override { return std::nullopt; }
   std::optional<CtNetlinkEntry> ct_find(uint32_t, const Tuple&, TupleDir) override { return std::nullopt; }
-  std::vector<CtNetlinkEntry> ct_table(uint32_t) override { return {}; }
+  RangeUsage ct_range_usage(uint32_t, const RangeQuery&) override { return {}; }
   TableSize table_size(uint32_t) override { return {}; }
   std::vector<NatRule> nat_rules(uint32_t) override { return {}; }
   std::vector<NamedNetns> namespaces() override { return {}; }

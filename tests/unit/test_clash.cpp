@@ -319,9 +319,10 @@ TEST(CtLookup, RequestAndEntryRoundTrip) {
   EXPECT_EQ(*e->ct.timeout_s, 431999u);
   EXPECT_EQ(*e->tcp_state, 3);
   EXPECT_FALSE(e->start_ns);
-  EXPECT_EQ(count_range_usage({*e}, 6, *Addr::parse("127.0.0.1"), 8080, *Addr::parse("127.0.0.1"),
-                              *Addr::parse("127.0.0.1"), 40000, 40000),
-            1u);
+  RangeQuery q{6, *Addr::parse("127.0.0.1"), 8080, *Addr::parse("127.0.0.1"), *Addr::parse("127.0.0.1"), 40000, 40000};
+  EXPECT_EQ(count_range_usage({*e}, q), 1u);
+  q.dport = 8081;  // another destination's entries are not counted
+  EXPECT_EQ(count_range_usage({*e}, q), 0u);
 
   // Truncated: rejected, not read past the end.
   EXPECT_FALSE(parse_ct_message(nlh, 20));

@@ -63,9 +63,9 @@ class FakeWorld : public World {
     if (dir == TupleDir::Reply && t == winner().ct.reply) return winner();
     return std::nullopt;
   }
-  std::vector<CtNetlinkEntry> ct_table(uint32_t) override {
-    asked.push_back("ct_table");
-    return {winner()};
+  RangeUsage ct_range_usage(uint32_t, const RangeQuery& q) override {
+    asked.push_back("ct_range_usage");
+    return {count_range_usage({winner()}, q), "1 tuple lookups"};
   }
   TableSize table_size(uint32_t) override { return {1, 262144}; }
   std::vector<NatRule> nat_rules(uint32_t) override {
