@@ -59,8 +59,9 @@ std::string path_signature(const Journey& j) {
   return s;
 }
 
-Ruleset RulesetTexts::build() const {
-  Ruleset r = Ruleset::parse(nft);
+Ruleset RulesetTexts::build() const { return build(Ruleset::parse(nft)); }
+
+Ruleset RulesetTexts::build(Ruleset r) const {
   for (const auto& [family, save] : iptables_nft) r.add_iptables_syntax(family, save);
   for (const auto& [family, save] : iptables_legacy) r.add_chains(parse_legacy_save(save, family));
   return r;

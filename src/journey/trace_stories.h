@@ -28,6 +28,9 @@ struct RulesetTexts {
   std::map<std::string, std::string> iptables_nft, iptables_legacy;
 
   Ruleset build() const;
+  // The same, from nft already parsed (Ruleset::parse(nft)): a node's
+  // listing is parsed once.
+  Ruleset build(Ruleset parsed_nft) const;
   nlohmann::json to_json() const;
   static RulesetTexts from_json(const nlohmann::json& j);
 };

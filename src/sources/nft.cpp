@@ -3,10 +3,12 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/table.h>
 #include <linux/netfilter/nf_tables.h>
 #include <nftables/libnftables.h>
 #include <sys/socket.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -16,12 +18,13 @@
 
 namespace natbpf {
 
-Result<NftContext> NftContext::create(bool stateless) {
+Result<NftContext> NftContext::create(bool stateless, bool terse) {
   NftContext c;
   c.ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!c.ctx_) return Error{"cannot create an nftables context", "is nf_tables available in this kernel?"};
   // Stateless: rule text without counter values, so it reads like the rule the user wrote.
-  nft_ctx_output_set_flags(c.ctx_, NFT_CTX_OUTPUT_HANDLE | (stateless ? NFT_CTX_OUTPUT_STATELESS : 0));
+  nft_ctx_output_set_flags(c.ctx_, NFT_CTX_OUTPUT_HANDLE | (stateless ? NFT_CTX_OUTPUT_STATELESS : 0) |
+                                       (terse ? NFT_CTX_OUTPUT_TERSE : 0));
   nft_ctx_buffer_output(c.ctx_);
   nft_ctx_buffer_error(c.ctx_);
   return c;
@@ -56,6 +59,9 @@ namespace {
 struct MnlCloser {
   void operator()(mnl_socket* s) const { mnl_socket_close(s); }
 };
+struct TableFree {
+  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
+};
 struct GenFree {
   void operator()(nftnl_gen* g) const { nftnl_gen_free(g); }
 };
@@ -68,28 +74,52 @@ int on_gen(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-}  // namespace
-
-Result<uint32_t> nft_generation() {
+// One request to nf_tables on a socket of its own, each reply message
+// passed to cb (a dump: until NLMSG_DONE; else until cb has what it wants).
+Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* what, mnl_cb_t cb, void* data,
+                   const std::function<bool()>& done) {
   std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
   if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, seq);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, seq);
   if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
-    return Error{"nftables generation request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
-  std::optional<uint32_t> gen;
+    return Error{std::string("nftables ") + what + " request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
   unsigned portid = mnl_socket_get_portid(nl.get());
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
-    if (n < 0) return Error{"nftables generation reply: " + errno_name(errno), ""};
-    int r = mnl_cb_run(buf.data(), n, seq, portid, on_gen, &gen);
-    if (r < 0) return Error{"nftables generation: " + errno_name(errno), ""};
-    if (r == MNL_CB_STOP || gen) break;
+    if (n < 0) return Error{std::string("nftables ") + what + " reply: " + errno_name(errno), ""};
+    int r = mnl_cb_run(buf.data(), n, seq, portid, cb, data);
+    if (r < 0) return Error{std::string("nftables ") + what + ": " + errno_name(errno), ""};
+    if (r == MNL_CB_STOP || done()) return Ok{};
   }
+}
+
+int on_table(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
+  if (!table || nftnl_table_nlmsg_parse(nlh, table.get()) < 0) return MNL_CB_ERROR;
+  if (const char* name = nftnl_table_get_str(table.get(), NFTNL_TABLE_NAME))
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Result<uint32_t> nft_generation() {
+  std::optional<uint32_t> gen;
+  auto st = nft_request(NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, "generation", on_gen, &gen,
+                        [&gen] { return gen.has_value(); });
+  if (!st) return st.error();
   if (!gen) return Error{"nftables generation: no NFTA_GEN_ID in the reply", ""};
   return *gen;
+}
+
+Result<std::vector<std::string>> nft_table_names(uint16_t family) {
+  std::vector<std::string> names;
+  auto st = nft_request(NFT_MSG_GETTABLE, family, NLM_F_DUMP, "table list", on_table, &names, [] { return false; });
+  if (!st) return st.error();
+  return names;
 }
 
 }  // namespace natbpf

@@ -2,6 +2,7 @@
 
 #include "util/text.h"
 
+#include <linux/netfilter.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,18 +45,13 @@ std::string trace_match_expression(const TraceMatch& m) {
 namespace {
 
 // Deletes natbpf tables left by processes that no longer exist (kernels
-// without the owner flag, after a SIGKILL).
+// without the owner flag, after a SIGKILL). The names come from a table dump,
+// not `list tables`: that would read the whole ruleset before natbpf is ready.
 void remove_stale_tables(NftContext& nft) {
-  auto out = nft.run("list tables inet");
-  if (!out) return;
-  std::istringstream in(*out);
-  std::string line;
-  const std::string head = "table inet ";
-  while (std::getline(in, line)) {
-    // "table inet natbpf_<pid>" exactly: a user's table is never touched.
-    if (line.rfind(head, 0) != 0) continue;
-    std::string name = trim(line.substr(head.size()));
-    if (!name.empty() && name.back() == '{') name = trim(name.substr(0, name.size() - 1));
+  auto names = nft_table_names(NFPROTO_INET);
+  if (!names) return;
+  for (const auto& name : *names) {
+    // "natbpf_<pid>" exactly: a user's table is never touched.
     auto pid = natbpf_owner_pid(name);
     if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
     (void)nft.run("delete table inet " + name);

@@ -70,7 +70,7 @@ class LiveTraceWorld {
     RulesetTexts texts;
     Ruleset ruleset;
   };
-  static Result<Pending> read_all(NftContext& nft, const std::vector<std::string>& families, LegacyCopies copies);
+  static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);

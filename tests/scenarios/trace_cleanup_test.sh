@@ -31,6 +31,30 @@ for sig in INT TERM KILL; do
 	[ "$sig" = KILL ] || [ ! -e "$ready" ] || fail "ready file left behind after SIG$sig"
 done
 
+# A trace table of a run that is gone (a kernel without the owner flag,
+# after SIGKILL) is removed at the next start, found by a table dump; tables
+# of a live process and a user's tables whose names only look like natbpf's
+# stay.
+sh -c 'exit 0' &
+dead=$!
+wait $dead
+kill -0 $dead 2>/dev/null && fail "pid $dead is alive again: cannot stand for a dead run"
+for t in "natbpf_$dead" "natbpf_$$" natbpf_${dead}x mynatbpf_$dead; do
+	ip netns exec "$ns" nft add table inet "$t" || fail "cannot add table inet $t"
+done
+ready=$SCEN_TMP/ready-stale
+$NATBPF trace --netns "$ns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/out-stale" 2>&1 &
+pid=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/out-stale"; fail "natbpf did not get ready (stale table)"; }
+tables=$(ip netns exec "$ns" nft list tables inet)
+kill -INT $pid
+wait $pid || fail "natbpf exited $? after SIGINT (stale table)"
+grep -qx "table inet natbpf_$dead" <<<"$tables" && fail "the dead run's table natbpf_$dead was not removed"
+for t in "natbpf_$$" natbpf_${dead}x mynatbpf_$dead "natbpf_$pid"; do
+	grep -qx "table inet $t" <<<"$tables" || fail "table inet $t is gone: natbpf removed a table not left by a dead run"
+done
+for t in "natbpf_$$" natbpf_${dead}x mynatbpf_$dead; do ip netns exec "$ns" nft delete table inet "$t"; done
+
 # iptables-legacy TRACE: its rule and the nf_log setting it changes are
 # given back after SIGINT and SIGTERM; after SIGKILL the next run removes
 # the dead run's rule and restores the user's nf_log value, which natbpf

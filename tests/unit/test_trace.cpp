@@ -95,6 +95,29 @@ TEST(Ruleset, IptablesNftSyntaxByPosition) {
   EXPECT_EQ(rs.rule("ip", "filter", "FORWARD", 4)->iptables, "-A FORWARD -j DROP");
 }
 
+// The live world parses a node's listing once and builds the snapshot from
+// that parse; a recording is built from its texts: both must be one snapshot.
+TEST(Ruleset, BuiltFromParsedNftAsFromTexts) {
+  RulesetTexts texts;
+  texts.nft = R"(table ip filter { # handle 2
+	chain FORWARD { # handle 2
+		type filter hook forward priority filter; policy accept;
+		ct state related,established counter accept # handle 3
+		counter drop # handle 4
+	}
+}
+)";
+  texts.iptables_nft["ip"] = "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -j DROP\nCOMMIT\n";
+  texts.iptables_legacy["ip"] = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j ACCEPT\nCOMMIT\n";
+  for (const Ruleset& rs : {texts.build(), texts.build(Ruleset::parse(texts.nft))}) {
+    ASSERT_NE(rs.rule("ip", "filter", "FORWARD", 4), nullptr);
+    EXPECT_EQ(rs.rule("ip", "filter", "FORWARD", 4)->iptables, "-A FORWARD -j DROP");
+    ASSERT_NE(rs.chain("ip", "raw", "PREROUTING"), nullptr);
+    EXPECT_EQ(rs.chain("ip", "raw", "PREROUTING")->rules.at(0).iptables, "-A PREROUTING -p tcp -j ACCEPT");
+    EXPECT_EQ(rs.chains().size(), 2u);
+  }
+}
+
 TEST(SetLookup, ConcatenatedKeyFromPacket) {
   auto k = set_lookup_key("meta nfproto ipv4 ip daddr . tcp dport @allow_in accept",
                           tcp("10.2.1.2", 40000, "192.168.70.10", 22));
