@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes docs/benchmarks.md: user-space pipeline
 # throughput (Google Benchmark), saved logs told by explain --log
-# (bench/logs.sh), metrics scrapes (bench/scrape.sh), clash's range usage
+# (bench/logs.sh), metrics scrapes (bench/scrape.sh), trace on kube-proxy
+# nodes of 2k/20k/100k rules (bench/nodesize.sh), clash's range usage
 # beside a big conntrack table (bench/conntrack_scale.sh), kernel-side
 # overhead (bench/overhead.sh) and kernel time per BPF program run
 # (bench/progcost.sh).
@@ -18,6 +19,7 @@ progcost=$(bash bench/progcost.sh build 200000)
 startup=$(bash bench/startup.sh build 7)
 scrape=$(bash bench/scrape.sh build 9 1 25 100 500)
 ctscale=$(bash bench/conntrack_scale.sh build 9 0 200000 | tail -n +2)
+nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 base=$(awk '$1=="baseline"{print $2}' <<<"$overhead")
 ctbase=$(awk '$1=="baseline-conntrack"{print $2}' <<<"$overhead")
 fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
@@ -61,6 +63,24 @@ fwbase=$(awk '$1=="baseline-forward"{print $2}' <<<"$overhead")
 	while read -r n ms cpu series bytes; do
 		echo "| $n | $ms | $cpu | $series | $bytes |"
 	done <<<"$scrape"
+	echo
+	echo "## Trace on a node's worth of rules (bench/nodesize.sh)"
+	echo
+	echo "\`natbpf trace --netns NODE --dport 52000 --duration 10s\` in the seed 003"
+	echo "incident inside a kube-proxy-shaped ruleset (scripts/scenarios/kubeproxy.sh)"
+	echo "per backend and size; two connection attempts, each a SYN and its"
+	echo "retransmission, all dropped. ready: exec to ready file; CPU: natbpf's"
+	echo "utime+stime as % of one core, over the whole run and over ready to exit;"
+	echo "peak RSS: VmHWM; told: packet stories / SYNs sent; right rule: every story"
+	echo "names the drop rule. Targets (issue 14): ready < 250 ms, < 5 % of a core"
+	echo "while tracing, peak RSS < 40 MB, every SYN told once by the right rule."
+	echo
+	echo "| backend | rules | ready (ms) | CPU % | CPU % tracing | peak RSS | told | right rule | setup (ms) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	while read -r backend rules ready cpu rss stories syns right cput setup; do
+		[ "$rss" = - ] || rss="$((rss / 1024)) MB"
+		echo "| $backend | $rules | $ready | $cpu | $cput | $rss | $stories / $syns | $right | $setup |"
+	done <<<"$nodesize"
 	echo
 	echo "## Clash range usage beside a big conntrack table (bench/conntrack_scale.sh)"
 	echo
