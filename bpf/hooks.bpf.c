@@ -273,6 +273,31 @@ static __always_inline void count_hook_drop(__u8 origin, struct sk_buff *skb, __
 		emit_hook_drop(origin, skb, hook, pf, n, in, out, net, ret);
 }
 
+/* trace: kfree_skb saw this skb's nf_trace bit set (traced_drop_seen) just
+ * before nf_hook_slow returned its drop: only a traced packet's hook drop is
+ * sent. Without it a flood to the traced port filled the ring buffer on the
+ * fentry and kprobe paths while the marking rule's rate limit let only a few
+ * packets be traced. The skb is freed by then: its bit cannot be read here. */
+static __always_inline bool traced_drop_taken(struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct nb_drop_stash *stash = bpf_map_lookup_elem(&drop_stash, &zero);
+
+	if (!stash || stash->skb != (__u64)skb)
+		return false;
+	stash->skb = 0;
+	return true;
+}
+
+static __always_inline void traced_drop_seen(struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct nb_drop_stash *stash = bpf_map_lookup_elem(&drop_stash, &zero);
+
+	if (stash)
+		stash->skb = (__u64)skb;
+}
+
 /* A negative return means the packet was dropped and the skb freed; never
  * dereference skb here. state and e stay valid (caller's stack, RCU). */
 SEC("fexit/nf_hook_slow")
@@ -290,7 +315,7 @@ int BPF_PROG(hook_slow_fexit, struct sk_buff *skb, struct nf_hook_state *state, 
 		count_hook_drop(NB_ORIGIN_FENTRY, skb, nb_state_hook(state), nb_state_pf(state),
 				BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 				BPF_CORE_READ(state, out), net, ret);
-	else
+	else if (!cfg_traced_only || traced_drop_taken(skb))
 		emit_hook_drop(NB_ORIGIN_FENTRY, skb, nb_state_hook(state), nb_state_pf(state),
 			       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 			       BPF_CORE_READ(state, out), net, ret);
@@ -345,7 +370,8 @@ int BPF_KRETPROBE(hook_slow_kretprobe, int ret)
 			count_hook_drop(NB_ORIGIN_KPROBE, a->skb, nb_state_hook(state), nb_state_pf(state),
 					BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 					BPF_CORE_READ(state, out), net, ret);
-		else if (!cfg_netns || nb_net_ino(net) == cfg_netns)
+		else if ((!cfg_netns || nb_net_ino(net) == cfg_netns) &&
+			 (!cfg_traced_only || traced_drop_taken(a->skb)))
 			emit_hook_drop(NB_ORIGIN_KPROBE, a->skb, nb_state_hook(state), nb_state_pf(state),
 				       BPF_CORE_READ(e, num_hook_entries), BPF_CORE_READ(state, in),
 				       BPF_CORE_READ(state, out), net, ret);
@@ -370,6 +396,8 @@ static __always_inline void handle_kfree_skb(__u8 origin, struct sk_buff *skb, v
 		return;
 	if (cfg_traced_only && bpf_core_field_exists(skb->nf_trace) && !BPF_CORE_READ_BITFIELD_PROBED(skb, nf_trace))
 		return;
+	if (cfg_traced_only)
+		traced_drop_seen(skb);
 	if (cfg_clash_only && !clash_candidate(skb, nfct_raw))
 		return;
 	/* Filter on the stack first: most drops on a busy host are not the
