@@ -27,11 +27,7 @@ count=${2:-300000}
 natbpf=$build/natbpf
 flood=$build/udpflood
 floor=$build/kfree_floor
-ns=nbbench$$
-ctns=${ns}ct
-fwc=${ns}fc
-fwr=${ns}fr
-fws=${ns}fs
+source "$(dirname "$0")/topology.sh"
 cleanup() {
 	# Every step, whatever the one before returned: under set -e a failed
 	# kill or wait (a process already gone) ended the trap before the
@@ -40,42 +36,11 @@ cleanup() {
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "${sink:-}" ] && kill "$sink" 2>/dev/null && wait "$sink" 2>/dev/null
 	[ -n "${scraper:-}" ] && kill "$scraper" 2>/dev/null
-	for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do ip netns del "$n" 2>/dev/null || true; done
+	bench_topology_down
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do
-	ip netns add "$n"
-	ip -n "$n" link set lo up
-done
-ip netns exec "$ns" nft add table inet b
-ip netns exec "$ns" nft 'add chain inet b out { type filter hook output priority 0; }'
-ip netns exec "$ns" nft add rule inet b out udp dport 9 drop
-ip netns exec "$ctns" nft add table inet b
-ip netns exec "$ctns" nft 'add chain inet b out { type filter hook output priority 0; }'
-ip netns exec "$ctns" nft add rule inet b out ct state new udp dport 9 drop
-# The forwarded path: client 10.77.0.2 -> router 10.77.0.1:80, DNATed to
-# the server 10.78.0.9:8080.
-ip link add fwc0 netns "$fwc" type veth peer name fwr0 netns "$fwr"
-ip -n "$fwc" addr add 10.77.0.2/24 dev fwc0
-ip -n "$fwc" link set fwc0 up
-ip -n "$fwr" addr add 10.77.0.1/24 dev fwr0
-ip -n "$fwr" link set fwr0 up
-ip link add fwr1 netns "$fwr" type veth peer name fws0 netns "$fws"
-ip -n "$fwr" addr add 10.78.0.1/24 dev fwr1
-ip -n "$fwr" link set fwr1 up
-ip -n "$fws" addr add 10.78.0.9/24 dev fws0
-ip -n "$fws" link set fws0 up
-ip -n "$fws" route add default via 10.78.0.1
-ip netns exec "$fwr" sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$fwr" nft -f - <<'NFT'
-table ip nat {
-	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
-		udp dport 80 dnat to 10.78.0.9:8080
-	}
-}
-NFT
+bench_topology_up nbbench$$
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 measure() { # NS ADDR PORT

@@ -20,40 +20,18 @@ rows=${*:-floor drops trace clash-conntrack trace-forward clash-forward}
 natbpf=${NATBPF:-$build/natbpf}
 flood=$build/udpflood
 floor=$build/kfree_floor
-ns=nbcost$$
-ctns=${ns}ct
-fwc=${ns}fc
-fwr=${ns}fr
-fws=${ns}fs
+source "$(dirname "$0")/topology.sh"
 stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
 	set +e
 	[ -n "${pid:-}" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "${sink:-}" ] && kill "$sink" 2>/dev/null && wait "$sink" 2>/dev/null
-	for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do ip netns del "$n" 2>/dev/null; done
+	bench_topology_down
 	sysctl -qw kernel.bpf_stats_enabled="$stats_was"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-for n in "$ns" "$ctns" "$fwc" "$fwr" "$fws"; do
-	ip netns add "$n"
-	ip -n "$n" link set lo up
-done
-ip netns exec "$ns" nft 'add table inet b; add chain inet b out { type filter hook output priority 0; }; add rule inet b out udp dport 9 drop'
-ip netns exec "$ctns" nft 'add table inet b; add chain inet b out { type filter hook output priority 0; }; add rule inet b out ct state new udp dport 9 drop'
-ip link add fwc0 netns "$fwc" type veth peer name fwr0 netns "$fwr"
-ip link add fwr1 netns "$fwr" type veth peer name fws0 netns "$fws"
-ip -n "$fwc" addr add 10.77.0.2/24 dev fwc0
-ip -n "$fwr" addr add 10.77.0.1/24 dev fwr0
-ip -n "$fwr" addr add 10.78.0.1/24 dev fwr1
-ip -n "$fws" addr add 10.78.0.9/24 dev fws0
-for l in "$fwc fwc0" "$fwr fwr0" "$fwr fwr1" "$fws fws0"; do
-	set -- $l
-	ip -n "$1" link set "$2" up
-done
-ip -n "$fws" route add default via 10.78.0.1
-ip netns exec "$fwr" sysctl -qw net.ipv4.ip_forward=1
-ip netns exec "$fwr" nft 'add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; add rule ip nat pre udp dport 80 dnat to 10.78.0.9:8080'
+bench_topology_up nbcost$$
 ip netns exec "$fws" "$build/udpsink" 8080 >/dev/null &
 sink=$!
 sysctl -qw kernel.bpf_stats_enabled=1
