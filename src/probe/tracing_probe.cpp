@@ -6,36 +6,19 @@
 
 #include <cerrno>
 #include <cstring>
-#include <utility>
 #include <vector>
+
+#include "util/fd.h"
 
 namespace natbpf {
 namespace {
 
-class OwnedFd {
- public:
-  explicit OwnedFd(int fd = -1) : fd_(fd) {}
-  OwnedFd(OwnedFd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  OwnedFd(const OwnedFd&) = delete;
-  OwnedFd& operator=(OwnedFd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~OwnedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // The kernel's BTF object of a module (by name), as a file descriptor for
 // attach_btf_obj_fd: module type ids are only unique together with it.
-OwnedFd module_btf_fd(const std::string& module) {
+Fd module_btf_fd(const std::string& module) {
   __u32 id = 0;
   while (bpf_btf_get_next_id(id, &id) == 0) {
-    OwnedFd fd(bpf_btf_get_fd_by_id(id));
+    Fd fd(bpf_btf_get_fd_by_id(id));
     if (fd.get() < 0) continue;  // gone meanwhile
     char name[64] = {};
     bpf_btf_info info{};
@@ -44,7 +27,7 @@ OwnedFd module_btf_fd(const std::string& module) {
     __u32 len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.kernel_btf && module == name) return fd;
   }
-  return OwnedFd();
+  return Fd();
 }
 
 bpf_attach_type attach_type(TracingKind kind) {
@@ -60,7 +43,7 @@ bpf_attach_type attach_type(TracingKind kind) {
 
 TracingProbe probe_tracing(std::initializer_list<TracingKind> kinds, const BtfTarget& target) {
   TracingProbe result;
-  OwnedFd module_fd;
+  Fd module_fd;
   if (!target.module.empty()) {
     module_fd = module_btf_fd(target.module);
     if (module_fd.get() < 0) {
@@ -73,7 +56,7 @@ TracingProbe probe_tracing(std::initializer_list<TracingKind> kinds, const BtfTa
       {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
       {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
   };
-  std::vector<OwnedFd> progs, links;
+  std::vector<Fd> progs, links;
   for (TracingKind kind : kinds) {
     bpf_prog_load_opts opts{};
     opts.sz = sizeof(opts);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fd.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -17,17 +18,6 @@ uint32_t inode_of(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) return 0;
   return static_cast<uint32_t>(st.st_ino);
 }
-
-// Closes the descriptor on every path out.
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 }  // namespace
 
@@ -69,14 +59,14 @@ bool NetnsIndex::run_in(uint32_t inode, const std::function<void()>& fn) {
   if (path.empty()) return false;
   Fd home(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   Fd there(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (home.fd < 0 || there.fd < 0) return false;
+  if (home.get() < 0 || there.get() < 0) return false;
   struct stat st {};
-  if (fstat(there.fd, &st) != 0 || static_cast<uint32_t>(st.st_ino) != inode) return false;
-  if (setns(there.fd, CLONE_NEWNET) != 0) return false;
+  if (fstat(there.get(), &st) != 0 || static_cast<uint32_t>(st.st_ino) != inode) return false;
+  if (setns(there.get(), CLONE_NEWNET) != 0) return false;
   fn();
   // Going home cannot fail for a root process that came from there; if it
   // did, every later lookup would read the wrong namespace, so stop hard.
-  if (setns(home.fd, CLONE_NEWNET) != 0) std::abort();
+  if (setns(home.get(), CLONE_NEWNET) != 0) std::abort();
   return true;
 }
 
