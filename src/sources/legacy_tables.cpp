@@ -17,8 +17,10 @@
 namespace natbpf {
 
 std::vector<std::string> legacy_table_names(const std::string& family) {
-  // Per network namespace: /proc/net follows the reading thread's namespace.
-  std::ifstream in(family == "ip6" ? "/proc/net/ip6_tables_names" : "/proc/net/ip_tables_names");
+  // The calling thread's namespace (/proc/net is the thread group leader's);
+  // no file when x_tables is not loaded there.
+  std::ifstream in(family == "ip6" ? "/proc/thread-self/net/ip6_tables_names"
+                                   : "/proc/thread-self/net/ip_tables_names");
   std::vector<std::string> names;
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) names.push_back(line);

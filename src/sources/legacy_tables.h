@@ -23,7 +23,7 @@ struct LegacyTableInfo {
   bool operator==(const LegacyTableInfo&) const = default;
 };
 
-// The tables of the current network namespace that exist (and only those:
+// The tables of the calling thread's network namespace that exist (and only those:
 // asking for another would make the kernel load, so create, it), in the
 // order iptables-legacy-save lists them. family "ip" or "ip6".
 std::vector<std::string> legacy_table_names(const std::string& family);

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "probe/drop_reasons.h"
+#include "sources/legacy_tables.h"
 #include "sources/nft.h"
 #include "sources/ruleset.h"
 #include "util/runtime.h"
@@ -25,14 +26,6 @@ std::optional<uint64_t> read_number(const char* path) {
   uint64_t v;
   if (in >> v) return v;
   return std::nullopt;
-}
-
-// Whether the calling thread's namespace has iptables-legacy tables of a
-// family: the names x_tables lists (no file: the module is not loaded).
-bool has_legacy_tables(const std::string& family) {
-  std::ifstream in(family == "ip6" ? "/proc/thread-self/net/ip6_tables_names" : "/proc/thread-self/net/ip_tables_names");
-  std::string name;
-  return static_cast<bool>(in >> name);
 }
 
 bool is_xtables_table(const std::string& table) {
@@ -74,7 +67,7 @@ std::vector<IptRuleCounter> iptables_counters(const std::optional<std::vector<Nf
   for (const char* backend : {"iptables-legacy", "iptables-nft"})
     for (const char* family : {"ip", "ip6"}) {
       bool legacy = backend == std::string("iptables-legacy");
-      if (legacy ? !has_legacy_tables(family) : !has_xtables(family)) continue;
+      if (legacy ? legacy_table_names(family).empty() : !has_xtables(family)) continue;
       std::string tool = std::string(family == std::string("ip6") ? "ip6tables" : "iptables") +
                          (backend == std::string("iptables-legacy") ? "-legacy-save" : "-nft-save");
       auto [status, out] = run_program({tool, "-c"});
