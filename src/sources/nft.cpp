@@ -3,7 +3,9 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <nftables/libnftables.h>
 #include <sys/socket.h>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "util/libbpf_quiet.h"
+#include "util/names.h"
 
 namespace natbpf {
 
@@ -62,6 +65,9 @@ struct MnlCloser {
 struct TableFree {
   void operator()(nftnl_table* t) const { nftnl_table_free(t); }
 };
+struct SetFree {
+  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
+};
 struct GenFree {
   void operator()(nftnl_gen* g) const { nftnl_gen_free(g); }
 };
@@ -104,7 +110,25 @@ int on_table(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
+using SetCounts = std::map<std::pair<std::string, std::string>, size_t>;
+
+int on_set(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
+  if (!set || nftnl_set_nlmsg_parse(nlh, set.get()) < 0) return MNL_CB_ERROR;
+  const char* table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
+  if (table && nftnl_set_is_set(set.get(), NFTNL_SET_FAMILY))
+    (*static_cast<SetCounts*>(data))[{family_name(nftnl_set_get_u32(set.get(), NFTNL_SET_FAMILY)), table}]++;
+  return MNL_CB_OK;
+}
+
 }  // namespace
+
+Result<SetCounts> nft_set_counts() {
+  SetCounts counts;
+  auto st = nft_request(NFT_MSG_GETSET, NFPROTO_UNSPEC, NLM_F_DUMP, "set list", on_set, &counts, [] { return false; });
+  if (!st) return st.error();
+  return counts;
+}
 
 Result<uint32_t> nft_generation() {
   std::optional<uint32_t> gen;

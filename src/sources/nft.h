@@ -2,6 +2,7 @@
 // the network namespace the calling thread is in when it is created.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <cstdint>
 #include <string>
@@ -41,5 +42,12 @@ Result<uint32_t> nft_generation();
 // `list tables` fills its whole cache first (every chain, rule and set
 // element: 0.5 s on 20000 kube-proxy rules).
 Result<std::vector<std::string>> nft_table_names(uint16_t family);
+
+// How many sets and maps (named and anonymous) each nftables table of the
+// current namespace holds, keyed by (family name, table), from one
+// NFT_MSG_GETSET dump. libnftables 1.0.6 fetches the elements of every set
+// of a table, one request each, to list a single chain of it: 170 ms per
+// chain in kube-proxy's nftables table of 20000 rules (2500 anonymous vmaps).
+Result<std::map<std::pair<std::string, std::string>, size_t>> nft_set_counts();
 
 }  // namespace natbpf

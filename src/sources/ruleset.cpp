@@ -87,8 +87,7 @@ Ruleset Ruleset::parse(const std::string& text) {
       table = w[2];
       current = nullptr;
     } else if (w[0] == "chain" && w.size() >= 2) {
-      rs.push_chain(ChainInfo{family, table, w[1], {}, {}, {}, {}, {}});
-      current = &rs.chains_.back();
+      current = rs.put_chain(ChainInfo{family, table, w[1], {}, {}, {}, {}, {}});
     } else if (w[0] == "}") {
       current = nullptr;
     } else if ((w[0] == "set" || w[0] == "map" || w[0] == "flowtable" || w[0] == "counter" || w[0] == "quota" ||
@@ -118,6 +117,20 @@ Ruleset Ruleset::parse(const std::string& text) {
 void Ruleset::push_chain(ChainInfo c) {
   by_name_.emplace(chain_key(c.family, c.table, c.name), chains_.size());
   chains_.push_back(std::move(c));
+}
+
+ChainInfo* Ruleset::put_chain(ChainInfo c) {
+  if (const ChainInfo* old = chain(c.family, c.table, c.name)) {
+    ChainInfo& slot = chains_[old - chains_.data()];
+    slot = std::move(c);
+    return &slot;
+  }
+  push_chain(std::move(c));
+  return &chains_.back();
+}
+
+void Ruleset::put_chains(Ruleset listed) {
+  for (auto& c : listed.chains_) put_chain(std::move(c));
 }
 
 const ChainInfo* Ruleset::chain(const std::string& family, const std::string& table, const std::string& name) const {

@@ -30,7 +30,9 @@ struct ChainInfo {
 
 class Ruleset {
  public:
-  // Parses `nft -a list ruleset` text.
+  // Parses `nft -a list ruleset` text, or listings of single chains one
+  // after another (`list chains`, then `list chain` of some): a chain
+  // listed again replaces what an earlier listing said of it.
   static Ruleset parse(const std::string& text);
 
   const ChainInfo* chain(const std::string& family, const std::string& table, const std::string& name) const;
@@ -39,6 +41,9 @@ class Ruleset {
   const std::vector<ChainInfo>& chains() const { return chains_; }
   // Chains from elsewhere (iptables-legacy), unless nftables has the same name.
   void add_chains(std::vector<ChainInfo> chains);
+  // The chains of a later listing, each replacing its namesake (as parse
+  // does with both listings one after the other).
+  void put_chains(Ruleset listed);
 
   // iptables-nft keeps its rules in nftables tables; iptables-save lists them
   // in the same order, so the n-th "-A CHAIN" line of a table is the n-th
@@ -49,6 +54,7 @@ class Ruleset {
 
  private:
   void push_chain(ChainInfo c);
+  ChainInfo* put_chain(ChainInfo c);
 
   std::vector<ChainInfo> chains_;
   // hash of (family, table, name) -> index in chains_: chain() runs for every

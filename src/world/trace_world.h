@@ -10,6 +10,8 @@
 #include <future>
 #include <memory>
 #include <map>
+#include <set>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,12 +33,15 @@ class LiveTraceWorld {
   // iptables-legacy-save from then on.
   void set_legacy_families(std::function<std::vector<std::string>()> families) { legacy_families_ = std::move(families); }
 
-  // Reads the ruleset again (and records it).
-  Status refresh_ruleset();
-  // Reads the whole ruleset on a worker thread, once natbpf's own tables
-  // and TRACE rules are in (so their generation is the snapshot's), so that
+  // Reads the ruleset again (and records it): the chains, or with `whole`
+  // every rule.
+  Status refresh_ruleset(bool whole = false);
+  // Reads the ruleset's chains (or, on a node whose table holds many sets,
+  // the whole ruleset) on a worker thread, once natbpf's own tables and
+  // TRACE rules are in (so their generation is the snapshot's), so that
   // start-up and the event loop do not wait for a node's worth of rules.
-  // The result is installed by poll() (on the loop's tick) or by the first
+  // The rules of a chain are listed when a story first crosses it. The
+  // result is installed by poll() (on the loop's tick) or by the first
   // question that needs the ruleset, which then waits for it. With a
   // recording the read is done at once: it holds the ruleset before any event.
   void start_reading();
@@ -66,11 +71,14 @@ class LiveTraceWorld {
   // A read's result.
   struct Pending {
     uint32_t gen = 0;  // nftables generation, asked before the listing
+    bool whole = false;  // every rule listed (else the chains only)
+    std::map<std::pair<std::string, std::string>, size_t> set_counts;  // (family, table) -> sets
     LegacyCopies copies;
     RulesetTexts texts;
     Ruleset ruleset;
   };
-  static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies);
+  static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies, bool whole);
+  bool list_chains_of(const Journey& j);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
@@ -92,6 +100,11 @@ class LiveTraceWorld {
   std::future<Result<Pending>> pending_;  // a background read of the legacy tables
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
+  bool whole_ = false;        // every nftables rule is in the snapshot
+  // (family, table, chain) of the nftables chains whose rules are listed
+  using ChainKey = std::tuple<std::string, std::string, std::string>;
+  std::set<ChainKey> listed_;
+  std::map<std::pair<std::string, std::string>, size_t> set_counts_;  // (family, table) -> sets
   // Read by a thread started with the world: the kernel formats
   // /proc/kallsyms slowly, and neither start-up nor the event loop (whose
   // receive times join the stories) may wait for it.

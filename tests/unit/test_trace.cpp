@@ -118,6 +118,50 @@ TEST(Ruleset, BuiltFromParsedNftAsFromTexts) {
   }
 }
 
+// The live world lists the chains first (no rules), then the rules of the
+// chains a story crossed, one `list chain` and `iptables-nft -S CHAIN` each,
+// appended to the texts: the later listing of a chain replaces the earlier,
+// in the live snapshot (put_chains) as in one built from the texts.
+TEST(Ruleset, ChainListedAgainReplacesItsHeader) {
+  RulesetTexts texts;
+  texts.nft = R"(table ip filter {
+	chain INPUT { # handle 1
+		type filter hook input priority filter; policy accept;
+	}
+	chain FORWARD { # handle 2
+		type filter hook forward priority filter; policy drop;
+	}
+}
+)";
+  const std::string forward = R"(table ip filter {
+	chain FORWARD { # handle 2
+		type filter hook forward priority filter; policy drop;
+		ct state related,established counter accept # handle 3
+		counter drop # handle 4
+	}
+}
+)";
+  const std::string save = "*filter\n-P FORWARD DROP\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+                           "-A FORWARD -j DROP\nCOMMIT\n";
+  Ruleset live = Ruleset::parse(texts.nft);
+  ASSERT_NE(live.chain("ip", "filter", "FORWARD"), nullptr);
+  EXPECT_TRUE(live.chain("ip", "filter", "FORWARD")->rules.empty());
+  live.put_chains(Ruleset::parse(forward));
+  live.add_iptables_syntax("ip", save);
+  texts.nft += forward;
+  texts.iptables_nft["ip"] += save;
+  for (const Ruleset& rs : {live, texts.build()}) {
+    EXPECT_EQ(rs.chains().size(), 2u);
+    const ChainInfo* c = rs.chain("ip", "filter", "FORWARD");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->hook, "forward");
+    EXPECT_EQ(c->policy, "drop");
+    ASSERT_EQ(c->rules.size(), 2u);
+    EXPECT_EQ(c->rules[1].iptables, "-A FORWARD -j DROP");
+    EXPECT_EQ(rs.chain("ip", "filter", "INPUT")->hook, "input");
+  }
+}
+
 TEST(SetLookup, ConcatenatedKeyFromPacket) {
   auto k = set_lookup_key("meta nfproto ipv4 ip daddr . tcp dport @allow_in accept",
                           tcp("10.2.1.2", 40000, "192.168.70.10", 22));

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# trace reads only the chains a story crossed: the chains' names and hooks at
+# start, then each crossed chain's rules (nft `list chain`, and for an
+# iptables-nft table `iptables-nft -S CHAIN`), not the node's whole ruleset.
+# In an iptables-nft namespace a UDP packet to port 9 is dropped in APP,
+# reached from OUTPUT; UNRELATED (a rule for port 5555) is never crossed.
+# The recording, which holds every ruleset text the run read, must name APP's
+# rule and not UNRELATED's, and explain must tell the same story from it.
+# Then a chain named "counter" (an nft keyword: `list chain ip filter
+# counter` is a syntax error in nft) drops port 10: the run falls back to
+# the whole ruleset and still names the rule.
+source "$(dirname "$0")/lib.sh"
+command -v iptables-nft >/dev/null || fail "iptables-nft is missing: run scripts/setup.sh"
+
+ns=$(scen_netns chains) || fail "cannot create a namespace"
+ipt() { ip netns exec "$ns" iptables-nft "$@" || fail "iptables-nft $* failed"; }
+ipt -N APP
+ipt -A APP -p udp --dport 9 -j DROP
+ipt -N UNRELATED
+ipt -A UNRELATED -p tcp --dport 5555 -j ACCEPT
+ipt -A OUTPUT -p udp -j APP
+ipt -A INPUT -p tcp -j UNRELATED
+
+# same_stories NAME: explain of the recording, as an unprivileged user,
+# tells the live run's stories.
+same_stories() {
+	chmod 755 "$SCEN_TMP"
+	chmod 644 "$SCEN_TMP/$1.rec"
+	setpriv --reuid=65534 --regid=65534 --clear-groups $NATBPF explain "$SCEN_TMP/$1.rec" --json >"$SCEN_TMP/$1.offline" 2>&1 ||
+		{ cat "$SCEN_TMP/$1.offline"; fail "natbpf explain failed"; }
+	jq -s '[.[] | select(.type == "packet")]' "$SCEN_TMP/$1.jsonl" >"$SCEN_TMP/$1.live.packets"
+	jq -s '[.[] | select(.type == "packet")]' "$SCEN_TMP/$1.offline" >"$SCEN_TMP/$1.offline.packets"
+	cmp -s "$SCEN_TMP/$1.live.packets" "$SCEN_TMP/$1.offline.packets" || {
+		diff "$SCEN_TMP/$1.live.packets" "$SCEN_TMP/$1.offline.packets" | head -20
+		fail "explain told other stories than the live run"
+	}
+}
+
+# trace_one PORT NAME: traces a UDP datagram to PORT with --record; the
+# stories in $SCEN_TMP/NAME.jsonl, the recording in $SCEN_TMP/NAME.rec.
+trace_one() {
+	local port=$1 name=$2 ready=$SCEN_TMP/$2.ready pid
+	scen_bg $NATBPF trace --netns "$ns" --dport "$port" --json --duration 30 --record "$SCEN_TMP/$name.rec" \
+		--ready-file "$ready" >"$SCEN_TMP/$name.jsonl" 2>"$SCEN_TMP/$name.err"
+	pid=$!
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/$name.err"; fail "natbpf trace did not get ready"; }
+	ip netns exec "$ns" bash -c "echo x >/dev/udp/127.0.0.1/$port" 2>/dev/null
+	for _ in $(seq 50); do
+		grep -q '"type":"packet"' "$SCEN_TMP/$name.jsonl" && break
+		sleep 0.1
+	done
+	sleep 0.5
+	kill -INT "$pid"
+	wait "$pid" || { cat "$SCEN_TMP/$name.err"; fail "natbpf trace exited $?"; }
+	jq -s . "$SCEN_TMP/$name.jsonl" >"$SCEN_TMP/$name.all" || fail "the output is not JSON lines"
+	# Every ruleset text the run read (each record holds what it knew then).
+	jq -s '[.[] | select(.t == "ruleset")] | last' "$SCEN_TMP/$name.rec" >"$SCEN_TMP/$name.ruleset" ||
+		fail "the recording is not JSON lines"
+}
+
+trace_one 9 app
+jq_true "$SCEN_TMP/app.all" '[.[] | select(.type == "packet")] | length == 1 and .[0].verdict == "drop" and
+	.[0].drop.chain == "APP" and .[0].drop.rule == "-A APP -p udp -m udp --dport 9 -j DROP"' \
+	"the drop in APP was not told once, by its rule"
+jq_true "$SCEN_TMP/app.ruleset" '.nft | contains("dport 9")' "APP's rules were not read"
+jq_true "$SCEN_TMP/app.ruleset" '(.nft | contains("5555") | not) and (.iptables_nft.ip | contains("5555") | not)' \
+	"UNRELATED's rules were read: the story never crossed that chain"
+jq_true "$SCEN_TMP/app.ruleset" '.nft | contains("chain UNRELATED")' "the chain list lacks UNRELATED"
+same_stories app
+
+ipt -N counter
+ipt -A counter -p udp --dport 10 -j DROP
+ipt -I OUTPUT 1 -p udp --dport 10 -j counter
+trace_one 10 keyword
+jq_true "$SCEN_TMP/keyword.all" '[.[] | select(.type == "packet")] | length == 1 and .[0].verdict == "drop" and
+	.[0].drop.chain == "counter" and .[0].drop.rule == "-A counter -p udp -m udp --dport 10 -j DROP"' \
+	"the drop in chain counter was not told once, by its rule"
+jq_true "$SCEN_TMP/keyword.ruleset" '.nft | contains("5555")' "the whole ruleset was not read for a chain nft cannot name"
+same_stories keyword
+echo "PASS trace reads the chains a story crossed"
