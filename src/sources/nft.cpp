@@ -1,8 +1,10 @@
 #include "sources/nft.h"
 
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
@@ -65,6 +67,12 @@ struct MnlCloser {
 struct TableFree {
   void operator()(nftnl_table* t) const { nftnl_table_free(t); }
 };
+struct ChainFree {
+  void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
+};
+struct RuleFree {
+  void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
+};
 struct SetFree {
   void operator()(nftnl_set* s) const { nftnl_set_free(s); }
 };
@@ -83,13 +91,14 @@ int on_gen(const nlmsghdr* nlh, void* data) {
 // One request to nf_tables on a socket of its own, each reply message
 // passed to cb (a dump: until NLMSG_DONE; else until cb has what it wants).
 Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* what, mnl_cb_t cb, void* data,
-                   const std::function<bool()>& done) {
+                   const std::function<bool()>& done, const std::function<void(nlmsghdr*)>& payload = {}) {
   std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
   if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
     return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, seq);
+  if (payload) payload(nlh);
   if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
     return Error{std::string("nftables ") + what + " request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
   unsigned portid = mnl_socket_get_portid(nl.get());
@@ -110,6 +119,61 @@ int on_table(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
+const char* hook_name(uint32_t family, uint32_t hook) {
+  static const char* const inet[] = {"prerouting", "input", "forward", "output", "postrouting", "ingress"};
+  static const char* const arp[] = {"input", "output", "forward"};
+  static const char* const netdev[] = {"ingress", "egress"};
+  if (family == NFPROTO_ARP) return hook < 3 ? arp[hook] : nullptr;
+  if (family == NFPROTO_NETDEV) return hook < 2 ? netdev[hook] : nullptr;
+  return hook < 6 ? inet[hook] : nullptr;
+}
+
+struct ChainListing {
+  std::string text, family, table;  // family and table of the open "table" block
+};
+
+int on_chain(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_chain, ChainFree> c(nftnl_chain_alloc());
+  if (!c || nftnl_chain_nlmsg_parse(nlh, c.get()) < 0) return MNL_CB_ERROR;
+  const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
+  const char* name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
+  if (!table || !name || !nftnl_chain_is_set(c.get(), NFTNL_CHAIN_FAMILY)) return MNL_CB_OK;
+  auto& out = *static_cast<ChainListing*>(data);
+  uint32_t family = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY);
+  std::string fname = family_name(family);
+  if (fname != out.family || table != out.table) {
+    if (!out.table.empty()) out.text += "}\n";
+    out.family = fname;
+    out.table = table;
+    out.text += "table " + fname + " " + table + " {\n";
+  }
+  out.text += "\tchain " + std::string(name) + " {";
+  if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HANDLE))
+    out.text += " # handle " + std::to_string(nftnl_chain_get_u64(c.get(), NFTNL_CHAIN_HANDLE));
+  out.text += "\n";
+  const char* hook = nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)
+                         ? hook_name(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM))
+                         : nullptr;
+  if (hook) {
+    const char* type = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE);
+    out.text += "\t\ttype " + std::string(type ? type : "filter") + " hook " + hook + " priority " +
+                std::to_string(static_cast<int32_t>(nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO))) + ";";
+    if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_POLICY))
+      out.text += nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_DROP ? " policy drop;" : " policy accept;";
+    out.text += "\n";
+  }
+  out.text += "\t}\n";
+  return MNL_CB_OK;
+}
+
+int on_rule(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
+  if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0 || !nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
+    return MNL_CB_ERROR;
+  static_cast<std::vector<uint64_t>*>(data)->push_back(nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE));
+  return MNL_CB_OK;
+}
+
 using SetCounts = std::map<std::pair<std::string, std::string>, size_t>;
 
 int on_set(const nlmsghdr* nlh, void* data) {
@@ -122,6 +186,55 @@ int on_set(const nlmsghdr* nlh, void* data) {
 }
 
 }  // namespace
+
+Result<std::string> nft_chain_listing() {
+  ChainListing listing;
+  auto st = nft_request(NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, "chain list", on_chain, &listing,
+                        [] { return false; });
+  if (!st) return st.error();
+  if (!listing.table.empty()) listing.text += "}\n";
+  return std::move(listing.text);
+}
+
+Status nft_delete_table(uint16_t family, const std::string& name) {
+  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
+  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
+  std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
+  if (!table) return Error{"out of memory", ""};
+  nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  uint32_t seq = 1;
+  // A change is a batch: begin, the delete (acknowledged), end.
+  char* at = buf.data();
+  nlmsghdr* nlh = nftnl_batch_begin(at, seq++);
+  at += nlh->nlmsg_len;
+  nlh = nftnl_nlmsg_build_hdr(at, NFT_MSG_DELTABLE, family, NLM_F_ACK, seq);
+  uint32_t del_seq = seq++;
+  nftnl_table_nlmsg_build_payload(nlh, table.get());
+  at += nlh->nlmsg_len;
+  nlh = nftnl_batch_end(at, seq);
+  at += nlh->nlmsg_len;
+  if (mnl_socket_sendto(nl.get(), buf.data(), static_cast<size_t>(at - buf.data())) < 0)
+    return Error{"nftables delete: " + errno_name(errno), ""};
+  ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+  if (n < 0) return Error{"nftables delete reply: " + errno_name(errno), ""};
+  if (mnl_cb_run(buf.data(), n, del_seq, mnl_socket_get_portid(nl.get()), nullptr, nullptr) < 0)
+    return Error{"cannot delete table " + name + ": " + errno_name(errno), ""};
+  return Ok{};
+}
+
+Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::string& table, const std::string& chain) {
+  std::vector<uint64_t> handles;
+  std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
+  if (!filter) return Error{"out of memory", ""};
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, chain.c_str());
+  auto st = nft_request(NFT_MSG_GETRULE, family, NLM_F_DUMP, "rule list", on_rule, &handles, [] { return false; },
+                        [&filter](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, filter.get()); });
+  if (!st) return st.error();
+  return handles;
+}
 
 Result<SetCounts> nft_set_counts() {
   SetCounts counts;

@@ -47,14 +47,14 @@ namespace {
 // Deletes natbpf tables left by processes that no longer exist (kernels
 // without the owner flag, after a SIGKILL). The names come from a table dump,
 // not `list tables`: that would read the whole ruleset before natbpf is ready.
-void remove_stale_tables(NftContext& nft) {
+void remove_stale_tables() {
   auto names = nft_table_names(NFPROTO_INET);
   if (!names) return;
   for (const auto& name : *names) {
     // "natbpf_<pid>" exactly: a user's table is never touched.
     auto pid = natbpf_owner_pid(name);
     if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
-    (void)nft.run("delete table inet " + name);
+    (void)nft_delete_table(NFPROTO_INET, name);
   }
 }
 
@@ -81,7 +81,7 @@ std::string table_body(const std::string& match, const std::string& rate, bool o
 Result<TraceTable> TraceTable::create(const TraceMatch& match) {
   auto nft = NftContext::create();
   if (!nft) return nft.error();
-  remove_stale_tables(*nft);
+  remove_stale_tables();
   TraceTable t;
   t.name_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
   std::string expr = trace_match_expression(match);
@@ -95,6 +95,13 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match) {
                    "is nf_tables available here (modprobe nf_tables)?"};
     t.owner_ = false;
   }
+  // libnftables filled its cache with every table's chains and sets to
+  // evaluate the rules (on a node of 100000 iptables-nft rules, 30 MB) and
+  // keeps it in the context, which must live (it owns the table). The add
+  // moved the generation, so the next command refreshes the cache, with
+  // only what that command needs: our own table's (1.0.6's `list tables`
+  // would fetch everything).
+  (void)nft->run("list chain inet " + t.name_ + " fate_in");
   t.nft_.emplace(std::move(*nft));
   return t;
 }
@@ -108,7 +115,7 @@ TraceTable::~TraceTable() {
   if (!nft_ || name_.empty()) return;
   // With the owner flag closing the socket is enough; deleting explicitly is
   // harmless and covers kernels without it.
-  (void)nft_->run("delete table inet " + name_);
+  (void)nft_delete_table(NFPROTO_INET, name_);
 }
 
 }  // namespace natbpf

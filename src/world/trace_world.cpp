@@ -1,10 +1,12 @@
 #include "world/trace_world.h"
 
+#include <linux/netfilter.h>
 #include <net/if.h>
 
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <fstream>
 #include <iostream>
@@ -87,7 +89,7 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
     for (const auto& [table, n] : p.set_counts) whole |= n > kTableWholeSets;
   }
   p.whole = whole;
-  auto text = list_nft(whole ? "list ruleset" : "list chains");
+  auto text = whole ? list_nft("list ruleset") : nft_chain_listing();
   if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};
   p.texts.nft = std::move(*text);
   Ruleset parsed = Ruleset::parse(p.texts.nft);
@@ -100,33 +102,78 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
   return p;
 }
 
+// A chain of an iptables-nft table as a listing Ruleset::parse reads, from
+// `iptables-nft -S CHAIN` (the rule texts a user of that table wrote) and the
+// chain's rule handles in order (nft_rule_handles): the n-th "-A" line is the
+// n-th rule. No libnftables cache (for the nat table of 100000 kube-proxy
+// rules, one `list chain` holds its 45000 chains: 0.4 s and 40 MB). Its
+// rules have no nft text then, which only the near misses of a drop chain
+// read. Empty when the two disagree (a rule nft added, or a change between
+// them), and `save` is what iptables-nft printed.
+std::string LiveTraceWorld::iptables_chain_listing(const ChainKey& key, std::string& save) const {
+  const auto& [family, table, chain] = key;
+  auto [rc, text] = run_program({family == "ip" ? "iptables-nft" : "ip6tables-nft", "-t", table, "-S", chain});
+  auto handles = nft_rule_handles(family == "ip" ? NFPROTO_IPV4 : NFPROTO_IPV6, table, chain);
+  std::vector<std::string_view> rules;
+  for (std::string_view rest = text; !rest.empty();) {
+    std::string_view line = rest.substr(0, rest.find('\n'));
+    rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+    if (line.rfind("-A ", 0) == 0) rules.push_back(line);
+  }
+  if (rc != 0 || !handles || handles->size() != rules.size()) return "";
+  std::string out = "table " + family + " " + table + " {\n\tchain " + chain + " {\n";
+  if (const ChainInfo* c = ruleset_.chain(family, table, chain); c && c->hook) {
+    out += "\t\ttype " + c->type.value_or("filter") + " hook " + *c->hook;
+    if (c->priority) out += " priority " + std::to_string(*c->priority);
+    out += ";";
+    if (c->policy) out += " policy " + *c->policy + ";";
+    out += "\n";
+  }
+  for (size_t i = 0; i < rules.size(); i++)
+    out += "\t\t" + std::string(rules[i]) + " # handle " + std::to_string((*handles)[i]) + "\n";
+  out += "\t}\n}\n";
+  save = "*" + table + "\n" + text + "COMMIT\n";
+  return out;
+}
+
 // Lists the rules of the nftables chains a journey crossed that are not
-// listed yet: one `list chain` each (at 20000 iptables-nft rules 0-50 ms
-// and 4-13 MB, where the whole ruleset takes 0.5 s and 78 MB), with
-// `iptables-nft -S CHAIN` for a chain of an iptables-nft table. Each listing
-// is appended to the texts, so that a recording (and its replay) holds the
+// listed yet: one `list chain` each (a chain of 20000 iptables-nft rules'
+// node 0-50 ms and 4-13 MB, where the whole ruleset takes 0.5 s and 78 MB),
+// with `iptables-nft -S CHAIN` for a chain of an iptables-nft table; such a
+// chain, but for the one that dropped the packet (whose near misses read
+// nft text), is read without nft (iptables_chain_listing). Each listing is
+// appended to the texts, so that a recording (and its replay) holds the
 // same rules. False when a chain cannot be listed by name: then the whole
 // ruleset is read instead.
 bool LiveTraceWorld::list_chains_of(const Journey& j) {
   if (whole_) return true;
   std::vector<ChainKey> wanted;
+  std::optional<ChainKey> drop_chain;  // nftables' drop verdict (as find_drop takes it)
   for (const auto& s : j.steps) {
     if (s.origin == Origin::Nflog || s.table.empty() || s.chain.empty()) continue;
     ChainKey key{family_name(s.family), s.table, s.chain};
+    if (!drop_chain && s.verdict == NftVerdict::Drop) drop_chain = key;
     if (listed_.count(key) || std::find(wanted.begin(), wanted.end(), key) != wanted.end()) continue;
     if (!plain_nft_name(s.table) || !plain_nft_name(s.chain)) return false;
     wanted.push_back(std::move(key));
   }
   for (const auto& key : wanted) {
     const auto& [family, table, chain] = key;
-    // A context each: its cache is freed before the parse.
-    auto text = list_nft("list chain " + family + " " + table + " " + chain);
-    if (!text) return false;
-    ruleset_.put_chains(Ruleset::parse(*text));
-    texts_.nft += *text;
-    if (xtables_table(family, table)) {
-      const char* tool = family == "ip" ? "iptables-nft" : "ip6tables-nft";
-      std::string save = "*" + table + "\n" + run_program({tool, "-t", table, "-S", chain}).second + "COMMIT\n";
+    std::string save, text;
+    if (xtables_table(family, table) && key != drop_chain) text = iptables_chain_listing(key, save);
+    if (text.empty()) {
+      // A context each: its cache is freed before the parse.
+      auto listed = list_nft("list chain " + family + " " + table + " " + chain);
+      if (!listed) return false;
+      text = std::move(*listed);
+      if (xtables_table(family, table)) {
+        const char* tool = family == "ip" ? "iptables-nft" : "ip6tables-nft";
+        save = "*" + table + "\n" + run_program({tool, "-t", table, "-S", chain}).second + "COMMIT\n";
+      }
+    }
+    ruleset_.put_chains(Ruleset::parse(text));
+    texts_.nft += text;
+    if (!save.empty()) {
       ruleset_.add_iptables_syntax(family, save);
       texts_.iptables_nft[family] += save;
     }

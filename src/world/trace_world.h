@@ -78,7 +78,9 @@ class LiveTraceWorld {
     Ruleset ruleset;
   };
   static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies, bool whole);
+  using ChainKey = std::tuple<std::string, std::string, std::string>;  // family, table, chain
   bool list_chains_of(const Journey& j);
+  std::string iptables_chain_listing(const ChainKey& key, std::string& save) const;
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
@@ -102,7 +104,6 @@ class LiveTraceWorld {
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   bool whole_ = false;        // every nftables rule is in the snapshot
   // (family, table, chain) of the nftables chains whose rules are listed
-  using ChainKey = std::tuple<std::string, std::string, std::string>;
   std::set<ChainKey> listed_;
   std::map<std::pair<std::string, std::string>, size_t> set_counts_;  // (family, table) -> sets
   // Read by a thread started with the world: the kernel formats

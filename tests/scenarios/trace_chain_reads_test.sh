@@ -5,7 +5,9 @@
 # In an iptables-nft namespace a UDP packet to port 9 is dropped in APP,
 # reached from OUTPUT; UNRELATED (a rule for port 5555) is never crossed.
 # The recording, which holds every ruleset text the run read, must name APP's
-# rule and not UNRELATED's, and explain must tell the same story from it.
+# rule (by nft: the drop chain's near misses read nft text) and OUTPUT's (by
+# iptables-nft -S and the rule handles, no libnftables cache) and not
+# UNRELATED's, and explain must tell the same story from it.
 # Then a chain named "counter" (an nft keyword: `list chain ip filter
 # counter` is a syntax error in nft) drops port 10: the run falls back to
 # the whole ruleset and still names the rule.
@@ -62,7 +64,14 @@ trace_one 9 app
 jq_true "$SCEN_TMP/app.all" '[.[] | select(.type == "packet")] | length == 1 and .[0].verdict == "drop" and
 	.[0].drop.chain == "APP" and .[0].drop.rule == "-A APP -p udp -m udp --dport 9 -j DROP"' \
 	"the drop in APP was not told once, by its rule"
-jq_true "$SCEN_TMP/app.ruleset" '.nft | contains("dport 9")' "APP's rules were not read"
+jq_true "$SCEN_TMP/app.all" '[.[] | select(.type == "packet")][0].steps[0] |
+	.chain == "OUTPUT" and .hook == "output" and .rule == "-A OUTPUT -p udp -j APP" and .syntax == "iptables"' \
+	"the jump in OUTPUT was not told by its iptables rule"
+# APP, which dropped it, by nft (its near misses read nft text); OUTPUT by
+# iptables-nft -S and the rule handles alone, without libnftables.
+jq_true "$SCEN_TMP/app.ruleset" '.nft | contains("udp dport 9 counter drop # handle")' "APP's rules were not read by nft"
+jq_true "$SCEN_TMP/app.ruleset" '.nft | test("hook output priority 0; policy accept;\n\t*-A OUTPUT -p udp -j APP # handle [0-9]+")' \
+	"OUTPUT's rules were not read as iptables-nft -S lines with their handles"
 jq_true "$SCEN_TMP/app.ruleset" '(.nft | contains("5555") | not) and (.iptables_nft.ip | contains("5555") | not)' \
 	"UNRELATED's rules were read: the story never crossed that chain"
 jq_true "$SCEN_TMP/app.ruleset" '.nft | contains("chain UNRELATED")' "the chain list lacks UNRELATED"
