@@ -88,22 +88,30 @@ int on_gen(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
+using MnlSocket = std::unique_ptr<mnl_socket, MnlCloser>;
+
+Result<MnlSocket> open_nft_socket() {
+  MnlSocket nl(mnl_socket_open(NETLINK_NETFILTER));
+  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
+  return nl;
+}
+
 // One request to nf_tables on a socket of its own, each reply message
 // passed to cb (a dump: until NLMSG_DONE; else until cb has what it wants).
 Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* what, mnl_cb_t cb, void* data,
                    const std::function<bool()>& done, const std::function<void(nlmsghdr*)>& payload = {}) {
-  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
-  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
+  auto nl = open_nft_socket();
+  if (!nl) return nl.error();
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, seq);
   if (payload) payload(nlh);
-  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+  if (mnl_socket_sendto(nl->get(), nlh, nlh->nlmsg_len) < 0)
     return Error{std::string("nftables ") + what + " request: " + errno_name(errno), "run as root (CAP_NET_ADMIN)"};
-  unsigned portid = mnl_socket_get_portid(nl.get());
+  unsigned portid = mnl_socket_get_portid(nl->get());
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+    ssize_t n = mnl_socket_recvfrom(nl->get(), buf.data(), buf.size());
     if (n < 0) return Error{std::string("nftables ") + what + " reply: " + errno_name(errno), ""};
     int r = mnl_cb_run(buf.data(), n, seq, portid, cb, data);
     if (r < 0) return Error{std::string("nftables ") + what + ": " + errno_name(errno), ""};
@@ -197,9 +205,8 @@ Result<std::string> nft_chain_listing() {
 }
 
 Status nft_delete_table(uint16_t family, const std::string& name) {
-  std::unique_ptr<mnl_socket, MnlCloser> nl(mnl_socket_open(NETLINK_NETFILTER));
-  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
+  auto nl = open_nft_socket();
+  if (!nl) return nl.error();
   std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
   if (!table) return Error{"out of memory", ""};
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
@@ -215,11 +222,11 @@ Status nft_delete_table(uint16_t family, const std::string& name) {
   at += nlh->nlmsg_len;
   nlh = nftnl_batch_end(at, seq);
   at += nlh->nlmsg_len;
-  if (mnl_socket_sendto(nl.get(), buf.data(), static_cast<size_t>(at - buf.data())) < 0)
+  if (mnl_socket_sendto(nl->get(), buf.data(), static_cast<size_t>(at - buf.data())) < 0)
     return Error{"nftables delete: " + errno_name(errno), ""};
-  ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+  ssize_t n = mnl_socket_recvfrom(nl->get(), buf.data(), buf.size());
   if (n < 0) return Error{"nftables delete reply: " + errno_name(errno), ""};
-  if (mnl_cb_run(buf.data(), n, del_seq, mnl_socket_get_portid(nl.get()), nullptr, nullptr) < 0)
+  if (mnl_cb_run(buf.data(), n, del_seq, mnl_socket_get_portid(nl->get()), nullptr, nullptr) < 0)
     return Error{"cannot delete table " + name + ": " + errno_name(errno), ""};
   return Ok{};
 }

@@ -159,10 +159,14 @@ void Ruleset::add_chains(std::vector<ChainInfo> chains) {
     if (!chain(c.family, c.table, c.name)) push_chain(std::move(c));
 }
 
-bool Ruleset::has_xtables_tables(const std::string& family) const {
+bool is_xtables_table(const std::string& family, const std::string& table) {
   static const std::set<std::string> names = {"filter", "nat", "mangle", "raw", "security"};
+  return (family == "ip" || family == "ip6") && names.count(table);
+}
+
+bool Ruleset::has_xtables_tables(const std::string& family) const {
   for (const auto& c : chains_)
-    if (c.family == family && names.count(c.table)) return true;
+    if (c.family == family && is_xtables_table(c.family, c.table)) return true;
   return false;
 }
 

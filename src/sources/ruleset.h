@@ -62,6 +62,10 @@ class Ruleset {
   std::unordered_multimap<size_t, size_t> by_name_;
 };
 
+// A table iptables-nft keeps its rules in: ip/ip6 filter, nat, mangle, raw
+// or security.
+bool is_xtables_table(const std::string& family, const std::string& table);
+
 // nft's textual priority names ("filter", "dstnat + 10") as numbers, per hook.
 std::optional<int> parse_priority(const std::string& text, const std::string& family);
 

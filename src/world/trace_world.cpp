@@ -31,12 +31,11 @@ Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
 
 namespace {
 
-// `list ruleset` (whole) or `list chains` (each chain's name, hook, type,
-// priority and policy, without rules) with handles, stateless and terse (the
+// `list ruleset` or `list chain ...` with handles, stateless and terse (the
 // elements of named sets neither fetched nor listed: 20000 kube-proxy rules
-// in nft, nft -a -s list ruleset 1.09 -> 0.95 s, peak 72 -> 64 MB; list
-// chains 0.08 s, 14 MB). The context, and the cache libnftables filled, are
-// freed before the text is parsed, so that the parse reuses that memory.
+// in nft, nft -a -s list ruleset 1.09 -> 0.95 s, peak 72 -> 64 MB). The
+// context, and the cache libnftables filled, are freed before the text is
+// parsed, so that the parse reuses that memory.
 Result<std::string> list_nft(const std::string& command) {
   auto nft = NftContext::create(true, /*terse=*/true);
   if (!nft) return nft.error();
@@ -60,11 +59,6 @@ bool plain_nft_name(const std::string& name) {
 // whole ruleset is read at once instead.
 constexpr size_t kTableWholeSets = 128;
 
-bool xtables_table(const std::string& family, const std::string& table) {
-  static const std::set<std::string> names = {"filter", "nat", "mangle", "raw", "security"};
-  return (family == "ip" || family == "ip6") && names.count(table);
-}
-
 }  // namespace
 
 // The snapshot: nftables (the chains, their rules listed per chain when a
@@ -83,10 +77,7 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
   if (!whole) {
     auto sets = nft_set_counts();
     if (!sets) return Error{"cannot read the nftables sets: " + sets.error().message, "is nf_tables available?"};
-    p.set_counts = std::move(*sets);
-    // A table of many sets would be listed whole at the first story anyway
-    // (see list_chains_of): then at once, on this worker, and only that.
-    for (const auto& [table, n] : p.set_counts) whole |= n > kTableWholeSets;
+    for (const auto& [table, n] : *sets) whole |= n > kTableWholeSets;
   }
   p.whole = whole;
   auto text = whole ? list_nft("list ruleset") : nft_chain_listing();
@@ -103,24 +94,23 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
 }
 
 // A chain of an iptables-nft table as a listing Ruleset::parse reads, from
-// `iptables-nft -S CHAIN` (the rule texts a user of that table wrote) and the
-// chain's rule handles in order (nft_rule_handles): the n-th "-A" line is the
-// n-th rule. No libnftables cache (for the nat table of 100000 kube-proxy
-// rules, one `list chain` holds its 45000 chains: 0.4 s and 40 MB). Its
-// rules have no nft text then, which only the near misses of a drop chain
-// read. Empty when the two disagree (a rule nft added, or a change between
-// them), and `save` is what iptables-nft printed.
-std::string LiveTraceWorld::iptables_chain_listing(const ChainKey& key, std::string& save) const {
+// `iptables-nft -S CHAIN`'s output `lines` (the rule texts a user of that
+// table wrote) and the chain's rule handles in order (nft_rule_handles): the
+// n-th "-A" line is the n-th rule. No libnftables cache (for the nat table
+// of 100000 kube-proxy rules, one `list chain` holds its 45000 chains: 0.4 s
+// and 40 MB). Its rules have no nft text then, which only the near misses of
+// a drop chain read. Empty when the two disagree (a rule nft added, or a
+// change between them).
+std::string LiveTraceWorld::iptables_chain_listing(const ChainKey& key, const std::string& lines) const {
   const auto& [family, table, chain] = key;
-  auto [rc, text] = run_program({family == "ip" ? "iptables-nft" : "ip6tables-nft", "-t", table, "-S", chain});
   auto handles = nft_rule_handles(family == "ip" ? NFPROTO_IPV4 : NFPROTO_IPV6, table, chain);
   std::vector<std::string_view> rules;
-  for (std::string_view rest = text; !rest.empty();) {
+  for (std::string_view rest = lines; !rest.empty();) {
     std::string_view line = rest.substr(0, rest.find('\n'));
     rest.remove_prefix(std::min(rest.size(), line.size() + 1));
     if (line.rfind("-A ", 0) == 0) rules.push_back(line);
   }
-  if (rc != 0 || !handles || handles->size() != rules.size()) return "";
+  if (!handles || handles->size() != rules.size()) return "";
   std::string out = "table " + family + " " + table + " {\n\tchain " + chain + " {\n";
   if (const ChainInfo* c = ruleset_.chain(family, table, chain); c && c->hook) {
     out += "\t\ttype " + c->type.value_or("filter") + " hook " + *c->hook;
@@ -132,7 +122,6 @@ std::string LiveTraceWorld::iptables_chain_listing(const ChainKey& key, std::str
   for (size_t i = 0; i < rules.size(); i++)
     out += "\t\t" + std::string(rules[i]) + " # handle " + std::to_string((*handles)[i]) + "\n";
   out += "\t}\n}\n";
-  save = "*" + table + "\n" + text + "COMMIT\n";
   return out;
 }
 
@@ -160,16 +149,16 @@ bool LiveTraceWorld::list_chains_of(const Journey& j) {
   for (const auto& key : wanted) {
     const auto& [family, table, chain] = key;
     std::string save, text;
-    if (xtables_table(family, table) && key != drop_chain) text = iptables_chain_listing(key, save);
+    if (is_xtables_table(family, table)) {
+      auto [rc, lines] = run_program({family == "ip" ? "iptables-nft" : "ip6tables-nft", "-t", table, "-S", chain});
+      if (rc == 0 && key != drop_chain) text = iptables_chain_listing(key, lines);
+      save = "*" + table + "\n" + lines + "COMMIT\n";
+    }
     if (text.empty()) {
       // A context each: its cache is freed before the parse.
       auto listed = list_nft("list chain " + family + " " + table + " " + chain);
       if (!listed) return false;
       text = std::move(*listed);
-      if (xtables_table(family, table)) {
-        const char* tool = family == "ip" ? "iptables-nft" : "ip6tables-nft";
-        save = "*" + table + "\n" + run_program({tool, "-t", table, "-S", chain}).second + "COMMIT\n";
-      }
     }
     ruleset_.put_chains(Ruleset::parse(text));
     texts_.nft += text;
@@ -222,7 +211,6 @@ void LiveTraceWorld::install(Pending p) {
   ruleset_gen_ = p.gen;
   whole_ = p.whole;
   listed_.clear();
-  set_counts_ = std::move(p.set_counts);
   legacy_ = std::move(p.copies);
   texts_ = std::move(p.texts);
   ruleset_ = std::move(p.ruleset);
@@ -315,14 +303,14 @@ void LiveTraceWorld::ensure_rules_known(const Journey& j) {
   if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
   if (stale) (void)refresh_ruleset(false);
   if (!list_chains_of(j)) (void)refresh_ruleset(true);
-  stale = false;
+  bool missing = false;
   for (const auto& s : j.steps) {
     if (s.origin == Origin::Nflog) legacy = true;
-    else if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) stale = true;
+    else if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) missing = true;
   }
   // A rule the listing lacks: a change between the generation asked and the
   // listing (or a chain that cannot be listed alone).
-  if (stale && !whole_) (void)refresh_ruleset(true);
+  if (missing && !whole_) (void)refresh_ruleset(true);
   else if (legacy && refresh_legacy()) rebuild();
 }
 

@@ -72,7 +72,6 @@ class LiveTraceWorld {
   struct Pending {
     uint32_t gen = 0;  // nftables generation, asked before the listing
     bool whole = false;  // every rule listed (else the chains only)
-    std::map<std::pair<std::string, std::string>, size_t> set_counts;  // (family, table) -> sets
     LegacyCopies copies;
     RulesetTexts texts;
     Ruleset ruleset;
@@ -80,7 +79,7 @@ class LiveTraceWorld {
   static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies, bool whole);
   using ChainKey = std::tuple<std::string, std::string, std::string>;  // family, table, chain
   bool list_chains_of(const Journey& j);
-  std::string iptables_chain_listing(const ChainKey& key, std::string& save) const;
+  std::string iptables_chain_listing(const ChainKey& key, const std::string& lines) const;
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   void ensure_rules_known(const Journey& j);
@@ -105,7 +104,6 @@ class LiveTraceWorld {
   bool whole_ = false;        // every nftables rule is in the snapshot
   // (family, table, chain) of the nftables chains whose rules are listed
   std::set<ChainKey> listed_;
-  std::map<std::pair<std::string, std::string>, size_t> set_counts_;  // (family, table) -> sets
   // Read by a thread started with the world: the kernel formats
   // /proc/kallsyms slowly, and neither start-up nor the event loop (whose
   // receive times join the stories) may wait for it.
