@@ -36,8 +36,8 @@ void fill_rule_texts(Journey& j, const ExplainContext& ctx) {
     if (!s.handle || !ctx.ruleset) continue;
     const RuleInfo* r = ctx.ruleset->rule(family_name(s.family), s.table, s.chain, *s.handle);
     if (!r) continue;
-    s.rule = r->iptables.empty() ? r->text : r->iptables;
-    if (!r->iptables.empty()) s.syntax = "iptables";
+    s.rule = r->shown();
+    if (r->iptables_syntax()) s.syntax = "iptables";
   }
 }
 
@@ -212,7 +212,7 @@ void find_near_misses(Journey& j, const ExplainContext& ctx) {
   for (const auto& r : chain->rules) {
     if (j.drop->handle && r.handle == *j.drop->handle) break;
     if (matched.count(r.handle)) continue;
-    NearMiss m{r.handle, r.iptables.empty() ? r.text : r.iptables, "did not match"};
+    NearMiss m{r.handle, r.shown(), "did not match"};
     if (seen) {
       if (auto lk = set_lookup_key(r.text, *seen)) {
         std::string setname = j.drop->family + " " + j.drop->table + " " + lk->set;

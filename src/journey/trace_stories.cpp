@@ -63,7 +63,7 @@ Ruleset RulesetTexts::build() const { return build(Ruleset::parse(nft)); }
 
 Ruleset RulesetTexts::build(Ruleset r) const {
   for (const auto& [family, save] : iptables_nft) r.add_iptables_syntax(family, save);
-  for (const auto& [family, save] : iptables_legacy) r.add_chains(parse_legacy_save(save, family));
+  for (const auto& [family, save] : iptables_legacy) r.add_legacy_save(save, family);
   return r;
 }
 

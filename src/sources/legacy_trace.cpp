@@ -78,15 +78,6 @@ std::string rule_comment(const std::string& save_line) {
   return m[1].matched ? m[1].str() : m[2].str();
 }
 
-std::string iptables_builtin_hook(const std::string& chain) {
-  if (chain == "PREROUTING") return "prerouting";
-  if (chain == "INPUT") return "input";
-  if (chain == "FORWARD") return "forward";
-  if (chain == "OUTPUT") return "output";
-  if (chain == "POSTROUTING") return "postrouting";
-  return "";
-}
-
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
   // The kernel's log prefixes are at most NF_LOG_PREFIXLEN (128) bytes; a
   // longer one (from a damaged recording) is no TRACE prefix. Parsed by
@@ -114,44 +105,9 @@ std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
 }
 
 std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family) {
-  // Sized once from the ":CHAIN" lines: growing it held two copies of 36k chains.
-  size_t declared = 0;
-  for (size_t at = save.find("\n:"); at != std::string::npos; at = save.find("\n:", at + 2)) declared++;
-  std::vector<ChainInfo> chains;
-  chains.reserve(declared);
-  std::string table;
-  // (table, chain) -> index in chains: a scan per "-A" line made 20000 rules cost seconds.
-  std::map<std::pair<std::string, std::string>, size_t> index;
-  auto find = [&](const std::string& name) -> ChainInfo& {
-    auto [it, added] = index.try_emplace({table, name}, chains.size());
-    if (added) chains.push_back(ChainInfo{family, table, name, {}, {}, {}, {}, {}});
-    return chains[it->second];
-  };
-  // Lines as views into the save text: no second copy of it.
-  for (size_t start = 0, end; start < save.size(); start = end + 1) {
-    end = save.find('\n', start);
-    if (end == std::string::npos) end = save.size();
-    std::string_view line(save.data() + start, end - start);
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] == '*') {
-      table = std::string(line.substr(1));
-    } else if (line[0] == ':') {
-      auto w = split_words(std::string(line.substr(1)));
-      if (w.empty()) continue;
-      ChainInfo& c = find(w[0]);
-      std::string hook = iptables_builtin_hook(w[0]);
-      if (!hook.empty()) c.hook = hook;
-      if (w.size() > 1 && w[1] != "-") {
-        std::string pol = w[1];
-        for (auto& ch : pol) ch = std::tolower(ch);
-        c.policy = pol;
-      }
-    } else if (line.rfind("-A ", 0) == 0 && line.size() > 3 && line[3] != ' ') {
-      ChainInfo& c = find(std::string(line.substr(3, line.find(' ', 3) - 3)));
-      c.rules.push_back(RuleInfo{c.rules.size() + 1, std::string(line), std::string(line)});
-    }
-  }
-  return chains;
+  Ruleset r;
+  r.add_legacy_save(save, family);
+  return r.chains();
 }
 
 std::optional<NftVerdict> legacy_target_verdict(const std::string& rule, std::string* jump_target) {

@@ -37,17 +37,13 @@ inline constexpr const char* kLegacyNotInUse = "iptables-legacy has no rules in 
 // The --comment of an iptables-save rule line ("" when it has none).
 std::string rule_comment(const std::string& save_line);
 
-// The hook of an iptables built-in chain ("PREROUTING" -> "prerouting"), else "".
-std::string iptables_builtin_hook(const std::string& chain);
-
 // "TRACE: raw:PREROUTING:rule:1 " -> {raw, PREROUTING, rule, 1}; nullopt
 // also for a rule number beyond 32 bits and a prefix longer than the
 // kernel's (NF_LOG_PREFIXLEN).
 std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix);
 
-// Chains of an iptables-legacy-save dump as Ruleset chains: rule "handles"
-// are the rule numbers TRACE reports, text and iptables are the -A lines,
-// builtin chains get their hook and policy.
+// Chains of an iptables-legacy-save dump as Ruleset chains (see
+// Ruleset::add_legacy_save).
 std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family);
 
 // What a rule's target does to the packet, for verdicts TRACE does not report.

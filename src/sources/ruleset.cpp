@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
 
 #include "util/text.h"
 
@@ -157,6 +158,70 @@ void Ruleset::add_chains(std::vector<ChainInfo> chains) {
   chains_.reserve(chains_.size() + chains.size());
   for (auto& c : chains)
     if (!chain(c.family, c.table, c.name)) push_chain(std::move(c));
+}
+
+// Straight into chains_, sized once from the ":CHAIN" lines: parsing into a
+// vector first and adding it held the 36000 chains of 100000 kube-proxy
+// rules twice, and growing chains_ a third time (18 MB).
+void Ruleset::add_legacy_save(const std::string& save, const std::string& family) {
+  size_t declared = 0;
+  for (size_t at = save.find("\n:"); at != std::string::npos; at = save.find("\n:", at + 2)) declared++;
+  chains_.reserve(chains_.size() + declared);
+  const size_t first_ours = chains_.size();
+  constexpr size_t kNftHasIt = std::numeric_limits<size_t>::max();
+  std::string table;
+  // chain name (a view into save) -> index in chains_ (or kNftHasIt), for
+  // the table being read: a scan per "-A" line made 20000 rules cost seconds.
+  std::unordered_map<std::string_view, size_t> index;
+  auto find = [&](std::string_view name) -> ChainInfo* {
+    auto [it, added] = index.try_emplace(name, kNftHasIt);
+    if (added) {
+      std::string owned(name);
+      const ChainInfo* known = chain(family, table, owned);
+      if (!known) {
+        it->second = chains_.size();
+        push_chain(ChainInfo{family, table, std::move(owned), {}, {}, {}, {}, {}});
+      } else if (static_cast<size_t>(known - chains_.data()) >= first_ours) {
+        it->second = static_cast<size_t>(known - chains_.data());  // a table saved twice
+      }
+    }
+    return it->second == kNftHasIt ? nullptr : &chains_[it->second];
+  };
+  // Lines as views into the save text: no second copy of it.
+  for (size_t start = 0, end; start < save.size(); start = end + 1) {
+    end = save.find('\n', start);
+    if (end == std::string::npos) end = save.size();
+    std::string_view line(save.data() + start, end - start);
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '*') {
+      table = std::string(line.substr(1));
+      index.clear();
+    } else if (line[0] == ':') {
+      auto w = split_words(std::string(line.substr(1)));
+      if (w.empty()) continue;
+      ChainInfo* c = find(line.substr(1, w[0].size()));
+      if (!c) continue;
+      std::string hook = iptables_builtin_hook(w[0]);
+      if (!hook.empty()) c->hook = hook;
+      if (w.size() > 1 && w[1] != "-") {
+        std::string pol = w[1];
+        for (auto& ch : pol) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        c->policy = pol;
+      }
+    } else if (line.rfind("-A ", 0) == 0 && line.size() > 3 && line[3] != ' ') {
+      if (ChainInfo* c = find(line.substr(3, line.find(' ', 3) - 3)))
+        c->rules.push_back(RuleInfo{c->rules.size() + 1, std::string(line), {}, true});
+    }
+  }
+}
+
+std::string iptables_builtin_hook(const std::string& chain) {
+  if (chain == "PREROUTING") return "prerouting";
+  if (chain == "INPUT") return "input";
+  if (chain == "FORWARD") return "forward";
+  if (chain == "OUTPUT") return "output";
+  if (chain == "POSTROUTING") return "postrouting";
+  return "";
 }
 
 bool is_xtables_table(const std::string& family, const std::string& table) {

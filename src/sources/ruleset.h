@@ -15,8 +15,15 @@ namespace natbpf {
 
 struct RuleInfo {
   uint64_t handle = 0;
-  std::string text;      // without the "# handle N" comment
+  std::string text;      // without the "# handle N" comment; an iptables-legacy rule's "-A ..." line
   std::string iptables;  // "-A FORWARD -j DROP" for iptables-nft rules, else empty
+  // An iptables-legacy rule: text is in iptables syntax and there is no nft
+  // text (one copy of it: 100000 kube-proxy rules held it twice, 12 MB).
+  bool legacy = false;
+
+  // The rule as its user wrote it, and whether that is iptables syntax.
+  const std::string& shown() const { return iptables.empty() ? text : iptables; }
+  bool iptables_syntax() const { return legacy || !iptables.empty(); }
 };
 
 struct ChainInfo {
@@ -41,6 +48,11 @@ class Ruleset {
   const std::vector<ChainInfo>& chains() const { return chains_; }
   // Chains from elsewhere (iptables-legacy), unless nftables has the same name.
   void add_chains(std::vector<ChainInfo> chains);
+  // The chains of an iptables-legacy-save dump of `family`, unless nftables
+  // has the same name: rule "handles" are the rule numbers TRACE reports,
+  // text the -A lines (RuleInfo::legacy), built-in chains get their hook
+  // and policy.
+  void add_legacy_save(const std::string& save, const std::string& family);
   // The chains of a later listing, each replacing its namesake (as parse
   // does with both listings one after the other).
   void put_chains(Ruleset listed);
@@ -61,6 +73,9 @@ class Ruleset {
   // trace event (a saved log has millions), and rulesets have hundreds of chains.
   std::unordered_multimap<size_t, size_t> by_name_;
 };
+
+// The hook of an iptables built-in chain ("PREROUTING" -> "prerouting"), else "".
+std::string iptables_builtin_hook(const std::string& chain);
 
 // A table iptables-nft keeps its rules in: ip/ip6 filter, nat, mangle, raw
 // or security.

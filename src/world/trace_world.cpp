@@ -88,8 +88,8 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
     if (whole && parsed.has_xtables_tables(family)) p.texts.iptables_nft[family] = run_program({save}).second;
   if (auto read = read_legacy(families, copies)) copies = std::move(read->copies);
   p.copies = std::move(copies);
-  p.texts.iptables_legacy = legacy_texts(p.copies);
   p.ruleset = p.texts.build(std::move(parsed));
+  add_legacy_chains(p.ruleset, p.copies);
   return p;
 }
 
@@ -168,7 +168,7 @@ bool LiveTraceWorld::list_chains_of(const Journey& j) {
     }
     listed_.insert(key);
   }
-  if (recorder_ && !wanted.empty()) recorder_->write(texts_.to_json());
+  if (!wanted.empty()) record_texts();
   return true;
 }
 
@@ -177,7 +177,7 @@ Status LiveTraceWorld::refresh_ruleset(bool whole) {
   auto p = read_all(legacy_families_ ? legacy_families_() : std::vector<std::string>{}, legacy_, whole);
   if (!p) return p.error();
   install(std::move(*p));
-  if (recorder_) recorder_->write(texts_.to_json());
+  record_texts();
   return Ok{};
 }
 
@@ -218,7 +218,18 @@ void LiveTraceWorld::install(Pending p) {
 
 void LiveTraceWorld::rebuild() {
   ruleset_ = texts_.build();
-  if (recorder_) recorder_->write(texts_.to_json());
+  add_legacy_chains(ruleset_, legacy_);
+  record_texts();
+}
+
+// The texts the snapshot is built from, for the recording: the legacy
+// tables' saves are held once, in their copies (100000 kube-proxy rules:
+// 12 MB), and joined per family only here.
+void LiveTraceWorld::record_texts() const {
+  if (!recorder_) return;
+  nlohmann::json j = texts_.to_json();
+  j["iptables_legacy"] = legacy_texts(legacy_);
+  recorder_->write(j);
 }
 
 bool LiveTraceWorld::refresh_legacy() {
@@ -227,7 +238,6 @@ bool LiveTraceWorld::refresh_legacy() {
   auto read = read_legacy(legacy_families_(), legacy_);
   if (!read) return false;
   legacy_ = std::move(read->copies);
-  if (read->changed) texts_.iptables_legacy = legacy_texts(legacy_);
   return read->changed;
 }
 
@@ -280,6 +290,12 @@ std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std:
   }
   out.changed = changed;
   return out;
+}
+
+// As RulesetTexts::build adds the legacy saves: a table at a time.
+void LiveTraceWorld::add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies) {
+  for (const auto& [family, tables] : copies)
+    for (const auto& [name, copy] : tables) ruleset.add_legacy_save(copy.text, family);
 }
 
 std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopies& copies) {

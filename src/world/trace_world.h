@@ -82,6 +82,8 @@ class LiveTraceWorld {
   std::string iptables_chain_listing(const ChainKey& key, const std::string& lines) const;
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
+  static void add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies);
+  void record_texts() const;
   void ensure_rules_known(const Journey& j);
   bool refresh_legacy();
   void rebuild();
@@ -96,7 +98,7 @@ class LiveTraceWorld {
   NftContext nft_;
   RecordingWriter* recorder_;
   std::function<std::vector<std::string>()> legacy_families_;
-  RulesetTexts texts_;  // what ruleset_ is built from
+  RulesetTexts texts_;  // what ruleset_ is built from, with the legacy copies (not in texts_)
   LegacyCopies legacy_;
   std::future<Result<Pending>> pending_;  // a background read of the legacy tables
   Ruleset ruleset_;

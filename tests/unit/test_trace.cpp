@@ -97,6 +97,35 @@ TEST(Ruleset, IptablesNftSyntaxByPosition) {
 
 // The live world parses a node's listing once and builds the snapshot from
 // that parse; a recording is built from its texts: both must be one snapshot.
+// The legacy save is parsed straight into the ruleset: a chain nftables
+// has keeps its nft rules; a table saved twice adds to its own chains.
+TEST(Ruleset, LegacySaveSkipsChainsNftablesHas) {
+  Ruleset rs = Ruleset::parse(R"(table ip filter { # handle 2
+	chain FORWARD { # handle 2
+		type filter hook forward priority filter; policy accept;
+		counter drop # handle 4
+	}
+}
+)");
+  rs.add_legacy_save("*filter\n:FORWARD DROP [0:0]\n:X - [0:0]\n-A FORWARD -j X\n-A X -p udp -j DROP\nCOMMIT\n"
+                     "*filter\n-A X -j ACCEPT\nCOMMIT\n",
+                     "ip");
+  ASSERT_EQ(rs.chains().size(), 2u);
+  const ChainInfo* forward = rs.chain("ip", "filter", "FORWARD");
+  ASSERT_NE(forward, nullptr);
+  EXPECT_EQ(forward->policy, "accept");
+  ASSERT_EQ(forward->rules.size(), 1u);
+  EXPECT_EQ(forward->rules[0].shown(), "counter drop");
+  EXPECT_FALSE(forward->rules[0].iptables_syntax());
+  const ChainInfo* x = rs.chain("ip", "filter", "X");
+  ASSERT_NE(x, nullptr);
+  ASSERT_EQ(x->rules.size(), 2u);
+  EXPECT_EQ(x->rules[1].handle, 2u);
+  EXPECT_EQ(x->rules[1].text, "-A X -j ACCEPT");
+  EXPECT_TRUE(x->rules[1].legacy);
+  EXPECT_TRUE(x->rules[1].iptables.empty());
+}
+
 TEST(Ruleset, BuiltFromParsedNftAsFromTexts) {
   RulesetTexts texts;
   texts.nft = R"(table ip filter { # handle 2
@@ -113,7 +142,9 @@ TEST(Ruleset, BuiltFromParsedNftAsFromTexts) {
     ASSERT_NE(rs.rule("ip", "filter", "FORWARD", 4), nullptr);
     EXPECT_EQ(rs.rule("ip", "filter", "FORWARD", 4)->iptables, "-A FORWARD -j DROP");
     ASSERT_NE(rs.chain("ip", "raw", "PREROUTING"), nullptr);
-    EXPECT_EQ(rs.chain("ip", "raw", "PREROUTING")->rules.at(0).iptables, "-A PREROUTING -p tcp -j ACCEPT");
+    const RuleInfo& legacy = rs.chain("ip", "raw", "PREROUTING")->rules.at(0);
+    EXPECT_EQ(legacy.shown(), "-A PREROUTING -p tcp -j ACCEPT");
+    EXPECT_TRUE(legacy.iptables_syntax());
     EXPECT_EQ(rs.chains().size(), 2u);
   }
 }
