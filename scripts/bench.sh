@@ -27,6 +27,12 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo
 	echo "## User-space pipeline (per event, bench/bench_pipeline.cpp)"
 	echo
+	echo "Per ring-buffer record decoded, nftables trace message parsed, and packet"
+	echo "joined (four trace messages and a kfree_skb record into a journey);"
+	echo "BM_TraceStoryPerPacket is the whole path of a traced packet: its messages"
+	echo "parsed, joined, explained against a ruleset (rule texts, a near miss) and"
+	echo "rendered as text, each packet a new flow told in full."
+	echo
 	echo '```'
 	echo "$micro"
 	echo '```'
