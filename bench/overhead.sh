@@ -65,7 +65,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 bench_topology_up nbbench$$
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 flood_once() { # NS ADDR PORT
 	ip netns exec "$1" taskset -c 1 "$flood" "$2" "$3" "$count"
 }
@@ -161,17 +160,15 @@ with() {
 	done
 	awk -v l="$label" -v rss="$rss" '
 		NF == 2 { n++; b[n] = $1; w[n] = $2; q[n] = 100 * $2 / $1 }
-		function med(a,   i, j, t, c) {
+		function sorted(a, c,   i, j, t) { # a copy of a[1..n] into c, in order
 			for (i = 1; i <= n; i++) c[i] = a[i]
 			for (i = 2; i <= n; i++) for (j = i; j > 1 && c[j-1] > c[j]; j--) { t = c[j]; c[j] = c[j-1]; c[j-1] = t }
-			return c[int((n + 1) / 2)]
 		}
 		END {
-			# the middle half of the rounds ratios: quartiles by rank
-			for (i = 1; i <= n; i++) s[i] = q[i]
-			for (i = 2; i <= n; i++) for (j = i; j > 1 && s[j-1] > s[j]; j--) { t = s[j]; s[j] = s[j-1]; s[j-1] = t }
-			k = int((n + 3) / 4)
-			printf "%s %d %d %.1f %.1f %.1f %s\n", l, med(w), med(b), med(q), s[k], s[n + 1 - k], rss ? rss : "-"
+			sorted(w, sw); sorted(b, sb); sorted(q, sq)
+			m = int((n + 1) / 2)
+			k = int((n + 3) / 4) # the middle half of the ratios: quartiles by rank
+			printf "%s %d %d %.1f %.1f %.1f %s\n", l, sw[m], sb[m], sq[m], sq[k], sq[n + 1 - k], rss ? rss : "-"
 		}' <<<"$pairs"
 }
 with floor "$ns" 127.0.0.1 9 floor
