@@ -166,7 +166,7 @@ Result<Ruleset> load_saved_rulesets(const std::vector<std::string>& files) {
     }
   }
   Ruleset r = Ruleset::parse(nft);
-  for (auto& [family, text] : saves) r.add_legacy_save(text, family);
+  for (auto& [family, text] : saves) r.add_legacy_save(std::make_shared<const std::string>(std::move(text)), family);
   return r;
 }
 

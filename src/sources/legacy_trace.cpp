@@ -107,7 +107,8 @@ std::optional<TracePrefix> parse_trace_prefix(const std::string& prefix) {
 std::vector<ChainInfo> parse_legacy_save(const std::string& save, const std::string& family) {
   Ruleset r;
   r.add_legacy_save(save, family);
-  return r.chains();
+  const auto& chains = r.chains();
+  return {chains.begin(), chains.end()};
 }
 
 std::optional<NftVerdict> legacy_target_verdict(const std::string& rule, std::string* jump_target) {

@@ -1,5 +1,6 @@
 #include "sources/ruleset.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <set>
@@ -115,16 +116,15 @@ Ruleset Ruleset::parse(const std::string& text) {
   return rs;
 }
 
-void Ruleset::push_chain(ChainInfo c) {
+void Ruleset::push_chain(ChainInfo c) const {
   by_name_.emplace(chain_key(c.family, c.table, c.name), chains_.size());
   chains_.push_back(std::move(c));
 }
 
 ChainInfo* Ruleset::put_chain(ChainInfo c) {
-  if (const ChainInfo* old = chain(c.family, c.table, c.name)) {
-    ChainInfo& slot = chains_[old - chains_.data()];
-    slot = std::move(c);
-    return &slot;
+  if (size_t i = index_of(c.family, c.table, c.name); i != kNone) {
+    chains_[i] = std::move(c);
+    return &chains_[i];
   }
   push_chain(std::move(c));
   return &chains_.back();
@@ -134,15 +134,33 @@ void Ruleset::put_chains(Ruleset listed) {
   for (auto& c : listed.chains_) put_chain(std::move(c));
 }
 
-const ChainInfo* Ruleset::chain(const std::string& family, const std::string& table, const std::string& name) const {
-  // The first chain of that name, as a scan in order would find it.
-  const ChainInfo* first = nullptr;
+// The first chain of that name, as a scan in order would find it.
+size_t Ruleset::index_of(const std::string& family, const std::string& table, const std::string& name) const {
+  size_t first = kNone;
   auto [from, to] = by_name_.equal_range(chain_key(family, table, name));
   for (auto it = from; it != to; ++it) {
     const ChainInfo& c = chains_[it->second];
-    if (c.family == family && c.table == table && c.name == name && (!first || &c < first)) first = &c;
+    if (c.family == family && c.table == table && c.name == name && it->second < first) first = it->second;
   }
   return first;
+}
+
+const ChainInfo* Ruleset::chain(const std::string& family, const std::string& table, const std::string& name) const {
+  if (size_t i = index_of(family, table, name); i != kNone) return &chains_[i];
+  return legacy_.empty() ? nullptr : read_legacy_chain(family, table, name);
+}
+
+const std::deque<ChainInfo>& Ruleset::chains() const {
+  for (const auto& t : legacy_) {
+    // In the order of the saves.
+    std::vector<std::pair<uint64_t, std::string_view>> first;  // (save, place) of a chain's first line
+    for (size_t i = 0; i < t.lines.size(); i++)
+      if (i == 0 || t.lines[i].chain != t.lines[i - 1].chain)
+        first.emplace_back(uint64_t(t.lines[i].text) << 32 | t.lines[i].begin, t.lines[i].chain);
+    std::sort(first.begin(), first.end());
+    for (const auto& [at, name] : first) chain(t.family, t.table, std::string(name));
+  }
+  return chains_;
 }
 
 const RuleInfo* Ruleset::rule(const std::string& family, const std::string& table, const std::string& chain_name,
@@ -155,64 +173,95 @@ const RuleInfo* Ruleset::rule(const std::string& family, const std::string& tabl
 }
 
 void Ruleset::add_chains(std::vector<ChainInfo> chains) {
-  chains_.reserve(chains_.size() + chains.size());
   for (auto& c : chains)
     if (!chain(c.family, c.table, c.name)) push_chain(std::move(c));
 }
 
-// Straight into chains_, sized once from the ":CHAIN" lines: parsing into a
-// vector first and adding it held the 36000 chains of 100000 kube-proxy
-// rules twice, and growing chains_ a third time (18 MB).
-void Ruleset::add_legacy_save(const std::string& save, const std::string& family) {
-  size_t declared = 0;
-  for (size_t at = save.find("\n:"); at != std::string::npos; at = save.find("\n:", at + 2)) declared++;
-  chains_.reserve(chains_.size() + declared);
-  const size_t first_ours = chains_.size();
-  constexpr size_t kNftHasIt = std::numeric_limits<size_t>::max();
-  std::string table;
-  // chain name (a view into save) -> index in chains_ (or kNftHasIt), for
-  // the table being read: a scan per "-A" line made 20000 rules cost seconds.
-  std::unordered_map<std::string_view, size_t> index;
-  auto find = [&](std::string_view name) -> ChainInfo* {
-    auto [it, added] = index.try_emplace(name, kNftHasIt);
-    if (added) {
-      std::string owned(name);
-      const ChainInfo* known = chain(family, table, owned);
-      if (!known) {
-        it->second = chains_.size();
-        push_chain(ChainInfo{family, table, std::move(owned), {}, {}, {}, {}, {}});
-      } else if (static_cast<size_t>(known - chains_.data()) >= first_ours) {
-        it->second = static_cast<size_t>(known - chains_.data());  // a table saved twice
-      }
-    }
-    return it->second == kNftHasIt ? nullptr : &chains_[it->second];
-  };
-  // Lines as views into the save text: no second copy of it.
-  for (size_t start = 0, end; start < save.size(); start = end + 1) {
-    end = save.find('\n', start);
-    if (end == std::string::npos) end = save.size();
-    std::string_view line(save.data() + start, end - start);
+namespace {
+
+// The chain named by a save line after `skip` characters (":NAME POLICY
+// [p:b]", "-A NAME ...").
+std::string_view save_chain_name(std::string_view line, size_t skip) {
+  line.remove_prefix(std::min(skip, line.size()));
+  return line.substr(0, line.find(' '));
+}
+
+}  // namespace
+
+// Indexes the save: per table, each chain's ":" line and runs of "-A"
+// lines, as views into the held text; sorted by chain name for lookups.
+void Ruleset::add_legacy_save(std::shared_ptr<const std::string> save, const std::string& family) {
+  const std::string& text = *save;
+  if (text.size() >= UINT32_MAX) return;  // 4 GB of rules: not a save natbpf reads
+  const auto source = static_cast<uint32_t>(legacy_texts_.size());
+  legacy_texts_.push_back(std::move(save));
+  LegacyTable* table = nullptr;
+  std::vector<size_t> touched;  // indices: legacy_ grows
+  for (size_t start = 0, end; start < text.size(); start = end + 1) {
+    end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
     if (line.empty() || line[0] == '#') continue;
     if (line[0] == '*') {
-      table = std::string(line.substr(1));
-      index.clear();
+      std::string name(line.substr(1));
+      auto it = std::find_if(legacy_.begin(), legacy_.end(),
+                             [&](const LegacyTable& t) { return t.family == family && t.table == name; });
+      table = it != legacy_.end() ? &*it : &legacy_.emplace_back(LegacyTable{family, name, {}});
+      touched.push_back(static_cast<size_t>(table - legacy_.data()));
+    } else if (!table) {
+      continue;
     } else if (line[0] == ':') {
-      auto w = split_words(std::string(line.substr(1)));
-      if (w.empty()) continue;
-      ChainInfo* c = find(line.substr(1, w[0].size()));
-      if (!c) continue;
-      std::string hook = iptables_builtin_hook(w[0]);
-      if (!hook.empty()) c->hook = hook;
+      if (auto name = save_chain_name(line, 1); !name.empty())
+        table->lines.push_back(LegacyLines{name, source, uint32_t(start), uint32_t(end), true});
+    } else if (line.rfind("-A ", 0) == 0 && line.size() > 3 && line[3] != ' ') {
+      auto name = save_chain_name(line, 3);
+      auto& lines = table->lines;
+      if (!lines.empty() && !lines.back().decl && lines.back().text == source && lines.back().chain == name)
+        lines.back().end = uint32_t(end);
+      else
+        lines.push_back(LegacyLines{name, source, uint32_t(start), uint32_t(end), false});
+    }
+  }
+  for (size_t i : touched) {
+    auto& lines = legacy_[i].lines;
+    std::sort(lines.begin(), lines.end(), [](const LegacyLines& a, const LegacyLines& b) {
+      return std::tie(a.chain, a.text, a.begin) < std::tie(b.chain, b.text, b.begin);
+    });
+    lines.shrink_to_fit();
+  }
+}
+
+// Parses a legacy chain from its lines, unless it is in no save. (chain()
+// asks only for a name no chain has yet: nftables' of that name comes first.)
+const ChainInfo* Ruleset::read_legacy_chain(const std::string& family, const std::string& table,
+                                            const std::string& name) const {
+  auto t = std::find_if(legacy_.begin(), legacy_.end(),
+                        [&](const LegacyTable& l) { return l.family == family && l.table == table; });
+  if (t == legacy_.end()) return nullptr;
+  auto [from, to] = std::equal_range(t->lines.begin(), t->lines.end(), LegacyLines{name},
+                                     [](const LegacyLines& a, const LegacyLines& b) { return a.chain < b.chain; });
+  if (from == to) return nullptr;
+  ChainInfo c{family, table, name, {}, {}, {}, {}, {}};
+  for (auto l = from; l != to; ++l) {
+    std::string_view lines = std::string_view(*legacy_texts_[l->text]).substr(l->begin, l->end - l->begin);
+    if (l->decl) {
+      auto w = split_words(std::string(lines.substr(1)));
+      if (std::string hook = iptables_builtin_hook(w[0]); !hook.empty()) c.hook = hook;
       if (w.size() > 1 && w[1] != "-") {
         std::string pol = w[1];
         for (auto& ch : pol) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        c->policy = pol;
+        c.policy = pol;
       }
-    } else if (line.rfind("-A ", 0) == 0 && line.size() > 3 && line[3] != ' ') {
-      if (ChainInfo* c = find(line.substr(3, line.find(' ', 3) - 3)))
-        c->rules.push_back(RuleInfo{c->rules.size() + 1, std::string(line), {}, true});
+      continue;
+    }
+    while (!lines.empty()) {
+      std::string_view line = lines.substr(0, lines.find('\n'));
+      lines.remove_prefix(std::min(lines.size(), line.size() + 1));
+      if (line.rfind("-A ", 0) == 0) c.rules.push_back(RuleInfo{c.rules.size() + 1, std::string(line), {}, true});
     }
   }
+  push_chain(std::move(c));
+  return &chains_.back();
 }
 
 std::string iptables_builtin_hook(const std::string& chain) {

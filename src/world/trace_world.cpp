@@ -281,8 +281,9 @@ std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std:
     LegacyCopy copy;
     if (t.save) {
       const char* save = t.family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
-      copy = LegacyCopy{t.info, monotonic_ns(), run_program({save, "-t", t.name}).second};
-      if (!t.old || copy.text != t.old->text) changed = true;
+      copy = LegacyCopy{t.info, monotonic_ns(),
+                        std::make_shared<const std::string>(run_program({save, "-t", t.name}).second)};
+      if (!t.old || *copy.text != *t.old->text) changed = true;
     } else {
       copy = *t.old;
     }
@@ -302,7 +303,7 @@ std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopi
   std::map<std::string, std::string> texts;
   for (const auto& [family, tables] : copies) {
     std::string& text = texts[family];
-    for (const auto& [name, copy] : tables) text += copy.text;
+    for (const auto& [name, copy] : tables) text += *copy.text;
   }
   return texts;
 }

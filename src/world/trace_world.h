@@ -60,7 +60,8 @@ class LiveTraceWorld {
   struct LegacyCopy {
     std::optional<LegacyTableInfo> info;
     uint64_t read_ns = 0;
-    std::string text;
+    // Shared with the rulesets built from it, which parse its chains when asked.
+    std::shared_ptr<const std::string> text;
   };
   // family -> (table, copy), in the order iptables-legacy-save lists them
   using LegacyCopies = std::map<std::string, std::vector<std::pair<std::string, LegacyCopy>>>;
