@@ -146,6 +146,8 @@ int on_chain(const nlmsghdr* nlh, void* data) {
   const char* table = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE);
   const char* name = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
   if (!table || !name || !nftnl_chain_is_set(c.get(), NFTNL_CHAIN_FAMILY)) return MNL_CB_OK;
+  // A regular chain is listed when a story crosses it: a hook names only base chains.
+  if (!nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) return MNL_CB_OK;
   auto& out = *static_cast<ChainListing*>(data);
   uint32_t family = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY);
   std::string fname = family_name(family);
@@ -159,9 +161,7 @@ int on_chain(const nlmsghdr* nlh, void* data) {
   if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HANDLE))
     out.text += " # handle " + std::to_string(nftnl_chain_get_u64(c.get(), NFTNL_CHAIN_HANDLE));
   out.text += "\n";
-  const char* hook = nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)
-                         ? hook_name(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM))
-                         : nullptr;
+  const char* hook = hook_name(family, nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM));
   if (hook) {
     const char* type = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE);
     out.text += "\t\ttype " + std::string(type ? type : "filter") + " hook " + hook + " priority " +
