@@ -29,8 +29,8 @@ packages=(
 	qemu-system-x86 busybox-static cpio kmod zstd xz-utils
 	# deploy: scripts/deploy-rss.sh (/usr/bin/time -v), tests/deploy (manifests read as YAML)
 	time python3-yaml
-	# bench/scrape.sh and bench/overhead.sh scrape the exporter
-	curl
+	# bench/scrape.sh and bench/overhead.sh scrape the exporter; overhead.sh's bpftrace peer
+	curl bpftrace
 )
 case "${1:-}" in
 	"") ;;
