@@ -61,7 +61,7 @@ constexpr size_t kTableWholeSets = 128;
 
 }  // namespace
 
-// The snapshot: nftables (the chains, their rules listed per chain when a
+// The snapshot: nftables (the base chains; other chains, and rules, listed when a
 // story needs them; or, with `whole` or a table of many sets, every rule and
 // the iptables-nft syntax of its xtables tables) and the legacy tables of
 // `families`, those unchanged since `copies` not saved again. Touches no
