@@ -42,7 +42,7 @@ std::optional<CtCpuStats> parse_ct_stats_message(const void* buf, size_t len) {
   if (!nlmsg_fits(nlh, len)) return std::nullopt;
   if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return std::nullopt;
   const nlattr* tb[CTA_STATS_MAX + 1] = {};
-  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect_attr, tb) < 0) return std::nullopt;
+  if (parse_nlmsg_attrs(nlh, sizeof(nfgenmsg), collect_attr, tb) < 0) return std::nullopt;
   auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
   CtCpuStats s;
   s.cpu = ntohs(nfg->res_id);

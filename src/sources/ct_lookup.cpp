@@ -206,7 +206,7 @@ std::optional<CtNetlinkEntry> parse_ct_message(const nlmsghdr* nlh, size_t len) 
     return std::nullopt;
   if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return std::nullopt;
   AttrTable<CTA_MAX> tb;
-  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect<CTA_MAX>, &tb) < 0) return std::nullopt;
+  if (parse_nlmsg_attrs(nlh, sizeof(nfgenmsg), collect<CTA_MAX>, &tb) < 0) return std::nullopt;
   auto orig = parse_tuple(tb.get(CTA_TUPLE_ORIG));
   auto reply = parse_tuple(tb.get(CTA_TUPLE_REPLY));
   if (!orig || !reply) return std::nullopt;

@@ -361,7 +361,7 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
     if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET)) return;
     if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return;
     const nlattr* tb[NFULA_MAX + 1] = {};
-    mnl_attr_parse(
+    parse_nlmsg_attrs(
         nlh, sizeof(nfgenmsg),
         [](const nlattr* a, void* data) {
           int type = mnl_attr_get_type(a);

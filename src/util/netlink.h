@@ -5,6 +5,7 @@
 // size_t throughout.
 #pragma once
 
+#include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 
 #include <cstddef>
@@ -16,6 +17,19 @@ namespace natbpf {
 // The header and all nlmsg_len bytes of the message lie within len bytes.
 inline bool nlmsg_fits(const nlmsghdr* nlh, size_t len) {
   return len >= sizeof(nlmsghdr) && nlh->nlmsg_len >= sizeof(nlmsghdr) && nlh->nlmsg_len <= len;
+}
+
+// mnl_attr_parse(nlh, header_len, cb, data), but walking only the nlmsg_len
+// bytes of the message: libmnl's walk ends at nlmsg_len rounded up to 4, so
+// the attributes of a last message with an unaligned length (a recording's
+// datagram, a fuzzer's) were read up to 3 bytes past the buffer. The caller
+// has checked nlmsg_fits and that the payload holds header_len bytes.
+inline int parse_nlmsg_attrs(const nlmsghdr* nlh, size_t header_len, mnl_attr_cb_t cb, void* data) {
+  size_t skip = MNL_ALIGN(header_len);
+  size_t payload = mnl_nlmsg_get_payload_len(nlh);
+  if (payload < skip) return MNL_CB_OK;  // the header's padding is all there is
+  return mnl_attr_parse_payload(static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + skip, payload - skip, cb,
+                                data);
 }
 
 // Calls fn(nlh) for each whole message of the datagram, in order, and stops

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nfnetlink_log.h>
 
 #include <cstring>
 #include <fstream>
@@ -41,6 +42,51 @@ TEST(UntrustedInput, NflogMessageLongerThanIntIsNotWalkedInto) {
     return static_cast<const ChainInfo*>(nullptr);
   }, [&](NftTraceEvent&&) { events++; });
   EXPECT_EQ(events, 1);
+}
+
+// libmnl walks attributes up to nlmsg_len rounded up to 4, so it accepted a
+// last attribute running up to 3 bytes past the message: at the very end of
+// a buffer (a recording's datagram, as fuzz_nflog found), the packet's TCP
+// flags were read past it. Such an attribute is not there.
+TEST(UntrustedInput, AttributePastAnUnalignedMessageEndIsNotThere) {
+  auto packet = ipv4_header(6, "10.0.0.1", "10.0.0.2", 40, 7);
+  auto tcp = tcp_header(1, 52000, 9, 0x02);
+  packet.insert(packet.end(), tcp.begin(), tcp.begin() + 14);  // up to the flags: an attribute of 4 + 34 bytes
+  auto message = [&](bool cut) {
+    std::vector<uint8_t> buf(512);
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+    nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+    static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)))->nfgen_family = NFPROTO_IPV4;
+    mnl_attr_put_strz(nlh, NFULA_PREFIX, "TRACE: nat:KUBE-NODEPORTS:rule:1 ");
+    mnl_attr_put(nlh, NFULA_PAYLOAD, packet.size(), packet.data());
+    nlh->nlmsg_len -= cut ? 3 : 2;  // the padding, and with cut the flags byte too
+    return std::vector<uint8_t>(buf.begin(), buf.begin() + nlh->nlmsg_len);
+  };
+  for (bool cut : {false, true}) {
+    int events = 0;
+    parse_nflog_datagram(message(cut), 1, "natbpf_1", [](uint8_t, const std::string&, const std::string&) {
+      return static_cast<const ChainInfo*>(nullptr);
+    }, [&](NftTraceEvent&& ev) {
+      events++;
+      ASSERT_TRUE(ev.packet);
+      EXPECT_EQ(ev.packet->tcp_flags, 0x02);
+    });
+    EXPECT_EQ(events, cut ? 0 : 1) << (cut ? "cut" : "whole");
+  }
+
+  // The same for ctnetlink's per-CPU counters.
+  std::vector<uint8_t> buf(256);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg));
+  mnl_attr_put_u32(nlh, CTA_STATS_FOUND, htonl(3));
+  mnl_attr_put_u32(nlh, CTA_STATS_INVALID, htonl(4));
+  nlh->nlmsg_len -= 1;
+  std::vector<uint8_t> ct(buf.begin(), buf.begin() + nlh->nlmsg_len);
+  auto stats = parse_ct_stats_message(ct.data(), ct.size());
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->found, 3u);
+  EXPECT_FALSE(stats->invalid);
 }
 
 TEST(UntrustedInput, CtnetlinkLengthLongerThanIntIsRejected) {
