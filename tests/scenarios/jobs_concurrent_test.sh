@@ -33,7 +33,7 @@ for job in trace clash drops; do
 	scen_wait_file "$SCEN_TMP/$job.ready" 900 || { cat "$SCEN_TMP/$job.err"; fail "natbpf $job did not get ready"; }
 done
 for _ in 1 2 3; do echo x | ip netns exec "$ns" socat -u - UDP-SENDTO:127.0.0.1:9999 2>/dev/null; done
-ip netns exec "$ns" socat -u UDP-RECV:8888 - >/dev/null 2>&1 &
+scen_bg ip netns exec "$ns" socat -u UDP-RECV:8888 - >/dev/null 2>&1  # cleanup stops it (it outlives its namespace otherwise)
 sleep 0.3
 for _ in 1 2; do echo x | ip netns exec "$ns" socat -u - UDP-SENDTO:127.0.0.1:8888 2>/dev/null; done
 sleep 2 # the last records reach natbpf; then each job is stopped as a user would
