@@ -4,12 +4,15 @@
 // deletes it, and the next start removes tables of dead natbpf processes.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "sources/events.h"
 #include "sources/nft.h"
 #include "util/result.h"
+
+struct mnl_socket;
 
 namespace natbpf {
 
@@ -44,7 +47,7 @@ class TraceTable {
 
  private:
   TraceTable() = default;
-  std::optional<NftContext> nft_;  // keeps the owning socket open
+  std::shared_ptr<mnl_socket> nl_;  // the owning socket: open while the table is in use
   std::string name_;
   bool owner_ = false;
 };
