@@ -90,6 +90,8 @@ int on_gen(const nlmsghdr* nlh, void* data) {
 
 using MnlSocket = std::unique_ptr<mnl_socket, MnlCloser>;
 
+constexpr size_t kDumpBuffer = 64 * 1024;
+
 Result<MnlSocket> open_nft_socket() {
   MnlSocket nl(mnl_socket_open(NETLINK_NETFILTER));
   if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
@@ -103,7 +105,12 @@ Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* w
                    const std::function<bool()>& done, const std::function<void(nlmsghdr*)>& payload = {}) {
   auto nl = open_nft_socket();
   if (!nl) return nl.error();
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  // A dump continues where the last part ended by walking the list from its
+  // start (nf_tables_dump_chains, __nf_tables_dump_rules), so its cost grows
+  // with the square of the parts. The kernel sizes a part by the largest
+  // buffer read so far, up to 32 KB: 4 times fewer parts than with libmnl's
+  // 8 KB (45000 chains of 100000 iptables-nft rules, KUBE-SERVICES' 9000).
+  std::vector<char> buf(kDumpBuffer);
   uint32_t seq = 1;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, seq);
   if (payload) payload(nlh);
