@@ -131,11 +131,6 @@ class Batch {
   uint32_t seq_ = 1;
 };
 
-template <typename T>
-void set_attr(nftnl_expr* e, uint16_t attr, T value) {
-  nftnl_expr_set(e, attr, &value, sizeof(value));
-}
-
 void add_expr(nftnl_rule* r, const char* name, const std::function<void(nftnl_expr*)>& fill) {
   nftnl_expr* e = nftnl_expr_alloc(name);
   fill(e);
@@ -171,57 +166,57 @@ uint64_t rate_unit_seconds(const std::string& unit) {
   return unit == "minute" ? 60 : unit == "hour" ? 3600 : unit == "day" ? 86400 : 1;
 }
 
-// Adds to the batch the rule of trace_match_expression(m) followed by
-// "limit rate <m.rate> meta nftrace set 1", in chain `chain`; a set of
-// protocols is an anonymous set of its own (set_id), bound to this rule.
-void add_mark_rule(Batch& b, const std::string& table, const char* chain, const TraceMatch& m, uint32_t set_id) {
-  std::vector<uint8_t> protos;
-  if (m.l4proto == 1) protos = {IPPROTO_ICMP, IPPROTO_ICMPV6};
-  else if (!m.l4proto && (m.sport || m.dport)) protos = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_DCCP};
-  std::string set_name = "__set%d";
-  if (!protos.empty()) {
-    std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
-    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, set_name.c_str());
-    nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
-    nftnl_set_set_u32(set.get(), NFTNL_SET_ID, set_id);
-    nftnl_set_set_u32(set.get(), NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
-    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, 12);  // nft's inet_proto, so `nft list` names them
-    nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_LEN, 1);
-    nlmsghdr* nlh = b.message(NFT_MSG_NEWSET, NLM_F_CREATE);
-    nftnl_set_nlmsg_build_payload(nlh, set.get());
-    b.put(nlh);
-    for (uint8_t p : protos) {
-      nftnl_set_elem* el = nftnl_set_elem_alloc();
-      nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &p, 1);
-      nftnl_set_elem_add(set.get(), el);
-    }
-    nlh = b.message(NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-    nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
-    b.put(nlh);
-  }
+// The protocols of the match's set, if it needs one: "meta l4proto { ... }".
+std::vector<uint8_t> match_protocols(const TraceMatch& m) {
+  if (m.l4proto == 1) return {IPPROTO_ICMP, IPPROTO_ICMPV6};
+  if (!m.l4proto && (m.sport || m.dport)) return {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_DCCP};
+  return {};
+}
 
-  std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
-  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+constexpr const char* kAnonymousSet = "__set%d";  // the kernel numbers it
+
+// An anonymous constant set of protocols, found by the rule's lookup by set_id.
+void add_protocol_set(Batch& b, const std::string& table, const std::vector<uint8_t>& protos, uint32_t set_id) {
+  std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
+  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, kAnonymousSet);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_ID, set_id);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
+  nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, 12);  // nft's inet_proto, so `nft list` names them
+  nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_LEN, 1);
+  nlmsghdr* nlh = b.message(NFT_MSG_NEWSET, NLM_F_CREATE);
+  nftnl_set_nlmsg_build_payload(nlh, set.get());
+  b.put(nlh);
+  for (uint8_t p : protos) {
+    nftnl_set_elem* el = nftnl_set_elem_alloc();
+    nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, &p, 1);
+    nftnl_set_elem_add(set.get(), el);
+  }
+  nlh = b.message(NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+  nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+  b.put(nlh);
+}
+
+// The expressions of trace_match_expression(m), in its order.
+void add_selectors(nftnl_rule* r, const TraceMatch& m, bool protocol_set, uint32_t set_id) {
   // "th dport N": the transport header's bytes, whatever the protocol.
   for (auto [port, offset] : {std::pair{m.dport, 2u}, std::pair{m.sport, 0u}}) {
     if (!port) continue;
     uint16_t be = htons(port);
-    payload_load(r.get(), NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2);
-    cmp_eq(r.get(), &be, 2);
+    payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2);
+    cmp_eq(r, &be, 2);
   }
-  if (!protos.empty()) {
-    meta_load(r.get(), NFT_META_L4PROTO);
-    add_expr(r.get(), "lookup", [&](nftnl_expr* e) {
+  if (protocol_set) {
+    meta_load(r, NFT_META_L4PROTO);
+    add_expr(r, "lookup", [&](nftnl_expr* e) {
       nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-      nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set_name.c_str());
+      nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kAnonymousSet);
       nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
     });
   } else if (m.l4proto) {
-    meta_load(r.get(), NFT_META_L4PROTO);
-    cmp_eq(r.get(), &*m.l4proto, 1);
+    meta_load(r, NFT_META_L4PROTO);
+    cmp_eq(r, &*m.l4proto, 1);
   }
   // "ip daddr A" in an inet table: the network protocol first (nft's dependency).
   std::optional<uint8_t> nfproto;
@@ -231,19 +226,32 @@ void add_mark_rule(Batch& b, const std::string& table, const char* chain, const 
     bool is6 = a.family == AF_INET6;
     uint8_t want = is6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
     if (nfproto != want) {
-      meta_load(r.get(), NFT_META_NFPROTO);
-      cmp_eq(r.get(), &want, 1);
+      meta_load(r, NFT_META_NFPROTO);
+      cmp_eq(r, &want, 1);
       nfproto = want;
     }
-    payload_load(r.get(), NFT_PAYLOAD_NETWORK_HEADER, is6 ? v6 : v4, is6 ? 16 : 4);
-    cmp_eq(r.get(), a.bytes.data(), is6 ? 16 : 4);
+    payload_load(r, NFT_PAYLOAD_NETWORK_HEADER, is6 ? v6 : v4, is6 ? 16 : 4);
+    cmp_eq(r, a.bytes.data(), is6 ? 16 : 4);
   }
   if (!m.iif.empty()) {
     char name[IFNAMSIZ] = {};
     std::memcpy(name, m.iif.data(), std::min(m.iif.size(), sizeof(name) - 1));
-    meta_load(r.get(), NFT_META_IIFNAME);
-    cmp_eq(r.get(), name, sizeof(name));
+    meta_load(r, NFT_META_IIFNAME);
+    cmp_eq(r, name, sizeof(name));
   }
+}
+
+// Adds to the batch, in chain `chain`, the rule
+// "<trace_match_expression(m)> limit rate <m.rate> meta nftrace set 1";
+// a set of protocols is an anonymous set of its own (set_id), bound to it.
+void add_mark_rule(Batch& b, const std::string& table, const char* chain, const TraceMatch& m, uint32_t set_id) {
+  auto protos = match_protocols(m);
+  if (!protos.empty()) add_protocol_set(b, table, protos, set_id);
+  std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+  add_selectors(r.get(), m, !protos.empty(), set_id);
   size_t slash = m.rate.find('/');
   add_expr(r.get(), "limit", [&](nftnl_expr* e) {
     nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, std::stoull(m.rate.substr(0, slash)));
