@@ -109,9 +109,10 @@ class Batch {
     put(nftnl_batch_end(buf_.data() + len_, seq_++));
     if (mnl_socket_sendto(nl, buf_.data(), len_) < 0) return errno;
     int first_error = 0;
-    // One reply per message (an ack, or the error that aborted the batch),
-    // or one error for the whole batch.
-    for (size_t replies = 0; replies < acks_;) {
+    // One reply per message (an ack, or an error: the batch is then
+    // aborted), or one error for the whole batch. nfnetlink replays a batch
+    // that needed a module itself: no EAGAIN reaches here.
+    for (size_t replies = 0; replies < acks_ && !first_error;) {
       ssize_t n = mnl_socket_recvfrom(nl, buf_.data(), buf_.size());
       if (n < 0) return errno;
       for_each_nlmsg({reinterpret_cast<const uint8_t*>(buf_.data()), static_cast<size_t>(n)}, [&](const nlmsghdr* m) {
@@ -120,7 +121,6 @@ class Batch {
         auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
         if (err->error && !first_error) first_error = -err->error;
       });
-      if (first_error && first_error != EAGAIN) break;
     }
     return first_error;
   }
