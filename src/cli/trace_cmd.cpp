@@ -56,6 +56,10 @@ Result<TraceMatch> parse_match(const TraceOptions& o) {
   if (!saddr) return saddr.error();
   auto daddr = parse_addr(o.daddr, "--daddr");
   if (!daddr) return daddr.error();
+  // One packet is IPv4 or IPv6: a rule asking for both never matches.
+  if (*saddr && *daddr && (*saddr)->family != (*daddr)->family)
+    return usage_error("--saddr " + o.saddr + " and --daddr " + o.daddr + " are of different families",
+                       "give both as IPv4 addresses or both as IPv6 addresses");
   match.saddr = *saddr;
   match.daddr = *daddr;
   auto rate = parse_rate(o.rate);

@@ -14,6 +14,7 @@ check '--dport 0 is out of range: give a port from 1 to 65535' --netns "$ns" --d
 check '--dport 70000 is out of range' --netns "$ns" --dport 70000
 check '--sport -5 is out of range|--sport' --netns "$ns" --sport -5
 check "malformed address for --daddr: '10.1.2.300'" --netns "$ns" --daddr 10.1.2.300
+check "--saddr 10.0.0.1 and --daddr fd00::1 are of different families" --netns "$ns" --saddr 10.0.0.1 --daddr fd00::1
 check "unknown network namespace 'nb-no-such-ns'" --netns nb-no-such-ns --dport 22
 check "unknown interface --iif nosuch0 in netns $ns" --netns "$ns" --iif nosuch0
 check "unknown --proto 'sctp2'" --netns "$ns" --proto sctp2
