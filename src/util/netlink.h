@@ -23,11 +23,11 @@ inline bool nlmsg_fits(const nlmsghdr* nlh, size_t len) {
 // bytes of the message: libmnl's walk ends at nlmsg_len rounded up to 4, so
 // the attributes of a last message with an unaligned length (a recording's
 // datagram, a fuzzer's) were read up to 3 bytes past the buffer. The caller
-// has checked nlmsg_fits and that the payload holds header_len bytes.
+// has checked nlmsg_fits.
 inline int parse_nlmsg_attrs(const nlmsghdr* nlh, size_t header_len, mnl_attr_cb_t cb, void* data) {
   size_t skip = MNL_ALIGN(header_len);
-  size_t payload = mnl_nlmsg_get_payload_len(nlh);
-  if (payload < skip) return MNL_CB_OK;  // the header's padding is all there is
+  if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + skip) return MNL_CB_OK;  // the header's padding is all there is
+  size_t payload = nlh->nlmsg_len - MNL_NLMSG_HDRLEN;  // the header's padding is all there is
   return mnl_attr_parse_payload(static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + skip, payload - skip, cb,
                                 data);
 }
