@@ -12,6 +12,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,7 +72,9 @@ void remove_stale_tables() {
   for (const auto& name : *names) {
     // "natbpf_<pid>" exactly: a user's table is never touched.
     auto pid = natbpf_owner_pid(name);
-    if (!pid || *pid == getpid() || kill(*pid, 0) == 0) continue;
+    // Ours cannot exist yet: one by our pid is a dead process's (pid reuse,
+    // often pid 1 in a container).
+    if (!pid || (*pid != getpid() && kill(*pid, 0) == 0)) continue;
     (void)nft_delete_table(NFPROTO_INET, name);
   }
 }
@@ -97,11 +100,14 @@ class Batch {
  public:
   Batch() : buf_(1 << 16) { put(nftnl_batch_begin(buf_.data(), seq_++)); }
 
+  // A message at the end of the batch, filled by the caller, then put().
   nlmsghdr* message(uint16_t type, uint16_t flags) {
-    acks_++;
     return nftnl_nlmsg_build_hdr(buf_.data() + len_, type, NFPROTO_INET, flags | NLM_F_ACK, seq_++);
   }
-  void put(const nlmsghdr* nlh) { len_ += NLMSG_ALIGN(nlh->nlmsg_len); }
+  void put(const nlmsghdr* nlh) {
+    if (nlh->nlmsg_flags & NLM_F_ACK) acks_++;
+    len_ += NLMSG_ALIGN(nlh->nlmsg_len);
+  }
 
   // Sends the batch on nl; returns the errno of the first message the
   // kernel refused (0: all applied).
@@ -110,13 +116,14 @@ class Batch {
     if (mnl_socket_sendto(nl, buf_.data(), len_) < 0) return errno;
     int first_error = 0;
     // One reply per message (an ack, or an error: the batch is then
-    // aborted), or one error for the whole batch. nfnetlink replays a batch
-    // that needed a module itself: no EAGAIN reaches here.
+    // aborted), or one error for the whole batch. nfnetlink runs the batch
+    // (and replays one that loaded a module) within sendto, so every reply
+    // is queued when it returns: none there is an error, not a wait.
     for (size_t replies = 0; replies < acks_ && !first_error;) {
-      ssize_t n = mnl_socket_recvfrom(nl, buf_.data(), buf_.size());
-      if (n < 0) return errno;
+      ssize_t n = recv(mnl_socket_get_fd(nl), buf_.data(), buf_.size(), MSG_DONTWAIT);
+      if (n < 0) return errno == EAGAIN ? ETIMEDOUT : errno;
       for_each_nlmsg({reinterpret_cast<const uint8_t*>(buf_.data()), static_cast<size_t>(n)}, [&](const nlmsghdr* m) {
-        if (m->nlmsg_type != NLMSG_ERROR) return;
+        if (m->nlmsg_type != NLMSG_ERROR || mnl_nlmsg_get_payload_len(m) < sizeof(nlmsgerr)) return;
         replies++;
         auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
         if (err->error && !first_error) first_error = -err->error;
@@ -329,7 +336,9 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match) {
   // or the owner flag (on a node of 100000 iptables-nft rules, 28 MB and
   // 0.13 s), and the owner flag needs the table's socket to make its chains.
   for (bool owner : {true, false}) {
-    std::shared_ptr<mnl_socket> nl(mnl_socket_open(NETLINK_NETFILTER), MnlCloser{});
+    // Close-on-exec: a child (iptables-save) holding the socket would keep
+    // an owned table after natbpf is gone.
+    std::shared_ptr<mnl_socket> nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC), MnlCloser{});
     if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
       return Error{"cannot open an nftables socket (" + errno_name(errno) + ")", "run it as root (CAP_NET_ADMIN)"};
     int err = add_trace_table(nl.get(), t.name_, match, owner);
@@ -338,6 +347,9 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match) {
       t.owner_ = owner;
       return t;
     }
+    // A batch whose replies could not be read may still have been applied:
+    // without the owner flag nothing else would remove that table.
+    if (!owner) (void)nft_delete_table(NFPROTO_INET, t.name_);
     // Kernels before 5.12 reject the owner flag: fall back to delete-on-exit.
     if (!owner || (err != EOPNOTSUPP && err != EINVAL))
       return Error{"cannot create the trace table (" + errno_name(err) + ")",
