@@ -110,7 +110,8 @@ Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* w
   // with the square of the parts. The kernel sizes a part by the largest
   // buffer read so far, up to 32 KB: 4 times fewer parts than with libmnl's
   // 8 KB (45000 chains of 100000 iptables-nft rules, KUBE-SERVICES' 9000).
-  std::vector<char> buf(kDumpBuffer);
+  // Not for a single reply (the generation, asked per story).
+  std::vector<char> buf((flags & NLM_F_DUMP) == NLM_F_DUMP ? kDumpBuffer : MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, family, flags, seq);
   if (payload) payload(nlh);
