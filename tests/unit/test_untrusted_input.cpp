@@ -87,6 +87,29 @@ TEST(UntrustedInput, AttributePastAnUnalignedMessageEndIsNotThere) {
   ASSERT_TRUE(stats);
   EXPECT_EQ(stats->found, 3u);
   EXPECT_FALSE(stats->invalid);
+
+  // And for a conntrack entry whose reply tuple runs 1 byte past the message.
+  std::vector<uint8_t> entry(512);
+  nlh = mnl_nlmsg_put_header(entry.data());
+  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+  mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg));
+  for (int type : {CTA_TUPLE_ORIG, CTA_TUPLE_REPLY}) {
+    nlattr* t = mnl_attr_nest_start(nlh, type);
+    nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+    mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, htonl(0x0a000001));
+    mnl_attr_put_u32(nlh, CTA_IP_V4_DST, htonl(0x0a000002));
+    mnl_attr_nest_end(nlh, ip);
+    nlattr* p = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, 6);
+    mnl_attr_nest_end(nlh, p);
+    mnl_attr_nest_end(nlh, t);
+  }
+  for (uint32_t cut : {0u, 1u}) {
+    std::vector<uint8_t> m(entry.begin(), entry.begin() + nlh->nlmsg_len - cut);
+    reinterpret_cast<nlmsghdr*>(m.data())->nlmsg_len = static_cast<uint32_t>(m.size());
+    EXPECT_EQ(parse_ct_message(reinterpret_cast<const nlmsghdr*>(m.data()), m.size()).has_value(), cut == 0)
+        << "cut " << cut;
+  }
 }
 
 TEST(UntrustedInput, CtnetlinkLengthLongerThanIntIsRejected) {
