@@ -18,8 +18,10 @@
 #include <utility>
 #include <vector>
 
+#include "sources/nft_netlink.h"
 #include "util/libbpf_quiet.h"
 #include "util/names.h"
+#include "util/netlink.h"
 
 namespace natbpf {
 
@@ -61,21 +63,6 @@ Result<std::string> NftContext::run(const std::string& commands) {
 namespace natbpf {
 namespace {
 
-struct MnlCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-struct TableFree {
-  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
-};
-struct ChainFree {
-  void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
-};
-struct RuleFree {
-  void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
-};
-struct SetFree {
-  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
-};
 struct GenFree {
   void operator()(nftnl_gen* g) const { nftnl_gen_free(g); }
 };
@@ -88,16 +75,7 @@ int on_gen(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-using MnlSocket = std::unique_ptr<mnl_socket, MnlCloser>;
-
 constexpr size_t kDumpBuffer = 64 * 1024;
-
-Result<MnlSocket> open_nft_socket() {
-  MnlSocket nl(mnl_socket_open(NETLINK_NETFILTER));
-  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
-  return nl;
-}
 
 // One request to nf_tables on a socket of its own, each reply message
 // passed to cb (a dump: until NLMSG_DONE; else until cb has what it wants).
@@ -203,6 +181,47 @@ int on_set(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
+Result<MnlSocket> open_nft_socket() {
+  MnlSocket nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"nftables netlink socket: " + errno_name(errno), "is nf_tables available?"};
+  return nl;
+}
+
+NftBatch::NftBatch(uint16_t family) : buf_(1 << 16), family_(family) {
+  put(nftnl_batch_begin(buf_.data(), seq_++));
+}
+
+nlmsghdr* NftBatch::message(uint16_t type, uint16_t flags) {
+  return nftnl_nlmsg_build_hdr(buf_.data() + len_, type, family_, flags | NLM_F_ACK, seq_++);
+}
+
+void NftBatch::put(const nlmsghdr* nlh) {
+  if (nlh->nlmsg_flags & NLM_F_ACK) acks_++;
+  len_ += NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+int NftBatch::commit(mnl_socket* nl) {
+  put(nftnl_batch_end(buf_.data() + len_, seq_++));
+  if (mnl_socket_sendto(nl, buf_.data(), len_) < 0) return errno;
+  int first_error = 0;
+  // One reply per message (an ack, or an error: the batch is then
+  // aborted), or one error for the whole batch. nfnetlink runs the batch
+  // (and replays one that loaded a module) within sendto, so every reply
+  // is queued when it returns: none there is an error, not a wait.
+  for (size_t replies = 0; replies < acks_ && !first_error;) {
+    ssize_t n = recv(mnl_socket_get_fd(nl), buf_.data(), buf_.size(), MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN ? ETIMEDOUT : errno;
+    for_each_nlmsg({reinterpret_cast<const uint8_t*>(buf_.data()), static_cast<size_t>(n)}, [&](const nlmsghdr* m) {
+      if (m->nlmsg_type != NLMSG_ERROR || mnl_nlmsg_get_payload_len(m) < sizeof(nlmsgerr)) return;
+      replies++;
+      auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
+      if (err->error && !first_error) first_error = -err->error;
+    });
+  }
+  return first_error;
+}
+
 Result<std::string> nft_chain_listing() {
   ChainListing listing;
   auto st = nft_request(NFT_MSG_GETCHAIN, NFPROTO_UNSPEC, NLM_F_DUMP, "chain list", on_chain, &listing,
@@ -218,24 +237,12 @@ Status nft_delete_table(uint16_t family, const std::string& name) {
   std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
   if (!table) return Error{"out of memory", ""};
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  uint32_t seq = 1;
-  // A change is a batch: begin, the delete (acknowledged), end.
-  char* at = buf.data();
-  nlmsghdr* nlh = nftnl_batch_begin(at, seq++);
-  at += nlh->nlmsg_len;
-  nlh = nftnl_nlmsg_build_hdr(at, NFT_MSG_DELTABLE, family, NLM_F_ACK, seq);
-  uint32_t del_seq = seq++;
+  NftBatch batch(family);
+  nlmsghdr* nlh = batch.message(NFT_MSG_DELTABLE, 0);
   nftnl_table_nlmsg_build_payload(nlh, table.get());
-  at += nlh->nlmsg_len;
-  nlh = nftnl_batch_end(at, seq);
-  at += nlh->nlmsg_len;
-  if (mnl_socket_sendto(nl->get(), buf.data(), static_cast<size_t>(at - buf.data())) < 0)
-    return Error{"nftables delete: " + errno_name(errno), ""};
-  ssize_t n = mnl_socket_recvfrom(nl->get(), buf.data(), buf.size());
-  if (n < 0) return Error{"nftables delete reply: " + errno_name(errno), ""};
-  if (mnl_cb_run(buf.data(), n, del_seq, mnl_socket_get_portid(nl->get()), nullptr, nullptr) < 0)
-    return Error{"cannot delete table " + name + ": " + errno_name(errno), ""};
+  batch.put(nlh);
+  if (int err = batch.commit(nl->get()))
+    return Error{"cannot delete table " + name + ": " + errno_name(err), ""};
   return Ok{};
 }
 

@@ -24,6 +24,7 @@
 #include <tuple>
 #include <vector>
 
+#include "sources/nft_netlink.h"
 #include "util/libbpf_quiet.h"
 #include "util/netlink.h"
 #include "util/text.h"
@@ -79,65 +80,6 @@ void remove_stale_tables() {
   }
 }
 
-struct MnlCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-struct TableFree {
-  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
-};
-struct ChainFree {
-  void operator()(nftnl_chain* c) const { nftnl_chain_free(c); }
-};
-struct RuleFree {
-  void operator()(nftnl_rule* r) const { nftnl_rule_free(r); }
-};
-struct SetFree {
-  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
-};
-
-// The messages of one nf_tables batch, each acknowledged.
-class Batch {
- public:
-  Batch() : buf_(1 << 16) { put(nftnl_batch_begin(buf_.data(), seq_++)); }
-
-  // A message at the end of the batch, filled by the caller, then put().
-  nlmsghdr* message(uint16_t type, uint16_t flags) {
-    return nftnl_nlmsg_build_hdr(buf_.data() + len_, type, NFPROTO_INET, flags | NLM_F_ACK, seq_++);
-  }
-  void put(const nlmsghdr* nlh) {
-    if (nlh->nlmsg_flags & NLM_F_ACK) acks_++;
-    len_ += NLMSG_ALIGN(nlh->nlmsg_len);
-  }
-
-  // Sends the batch on nl; returns the errno of the first message the
-  // kernel refused (0: all applied).
-  int commit(mnl_socket* nl) {
-    put(nftnl_batch_end(buf_.data() + len_, seq_++));
-    if (mnl_socket_sendto(nl, buf_.data(), len_) < 0) return errno;
-    int first_error = 0;
-    // One reply per message (an ack, or an error: the batch is then
-    // aborted), or one error for the whole batch. nfnetlink runs the batch
-    // (and replays one that loaded a module) within sendto, so every reply
-    // is queued when it returns: none there is an error, not a wait.
-    for (size_t replies = 0; replies < acks_ && !first_error;) {
-      ssize_t n = recv(mnl_socket_get_fd(nl), buf_.data(), buf_.size(), MSG_DONTWAIT);
-      if (n < 0) return errno == EAGAIN ? ETIMEDOUT : errno;
-      for_each_nlmsg({reinterpret_cast<const uint8_t*>(buf_.data()), static_cast<size_t>(n)}, [&](const nlmsghdr* m) {
-        if (m->nlmsg_type != NLMSG_ERROR || mnl_nlmsg_get_payload_len(m) < sizeof(nlmsgerr)) return;
-        replies++;
-        auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(m));
-        if (err->error && !first_error) first_error = -err->error;
-      });
-    }
-    return first_error;
-  }
-
- private:
-  std::vector<char> buf_;
-  size_t len_ = 0, acks_ = 0;
-  uint32_t seq_ = 1;
-};
-
 void add_expr(nftnl_rule* r, const char* name, const std::function<void(nftnl_expr*)>& fill) {
   nftnl_expr* e = nftnl_expr_alloc(name);
   fill(e);
@@ -183,7 +125,7 @@ std::vector<uint8_t> match_protocols(const TraceMatch& m) {
 constexpr const char* kAnonymousSet = "__set%d";  // the kernel numbers it
 
 // An anonymous constant set of protocols, found by the rule's lookup by set_id.
-void add_protocol_set(Batch& b, const std::string& table, const std::vector<uint8_t>& protos, uint32_t set_id) {
+void add_protocol_set(NftBatch& b, const std::string& table, const std::vector<uint8_t>& protos, uint32_t set_id) {
   std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
   nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table.c_str());
   nftnl_set_set_str(set.get(), NFTNL_SET_NAME, kAnonymousSet);
@@ -251,7 +193,7 @@ void add_selectors(nftnl_rule* r, const TraceMatch& m, bool protocol_set, uint32
 // Adds to the batch, in chain `chain`, the rule
 // "<trace_match_expression(m)> limit rate <m.rate> meta nftrace set 1";
 // a set of protocols is an anonymous set of its own (set_id), bound to it.
-void add_mark_rule(Batch& b, const std::string& table, const char* chain, const TraceMatch& m, uint32_t set_id) {
+void add_mark_rule(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m, uint32_t set_id) {
   auto protos = match_protocols(m);
   if (!protos.empty()) add_protocol_set(b, table, protos, set_id);
   std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
@@ -291,7 +233,7 @@ void add_mark_rule(Batch& b, const std::string& table, const char* chain, const 
 // packet is reported with its headers and oif. Returns the errno of the
 // first refused message.
 int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m, bool owner) {
-  Batch b;
+  NftBatch b(NFPROTO_INET);
   std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
   nftnl_table_set_u32(table.get(), NFTNL_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
@@ -336,14 +278,11 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match) {
   // or the owner flag (on a node of 100000 iptables-nft rules, 28 MB and
   // 0.13 s), and the owner flag needs the table's socket to make its chains.
   for (bool owner : {true, false}) {
-    // Close-on-exec: a child (iptables-save) holding the socket would keep
-    // an owned table after natbpf is gone.
-    std::shared_ptr<mnl_socket> nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC), MnlCloser{});
-    if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-      return Error{"cannot open an nftables socket (" + errno_name(errno) + ")", "run it as root (CAP_NET_ADMIN)"};
-    int err = add_trace_table(nl.get(), t.name_, match, owner);
+    auto nl = open_nft_socket();
+    if (!nl) return Error{"cannot open an nftables socket: " + nl.error().message, "run it as root (CAP_NET_ADMIN)"};
+    int err = add_trace_table(nl->get(), t.name_, match, owner);
     if (err == 0) {
-      t.nl_ = std::move(nl);
+      t.nl_ = std::move(*nl);
       t.owner_ = owner;
       return t;
     }
