@@ -302,9 +302,10 @@ TraceTable::TraceTable(TraceTable&& o) noexcept : nl_(std::move(o.nl_)), name_(s
 }
 
 TraceTable::~TraceTable() {
-  if (!nl_ || name_.empty()) return;
-  // With the owner flag closing the socket is enough; deleting explicitly is
-  // harmless and covers kernels without it.
+  // With the owner flag closing nl_ removes the table, and the kernel
+  // refuses a delete from any other socket (EPERM): only a table without
+  // it is deleted here.
+  if (!nl_ || name_.empty() || owner_) return;
   (void)nft_delete_table(NFPROTO_INET, name_);
 }
 
