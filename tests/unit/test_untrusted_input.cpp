@@ -32,6 +32,21 @@ std::vector<uint8_t> with_bad_length_tail(std::vector<uint8_t> datagram) {
   return datagram;
 }
 
+// The original and reply tuples of a TCP entry 10.0.0.1 -> 10.0.0.2.
+void put_ct_tuples(nlmsghdr* nlh) {
+  for (int type : {CTA_TUPLE_ORIG, CTA_TUPLE_REPLY}) {
+    nlattr* t = mnl_attr_nest_start(nlh, type);
+    nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+    mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, htonl(0x0a000001));
+    mnl_attr_put_u32(nlh, CTA_IP_V4_DST, htonl(0x0a000002));
+    mnl_attr_nest_end(nlh, ip);
+    nlattr* p = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, 6);
+    mnl_attr_nest_end(nlh, p);
+    mnl_attr_nest_end(nlh, t);
+  }
+}
+
 TEST(UntrustedInput, NflogMessageLongerThanIntIsNotWalkedInto) {
   auto packet = ipv4_header(6, "10.0.0.1", "10.0.0.2", 40, 7);
   auto tcp = tcp_header(1, 52000, 9, 0x02);
@@ -93,17 +108,7 @@ TEST(UntrustedInput, AttributePastAnUnalignedMessageEndIsNotThere) {
   nlh = mnl_nlmsg_put_header(entry.data());
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
   mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg));
-  for (int type : {CTA_TUPLE_ORIG, CTA_TUPLE_REPLY}) {
-    nlattr* t = mnl_attr_nest_start(nlh, type);
-    nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-    mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, htonl(0x0a000001));
-    mnl_attr_put_u32(nlh, CTA_IP_V4_DST, htonl(0x0a000002));
-    mnl_attr_nest_end(nlh, ip);
-    nlattr* p = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
-    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, 6);
-    mnl_attr_nest_end(nlh, p);
-    mnl_attr_nest_end(nlh, t);
-  }
+  put_ct_tuples(nlh);
   for (uint32_t cut : {0u, 1u}) {
     std::vector<uint8_t> m(entry.begin(), entry.begin() + nlh->nlmsg_len - cut);
     reinterpret_cast<nlmsghdr*>(m.data())->nlmsg_len = static_cast<uint32_t>(m.size());
@@ -117,17 +122,7 @@ TEST(UntrustedInput, CtnetlinkLengthLongerThanIntIsRejected) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
   mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg));
-  for (int type : {CTA_TUPLE_ORIG, CTA_TUPLE_REPLY}) {
-    nlattr* t = mnl_attr_nest_start(nlh, type);
-    nlattr* ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
-    mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, htonl(0x0a000001));
-    mnl_attr_put_u32(nlh, CTA_IP_V4_DST, htonl(0x0a000002));
-    mnl_attr_nest_end(nlh, ip);
-    nlattr* p = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
-    mnl_attr_put_u8(nlh, CTA_PROTO_NUM, 6);
-    mnl_attr_nest_end(nlh, p);
-    mnl_attr_nest_end(nlh, t);
-  }
+  put_ct_tuples(nlh);
   size_t len = nlh->nlmsg_len;
   ASSERT_TRUE(parse_ct_message(nlh, len));
   nlh->nlmsg_len = kNegativeAsInt;  // claims more than the len bytes there are
