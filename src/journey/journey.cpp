@@ -36,6 +36,14 @@ bool same_flow(const Packet& a, const Packet& b) {
          a.sport == b.sport && a.dport == b.dport;
 }
 
+void assign_hooks(Journey& j, const HookOf& hook_of) {
+  std::string current;
+  for (auto& s : j.steps) {
+    if (auto h = hook_of(family_name(s.family), s.table, s.chain)) current = *h;
+    s.hook = current;
+  }
+}
+
 std::vector<Packet> Journey::packets() const {
   std::vector<Packet> out;
   if (packet.family) out.push_back(packet);
@@ -168,9 +176,6 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
     }
     return;  // our own marking chains are not part of the story
   }
-  if (hook_of) {
-    if (auto h = hook_of(family_name(ev.family), ev.table, ev.chain)) j.current_hook = *h;
-  }
   // The kernel reports running off the end of a chain as a Return with verdict
   // continue and no rule: the caller's next rule follows, nothing to show.
   if (ev.type == NftTraceType::Return && !ev.rule_handle) return;
@@ -179,7 +184,6 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   s.family = ev.family;
   s.table = std::move(ev.table);
   s.chain = std::move(ev.chain);
-  s.hook = j.current_hook;
   s.handle = ev.rule_handle;
   s.type = ev.type;
   s.verdict = ev.type == NftTraceType::Policy && ev.policy ? std::optional(nft_verdict_from_code(*ev.policy))

@@ -120,7 +120,6 @@ struct Journey {
   // joined by it (records without one, like a NAT setup, join by conntrack).
   bool joined_by_trace_id = false;
   bool joined_by_headers = false;     // a record with an skb matched by headers and time
-  std::string current_hook;           // hook of the base chain being traversed
   bool from_log = false;              // told from a saved log (explain --log), not seen live
 
   bool finished() const;
@@ -140,8 +139,6 @@ class JourneyBuilder {
   // Moves complete journeys (all of them when `all`) to the sink, oldest first.
   void flush(uint64_t now_ns, bool all, const std::function<void(Journey&&)>& sink);
 
-  // Base chains' hooks, from the ruleset: (family, table, chain) -> hook.
-  std::function<std::optional<std::string>(const std::string&, const std::string&, const std::string&)> hook_of;
   // Interface names by index (the namespace's own by default; a recording's on replay).
   std::function<std::string(uint32_t)> ifname;
 
@@ -181,5 +178,13 @@ class JourneyBuilder {
 };
 
 bool same_flow(const Packet& a, const Packet& b);
+
+// Base chains' hooks, from the ruleset: (family, table, chain) -> hook.
+using HookOf = std::function<std::optional<std::string>(const std::string&, const std::string&, const std::string&)>;
+// Names each step's hook: that of the base chain it ran under (the last
+// base chain before it). Done when the story is told, not as its events
+// arrive: the ruleset that knows the hooks may still be being read then,
+// and the loop that reads the events must not wait for it.
+void assign_hooks(Journey& j, const HookOf& hook_of);
 
 }  // namespace natbpf

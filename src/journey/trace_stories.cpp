@@ -82,21 +82,23 @@ RulesetTexts RulesetTexts::from_json(const nlohmann::json& j) {
 TraceStories::TraceStories(std::string own_table, uint64_t count, std::unique_ptr<TraceRenderer> renderer,
                            StoryWorld world)
     : count_(count), renderer_(std::move(renderer)), world_(std::move(world)), builder_(std::move(own_table)) {
-  builder_.hook_of = [this](const std::string& f, const std::string& t, const std::string& c) {
-    const ChainInfo* ch = world_.ruleset().chain(f, t, c);
-    return ch ? ch->hook : std::nullopt;
-  };
   builder_.ifname = world_.ifname;
 }
 
 void TraceStories::flush(uint64_t now_ns, bool all) {
-  builder_.flush(now_ns, all, [this](Journey&& j) { emit(std::move(j)); });
+  builder_.flush(now_ns, all, [this](Journey&& j) { complete_.push_back(std::move(j)); });
+  if (!all && world_.ready && !world_.ready()) return;
+  for (; !complete_.empty(); complete_.pop_front()) emit(std::move(complete_.front()));
 }
 
 void TraceStories::emit(Journey&& j) {
   if (done()) return;
   if (filter && !filter(j)) return;
   if (world_.before_explain) world_.before_explain(j);
+  assign_hooks(j, [this](const std::string& f, const std::string& t, const std::string& c) {
+    const ChainInfo* ch = world_.ruleset().chain(f, t, c);
+    return ch ? ch->hook : std::nullopt;
+  });
   ExplainContext ctx;
   ctx.ruleset = &world_.ruleset();
   ctx.set_has = world_.set_has;

@@ -36,6 +36,10 @@ struct RulesetTexts {
 };
 
 struct StoryWorld {
+  // False while the ruleset is still being read (on a worker): complete
+  // stories wait to be told, and the events keep being read meanwhile.
+  // Unset: always ready.
+  std::function<bool()> ready;
   std::function<void(const Journey&)> before_explain;  // e.g. refresh a stale ruleset
   std::function<const Ruleset&()> ruleset;
   std::function<std::optional<bool>(const std::string& family, const std::string& table, const std::string& set,
@@ -63,7 +67,8 @@ class TraceStories {
 
   void add(NftTraceEvent&& ev) { builder_.add(std::move(ev)); }
   void add(BpfEvent&& ev) { builder_.add(std::move(ev)); }
-  // Explains and prints the journeys that are complete at now_ns (all: every one).
+  // Explains and prints the journeys that are complete at now_ns (all: every
+  // one); while the world is not ready, they wait, in order (all: it is waited for).
   void flush(uint64_t now_ns, bool all);
   bool done() const { return count_ && counters_.packets >= count_; }
   TraceCounters& counters() { return counters_; }
@@ -83,6 +88,7 @@ class TraceStories {
   std::unique_ptr<TraceRenderer> renderer_;
   StoryWorld world_;
   JourneyBuilder builder_;
+  std::deque<Journey> complete_;  // joined, waiting for the world to be ready
   TraceCounters counters_;
   // Paths told so far (a hash of path_signature -> the first story's
   // number), the newest kMaxPaths: a long trace or a log of millions of

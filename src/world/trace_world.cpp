@@ -382,6 +382,7 @@ std::vector<Listener> LiveTraceWorld::listeners(uint8_t proto, uint16_t port) {
 
 StoryWorld LiveTraceWorld::story_world() {
   StoryWorld w;
+  w.ready = [this] { return ready(); };
   w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
   w.ruleset = [this]() -> const Ruleset& { return ruleset(); };
   w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {

@@ -46,6 +46,10 @@ class LiveTraceWorld {
   // recording the read is done at once: it holds the ruleset before any event.
   void start_reading();
   void poll();
+  // No read runs on the worker, or its result is there to install.
+  bool ready() const {
+    return !pending_.valid() || pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
   const Ruleset& ruleset() {
     settle();
     return ruleset_;

@@ -272,10 +272,6 @@ NftTraceEvent ev(uint32_t id, const std::string& table, const std::string& chain
 TEST(Journey, Seed001StoryWithNearMiss) {
   auto rs = Ruleset::parse(kSeed001Ruleset);
   JourneyBuilder b("natbpf_1", 1000);
-  b.hook_of = [&](const std::string& f, const std::string& t, const std::string& c) {
-    const ChainInfo* ch = rs.chain(f, t, c);
-    return ch ? ch->hook : std::nullopt;
-  };
   auto mark = ev(7, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100);
   mark.packet = tcp("10.2.1.2", 40000, "10.1.2.3", 1222);
   b.add(std::move(mark));
@@ -291,6 +287,10 @@ TEST(Journey, Seed001StoryWithNearMiss) {
   b.flush(5000, false, [&](Journey&& j) { out.push_back(std::move(j)); });
   ASSERT_EQ(out.size(), 1u);
   Journey& j = out[0];
+  assign_hooks(j, [&](const std::string& f, const std::string& t, const std::string& c) {
+    const ChainInfo* ch = rs.chain(f, t, c);
+    return ch ? ch->hook : std::nullopt;
+  });
   ExplainContext ctx;
   ctx.ruleset = &rs;
   ctx.set_has = [](const std::string&, const std::string&, const std::string& set, const std::string& key) {
@@ -529,6 +529,46 @@ TEST(Journey, LateReaderDoesNotSplitAPacketInTwo) {
   // Without a drain to bound it, a record 600 ms older than the story is
   // another packet's: told apart, as before.
   EXPECT_EQ(run(false).size(), 2u);
+}
+
+// While the ruleset is still being read (on a worker), complete stories
+// wait, in order, and are told once it is there; the final flush does not wait.
+TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
+  Ruleset rs = Ruleset::parse(kSeed001Ruleset);
+  bool ready = false;
+  int rulesets_asked = 0;
+  StoryWorld w;
+  w.ready = [&] { return ready; };
+  w.ruleset = [&]() -> const Ruleset& {
+    rulesets_asked++;
+    return rs;
+  };
+  TraceStories stories("natbpf_1", 0, make_json_renderer(), w);
+  auto told = [&] { return stories.counters().packets; };
+  for (uint32_t id : {1u, 2u}) {
+    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
+    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
+    stories.add(std::move(mark));
+    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
+  }
+  testing::internal::CaptureStdout();
+  stories.flush(10'000'000'000ULL, false);
+  EXPECT_EQ(told(), 0u);
+  EXPECT_EQ(rulesets_asked, 0) << "nothing may ask the ruleset while it is read";
+  ready = true;
+  stories.flush(10'100'000'000ULL, false);
+  std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(told(), 2u);
+  EXPECT_LT(printed.find("40001"), printed.find("40002")) << printed;
+  EXPECT_THAT(printed, HasSubstr("\"hook\":\"forward\"")) << "hooks are named when the story is told";
+  ready = false;
+  auto late = ev(3, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 10'200'000'000ULL);
+  late.packet = tcp("10.2.1.2", 40003, "10.1.2.3", 1222);
+  stories.add(std::move(late));
+  testing::internal::CaptureStdout();
+  stories.flush(10'300'000'000ULL, true);
+  testing::internal::GetCapturedStdout();
+  EXPECT_EQ(told(), 3u);
 }
 
 }  // namespace natbpf
