@@ -114,6 +114,9 @@ class TraceRun {
       flush(false);
     };
     limits.done = [this] { return stories_->done(); };
+    // The sources are drained once before the loop: a trace message read
+    // later was sent after this, even if the loop stalls before its first tick.
+    flush(false);
     Status ran = job_->run(limits);
     flush(true);
     finish();

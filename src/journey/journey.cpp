@@ -1,6 +1,7 @@
 #include "journey/journey.h"
 
 #include <net/if.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -95,8 +96,24 @@ Subject subject(const BpfEvent& ev) {
       ev);
 }
 
-bool matches(const Journey& j, const Subject& s, uint64_t window_ns) {
+// Whether the record cannot be of the story's packet, whatever the times
+// say (a reader that stalled receives a flow's retransmissions together,
+// each after all of their records): a packet is freed once, so a story that
+// holds a kfree_skb record takes no second one; and IPv4 numbers every packet
+// it sends (a TCP retransmission too), which NAT leaves alone, so another IP
+// ID is another packet (an ID of 0, as a source that did not read it has, says nothing).
+bool other_packet(const Journey& j, const BpfEvent& ev, const Subject& s) {
+  if (std::holds_alternative<SkbDropEvent>(ev))
+    for (const auto& b : j.bpf)
+      if (std::holds_alternative<SkbDropEvent>(b)) return true;
+  const Packet& p = j.packet;
+  return s.pkt && p.family == AF_INET && s.pkt->family == AF_INET && p.ip_id && s.pkt->ip_id &&
+         p.ip_id != s.pkt->ip_id;
+}
+
+bool matches(const Journey& j, const BpfEvent& ev, const Subject& s, uint64_t window_ns) {
   if (s.ts + 50'000'000ULL < j.sent_after_ns || s.ts > j.last_ns + window_ns) return false;
+  if (other_packet(j, ev, s)) return false;
   // Same skb as an event already joined (nf_hook_slow's exit after kfree_skb).
   if (s.skb) {
     for (const auto& b : j.bpf)
@@ -224,7 +241,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
       // received before.
       bool fits = this_pass ? j->first_ns + 50'000'000ULL >= pass.ts_ns
                             : s.ts + 50'000'000ULL >= j->sent_after_ns && s.ts <= j->last_ns + idle_ns_;
-      if (!fits) continue;
+      if (!fits || other_packet(*j, ev, s)) continue;
       j->bpf.push_back(ev);
       j->last_ns = std::max(j->last_ns, s.ts);
       j->joined_by_trace_id = true;
@@ -237,7 +254,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
     if (this_pass) return false;
   }
   for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
-    if (matches(*it, s, idle_ns_)) {
+    if (matches(*it, ev, s, idle_ns_)) {
       it->bpf.push_back(ev);
       it->last_ns = std::max(it->last_ns, s.ts);
       if (s.skb) it->joined_by_headers = true;

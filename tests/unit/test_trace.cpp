@@ -531,6 +531,51 @@ TEST(Journey, LateReaderDoesNotSplitAPacketInTwo) {
   EXPECT_EQ(run(false).size(), 2u);
 }
 
+// A reader stalled through a SYN and its retransmission (same flow, same
+// sequence number, 1 s apart): both drop records are read first, then both
+// stories, received together long after. Each story gets its own packet's
+// record: IPv4 gives each packet its own IP ID; IPv6 has none, and a packet
+// is freed once, so no story takes two records.
+TEST(Journey, StalledReaderJoinsEachRetransmissionToItsOwnRecord) {
+  auto run = [](bool v6) {
+    JourneyBuilder b("natbpf_1", 300'000'000ULL);
+    std::vector<Journey> out;
+    auto sink = [&](Journey&& j) { out.push_back(std::move(j)); };
+    b.flush(1'000'000'000ULL, false, sink);  // drained before the first SYN
+    auto syn = [v6](uint16_t ip_id) {
+      Packet p = v6 ? tcp("fd00::1", 40000, "fd00::2", 52000) : tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+      p.family = v6 ? 10 : 2;
+      p.ip_id = v6 ? 0 : ip_id;
+      return p;
+    };
+    for (uint64_t i = 0; i < 2; i++) {
+      SkbDropEvent d;
+      d.ts_ns = 1'100'000'000ULL + i * 1'000'000'000ULL;
+      d.skb = 0xabc;  // the clone of a retransmission often reuses the address
+      d.pkt = syn(static_cast<uint16_t>(100 + i));
+      b.add(BpfEvent{d});
+    }
+    for (uint32_t i = 0; i < 2; i++) {
+      auto mark = ev(0x42, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 5'000'000'000ULL + i);
+      mark.packet = syn(static_cast<uint16_t>(100 + i));
+      b.add(std::move(mark));
+      b.add(ev(0x42, "filter", "input", 3, NftVerdict::Drop, 5'000'000'000ULL + i));
+    }
+    b.flush(6'000'000'000ULL, false, sink);
+    return out;
+  };
+  auto v4 = run(false);
+  ASSERT_EQ(v4.size(), 2u);
+  for (const auto& j : v4) {
+    ASSERT_EQ(j.bpf.size(), 1u);
+    EXPECT_EQ(std::get<SkbDropEvent>(j.bpf[0]).pkt.ip_id, j.packet.ip_id);
+  }
+  auto v6 = run(true);
+  ASSERT_EQ(v6.size(), 2u);
+  EXPECT_EQ(v6[0].bpf.size(), 1u);
+  EXPECT_EQ(v6[1].bpf.size(), 1u);
+}
+
 // While the ruleset is still being read (on a worker), complete stories
 // wait, in order, and are told once it is there; the final flush does not wait.
 TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
