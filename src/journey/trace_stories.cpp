@@ -87,8 +87,11 @@ TraceStories::TraceStories(std::string own_table, uint64_t count, std::unique_pt
 
 void TraceStories::flush(uint64_t now_ns, bool all) {
   builder_.flush(now_ns, all, [this](Journey&& j) { complete_.push_back(std::move(j)); });
-  if (!all && world_.ready && !world_.ready()) return;
-  for (; !complete_.empty(); complete_.pop_front()) emit(std::move(complete_.front()));
+  for (; !complete_.empty(); complete_.pop_front()) {
+    if (!all && world_.ready && !world_.ready()) return;
+    if (!all && world_.prepare && !world_.prepare(complete_.front())) return;
+    emit(std::move(complete_.front()));
+  }
 }
 
 void TraceStories::emit(Journey&& j) {

@@ -40,6 +40,9 @@ struct StoryWorld {
   // stories wait to be told, and the events keep being read meanwhile.
   // Unset: always ready.
   std::function<bool()> ready;
+  // Starts what telling this complete journey needs (rules of its chains)
+  // without waiting for it; true when nothing is left to read. Unset: true.
+  std::function<bool(const Journey&)> prepare;
   std::function<void(const Journey&)> before_explain;  // e.g. refresh a stale ruleset
   std::function<const Ruleset&()> ruleset;
   std::function<std::optional<bool>(const std::string& family, const std::string& table, const std::string& set,

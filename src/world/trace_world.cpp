@@ -1,12 +1,9 @@
 #include "world/trace_world.h"
 
-#include <linux/netfilter.h>
 #include <net/if.h>
 
 #include <algorithm>
-#include <cctype>
 #include <set>
-#include <string_view>
 #include <tuple>
 #include <fstream>
 #include <iostream>
@@ -31,28 +28,6 @@ Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
 
 namespace {
 
-// `list ruleset` or `list chain ...` with handles, stateless and terse (the
-// elements of named sets neither fetched nor listed: 20000 kube-proxy rules
-// in nft, nft -a -s list ruleset 1.09 -> 0.95 s, peak 72 -> 64 MB). The
-// context, and the cache libnftables filled, are freed before the text is
-// parsed, so that the parse reuses that memory.
-Result<std::string> list_nft(const std::string& command) {
-  auto nft = NftContext::create(true, /*terse=*/true);
-  if (!nft) return nft.error();
-  return nft->run(command);
-}
-
-// A name nft's parser takes unquoted in `list chain FAMILY TABLE CHAIN`
-// (1.0.6 refuses a quoted one): letters, digits and _ . / -, not first a
-// digit, / or -. Others are read with the whole ruleset.
-bool plain_nft_name(const std::string& name) {
-  if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_' || name[0] == '.'))
-    return false;
-  for (unsigned char c : name)
-    if (!std::isalnum(c) && c != '_' && c != '.' && c != '/' && c != '-') return false;
-  return true;
-}
-
 // More sets than this in a table: libnftables 1.0.6 fetches the elements of
 // every set of a table, a request each, to list one chain of it (kube-proxy's
 // nftables mode, a vmap per service: 170 ms a chain at 20000 rules), so the
@@ -60,6 +35,17 @@ bool plain_nft_name(const std::string& name) {
 constexpr size_t kTableWholeSets = 128;
 
 }  // namespace
+
+// `list ruleset` or `list chain ...` with handles, stateless and terse (the
+// elements of named sets neither fetched nor listed: 20000 kube-proxy rules
+// in nft, nft -a -s list ruleset 1.09 -> 0.95 s, peak 72 -> 64 MB). The
+// context, and the cache libnftables filled, are freed before the text is
+// parsed, so that the parse reuses that memory.
+Result<std::string> LiveTraceWorld::list_nft(const std::string& command) {
+  auto nft = NftContext::create(true, /*terse=*/true);
+  if (!nft) return nft.error();
+  return nft->run(command);
+}
 
 // The snapshot: nftables (the base chains; other chains, and rules, listed when a
 // story needs them; or, with `whole` or a table of many sets, every rule and
@@ -93,85 +79,6 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
   return p;
 }
 
-// A chain of an iptables-nft table as a listing Ruleset::parse reads, from
-// `iptables-nft -S CHAIN`'s output `lines` (the rule texts a user of that
-// table wrote) and the chain's rule handles in order (nft_rule_handles): the
-// n-th "-A" line is the n-th rule. No libnftables cache (for the nat table
-// of 100000 kube-proxy rules, one `list chain` holds its 45000 chains: 0.4 s
-// and 40 MB). Its rules have no nft text then, which only the near misses of
-// a drop chain read. Empty when the two disagree (a rule nft added, or a
-// change between them).
-std::string LiveTraceWorld::iptables_chain_listing(const ChainKey& key, const std::string& lines) const {
-  const auto& [family, table, chain] = key;
-  auto handles = nft_rule_handles(family == "ip" ? NFPROTO_IPV4 : NFPROTO_IPV6, table, chain);
-  std::vector<std::string_view> rules;
-  for (std::string_view rest = lines; !rest.empty();) {
-    std::string_view line = rest.substr(0, rest.find('\n'));
-    rest.remove_prefix(std::min(rest.size(), line.size() + 1));
-    if (line.rfind("-A ", 0) == 0) rules.push_back(line);
-  }
-  if (!handles || handles->size() != rules.size()) return "";
-  std::string out = "table " + family + " " + table + " {\n\tchain " + chain + " {\n";
-  if (const ChainInfo* c = ruleset_.chain(family, table, chain); c && c->hook) {
-    out += "\t\ttype " + c->type.value_or("filter") + " hook " + *c->hook;
-    if (c->priority) out += " priority " + std::to_string(*c->priority);
-    out += ";";
-    if (c->policy) out += " policy " + *c->policy + ";";
-    out += "\n";
-  }
-  for (size_t i = 0; i < rules.size(); i++)
-    out += "\t\t" + std::string(rules[i]) + " # handle " + std::to_string((*handles)[i]) + "\n";
-  out += "\t}\n}\n";
-  return out;
-}
-
-// Lists the rules of the nftables chains a journey crossed that are not
-// listed yet: one `list chain` each (a chain of 20000 iptables-nft rules'
-// node 0-50 ms and 4-13 MB, where the whole ruleset takes 0.5 s and 78 MB),
-// with `iptables-nft -S CHAIN` for a chain of an iptables-nft table; such a
-// chain, but for the one that dropped the packet (whose near misses read
-// nft text), is read without nft (iptables_chain_listing). Each listing is
-// appended to the texts, so that a recording (and its replay) holds the
-// same rules. False when a chain cannot be listed by name: then the whole
-// ruleset is read instead.
-bool LiveTraceWorld::list_chains_of(const Journey& j) {
-  if (whole_) return true;
-  std::vector<ChainKey> wanted;
-  std::optional<ChainKey> drop_chain;  // nftables' drop verdict (as find_drop takes it)
-  for (const auto& s : j.steps) {
-    if (s.origin == Origin::Nflog || s.table.empty() || s.chain.empty()) continue;
-    ChainKey key{family_name(s.family), s.table, s.chain};
-    if (!drop_chain && s.verdict == NftVerdict::Drop) drop_chain = key;
-    if (listed_.count(key) || std::find(wanted.begin(), wanted.end(), key) != wanted.end()) continue;
-    if (!plain_nft_name(s.table) || !plain_nft_name(s.chain)) return false;
-    wanted.push_back(std::move(key));
-  }
-  for (const auto& key : wanted) {
-    const auto& [family, table, chain] = key;
-    std::string save, text;
-    if (is_xtables_table(family, table)) {
-      auto [rc, lines] = run_program({family == "ip" ? "iptables-nft" : "ip6tables-nft", "-t", table, "-S", chain});
-      if (rc == 0 && key != drop_chain) text = iptables_chain_listing(key, lines);
-      save = "*" + table + "\n" + lines + "COMMIT\n";
-    }
-    if (text.empty()) {
-      // A context each: its cache is freed before the parse.
-      auto listed = list_nft("list chain " + family + " " + table + " " + chain);
-      if (!listed) return false;
-      text = std::move(*listed);
-    }
-    ruleset_.put_chains(Ruleset::parse(text));
-    texts_.nft += text;
-    if (!save.empty()) {
-      ruleset_.add_iptables_syntax(family, save);
-      texts_.iptables_nft[family] += save;
-    }
-    listed_.insert(key);
-  }
-  if (!wanted.empty()) record_texts();
-  return true;
-}
-
 Status LiveTraceWorld::refresh_ruleset(bool whole) {
   settle();
   auto p = read_all(legacy_families_ ? legacy_families_() : std::vector<std::string>{}, legacy_, whole);
@@ -188,23 +95,84 @@ void LiveTraceWorld::start_reading() {
     return;
   }
   settle();
+  start_read(false);
+}
+
+void LiveTraceWorld::start_read(bool whole) {
   auto families = legacy_families_ ? legacy_families_() : std::vector<std::string>{};
-  pending_ = std::async(std::launch::async,
-                        [families, copies = legacy_]() -> Result<Pending> { return read_all(families, copies, false); });
+  pending_ = std::async(std::launch::async, [families, copies = legacy_, whole]() -> Result<Pending> {
+    return read_all(families, copies, whole);
+  });
+}
+
+bool LiveTraceWorld::ready() const {
+  auto done = [](const auto& f) { return !f.valid() || f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
+  return done(pending_) && done(chains_pending_);
 }
 
 void LiveTraceWorld::poll() {
-  if (pending_.valid() && pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) settle();
+  if (ready()) settle();
 }
 
-// Waits for a background read, if one runs, and installs it. A failed one
-// leaves the snapshot as it was (empty at start: stories then name chains
-// without their rules), as a failed refresh always did.
+// Waits for the background reads, if any run, and installs them. A failed
+// one leaves the snapshot as it was (empty at start: stories then name
+// chains without their rules), as a failed refresh always did.
 void LiveTraceWorld::settle() {
-  if (!pending_.valid()) return;
-  auto p = pending_.get();
-  if (p) install(std::move(*p));
-  else std::cerr << "natbpf: " << p.error().to_string() << "\n";
+  if (pending_.valid()) {
+    auto p = pending_.get();
+    if (p) install(std::move(*p));
+    else std::cerr << "natbpf: " << p.error().to_string() << "\n";
+  }
+  if (chains_pending_.valid()) {
+    // A chain that could not be listed: its rules stay missing, and
+    // prepare() then reads every rule.
+    if (auto listings = chains_pending_.get()) install_chains(std::move(*listings));
+  }
+}
+
+// Starts on a worker what telling j needs and the snapshot lacks: a new
+// snapshot when the nftables generation moved, the rules of the chains j
+// crossed, every rule when one j names is still missing. True when nothing
+// is left to read: j can be told now, and ensure_rules_known reads nothing
+// more. Each read is started at most once per journey, so that a node
+// whose rules keep changing does not hold a story forever. A recording reads
+// at once, in ensure_rules_known (its records then follow the story's flush).
+bool LiveTraceWorld::prepare(const Journey& j) {
+  if (recorder_) return true;
+  if (!ready()) return false;
+  settle();
+  if (JourneyId id{j.first_ns, j.trace_id}; id != preparing_) {
+    preparing_ = id;
+    prepared_ = {};
+  }
+  PrepareSteps& p = prepared_;
+  if (!p.generation) {
+    p.generation = true;
+    if (auto g = nft_generation(); g && *g != ruleset_gen_) {
+      start_read(false);
+      return false;
+    }
+  }
+  if (!p.chains) {
+    p.chains = true;
+    auto wanted = chains_to_read(j);
+    if (!wanted) {
+      p.whole = true;
+      start_read(true);
+      return false;
+    }
+    if (!wanted->empty()) {
+      chains_pending_ = std::async(std::launch::async, [wanted = std::move(*wanted)] { return read_chains(wanted); });
+      return false;
+    }
+  }
+  if (!p.whole && !whole_ && rule_missing(j)) {
+    p.whole = true;
+    start_read(true);
+    return false;
+  }
+  p.done = true;
+  return true;
 }
 
 void LiveTraceWorld::install(Pending p) {
@@ -314,21 +282,28 @@ std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopi
 // chains are listed again, and the rules of those this journey crossed.
 // iptables-legacy has no generation and numbers its rules by position:
 // while legacy steps are traced its tables' shapes are checked per story.
+// Without prepare() (a recording, or the final flush), on the loop.
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
   settle();
-  bool stale = false, legacy = false;
-  if (auto g = nft_generation(); g && *g != ruleset_gen_) stale = true;
-  if (stale) (void)refresh_ruleset(false);
-  if (!list_chains_of(j)) (void)refresh_ruleset(true);
-  bool missing = false;
-  for (const auto& s : j.steps) {
-    if (s.origin == Origin::Nflog) legacy = true;
-    else if (s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle)) missing = true;
+  bool legacy = std::any_of(j.steps.begin(), j.steps.end(), [](const Step& s) { return s.origin == Origin::Nflog; });
+  if (!prepared_.done || preparing_ != JourneyId{j.first_ns, j.trace_id}) {
+    if (auto g = nft_generation(); g && *g != ruleset_gen_) (void)refresh_ruleset(false);
+    if (!list_chains_of(j)) (void)refresh_ruleset(true);
+    // A rule the listing lacks: a change between the generation asked and the
+    // listing (or a chain that cannot be listed alone).
+    if (!whole_ && rule_missing(j)) {
+      (void)refresh_ruleset(true);
+      return;
+    }
   }
-  // A rule the listing lacks: a change between the generation asked and the
-  // listing (or a chain that cannot be listed alone).
-  if (missing && !whole_) (void)refresh_ruleset(true);
-  else if (legacy && refresh_legacy()) rebuild();
+  if (legacy && refresh_legacy()) rebuild();
+}
+
+bool LiveTraceWorld::rule_missing(const Journey& j) const {
+  for (const auto& s : j.steps)
+    if (s.origin != Origin::Nflog && s.handle && !ruleset_.rule(family_name(s.family), s.table, s.chain, *s.handle))
+      return true;
+  return false;
 }
 
 std::optional<bool> LiveTraceWorld::set_has(const std::string& family, const std::string& table,
@@ -383,6 +358,7 @@ std::vector<Listener> LiveTraceWorld::listeners(uint8_t proto, uint16_t port) {
 StoryWorld LiveTraceWorld::story_world() {
   StoryWorld w;
   w.ready = [this] { return ready(); };
+  w.prepare = [this](const Journey& j) { return prepare(j); };
   w.before_explain = [this](const Journey& j) { ensure_rules_known(j); };
   w.ruleset = [this]() -> const Ruleset& { return ruleset(); };
   w.set_has = [this](const std::string& f, const std::string& t, const std::string& s, const std::string& k) {

@@ -46,10 +46,11 @@ class LiveTraceWorld {
   // recording the read is done at once: it holds the ruleset before any event.
   void start_reading();
   void poll();
-  // No read runs on the worker, or its result is there to install.
-  bool ready() const {
-    return !pending_.valid() || pending_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-  }
+  // No read runs on a worker, or its result is there to install.
+  bool ready() const;
+  // What telling j needs and the snapshot lacks, read on a worker; true
+  // when there is nothing (left) to read.
+  bool prepare(const Journey& j);
   const Ruleset& ruleset() {
     settle();
     return ruleset_;
@@ -81,10 +82,26 @@ class LiveTraceWorld {
     RulesetTexts texts;
     Ruleset ruleset;
   };
+  static Result<std::string> list_nft(const std::string& command);
   static Result<Pending> read_all(const std::vector<std::string>& families, LegacyCopies copies, bool whole);
   using ChainKey = std::tuple<std::string, std::string, std::string>;  // family, table, chain
+  struct ChainRead {
+    ChainKey key;
+    bool drop_chain = false;        // where the journey was dropped (its near misses read nft text)
+    std::optional<ChainInfo> base;  // a base chain's hook, type, priority, policy (no rules)
+  };
+  struct ChainListing {
+    ChainKey key;
+    std::string text;  // nft listing
+    std::string save;  // iptables-nft -S of the chain, as a save ("" for nft tables)
+  };
+  std::optional<std::vector<ChainRead>> chains_to_read(const Journey& j) const;
+  static Result<std::vector<ChainListing>> read_chains(const std::vector<ChainRead>& wanted);
+  static std::string iptables_chain_listing(const ChainRead& read, const std::string& lines);
+  void install_chains(std::vector<ChainListing> listings);
   bool list_chains_of(const Journey& j);
-  std::string iptables_chain_listing(const ChainKey& key, const std::string& lines) const;
+  bool rule_missing(const Journey& j) const;
+  void start_read(bool whole);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   static void add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies);
@@ -105,7 +122,15 @@ class LiveTraceWorld {
   std::function<std::vector<std::string>()> legacy_families_;
   RulesetTexts texts_;  // what ruleset_ is built from, with the legacy copies (not in texts_)
   LegacyCopies legacy_;
-  std::future<Result<Pending>> pending_;  // a background read of the legacy tables
+  std::future<Result<Pending>> pending_;  // a background read of the ruleset
+  std::future<Result<std::vector<ChainListing>>> chains_pending_;  // of a journey's chains
+  // The journey prepare() works for (first receive time, trace id), and what it started.
+  using JourneyId = std::pair<uint64_t, uint32_t>;
+  JourneyId preparing_{};
+  struct PrepareSteps {
+    bool generation = false, chains = false, whole = false, done = false;
+  };
+  PrepareSteps prepared_;
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   bool whole_ = false;        // every nftables rule is in the snapshot

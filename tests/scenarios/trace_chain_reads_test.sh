@@ -87,4 +87,32 @@ jq_true "$SCEN_TMP/keyword.all" '[.[] | select(.type == "packet")] | length == 1
 	"the drop in chain counter was not told once, by its rule"
 jq_true "$SCEN_TMP/keyword.ruleset" '.nft | contains("5555")' "the whole ruleset was not read for a chain nft cannot name"
 same_stories keyword
+
+# Without a recording the crossed chains are read on a worker, not on the
+# loop that reads the events: every `iptables-nft -S CHAIN` natbpf ran was
+# started by a thread other than its main one (strace -f: the pid that
+# issued the clone whose child ran it). The story is the same.
+if command -v strace >/dev/null; then
+	ready=$SCEN_TMP/live.ready
+	scen_bg strace -f -qq -o "$SCEN_TMP/live.strace" -e trace=clone,clone3,fork,vfork,execve -e signal=none \
+		$NATBPF trace --netns "$ns" --dport 9 --json --duration 4 --ready-file "$ready" >"$SCEN_TMP/live.jsonl" 2>"$SCEN_TMP/live.err"
+	pid=$!
+	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/live.err"; fail "natbpf trace (under strace) did not get ready"; }
+	ip netns exec "$ns" bash -c "echo x >/dev/udp/127.0.0.1/9" 2>/dev/null
+	wait "$pid" || { cat "$SCEN_TMP/live.err"; fail "natbpf trace (under strace) exited $?"; }
+	jq_true <(jq -s . "$SCEN_TMP/live.jsonl") '[.[] | select(.type == "packet")] | length == 1 and .[0].drop.chain == "APP"
+		and .[0].steps[0].rule == "-A OUTPUT -p udp -j APP"' "the live run (no recording) did not tell the drop in APP by its rules"
+	# "PID syscall(...) = RET", or split in "<unfinished ...>" and "<... clone3 resumed> ... = RET".
+	awk '
+		NR == 1 { main = $1 }
+		/(clone3?|v?fork)\(|<\.\.\. (clone3?|v?fork) resumed>/ && $NF ~ /^[0-9]+$/ { parent[$NF] = $1 }
+		/execve\(.*"-S", "[A-Za-z]+"/ { child[$1] = 1 } # each try of a PATH search: a child once
+		END {
+			for (c in child) { n++; if (parent[c] == main) bad++; else if (parent[c] == "") unknown++ }
+			printf "chain reads: %d, by the main thread: %d, parent not found: %d\n", n, bad, unknown
+			exit !(n >= 2 && bad == 0 && unknown == 0)
+		}' "$SCEN_TMP/live.strace" || { grep -E 'execve|clone' "$SCEN_TMP/live.strace" | head -30; fail "a chain was read on natbpf's main thread (the event loop)"; }
+else
+	echo "strace is not installed here: the thread that read the chains is not checked (the stories are)"
+fi
 echo "PASS trace reads the chains a story crossed"

@@ -576,6 +576,37 @@ TEST(Journey, StalledReaderJoinsEachRetransmissionToItsOwnRecord) {
   EXPECT_EQ(v6[1].bpf.size(), 1u);
 }
 
+// A story whose chains are still being read (prepare() started it on a
+// worker) waits, and so do the stories after it: they are told in order.
+TEST(TraceStoriesTest, StoriesWaitForWhatTheirExplanationReads) {
+  Ruleset rs = Ruleset::parse(kSeed001Ruleset);
+  std::vector<uint16_t> asked;
+  bool read_done = false;
+  StoryWorld w;
+  w.ruleset = [&]() -> const Ruleset& { return rs; };
+  w.prepare = [&](const Journey& j) {
+    asked.push_back(j.packet.sport);
+    return read_done || j.packet.sport != 40001;
+  };
+  TraceStories stories("natbpf_1", 0, make_json_renderer(), w);
+  for (uint32_t id : {1u, 2u}) {
+    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
+    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
+    stories.add(std::move(mark));
+    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
+  }
+  testing::internal::CaptureStdout();
+  stories.flush(10'000'000'000ULL, false);
+  EXPECT_EQ(stories.counters().packets, 0u);
+  EXPECT_EQ(asked, std::vector<uint16_t>{40001});  // the second is not asked before the first is told
+  read_done = true;
+  stories.flush(10'100'000'000ULL, false);
+  std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(stories.counters().packets, 2u);
+  EXPECT_EQ(asked, (std::vector<uint16_t>{40001, 40001, 40002}));
+  EXPECT_LT(printed.find("40001"), printed.find("40002")) << printed;
+}
+
 // While the ruleset is still being read (on a worker), complete stories
 // wait, in order, and are told once it is there; the final flush does not wait.
 TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
