@@ -135,15 +135,18 @@ std::string JourneyBuilder::ifname_of(uint32_t index) const { return ifname ? if
 
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
   // iptables TRACE lines carry no trace id; the packet our nftables marking
-  // chain already reported is the same skb: same source, IP id and sequence.
+  // chain already reported is the same skb: same source, IP id and sequence,
+  // received close to it, or since the last drain as it was (a reader
+  // stalled between two lines of one packet received them far apart).
   if (ids_are_packets_) {
     if (auto it = by_id_.find(ev.id); it != by_id_.end()) return open_[it->second];
   } else if (ev.origin == Origin::Nflog && ev.packet) {
     const Packet& p = *ev.packet;
     for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
       const Packet& q = it->packet;
+      bool close = ev.recv_ns <= it->last_ns + idle_ns_ || (drained_ns_ && it->last_ns > drained_ns_);
       if (q.family && q.saddr == p.saddr && q.sport == p.sport && q.l4proto == p.l4proto && q.ip_id == p.ip_id &&
-          q.tcp_seq == p.tcp_seq && ev.recv_ns <= it->last_ns + idle_ns_ && !it->finished())
+          q.tcp_seq == p.tcp_seq && close && !it->finished())
         return *it;
     }
   }

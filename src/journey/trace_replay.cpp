@@ -148,6 +148,7 @@ Status TraceReplay::take(const nlohmann::json& r, RecordingReader& reader, std::
       }
     }
     last_flush_ns_ = r.value("ns", uint64_t{0});
+    flush_recorded_ = true;
     stories_->flush(last_flush_ns_, r.value("all", false));
   } else if (t == "end") {
     TraceCounters& c = stories_->counters();
@@ -171,7 +172,10 @@ void TraceReplay::feed(const std::string& kind, const nlohmann::json& record) {
   uint64_t ns = record.value("ns", uint64_t{0});
   // The live run closes stories on its 100 ms tick and records each flush;
   // a recording without them (cut, or edited) still closes them by time.
-  if (ns > last_flush_ns_ + kUnflushedNs) {
+  // One with them is followed as it is: a gap between its flushes is the
+  // live loop stalling (stopped, or starved), and events read after it were
+  // joined as one batch.
+  if (!flush_recorded_ && ns > last_flush_ns_ + kUnflushedNs) {
     if (last_flush_ns_) stories_->flush(ns, false);
     last_flush_ns_ = ns;
   }

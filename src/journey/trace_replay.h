@@ -42,6 +42,7 @@ class TraceReplay {
   std::string path_;
   nlohmann::json header_;
   uint64_t last_flush_ns_ = 0;
+  bool flush_recorded_ = false;  // the recording has the live run's flushes
   std::optional<TraceStories> stories_;
   Ruleset ruleset_;
   std::map<std::string, std::optional<bool>> sets_;

@@ -30,14 +30,16 @@ attempts() {
 
 run_case() { # BACKEND CHAIN
 	local ipt=$1 chain=$2 p
-	case $ipt in nft) p=nb$$sf ;; *) p=nb$$sl ;; esac
+	case $ipt in nft) p=nb$$sf ;; iptables-nft) p=nb$$sn ;; *) p=nb$$sl ;; esac
 	SCEN_NS+=("$p-client" "$p-node")
 	seed003_up "$p" "$ipt" 2>"$SCEN_TMP/up.err" || fail "seed003_up $ipt failed: $(cat "$SCEN_TMP/up.err")"
 	scen_bg seed003_listen "$p" 60
 	scen_wait_listen "$p-node" 52000
 	local out=$SCEN_TMP/$ipt.jsonl ready=$SCEN_TMP/$ipt.ready syns0 syns
 	syns0=$(kubeproxy_syns_sent "$p")
-	scen_bg $NATBPF trace --netns "$p-node" --dport 52000 --json --duration 120 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/$ipt.err"
+	local rec=${3:-}
+	scen_bg $NATBPF trace --netns "$p-node" --dport 52000 --json --duration 120 --ready-file "$ready" ${rec:+--record "$rec"} \
+		>"$out" 2>"$SCEN_TMP/$ipt.err"
 	local pid=$!
 	scen_wait_file "$ready" 600 || { cat "$SCEN_TMP/$ipt.err"; fail "$ipt: natbpf trace did not get ready"; }
 	attempts "$p" "$pid" # phase 1
@@ -59,9 +61,24 @@ run_case() { # BACKEND CHAIN
 		"$ipt: every story should be a traced SYN dropped in $chain (none told from its drop record alone)"
 	jq_true "$all" 'all([.drop.evidence[] | select(startswith("kfree_skb"))] | length == 1)' \
 		"$ipt: every story should hold its own packet's kfree_skb record, and only that one"
+	if [ -n "$rec" ]; then
+		# explain follows the recorded flushes: the stall is in it, and the
+		# stories told from it are the live run's.
+		$NATBPF explain "$rec" --json >"$SCEN_TMP/$ipt.offline" 2>&1 || { cat "$SCEN_TMP/$ipt.offline"; fail "$ipt: natbpf explain failed"; }
+		jq -s '[.[] | select(.type == "packet")]' "$SCEN_TMP/$ipt.offline" >"$SCEN_TMP/$ipt.offline.stories"
+		cmp -s "$all" "$SCEN_TMP/$ipt.offline.stories" || {
+			diff <(jq -c '.[] | [.number, .packet.sport, (.steps | length), .join]' "$all") \
+				<(jq -c '.[] | [.number, .packet.sport, (.steps | length), .join]' "$SCEN_TMP/$ipt.offline.stories") | head -20
+			fail "$ipt: explain of the recording told other stories than the live run"
+		}
+		echo "$ipt: explain of the recording told the same $(jq length "$all") stories"
+	fi
 	echo "ok $ipt"
 }
 
 run_case iptables-legacy KUBE-FIREWALL
 run_case nft input
+# Recorded (the ruleset is then read before ready, not on a worker): the
+# same assertions, and explain of the recording must tell the same stories.
+run_case iptables-nft KUBE-FIREWALL "$SCEN_TMP/stalled.rec"
 echo "PASS trace stalled"

@@ -607,6 +607,39 @@ TEST(TraceStoriesTest, StoriesWaitForWhatTheirExplanationReads) {
   EXPECT_LT(printed.find("40001"), printed.find("40002")) << printed;
 }
 
+// iptables TRACE lines join the story our nftables marking chain began for
+// the same packet (same source, IP ID, sequence). A reader that stalled
+// between two of its lines (waiting for a ruleset read) receives them far
+// apart, but since the same drain: still one packet, one story.
+TEST(Journey, LegacyLinesReceivedFarApartAfterOneDrainAreOnePacket) {
+  JourneyBuilder b("natbpf_1", 300'000'000ULL);
+  std::vector<Journey> out;
+  auto sink = [&](Journey&& j) { out.push_back(std::move(j)); };
+  b.flush(1'000'000'000ULL, false, sink);
+  Packet syn = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+  syn.ip_id = 4024;
+  auto mark = ev(0x80, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 5'000'000'000ULL);
+  mark.packet = syn;
+  b.add(std::move(mark));
+  auto lines = [&](uint64_t second_ns) {
+    auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, 5'001'000'000ULL);
+    start.origin = Origin::Nflog;
+    start.starts_packet = true;
+    start.packet = syn;
+    b.add(std::move(start));
+    auto drop = ev(0x2c, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, second_ns);
+    drop.origin = Origin::Nflog;
+    drop.packet = syn;
+    b.add(std::move(drop));
+  };
+  lines(5'400'000'000ULL);  // 399 ms after the first line: the reader waited meanwhile
+  b.flush(9'000'000'000ULL, false, sink);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].trace_id, 0x80u);
+  ASSERT_EQ(out[0].steps.size(), 1u);
+  EXPECT_EQ(out[0].steps[0].chain, "KUBE-FIREWALL");
+}
+
 // While the ruleset is still being read (on a worker), complete stories
 // wait, in order, and are told once it is there; the final flush does not wait.
 TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
