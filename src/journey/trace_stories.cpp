@@ -88,6 +88,10 @@ TraceStories::TraceStories(std::string own_table, uint64_t count, std::unique_pt
 void TraceStories::flush(uint64_t now_ns, bool all) {
   builder_.flush(now_ns, all, [this](Journey&& j) { complete_.push_back(std::move(j)); });
   for (; !complete_.empty(); complete_.pop_front()) {
+    if (done()) {  // --count reached: nothing more is told, or read for a story
+      complete_.clear();
+      return;
+    }
     if (!all && world_.ready && !world_.ready()) return;
     if (!all && world_.prepare && !world_.prepare(complete_.front())) return;
     emit(std::move(complete_.front()));

@@ -640,6 +640,29 @@ TEST(Journey, LegacyLinesReceivedFarApartAfterOneDrainAreOnePacket) {
   EXPECT_EQ(out[0].steps[0].chain, "KUBE-FIREWALL");
 }
 
+// --count 1: once one story is told, the next complete one is neither told
+// nor prepared (no rules are read for a story nobody will see).
+TEST(TraceStoriesTest, NothingIsReadForAStoryPastTheCount) {
+  Ruleset rs = Ruleset::parse(kSeed001Ruleset);
+  int prepared = 0;
+  StoryWorld w;
+  w.ruleset = [&]() -> const Ruleset& { return rs; };
+  w.prepare = [&](const Journey&) { return ++prepared > 0; };
+  TraceStories stories("natbpf_1", 1, make_json_renderer(), w);
+  for (uint32_t id : {1u, 2u}) {
+    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
+    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
+    stories.add(std::move(mark));
+    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
+  }
+  testing::internal::CaptureStdout();
+  stories.flush(10'000'000'000ULL, false);
+  testing::internal::GetCapturedStdout();
+  EXPECT_TRUE(stories.done());
+  EXPECT_EQ(stories.counters().packets, 1u);
+  EXPECT_EQ(prepared, 1);
+}
+
 // While the ruleset is still being read (on a worker), complete stories
 // wait, in order, and are told once it is there; the final flush does not wait.
 TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
