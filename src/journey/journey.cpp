@@ -96,12 +96,15 @@ Subject subject(const BpfEvent& ev) {
       ev);
 }
 
-// Whether the record cannot be of the story's packet, whatever the times
-// say (a reader that stalled receives a flow's retransmissions together,
-// each after all of their records): a packet is freed once, so a story that
-// holds a kfree_skb record takes no second one; and IPv4 numbers every packet
-// it sends (a TCP retransmission too), which NAT leaves alone, so another IP
-// ID is another packet (an ID of 0, as a source that did not read it has, says nothing).
+// Whether the record is likely of another packet than the story's, whatever
+// the times say (a reader that stalled receives a flow's retransmissions
+// together, each after all of their records): a packet is freed once, so a
+// story that holds a kfree_skb record takes no second one; and IPv4 numbers
+// every packet it sends (a TCP retransmission too), which NAT leaves alone,
+// so another IP ID is another packet (an ID of 0, as a source that did not
+// read it has, says nothing). A preference, not a proof: the segments of a
+// traced GSO packet, or IP fragments, are freed one by one with IDs of their
+// own; a record no story takes otherwise joins as before (attach, !strict).
 bool other_packet(const Journey& j, const BpfEvent& ev, const Subject& s) {
   if (std::holds_alternative<SkbDropEvent>(ev))
     for (const auto& b : j.bpf)
@@ -111,9 +114,9 @@ bool other_packet(const Journey& j, const BpfEvent& ev, const Subject& s) {
          p.ip_id != s.pkt->ip_id;
 }
 
-bool matches(const Journey& j, const BpfEvent& ev, const Subject& s, uint64_t window_ns) {
+bool matches(const Journey& j, const BpfEvent& ev, const Subject& s, uint64_t window_ns, bool strict) {
   if (s.ts + 50'000'000ULL < j.sent_after_ns || s.ts > j.last_ns + window_ns) return false;
-  if (other_packet(j, ev, s)) return false;
+  if (strict && other_packet(j, ev, s)) return false;
   // Same skb as an event already joined (nf_hook_slow's exit after kfree_skb).
   if (s.skb) {
     for (const auto& b : j.bpf)
@@ -231,7 +234,7 @@ bool JourneyBuilder::of_known_pass(uint64_t skb, uint64_t ts) const {
   return skb && it != id_by_skb_.end() && ts >= it->second.ts_ns && ts - it->second.ts_ns < 50'000'000ULL;
 }
 
-bool JourneyBuilder::attach(const BpfEvent& ev) {
+bool JourneyBuilder::attach(const BpfEvent& ev, bool strict) {
   Subject s = subject(ev);
   // Exact: the trace id read in BPF for this skb names the journey.
   if (auto it = id_by_skb_.find(s.skb); s.skb && it != id_by_skb_.end()) {
@@ -244,7 +247,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
       // received before.
       bool fits = this_pass ? j->first_ns + 50'000'000ULL >= pass.ts_ns
                             : s.ts + 50'000'000ULL >= j->sent_after_ns && s.ts <= j->last_ns + idle_ns_;
-      if (!fits || other_packet(*j, ev, s)) continue;
+      if (!fits || (strict && other_packet(*j, ev, s))) continue;
       j->bpf.push_back(ev);
       j->last_ns = std::max(j->last_ns, s.ts);
       j->joined_by_trace_id = true;
@@ -257,7 +260,7 @@ bool JourneyBuilder::attach(const BpfEvent& ev) {
     if (this_pass) return false;
   }
   for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
-    if (matches(*it, ev, s, idle_ns_)) {
+    if (matches(*it, ev, s, idle_ns_, strict)) {
       it->bpf.push_back(ev);
       it->last_ns = std::max(it->last_ns, s.ts);
       if (s.skb) it->joined_by_headers = true;
@@ -299,6 +302,9 @@ void JourneyBuilder::flush(uint64_t now_ns, bool all, const std::function<void(J
       orphans_.push_back(std::move(ev));
       continue;
     }
+    // No story of its own came: the story of another part of the same
+    // packet (a GSO segment, a fragment) may still take it.
+    if (attach(ev, /*strict=*/false)) continue;
     if (std::holds_alternative<HookDropEvent>(ev)) continue;  // no packet to tell about
     Journey j;
     j.first_ns = j.last_ns = j.sent_after_ns = s.ts;

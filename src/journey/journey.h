@@ -160,7 +160,8 @@ class JourneyBuilder {
   uint64_t drained_ns_ = 0;  // the last flush: every source had been read up to it
   Journey& journey_for(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
-  bool attach(const BpfEvent& ev);
+  // strict: not to a story whose packet it is likely not (other_packet).
+  bool attach(const BpfEvent& ev, bool strict = true);
   bool of_known_pass(uint64_t skb, uint64_t ts) const;
   static constexpr uint64_t kKnownPassWaitNs = 3'000'000'000ULL;
 

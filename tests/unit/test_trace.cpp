@@ -663,6 +663,32 @@ TEST(TraceStoriesTest, NothingIsReadForAStoryPastTheCount) {
   EXPECT_EQ(prepared, 1);
 }
 
+// The segments of a traced GSO packet (or fragments) are freed one by one,
+// each with an IP ID of its own: no story of their own comes, so the later
+// ones still join the packet's story instead of being told alone.
+TEST(Journey, SegmentsOfOnePacketJoinItsStory) {
+  JourneyBuilder b("natbpf_1", 300'000'000ULL);
+  std::vector<Journey> out;
+  auto sink = [&](Journey&& j) { out.push_back(std::move(j)); };
+  b.flush(1'000'000'000ULL, false, sink);
+  Packet p = tcp("10.30.0.1", 40000, "10.30.0.2", 8080);
+  p.ip_id = 100;
+  auto mark = ev(0x51, "natbpf_1", "mark_out", 2, NftVerdict::Accept, 1'100'000'000ULL);
+  mark.packet = p;
+  b.add(std::move(mark));
+  for (uint16_t i = 0; i < 3; i++) {
+    SkbDropEvent d;
+    d.ts_ns = 1'100'500'000ULL + i;
+    d.skb = 0x500 + i;
+    d.pkt = p;
+    d.pkt.ip_id = static_cast<uint16_t>(100 + i);
+    b.add(BpfEvent{d});
+  }
+  b.flush(2'000'000'000ULL, false, sink);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].bpf.size(), 3u);
+}
+
 // While the ruleset is still being read (on a worker), complete stories
 // wait, in order, and are told once it is there; the final flush does not wait.
 TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
