@@ -156,7 +156,7 @@ class TraceRun {
     auto legacy = std::make_unique<LegacyTraceSource>(
         match,
         [this](uint8_t f, const std::string& t, const std::string& c) {
-          return world_->ruleset().chain(family_name(f), t, c);
+          return world_->installed_ruleset().chain(family_name(f), t, c);
         },
         to_stories, invalid_log);
     tap(*legacy, "nflog");

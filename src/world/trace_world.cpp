@@ -124,9 +124,10 @@ void LiveTraceWorld::settle() {
     else std::cerr << "natbpf: " << p.error().to_string() << "\n";
   }
   if (chains_pending_.valid()) {
-    // A chain that could not be listed: its rules stay missing, and
-    // prepare() then reads every rule.
+    // A chain that could not be listed (deleted meanwhile, a name nft
+    // cannot take): prepare() reads every rule instead, as the loop did.
     if (auto listings = chains_pending_.get()) install_chains(std::move(*listings));
+    else chains_failed_ = true;
   }
 }
 
@@ -166,7 +167,8 @@ bool LiveTraceWorld::prepare(const Journey& j) {
       return false;
     }
   }
-  if (!p.whole && !whole_ && rule_missing(j)) {
+  if (!p.whole && !whole_ && (chains_failed_ || rule_missing(j))) {
+    chains_failed_ = false;
     p.whole = true;
     start_read(true);
     return false;
@@ -176,6 +178,7 @@ bool LiveTraceWorld::prepare(const Journey& j) {
 }
 
 void LiveTraceWorld::install(Pending p) {
+  installed_ = true;
   ruleset_gen_ = p.gen;
   whole_ = p.whole;
   listed_.clear();

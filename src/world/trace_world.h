@@ -55,6 +55,13 @@ class LiveTraceWorld {
     settle();
     return ruleset_;
   }
+  // The snapshot installed last, without waiting for a read running on a
+  // worker (but for the first one): the rule of an iptables-legacy TRACE
+  // line, looked up as the line is parsed, on the loop.
+  const Ruleset& installed_ruleset() {
+    if (!installed_) settle();
+    return ruleset_;
+  }
   const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
   // The questions of a journey's explanation, as TraceStories asks them.
   StoryWorld story_world();
@@ -131,6 +138,8 @@ class LiveTraceWorld {
     bool generation = false, chains = false, whole = false, done = false;
   };
   PrepareSteps prepared_;
+  bool chains_failed_ = false;  // a chain read on the worker failed: read every rule
+  bool installed_ = false;      // a snapshot was installed
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   bool whole_ = false;        // every nftables rule is in the snapshot
