@@ -576,6 +576,19 @@ TEST(Journey, StalledReaderJoinsEachRetransmissionToItsOwnRecord) {
   EXPECT_EQ(v6[1].bpf.size(), 1u);
 }
 
+// Two packets of seed 001 (sports 40001, 40002), each marked by our chain and
+// dropped in filter forward: two complete stories once flushed.
+namespace {
+void add_two_dropped_packets(TraceStories& stories) {
+  for (uint32_t id : {1u, 2u}) {
+    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
+    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
+    stories.add(std::move(mark));
+    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
+  }
+}
+}  // namespace
+
 // A story whose chains are still being read (prepare() started it on a
 // worker) waits, and so do the stories after it: they are told in order.
 TEST(TraceStoriesTest, StoriesWaitForWhatTheirExplanationReads) {
@@ -589,12 +602,7 @@ TEST(TraceStoriesTest, StoriesWaitForWhatTheirExplanationReads) {
     return read_done || j.packet.sport != 40001;
   };
   TraceStories stories("natbpf_1", 0, make_json_renderer(), w);
-  for (uint32_t id : {1u, 2u}) {
-    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
-    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
-    stories.add(std::move(mark));
-    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
-  }
+  add_two_dropped_packets(stories);
   testing::internal::CaptureStdout();
   stories.flush(10'000'000'000ULL, false);
   EXPECT_EQ(stories.counters().packets, 0u);
@@ -621,18 +629,16 @@ TEST(Journey, LegacyLinesReceivedFarApartAfterOneDrainAreOnePacket) {
   auto mark = ev(0x80, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 5'000'000'000ULL);
   mark.packet = syn;
   b.add(std::move(mark));
-  auto lines = [&](uint64_t second_ns) {
-    auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, 5'001'000'000ULL);
-    start.origin = Origin::Nflog;
-    start.starts_packet = true;
-    start.packet = syn;
-    b.add(std::move(start));
-    auto drop = ev(0x2c, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, second_ns);
-    drop.origin = Origin::Nflog;
-    drop.packet = syn;
-    b.add(std::move(drop));
-  };
-  lines(5'400'000'000ULL);  // 399 ms after the first line: the reader waited meanwhile
+  auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, 5'001'000'000ULL);
+  start.origin = Origin::Nflog;
+  start.starts_packet = true;
+  start.packet = syn;
+  b.add(std::move(start));
+  // 399 ms after the first line: the reader waited meanwhile
+  auto drop = ev(0x2c, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, 5'400'000'000ULL);
+  drop.origin = Origin::Nflog;
+  drop.packet = syn;
+  b.add(std::move(drop));
   b.flush(9'000'000'000ULL, false, sink);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].trace_id, 0x80u);
@@ -649,12 +655,7 @@ TEST(TraceStoriesTest, NothingIsReadForAStoryPastTheCount) {
   w.ruleset = [&]() -> const Ruleset& { return rs; };
   w.prepare = [&](const Journey&) { return ++prepared > 0; };
   TraceStories stories("natbpf_1", 1, make_json_renderer(), w);
-  for (uint32_t id : {1u, 2u}) {
-    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
-    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
-    stories.add(std::move(mark));
-    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
-  }
+  add_two_dropped_packets(stories);
   testing::internal::CaptureStdout();
   stories.flush(10'000'000'000ULL, false);
   testing::internal::GetCapturedStdout();
@@ -703,12 +704,7 @@ TEST(TraceStoriesTest, CompleteStoriesWaitForTheWorld) {
   };
   TraceStories stories("natbpf_1", 0, make_json_renderer(), w);
   auto told = [&] { return stories.counters().packets; };
-  for (uint32_t id : {1u, 2u}) {
-    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 100 * id);
-    mark.packet = tcp("10.2.1.2", static_cast<uint16_t>(40000 + id), "10.1.2.3", 1222);
-    stories.add(std::move(mark));
-    stories.add(ev(id, "filter", "forward", 5, NftVerdict::Drop, 100 * id + 1));
-  }
+  add_two_dropped_packets(stories);
   testing::internal::CaptureStdout();
   stories.flush(10'000'000'000ULL, false);
   EXPECT_EQ(told(), 0u);
