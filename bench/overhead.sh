@@ -19,6 +19,12 @@
 # sender is pinned to CPU 1 (a migration mid-flood is noise, not cost).
 # Peers: `floor`, an empty tp_btf program on kfree_skb (bench/kfree_floor:
 # the cost of being called for each drop at all, whatever a program does);
+# `nftrace-key`, one `meta nftrace set 1` rule in a chain no hook calls, in
+# another namespace (bench/topology.sh's server namespace): the price every
+# nftables chain on the host pays once any nftrace rule exists, which
+# `trace` (and every nftables trace tool) pays too; `floor-nftrace-key`, both
+# at once: the cheapest a trace tool built on kfree_skb and nftables trace
+# can be;
 # what users run instead: `nft monitor trace` with a trace-everything rule
 # (meta nftrace set 1 in prerouting and output of the namespace the packets
 # cross); iptables TRACE with nfnetlink_log (iptables-legacy -j TRACE in raw
@@ -69,6 +75,12 @@ flood_once() { # NS ADDR PORT
 	ip netns exec "$1" taskset -c 1 "$flood" "$2" "$3" "$count"
 }
 
+# NS: turns on nf_tables' trace static key (nft_trace_enabled) and nothing
+# else: the rule sits in a chain without a hook, so no packet meets it.
+nftrace_key_add() {
+	ip netns exec "$1" nft 'add table inet nbkey; add chain inet nbkey unhooked; add rule inet nbkey unhooked meta nftrace set 1'
+}
+
 # Starts the row's program (KIND ARGS...; a peer's ARGS: the namespace its
 # rules go in), waits until it is ready and sets pid (natbpf or the peer's
 # listener).
@@ -80,6 +92,15 @@ start_row() {
 	peer_ns=${1:-}
 	case $kind in
 	floor) "$floor" "$build/kfree_floor.bpf.o" "$ready" >/dev/null 2>&1 & ;;
+	nftrace-key)
+		nftrace_key_add "$peer_ns"
+		touch "$ready"
+		pid=- # no process
+		;;
+	floor-nftrace-key)
+		nftrace_key_add "$peer_ns"
+		"$floor" "$build/kfree_floor.bpf.o" "$ready" >/dev/null 2>&1 &
+		;;
 	nft-monitor)
 		# A trace-everything rule and the listener users run by hand.
 		ip netns exec "$peer_ns" nft -f - <<'NFT'
@@ -123,6 +144,7 @@ NFT
 
 stop_row() { # KIND
 	case $1 in
+	nftrace-key | floor-nftrace-key) ip netns exec "$peer_ns" nft delete table inet nbkey ;;
 	nft-monitor)
 		pkill -TERM -f "^nft monitor trace" || true # background jobs of a script ignore SIGINT
 		ip netns exec "$peer_ns" nft delete table inet nbpeer
@@ -135,8 +157,10 @@ stop_row() { # KIND
 	bpftrace) pkill -INT -x bpftrace || true ;;
 	esac
 	[ -z "${scraper:-}" ] || { kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true; scraper=""; }
-	kill -INT "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	if [ "$pid" != - ]; then
+		kill -INT "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
 	pid=""
 }
 
@@ -172,6 +196,8 @@ with() {
 		}' <<<"$pairs"
 }
 with floor "$ns" 127.0.0.1 9 floor
+with nftrace-key "$ns" 127.0.0.1 9 nftrace-key "$fws"
+with floor-nftrace-key "$ns" 127.0.0.1 9 floor-nftrace-key "$fws"
 with drops "$ns" 127.0.0.1 9 natbpf drops --duration 600s
 scrape_at=127.0.0.1:$((20000 + $$ % 20000))
 with drops-prometheus-scraped "$ns" 127.0.0.1 9 scraped drops --prometheus "$scrape_at"
@@ -185,6 +211,8 @@ with clash-conntrack "$ctns" 127.0.0.1 9 natbpf clash --netns "$ctns" --duration
 ip netns exec "$fws" "$build/udpsink" 8080 >/dev/null &
 sink=$!
 with drops-forward "$fwc" 10.77.0.1 80 natbpf drops --duration 600s
+with nftrace-key-forward "$fwc" 10.77.0.1 80 nftrace-key "$fws"
+with floor-nftrace-key-forward "$fwc" 10.77.0.1 80 floor-nftrace-key "$fws"
 with trace-forward "$fwc" 10.77.0.1 80 natbpf trace --netns "$fwr" --dport 5353 --duration 600s
 with clash-forward "$fwc" 10.77.0.1 80 natbpf clash --netns "$fwr" --duration 600s
 with nft-monitor-trace-forward "$fwc" 10.77.0.1 80 nft-monitor "$fwr"

@@ -120,7 +120,14 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo "  and NAT on every packet, no drop by design."
 	echo
 	echo "\`floor\` is a peer: an empty tp_btf program on kfree_skb (bench/kfree_floor),"
-	echo "the cost any per-drop program pays here before it does anything. The peers"
+	echo "the cost any per-drop program pays here before it does anything."
+	echo "\`nftrace-key\` is one \`meta nftrace set 1\` rule in a chain without a hook"
+	echo "in another namespace: no packet meets it, but it turns on nf_tables' trace"
+	echo "static key, and from then on every nftables chain a packet enters, in every"
+	echo "namespace, computes a trace id for it (\`nft_trace_init\`: the packet's flow"
+	echo "hash, dissecting the packet when it has none, and a siphash), traced or not."
+	echo "\`floor-nftrace-key\` is both at once: the cheapest any tool built on kfree_skb"
+	echo "and the nftables trace can be, \`trace\` included. The peers"
 	echo "users run instead, in the same run: \`nft-monitor-trace\` (a trace-everything"
 	echo "rule, \`meta nftrace set 1\` in prerouting and output, with \`nft monitor trace\`"
 	echo "listening), \`iptables-trace-nflog\` (iptables-legacy \`-j TRACE\` in raw"
@@ -129,7 +136,8 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo "counting skb:kfree_skb by reason, in a per-CPU map)."
 	echo "\`drops-prometheus-scraped\` is the exporter while curl scrapes /metrics"
 	echo "every second. Targets (issue 12): trace >= 97 % forwarded and >= 95 % on"
-	echo "the drop flood, clash-conntrack >= 90 %."
+	echo "the drop flood, clash-conntrack >= 90 %; compare \`trace\` with"
+	echo "\`floor-nftrace-key\` of the same topology, its floor."
 	echo
 	echo "| run | packets/s | baseline packets/s | vs baseline | spread | natbpf peak RSS |"
 	echo "|---|---|---|---|---|---|"
@@ -164,11 +172,15 @@ Notes:
   `drop`, for packets without an entry) of the packet's namespace and lets
   a drop through only when it rose on that CPU since the last one; the rest
   are counted, never recorded, and appear in the summary's unattributed drops.
-- `trace` cost comes from the kernel evaluating natbpf's marking table (two
-  marking chains and two fate chains) for every packet, whose rule tests the
-  port first (the protocol set only for packets that have the port), and from
-  the kfree_skb program, which rejects every skb natbpf did not trace on its
-  `nf_trace` bit (a direct load on tp_btf) before it reads any header.
+- `trace` cost has three parts: the nftables trace static key its marking
+  rule turns on (the `nftrace-key` row: every nftables chain of the host
+  computes a trace id for every packet while natbpf traces, the drop flood's
+  own drop chain too); the kernel evaluating natbpf's marking table (two
+  marking chains and two fate chains, each a chain more that computes that
+  id), whose rule tests the port first (the protocol set only for packets
+  that have the port); and the kfree_skb program, which rejects every skb
+  natbpf did not trace on its `nf_trace` bit (a direct load on tp_btf) before
+  it reads any header.
 - Numbers are from a 2-core VM shared with other work; compare rows within
   one run, not across runs.
 NOTES
