@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sources/nft_netlink.h"
+#include "sources/nft_rule_text.h"
 #include "util/libbpf_quiet.h"
 #include "util/names.h"
 #include "util/netlink.h"
@@ -168,15 +169,63 @@ int on_rule(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-using SetCounts = std::map<std::pair<std::string, std::string>, size_t>;
+int on_rule_kept(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
+  if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0 || !nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
+    return MNL_CB_ERROR;
+  static_cast<std::vector<std::unique_ptr<nftnl_rule, RuleFree>>*>(data)->push_back(std::move(r));
+  return MNL_CB_OK;
+}
 
-int on_set(const nlmsghdr* nlh, void* data) {
+int on_set_info(const nlmsghdr* nlh, void* data) {
   std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
   if (!set || nftnl_set_nlmsg_parse(nlh, set.get()) < 0) return MNL_CB_ERROR;
-  const char* table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
-  if (table && nftnl_set_is_set(set.get(), NFTNL_SET_FAMILY))
-    (*static_cast<SetCounts*>(data))[{family_name(nftnl_set_get_u32(set.get(), NFTNL_SET_FAMILY)), table}]++;
+  auto& info = *static_cast<std::optional<NftSetInfo>*>(data);
+  info.emplace();
+  info->key_len = nftnl_set_get_u32(set.get(), NFTNL_SET_KEY_LEN);
+  info->flags = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS);
   return MNL_CB_OK;
+}
+
+int on_set_elems(const nlmsghdr* nlh, void* data) {
+  std::unique_ptr<nftnl_set, SetFree> set(nftnl_set_alloc());
+  if (!set || nftnl_set_elems_nlmsg_parse(nlh, set.get()) < 0) return MNL_CB_ERROR;
+  auto& info = *static_cast<NftSetInfo*>(data);
+  nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(set.get());
+  if (!it) return MNL_CB_ERROR;
+  for (nftnl_set_elem* e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it)) {
+    NftSetInfo::Element el;
+    uint32_t len = 0;
+    if (const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len))
+      el.key.assign(static_cast<const char*>(key), len);
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT))
+      el.verdict = static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT));
+    if (const char* chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN)) el.chain = chain;
+    info.elements.push_back(std::move(el));
+  }
+  nftnl_set_elems_iter_destroy(it);
+  return MNL_CB_OK;
+}
+
+// The key length and flags of a set of `table`, and an anonymous set's elements.
+Result<NftSetInfo> nft_set_info(uint16_t family, const std::string& table, const std::string& name) {
+  std::unique_ptr<nftnl_set, SetFree> filter(nftnl_set_alloc());
+  if (!filter) return Error{"out of memory", ""};
+  nftnl_set_set_str(filter.get(), NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(filter.get(), NFTNL_SET_NAME, name.c_str());
+  auto build = [&filter](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, filter.get()); };
+  std::optional<NftSetInfo> info;
+  auto st = nft_request(NFT_MSG_GETSET, family, NLM_F_ACK, "set", on_set_info, &info,
+                        [&info] { return info.has_value(); }, build);
+  if (!st) return st.error();
+  if (!info) return Error{"set " + name + " not found", ""};
+  if (info->flags & NFT_SET_ANONYMOUS) {
+    auto elems = [&filter](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, filter.get()); };
+    st = nft_request(NFT_MSG_GETSETELEM, family, NLM_F_DUMP, "set element list", on_set_elems, &*info,
+                     [] { return false; }, elems);
+    if (!st) return st.error();
+  }
+  return std::move(*info);
 }
 
 }  // namespace
@@ -258,11 +307,30 @@ Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::strin
   return handles;
 }
 
-Result<SetCounts> nft_set_counts() {
-  SetCounts counts;
-  auto st = nft_request(NFT_MSG_GETSET, NFPROTO_UNSPEC, NLM_F_DUMP, "set list", on_set, &counts, [] { return false; });
+Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& table, const std::string& chain) {
+  std::vector<std::unique_ptr<nftnl_rule, RuleFree>> rules;
+  std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
+  if (!filter) return Error{"out of memory", ""};
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, chain.c_str());
+  auto st = nft_request(NFT_MSG_GETRULE, family, NLM_F_DUMP, "rule list", on_rule_kept, &rules, [] { return false; },
+                        [&filter](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, filter.get()); });
   if (!st) return st.error();
-  return counts;
+  NftSets sets;
+  std::string out;
+  for (const auto& r : rules) {
+    for (const auto& name : nft_rule_set_names(r.get())) {
+      if (sets.count(name)) continue;
+      auto info = nft_set_info(family, table, name);
+      if (!info) return info.error();
+      sets.emplace(name, std::move(*info));
+    }
+    auto text = nft_rule_text(r.get(), family, sets);
+    uint64_t handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
+    if (!text) return Error{"rule " + std::to_string(handle) + " of chain " + chain + " is not printed here", ""};
+    out += "\t\t" + *text + " # handle " + std::to_string(handle) + "\n";
+  }
+  return out;
 }
 
 Result<uint32_t> nft_generation() {

@@ -62,11 +62,4 @@ Status nft_delete_table(uint16_t family, const std::string& name);
 // 100000 rules).
 Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::string& table, const std::string& chain);
 
-// How many sets and maps (named and anonymous) each nftables table of the
-// current namespace holds, keyed by (family name, table), from one
-// NFT_MSG_GETSET dump. libnftables 1.0.6 fetches the elements of every set
-// of a table, one request each, to list a single chain of it: 170 ms per
-// chain in kube-proxy's nftables table of 20000 rules (2500 anonymous vmaps).
-Result<std::map<std::pair<std::string, std::string>, size_t>> nft_set_counts();
-
 }  // namespace natbpf

@@ -54,6 +54,12 @@ std::string family_name(uint8_t nfproto) {
   return "family" + std::to_string(nfproto);
 }
 
+std::optional<uint8_t> family_number(const std::string& name) {
+  for (uint8_t n : {1, 2, 3, 5, 7, 10})
+    if (family_name(n) == name) return n;
+  return std::nullopt;
+}
+
 const char* nf_hook_name(uint8_t hook) {
   static const char* names[] = {"prerouting", "input", "forward", "output", "postrouting"};
   return hook < 5 ? names[hook] : "?";

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace natbpf {
@@ -20,6 +21,8 @@ const char* to_string(NftVerdict verdict);
 
 // NFPROTO_* number as nft names the family ("ip", "ip6", "inet", ...).
 std::string family_name(uint8_t nfproto);
+// The NFPROTO_* number of a family name family_name gives; nullopt for another.
+std::optional<uint8_t> family_number(const std::string& name);
 // NF_INET_* hook number -> "prerouting", "input", "forward", "output", "postrouting".
 const char* nf_hook_name(uint8_t hook);
 // "tcp", "udp", "icmp", "icmpv6", else "proto N".

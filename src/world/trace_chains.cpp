@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "sources/legacy_tables.h"
+#include "sources/nft_rule_text.h"
 #include "util/names.h"
 #include "util/runtime.h"
 #include "world/trace_world.h"
@@ -48,6 +49,17 @@ std::string LiveTraceWorld::iptables_chain_listing(const ChainRead& read, const 
     if (line.rfind("-A ", 0) == 0) rules.push_back(line);
   }
   if (!handles || handles->size() != rules.size()) return "";
+  std::string body;
+  for (size_t i = 0; i < rules.size(); i++)
+    body += "\t\t" + std::string(rules[i]) + " # handle " + std::to_string((*handles)[i]) + "\n";
+  return chain_listing(read, body);
+}
+
+// The listing of one chain, as Ruleset::parse reads it: its header (the
+// hook, type, priority and policy of a base chain) and `rules`, the lines
+// of its rules.
+std::string LiveTraceWorld::chain_listing(const ChainRead& read, const std::string& rules) {
+  const auto& [family, table, chain] = read.key;
   std::string out = "table " + family + " " + table + " {\n\tchain " + chain + " {\n";
   if (const auto& c = read.base; c && c->hook) {
     out += "\t\ttype " + c->type.value_or("filter") + " hook " + *c->hook;
@@ -56,10 +68,7 @@ std::string LiveTraceWorld::iptables_chain_listing(const ChainRead& read, const 
     if (c->policy) out += " policy " + *c->policy + ";";
     out += "\n";
   }
-  for (size_t i = 0; i < rules.size(); i++)
-    out += "\t\t" + std::string(rules[i]) + " # handle " + std::to_string((*handles)[i]) + "\n";
-  out += "\t}\n}\n";
-  return out;
+  return out + rules + "\t}\n}\n";
 }
 
 // The nftables chains a journey crossed whose rules are not listed yet;
@@ -103,8 +112,12 @@ Result<std::vector<LiveTraceWorld::ChainListing>> LiveTraceWorld::read_chains(co
       if (rc == 0 && !read.drop_chain) listing.text = iptables_chain_listing(read, lines);
       listing.save = "*" + table + "\n" + lines + "COMMIT\n";
     }
+    if (listing.text.empty())
+      if (auto nfproto = family_number(family))
+        if (auto rules = nft_chain_rules_text(*nfproto, table, chain)) listing.text = chain_listing(read, *rules);
     if (listing.text.empty()) {
-      // A context each: its cache is freed before the parse.
+      // A rule nft_rule_text does not print: libnftables, a context each
+      // (its cache is freed before the parse).
       auto listed = list_nft("list chain " + family + " " + table + " " + chain);
       if (!listed) return listed.error();
       listing.text = std::move(*listed);

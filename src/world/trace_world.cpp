@@ -26,16 +26,6 @@ Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
   return w;
 }
 
-namespace {
-
-// More sets than this in a table: libnftables 1.0.6 fetches the elements of
-// every set of a table, a request each, to list one chain of it (kube-proxy's
-// nftables mode, a vmap per service: 170 ms a chain at 20000 rules), so the
-// whole ruleset is read at once instead.
-constexpr size_t kTableWholeSets = 128;
-
-}  // namespace
-
 // `list ruleset` or `list chain ...` with handles, stateless and terse (the
 // elements of named sets neither fetched nor listed: 20000 kube-proxy rules
 // in nft, nft -a -s list ruleset 1.09 -> 0.95 s, peak 72 -> 64 MB). The
@@ -60,11 +50,6 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
   // caught at the next packet.
   auto gen = nft_generation();
   p.gen = gen ? *gen : 0;
-  if (!whole) {
-    auto sets = nft_set_counts();
-    if (!sets) return Error{"cannot read the nftables sets: " + sets.error().message, "is nf_tables available?"};
-    for (const auto& [table, n] : *sets) whole |= n > kTableWholeSets;
-  }
   p.whole = whole;
   auto text = whole ? list_nft("list ruleset") : nft_chain_listing();
   if (!text) return Error{"cannot read the nftables ruleset: " + text.error().message, "is nf_tables available?"};

@@ -105,6 +105,7 @@ class LiveTraceWorld {
   std::optional<std::vector<ChainRead>> chains_to_read(const Journey& j) const;
   static Result<std::vector<ChainListing>> read_chains(const std::vector<ChainRead>& wanted);
   static std::string iptables_chain_listing(const ChainRead& read, const std::string& lines);
+  static std::string chain_listing(const ChainRead& read, const std::string& rules);
   void install_chains(std::vector<ChainListing> listings);
   bool list_chains_of(const Journey& j);
   bool rule_missing(const Journey& j) const;

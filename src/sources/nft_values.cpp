@@ -1,0 +1,132 @@
+#include "sources/nft_values.h"
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+
+namespace natbpf::nft_values {
+namespace {
+
+const char* addr_type(uint32_t t) {
+  static const char* const names[] = {"unspec",    "unicast",   "local",       "broadcast", "anycast",
+                                      "multicast", "blackhole", "unreachable", "prohibit"};
+  return t < std::size(names) ? names[t] : nullptr;
+}
+
+}  // namespace
+
+uint32_t host_u32(const std::string& b) {
+  uint32_t v = 0;
+  std::memcpy(&v, b.data(), std::min<size_t>(4, b.size()));
+  return v;
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
+}
+
+const char* proto_name(uint8_t p) {
+  switch (p) {
+    case IPPROTO_TCP: return "tcp";
+    case IPPROTO_UDP: return "udp";
+    case IPPROTO_ICMP: return "icmp";
+    case IPPROTO_ICMPV6: return "ipv6-icmp";
+    case IPPROTO_SCTP: return "sctp";
+    case IPPROTO_DCCP: return "dccp";
+    case IPPROTO_UDPLITE: return "udplite";
+    case IPPROTO_GRE: return "gre";
+    case IPPROTO_ESP: return "esp";
+    case IPPROTO_AH: return "ah";
+    default: return nullptr;
+  }
+}
+
+std::optional<std::string> ct_states(uint32_t mask) {
+  static const std::array<std::pair<uint32_t, const char*>, 5> names = {
+      {{1, "invalid"}, {2, "established"}, {4, "related"}, {8, "new"}, {64, "untracked"}}};
+  std::string out;
+  for (auto [bit, name] : names)
+    if (mask & bit) {
+      out += (out.empty() ? "" : ",") + std::string(name);
+      mask &= ~bit;
+    }
+  if (mask || out.empty()) return std::nullopt;
+  return out;
+}
+
+
+std::optional<std::string> format(Kind kind, const std::string& b, int prefix) {
+  char buf[INET6_ADDRSTRLEN];
+  switch (kind) {
+    case Kind::Addr4:
+    case Kind::Addr6: {
+      bool v4 = kind == Kind::Addr4;
+      std::string addr = b;
+      if (prefix >= 0) addr.resize(v4 ? 4 : 16, '\0');  // the bytes a prefix's shorter load left out
+      if (addr.size() != (v4 ? 4u : 16u) || !inet_ntop(v4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf)))
+        return std::nullopt;
+      return std::string(buf) + (prefix >= 0 ? "/" + std::to_string(prefix) : "");
+    }
+    case Kind::Port:
+      if (b.size() != 2) return std::nullopt;
+      return std::to_string(uint8_t(b[0]) << 8 | uint8_t(b[1]));
+    case Kind::Proto:
+      if (b.size() != 1 || !proto_name(uint8_t(b[0]))) return std::nullopt;
+      return proto_name(uint8_t(b[0]));
+    case Kind::Nfproto:
+      if (b.size() != 1 || (b[0] != NFPROTO_IPV4 && b[0] != NFPROTO_IPV6)) return std::nullopt;
+      return b[0] == NFPROTO_IPV4 ? "ipv4" : "ipv6";
+    case Kind::Mark:
+      if (b.size() != 4) return std::nullopt;
+      return hex32(host_u32(b));
+    case Kind::Int:
+      if (b.size() != 4) return std::nullopt;
+      return std::to_string(host_u32(b));
+    case Kind::AddrType:
+      if (b.size() != 4 || !addr_type(host_u32(b))) return std::nullopt;
+      return addr_type(host_u32(b));
+    case Kind::Iface: {
+      if (b.size() != 16) return std::nullopt;  // shorter: a wildcard ("eth*")
+      std::string name(b.c_str());
+      if (name.empty()) return std::nullopt;
+      return "\"" + name + "\"";
+    }
+    default: return std::nullopt;
+  }
+}
+
+std::optional<std::string> verdict_text(int32_t code, const std::string& chain) {
+  switch (code) {
+    case NF_ACCEPT: return "accept";
+    case NF_DROP: return "drop";
+    case NFT_CONTINUE: return "continue";
+    case NFT_RETURN: return "return";
+    case NFT_JUMP: return chain.empty() ? std::nullopt : std::optional<std::string>("jump " + chain);
+    case NFT_GOTO: return chain.empty() ? std::nullopt : std::optional<std::string>("goto " + chain);
+    default: return std::nullopt;
+  }
+}
+
+int prefix_len(const std::string& mask) {
+  int n = 0;
+  bool zeros = false;
+  for (unsigned char c : mask)
+    for (int bit = 7; bit >= 0; bit--) {
+      bool one = c >> bit & 1;
+      if (one && zeros) return -1;
+      if (one) n++;
+      else zeros = true;
+    }
+  return n;
+}
+
+}  // namespace natbpf::nft_values
