@@ -201,6 +201,9 @@ int on_set_elems(const nlmsghdr* nlh, void* data) {
     if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT))
       el.verdict = static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT));
     if (const char* chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN)) el.chain = chain;
+    for (uint16_t attr : {NFTNL_SET_ELEM_USERDATA, NFTNL_SET_ELEM_TIMEOUT, NFTNL_SET_ELEM_EXPIRATION,
+                          NFTNL_SET_ELEM_EXPR, NFTNL_SET_ELEM_FLAGS})
+      el.extras |= nftnl_set_elem_is_set(e, attr);
     info.elements.push_back(std::move(el));
   }
   nftnl_set_elems_iter_destroy(it);
@@ -308,6 +311,10 @@ Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::strin
 }
 
 Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& table, const std::string& chain) {
+  // The rules and their sets are several requests: a change between them
+  // (kube-proxy reusing an anonymous set's name) would mix two rulesets.
+  auto gen = nft_generation();
+  if (!gen) return gen.error();
   std::vector<std::unique_ptr<nftnl_rule, RuleFree>> rules;
   std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
   if (!filter) return Error{"out of memory", ""};
@@ -330,6 +337,10 @@ Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& tab
     if (!text) return Error{"rule " + std::to_string(handle) + " of chain " + chain + " is not printed here", ""};
     out += "\t\t" + *text + " # handle " + std::to_string(handle) + "\n";
   }
+  // An empty dump is also what a chain that is gone gives: libnftables tells them apart.
+  if (rules.empty()) return Error{"chain " + chain + " has no rules", ""};
+  auto after = nft_generation();
+  if (!after || *after != *gen) return Error{"the ruleset changed while chain " + chain + " was read", ""};
   return out;
 }
 

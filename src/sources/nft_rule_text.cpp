@@ -75,7 +75,8 @@ class Printer {
   uint32_t family_;
   const NftSets& sets_;
   std::optional<Kind> net_;       // the network header's layout (an inet table: from meta nfproto)
-  std::string l4name_ = "th";     // "tcp" after a hidden meta l4proto tcp
+  std::string l4name_ = "th";     // "tcp" after a hidden meta l4proto tcp, for the rest of the rule
+  bool l4_printed_ = false;       // a "meta l4proto X" match was printed: nft names later ports by it
   std::array<std::optional<Value>, kSlots> regs_;
   std::vector<std::string> words_;
 };
@@ -106,9 +107,9 @@ bool Printer::payload(const nftnl_expr* e) {
   } else if (base == NFT_PAYLOAD_NETWORK_HEADER && net_ == Kind::Addr6 && len >= 1 && len <= 16 &&
              (off == 8 || off == 24)) {
     v = {off == 8 ? "ip6 saddr" : "ip6 daddr", Kind::Addr6, len, len < 16 ? int(len) * 8 : -1};
-  } else if (base == NFT_PAYLOAD_TRANSPORT_HEADER && len == 2 && (off == 0 || off == 2)) {
+  } else if (base == NFT_PAYLOAD_TRANSPORT_HEADER && len == 2 && (off == 0 || off == 2) &&
+             !(l4name_ == "th" && l4_printed_)) {
     v = {l4name_ + (off == 0 ? " sport" : " dport"), Kind::Port, 2};
-    l4name_ = "th";
   } else {
     return false;
   }
@@ -160,9 +161,12 @@ bool Printer::cmp(const nftnl_expr* e, const nftnl_expr* next) {
     words_.push_back("ct state " + *states);
     return true;
   }
-  if (op == NFT_CMP_EQ && v->kind == Kind::Nfproto && next_base == NFT_PAYLOAD_NETWORK_HEADER && !v->binop &&
-      family_ == NFPROTO_INET && data.size() == 1) {
-    if (data[0] != NFPROTO_IPV4 && data[0] != NFPROTO_IPV6) return false;
+  if (v->kind == Kind::Nfproto) {
+    // Hidden before an ip header field of an inet table; elsewhere nft
+    // hides it in cases this does not follow, so refuse.
+    if (op != NFT_CMP_EQ || next_base != NFT_PAYLOAD_NETWORK_HEADER || family_ != NFPROTO_INET || data.size() != 1 ||
+        (data[0] != NFPROTO_IPV4 && data[0] != NFPROTO_IPV6))
+      return false;
     net_ = data[0] == NFPROTO_IPV4 ? Kind::Addr4 : Kind::Addr6;
     return true;
   }
@@ -172,6 +176,8 @@ bool Printer::cmp(const nftnl_expr* e, const nftnl_expr* next) {
     l4name_ = proto_name(uint8_t(data[0]));
     return true;
   }
+  if (v->kind == Kind::Proto && v->text == "meta l4proto" && op == NFT_CMP_EQ) l4_printed_ = true;
+  if (v->prefix >= 0 && op != NFT_CMP_EQ && op != NFT_CMP_NEQ) return false;
   auto value = format(v->kind, data, v->prefix);
   if (!value) return false;
   const char* ops[] = {"", "!= ", "< ", "<= ", "> ", ">= "};  // enum nft_cmp_ops order
@@ -217,7 +223,8 @@ std::optional<std::string> Printer::key_text(int slot, uint32_t key_len, Kind* k
     if (slot < 0 || slot >= kSlots || !regs_[slot] || regs_[slot]->binop) return std::nullopt;
     Value v = *std::exchange(regs_[slot], std::nullopt);
     if (v.prefix >= 0 || v.kind == Kind::CtState || v.kind == Kind::Const) return std::nullopt;
-    out += (out.empty() ? "" : " . ") + v.text;
+    if (!out.empty()) out += " . ";
+    out += v.text;
     *kind = v.kind;
     fields++;
     got += slots_for(v.len) * 4;
@@ -230,7 +237,13 @@ std::optional<std::string> Printer::key_text(int slot, uint32_t key_len, Kind* k
 
 // An anonymous set's elements, in the order nft prints them (by key).
 std::optional<std::string> Printer::anon_elements(const NftSetInfo& set, Kind kind, bool vmap) {
-  if (set.flags & NFT_SET_INTERVAL || kind == Kind::Const || set.elements.empty()) return std::nullopt;
+  // nft sorts elements by their whole value; interface names and IPv6
+  // addresses (longer than the sort key here) are refused.
+  if (set.flags & NFT_SET_INTERVAL || kind == Kind::Const || kind == Kind::Iface || kind == Kind::Addr6 ||
+      set.elements.empty())
+    return std::nullopt;
+  if (std::any_of(set.elements.begin(), set.elements.end(), [](const auto& el) { return el.extras; }))
+    return std::nullopt;
   auto elems = set.elements;
   auto key = [kind](const std::string& b) -> uint64_t {
     if (kind == Kind::Int || kind == Kind::Mark || kind == Kind::AddrType) return host_u32(b);
@@ -243,7 +256,8 @@ std::optional<std::string> Printer::anon_elements(const NftSetInfo& set, Kind ki
   for (size_t i = 0; i < elems.size(); i++) {
     auto k = format(kind, elems[i].key);
     if (!k || vmap != elems[i].verdict.has_value()) return std::nullopt;
-    out += (i ? ", " : "") + *k;
+    if (i) out += ", ";
+    out += *k;
     if (vmap) {
       auto verdict = verdict_text(*elems[i].verdict, elems[i].chain);
       if (!verdict) return std::nullopt;
@@ -277,8 +291,10 @@ bool Printer::lookup(const nftnl_expr* e) {
 }
 
 bool Printer::immediate(const nftnl_expr* e) {
+  if (!nftnl_expr_is_set(e, NFTNL_EXPR_IMM_DREG)) return false;  // absent is not the verdict register
   uint32_t dreg = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG);
   if (dreg == NFT_REG_VERDICT) {
+    if (!nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT)) return false;  // absent is not NF_DROP
     const char* chain = nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN);
     auto v = verdict_text(int32_t(nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT)), chain ? chain : "");
     if (!v) return false;
@@ -294,6 +310,7 @@ bool Printer::immediate(const nftnl_expr* e) {
 // "dnat to 10.244.0.1:8080" ("dnat ip to" in an inet table), one address
 // and port from constants, no flags nft would print.
 bool Printer::nat(const nftnl_expr* e) {
+  if (!nftnl_expr_is_set(e, NFTNL_EXPR_NAT_TYPE) || !nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FAMILY)) return false;
   uint32_t type = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE);
   uint32_t nat_family = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FAMILY);
   uint32_t flags = nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FLAGS) ? nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS) : 0;
@@ -393,15 +410,22 @@ std::optional<std::string> Printer::finish(const nftnl_rule* r) {
   if (words_.empty() || std::any_of(regs_.begin(), regs_.end(), [](const auto& v) { return v.has_value(); }))
     return std::nullopt;
   std::string out;
-  for (const auto& w : words_) out += (out.empty() ? "" : " ") + w;
+  for (const auto& w : words_) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
   uint32_t len = 0;
   const auto* ud = static_cast<const uint8_t*>(nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len));
+  bool commented = false;
   for (uint32_t i = 0; ud && i + 2 <= len && i + 2 + ud[i + 1] <= len; i += 2 + ud[i + 1]) {
-    if (ud[i] != NFTNL_UDATA_RULE_COMMENT || ud[i + 1] == 0) continue;
+    if (ud[i] != NFTNL_UDATA_RULE_COMMENT) continue;
     std::string comment(reinterpret_cast<const char*>(ud + i + 2), ud[i + 1]);
-    comment = comment.c_str();  // NUL-terminated
-    if (comment.find('"') != std::string::npos) return std::nullopt;
+    // nft keeps the last of several, and refuses one without its NUL.
+    if (commented || comment.empty() || comment.back() != '\0') return std::nullopt;
+    comment.pop_back();
+    if (comment.find('"') != std::string::npos || comment.find('\0') != std::string::npos) return std::nullopt;
     out += " comment \"" + comment + "\"";
+    commented = true;
   }
   return out;
 }

@@ -28,6 +28,7 @@ struct NftSetInfo {
     std::string key;                  // bytes, as the kernel holds them
     std::optional<int32_t> verdict;   // a verdict map's data
     std::string chain;                // of a jump or goto
+    bool extras = false;              // a comment, timeout or expression nft prints with it
   };
   uint32_t key_len = 0;
   uint32_t flags = 0;

@@ -56,7 +56,8 @@ std::optional<std::string> ct_states(uint32_t mask) {
   std::string out;
   for (auto [bit, name] : names)
     if (mask & bit) {
-      out += (out.empty() ? "" : ",") + std::string(name);
+      if (!out.empty()) out += ',';
+      out += name;
       mask &= ~bit;
     }
   if (mask || out.empty()) return std::nullopt;
@@ -74,7 +75,13 @@ std::optional<std::string> format(Kind kind, const std::string& b, int prefix) {
       if (prefix >= 0) addr.resize(v4 ? 4 : 16, '\0');  // the bytes a prefix's shorter load left out
       if (addr.size() != (v4 ? 4u : 16u) || !inet_ntop(v4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf)))
         return std::nullopt;
-      return std::string(buf) + (prefix >= 0 ? "/" + std::to_string(prefix) : "");
+      std::string out = buf;
+      if (prefix >= 0) {
+        if (prefix >= (v4 ? 32 : 128)) return std::nullopt;  // nft prints no mask that keeps every bit
+        out += '/';
+        out += std::to_string(prefix);
+      }
+      return out;
     }
     case Kind::Port:
       if (b.size() != 2) return std::nullopt;
@@ -95,9 +102,10 @@ std::optional<std::string> format(Kind kind, const std::string& b, int prefix) {
       if (b.size() != 4 || !addr_type(host_u32(b))) return std::nullopt;
       return addr_type(host_u32(b));
     case Kind::Iface: {
-      if (b.size() != 16) return std::nullopt;  // shorter: a wildcard ("eth*")
+      // Shorter, or without a NUL: a wildcard ("eth*"); nft also escapes a name ending in '*'.
+      if (b.size() != 16 || b.find('\0') == std::string::npos) return std::nullopt;
       std::string name(b.c_str());
-      if (name.empty()) return std::nullopt;
+      if (name.empty() || name.back() == '*') return std::nullopt;
       return "\"" + name + "\"";
     }
     default: return std::nullopt;

@@ -301,6 +301,63 @@ TEST(NftRuleText, RefusesWhatItDoesNotKnow) {
                              NFPROTO_INET, {}));
   // Nothing at all: an empty rule is not one nft prints.
   EXPECT_FALSE(nft_rule_text(Rule().get(), NFPROTO_IPV4, {}));
+  // An immediate without its verdict (absent reads as 0, NF_DROP).
+  EXPECT_FALSE(nft_rule_text(Rule().expr("immediate", {{NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT}}).get(), NFPROTO_IPV4, {}));
+}
+
+// nft names every port after the protocol a rule matched, printed or not:
+// where this cannot follow it, it refuses.
+TEST(NftRuleText, PortsAreNamedByTheRulesProtocol) {
+  auto tcp = std::string(1, char(IPPROTO_TCP));
+  Rule two_ports;
+  two_ports.meta(NFT_META_L4PROTO, NFT_REG_1)
+      .cmp(NFT_CMP_EQ, tcp)
+      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG_1)
+      .cmp(NFT_CMP_NEQ, port(53))
+      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1)
+      .cmp(NFT_CMP_EQ, port(53))
+      .verdict(NF_ACCEPT);
+  EXPECT_EQ(text(two_ports), "tcp sport != 53 tcp dport 53 accept");
+  // "meta l4proto tcp" printed (not right before the port): nft would still
+  // call the port "tcp dport" and hide the match.
+  EXPECT_FALSE(nft_rule_text(Rule()
+                                 .meta(NFT_META_L4PROTO, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, tcp)
+                                 .ct_state()
+                                 .bitwise(u32(8), u32(0))
+                                 .cmp(NFT_CMP_NEQ, u32(0))
+                                 .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, port(22))
+                                 .get(),
+                             NFPROTO_IPV4, {}));
+  // ICMP has no ports: "icmp type echo-request icmp code 0" is one 2-byte load at 0.
+  EXPECT_FALSE(nft_rule_text(Rule()
+                                 .meta(NFT_META_L4PROTO, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, std::string(1, char(IPPROTO_ICMP)))
+                                 .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, port(0x0800))
+                                 .get(),
+                             NFPROTO_IPV4, {}));
+  // meta nfproto where nft would hide it by rules this does not follow (an ip table).
+  EXPECT_FALSE(nft_rule_text(Rule()
+                                 .meta(NFT_META_NFPROTO, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, std::string(1, char(NFPROTO_IPV4)))
+                                 .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1)
+                                 .cmp(NFT_CMP_EQ, addr4("1.2.3.4"))
+                                 .get(),
+                             NFPROTO_IPV4, {}));
+}
+
+// Anonymous sets nft would print otherwise: interface names (nft sorts them
+// by value, not as text) and elements with a comment.
+TEST(NftRuleText, RefusesAnonymousSetsItCannotOrder) {
+  std::string eth0 = std::string("eth0") + std::string(12, '\0'), wg0 = std::string("wg0") + std::string(13, '\0');
+  NftSets ifnames = {{"__set0", {16, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, {{eth0, std::nullopt, ""}, {wg0, std::nullopt, ""}}}}};
+  EXPECT_FALSE(nft_rule_text(Rule().meta(NFT_META_IIFNAME, NFT_REG_1).lookup("__set0").verdict(NF_ACCEPT).get(),
+                             NFPROTO_INET, ifnames));
+  NftSets commented = {{"__set0", {2, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, {{port(22), std::nullopt, "", true}}}}};
+  EXPECT_FALSE(nft_rule_text(Rule().payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1).lookup("__set0").get(),
+                             NFPROTO_IPV4, commented));
 }
 
 }  // namespace
