@@ -170,10 +170,11 @@ bool Printer::cmp(const nftnl_expr* e, const nftnl_expr* next) {
     net_ = data[0] == NFPROTO_IPV4 ? Kind::Addr4 : Kind::Addr6;
     return true;
   }
+  uint8_t proto = data.size() == 1 ? uint8_t(data[0]) : 0;
   if (op == NFT_CMP_EQ && v->kind == Kind::Proto && v->text == "meta l4proto" && next_base == NFT_PAYLOAD_TRANSPORT_HEADER &&
-      data.size() == 1 && (data[0] == IPPROTO_TCP || data[0] == IPPROTO_UDP || data[0] == IPPROTO_SCTP ||
-                           data[0] == IPPROTO_DCCP || data[0] == IPPROTO_UDPLITE)) {
-    l4name_ = proto_name(uint8_t(data[0]));
+      (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP || proto == IPPROTO_DCCP ||
+       proto == IPPROTO_UDPLITE)) {
+    l4name_ = proto_name(proto);
     return true;
   }
   if (v->kind == Kind::Proto && v->text == "meta l4proto" && op == NFT_CMP_EQ) l4_printed_ = true;

@@ -318,6 +318,14 @@ TEST(NftRuleText, PortsAreNamedByTheRulesProtocol) {
       .cmp(NFT_CMP_EQ, port(53))
       .verdict(NF_ACCEPT);
   EXPECT_EQ(text(two_ports), "tcp sport != 53 tcp dport 53 accept");
+  // Protocol numbers above 127 too (a signed char compared with 132 never matched).
+  Rule sctp;
+  sctp.meta(NFT_META_L4PROTO, NFT_REG_1)
+      .cmp(NFT_CMP_EQ, std::string(1, char(IPPROTO_SCTP)))
+      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1)
+      .cmp(NFT_CMP_EQ, port(3868))
+      .verdict(NF_ACCEPT);
+  EXPECT_EQ(text(sctp), "sctp dport 3868 accept");
   // "meta l4proto tcp" printed (not right before the port): nft would still
   // call the port "tcp dport" and hide the match.
   EXPECT_FALSE(nft_rule_text(Rule()
