@@ -161,14 +161,6 @@ int on_chain(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-int on_rule(const nlmsghdr* nlh, void* data) {
-  std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
-  if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0 || !nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
-    return MNL_CB_ERROR;
-  static_cast<std::vector<uint64_t>*>(data)->push_back(nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE));
-  return MNL_CB_OK;
-}
-
 int on_rule_kept(const nlmsghdr* nlh, void* data) {
   std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
   if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0 || !nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
@@ -208,6 +200,21 @@ int on_set_elems(const nlmsghdr* nlh, void* data) {
   }
   nftnl_set_elems_iter_destroy(it);
   return MNL_CB_OK;
+}
+
+using Rules = std::vector<std::unique_ptr<nftnl_rule, RuleFree>>;
+
+// The rules of one chain, in order, from a rule dump the kernel filters by table and chain.
+Result<Rules> chain_rules(uint16_t family, const std::string& table, const std::string& chain) {
+  std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
+  if (!filter) return Error{"out of memory", ""};
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, chain.c_str());
+  Rules rules;
+  auto st = nft_request(NFT_MSG_GETRULE, family, NLM_F_DUMP, "rule list", on_rule_kept, &rules, [] { return false; },
+                        [&filter](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, filter.get()); });
+  if (!st) return st.error();
+  return rules;
 }
 
 // The key length and flags of a set of `table`, and an anonymous set's elements.
@@ -299,14 +306,10 @@ Status nft_delete_table(uint16_t family, const std::string& name) {
 }
 
 Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::string& table, const std::string& chain) {
+  auto rules = chain_rules(family, table, chain);
+  if (!rules) return rules.error();
   std::vector<uint64_t> handles;
-  std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
-  if (!filter) return Error{"out of memory", ""};
-  nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, chain.c_str());
-  auto st = nft_request(NFT_MSG_GETRULE, family, NLM_F_DUMP, "rule list", on_rule, &handles, [] { return false; },
-                        [&filter](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, filter.get()); });
-  if (!st) return st.error();
+  for (const auto& r : *rules) handles.push_back(nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE));
   return handles;
 }
 
@@ -315,17 +318,11 @@ Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& tab
   // (kube-proxy reusing an anonymous set's name) would mix two rulesets.
   auto gen = nft_generation();
   if (!gen) return gen.error();
-  std::vector<std::unique_ptr<nftnl_rule, RuleFree>> rules;
-  std::unique_ptr<nftnl_rule, RuleFree> filter(nftnl_rule_alloc());
-  if (!filter) return Error{"out of memory", ""};
-  nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
-  nftnl_rule_set_str(filter.get(), NFTNL_RULE_CHAIN, chain.c_str());
-  auto st = nft_request(NFT_MSG_GETRULE, family, NLM_F_DUMP, "rule list", on_rule_kept, &rules, [] { return false; },
-                        [&filter](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, filter.get()); });
-  if (!st) return st.error();
+  auto rules = chain_rules(family, table, chain);
+  if (!rules) return rules.error();
   NftSets sets;
   std::string out;
-  for (const auto& r : rules) {
+  for (const auto& r : *rules) {
     for (const auto& name : nft_rule_set_names(r.get())) {
       if (sets.count(name)) continue;
       auto info = nft_set_info(family, table, name);
@@ -338,7 +335,7 @@ Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& tab
     out += "\t\t" + *text + " # handle " + std::to_string(handle) + "\n";
   }
   // An empty dump is also what a chain that is gone gives: libnftables tells them apart.
-  if (rules.empty()) return Error{"chain " + chain + " has no rules", ""};
+  if (rules->empty()) return Error{"chain " + chain + " has no rules", ""};
   auto after = nft_generation();
   if (!after || *after != *gen) return Error{"the ruleset changed while chain " + chain + " was read", ""};
   return out;
