@@ -12,6 +12,7 @@
 #include <nftables/libnftables.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 
 #include "sources/nft_netlink.h"
 #include "sources/nft_rule_text.h"
+#include "sources/nft_values.h"
 #include "util/libbpf_quiet.h"
 #include "util/names.h"
 #include "util/netlink.h"
@@ -81,7 +83,8 @@ constexpr size_t kDumpBuffer = 64 * 1024;
 // One request to nf_tables on a socket of its own, each reply message
 // passed to cb (a dump: until NLMSG_DONE; else until cb has what it wants).
 Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* what, mnl_cb_t cb, void* data,
-                   const std::function<bool()>& done, const std::function<void(nlmsghdr*)>& payload = {}) {
+                   const std::function<bool()>& done, const std::function<void(nlmsghdr*)>& payload = {},
+                   int* refused = nullptr) {
   auto nl = open_nft_socket();
   if (!nl) return nl.error();
   // A dump continues where the last part ended by walking the list from its
@@ -101,6 +104,7 @@ Status nft_request(uint16_t type, uint16_t family, uint16_t flags, const char* w
     ssize_t n = mnl_socket_recvfrom(nl->get(), buf.data(), buf.size());
     if (n < 0) return Error{std::string("nftables ") + what + " reply: " + errno_name(errno), ""};
     int r = mnl_cb_run(buf.data(), n, seq, portid, cb, data);
+    if (r < 0 && refused) *refused = errno;
     if (r < 0) return Error{std::string("nftables ") + what + ": " + errno_name(errno), ""};
     if (r == MNL_CB_STOP || done()) return Ok{};
   }
@@ -175,7 +179,13 @@ int on_set_info(const nlmsghdr* nlh, void* data) {
   auto& info = *static_cast<std::optional<NftSetInfo>*>(data);
   info.emplace();
   info->key_len = nftnl_set_get_u32(set.get(), NFTNL_SET_KEY_LEN);
+  info->key_type = nftnl_set_get_u32(set.get(), NFTNL_SET_KEY_TYPE);
   info->flags = nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS);
+  return MNL_CB_OK;
+}
+
+int on_set_elem_found(const nlmsghdr* nlh, void* data) {
+  if ((nlh->nlmsg_type & 0xff) == NFT_MSG_NEWSETELEM) *static_cast<bool*>(data) = true;
   return MNL_CB_OK;
 }
 
@@ -339,6 +349,34 @@ Result<std::string> nft_chain_rules_text(uint16_t family, const std::string& tab
   auto after = nft_generation();
   if (!after || *after != *gen) return Error{"the ruleset changed while chain " + chain + " was read", ""};
   return out;
+}
+
+std::optional<bool> nft_set_has(uint16_t family, const std::string& table, const std::string& set,
+                                const std::string& key) {
+  auto info = nft_set_info(family, table, set);
+  if (!info) return std::nullopt;
+  // A set of ranges answers with the range that holds the key (the
+  // kernel's get of one key is a lookup: nft_rbtree_get, nft_pipapo_get).
+  auto bytes = nft_values::set_key(key, info->key_type, info->key_len);
+  if (!bytes) return std::nullopt;
+  std::unique_ptr<nftnl_set, SetFree> s(nftnl_set_alloc());
+  nftnl_set_elem* e = nftnl_set_elem_alloc();
+  if (!s || !e) {
+    if (e) nftnl_set_elem_free(e);
+    return std::nullopt;
+  }
+  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
+  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.c_str());
+  nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, bytes->data(), uint32_t(bytes->size()));
+  nftnl_set_elem_add(s.get(), e);  // owned by the set from here
+  bool found = false;
+  int refused = 0;
+  auto st = nft_request(NFT_MSG_GETSETELEM, family, NLM_F_ACK, "set element", on_set_elem_found, &found,
+                        [&found] { return found; },
+                        [&s](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); }, &refused);
+  if (st) return found ? std::optional<bool>(true) : std::nullopt;
+  if (refused == ENOENT) return false;
+  return std::nullopt;
 }
 
 Result<uint32_t> nft_generation() {

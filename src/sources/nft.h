@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,5 +62,15 @@ Status nft_delete_table(uint16_t family, const std::string& name);
 // would hold every chain of the table, 40 MB for kube-proxy's nat table of
 // 100000 rules).
 Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::string& table, const std::string& chain);
+
+// Whether set `set` of a table holds `key`, written as natbpf writes a set
+// lookup's key ("192.168.70.10 . 22": addresses, protocols, ports), asked
+// with one NFT_MSG_GETSETELEM for that element: libnftables 1.0.6's `get
+// element` fills a cache of the whole table first (0.2 s a question on
+// 20000 kube-proxy rules). nullopt when that cannot be told: a key that does
+// not fit the set's type, the set gone, or another error. A set of ranges
+// holds the keys of its ranges.
+std::optional<bool> nft_set_has(uint16_t family, const std::string& table, const std::string& set,
+                                const std::string& key);
 
 }  // namespace natbpf

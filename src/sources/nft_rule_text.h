@@ -33,6 +33,7 @@ struct NftSetInfo {
   uint32_t key_len = 0;
   uint32_t flags = 0;
   std::vector<Element> elements;
+  uint32_t key_type = 0;  // nft's datatype id (6 bits per field of a concatenation)
 };
 using NftSets = std::map<std::string, NftSetInfo>;
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <vector>
 
 namespace natbpf::nft_values {
 namespace {
@@ -135,6 +136,49 @@ int prefix_len(const std::string& mask) {
       else zeros = true;
     }
   return n;
+}
+
+std::optional<std::string> set_key(const std::string& key, uint32_t key_type, uint32_t key_len) {
+  // nft's datatype ids (src/datatype.h: TYPE_IPADDR, ...) and TYPE_BITS.
+  constexpr uint32_t kIpv4 = 7, kIpv6 = 8, kProto = 12, kService = 13, kBits = 6;
+  std::vector<std::string> fields;
+  for (size_t at = 0;;) {
+    size_t dot = key.find(" . ", at);
+    fields.push_back(key.substr(at, dot == std::string::npos ? std::string::npos : dot - at));
+    if (dot == std::string::npos) break;
+    at = dot + 3;
+  }
+  if (fields.size() > 5 || (key_type >> (kBits * fields.size())) != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < fields.size(); i++) {
+    uint32_t type = key_type >> (kBits * (fields.size() - 1 - i)) & ((1u << kBits) - 1);
+    const std::string& f = fields[i];
+    std::string bytes;
+    if (type == kIpv4 || type == kIpv6) {
+      std::array<unsigned char, 16> a{};
+      if (inet_pton(type == kIpv4 ? AF_INET : AF_INET6, f.c_str(), a.data()) != 1) return std::nullopt;
+      bytes.assign(reinterpret_cast<const char*>(a.data()), type == kIpv4 ? 4 : 16);
+    } else if (type == kProto) {
+      std::optional<uint8_t> p;
+      for (unsigned v = 0; v < 256 && !p; v++)
+        if (const char* name = proto_name(uint8_t(v)); name && f == name) p = uint8_t(v);
+      if (!p && !f.empty() && f.size() <= 3 && std::all_of(f.begin(), f.end(), ::isdigit) && std::stoul(f) < 256)
+        p = uint8_t(std::stoul(f));
+      if (!p) return std::nullopt;
+      bytes.assign(1, char(*p));
+    } else if (type == kService) {
+      if (f.empty() || f.size() > 5 || !std::all_of(f.begin(), f.end(), ::isdigit) || std::stoul(f) > 65535)
+        return std::nullopt;
+      uint16_t port = htons(uint16_t(std::stoul(f)));
+      bytes.assign(reinterpret_cast<const char*>(&port), 2);
+    } else {
+      return std::nullopt;
+    }
+    if (fields.size() > 1) bytes.resize((bytes.size() + 3) / 4 * 4, '\0');
+    out += bytes;
+  }
+  if (out.size() != key_len) return std::nullopt;
+  return out;
 }
 
 }  // namespace natbpf::nft_values

@@ -28,4 +28,11 @@ std::optional<std::string> verdict_text(int32_t code, const std::string& chain);
 // The leading one-bits of a mask when it is a prefix (ones, then zeros); -1 otherwise.
 int prefix_len(const std::string& mask);
 
+// A set lookup's key as natbpf writes it ("192.168.70.10 . tcp . 22":
+// addresses, protocol names or numbers, ports) in the bytes a set of
+// key_type (nft's datatype ids, 6 bits per field of a concatenation) and
+// key_len holds: each field of a concatenation padded to 4 bytes. nullopt
+// when the key does not fit that type.
+std::optional<std::string> set_key(const std::string& key, uint32_t key_type, uint32_t key_len);
+
 }  // namespace natbpf::nft_values

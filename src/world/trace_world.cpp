@@ -16,11 +16,9 @@
 namespace natbpf {
 
 Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
-  auto nft = NftContext::create();
-  if (!nft) return nft.error();
   if (auto gen = nft_generation(); !gen)
     return Error{"cannot read the nftables ruleset: " + gen.error().message, "is nf_tables available?"};
-  LiveTraceWorld w(std::move(*nft), recorder);
+  LiveTraceWorld w(recorder);
   w.kallsyms_ = std::async(std::launch::async, [] { return std::make_shared<const Kallsyms>(); }).share();
   w.drop_reasons_ = load_drop_reasons();
   return w;
@@ -297,14 +295,7 @@ bool LiveTraceWorld::rule_missing(const Journey& j) const {
 std::optional<bool> LiveTraceWorld::set_has(const std::string& family, const std::string& table,
                                             const std::string& set, const std::string& key) {
   std::optional<bool> has;
-  auto r = nft_.run("get element " + family + " " + table + " " + set + " { " + key + " }");
-  if (r) {
-    has = true;
-  } else {
-    const std::string& m = r.error().message;
-    if (m.find("No such file or directory") != std::string::npos || m.find("does not exist") != std::string::npos)
-      has = false;
-  }
+  if (auto f = family_number(family)) has = nft_set_has(*f, table, set, key);
   if (recorder_)
     recorder_->write({{"t", "set"}, {"family", family}, {"table", table}, {"set", set}, {"key", key},
                       {"has", has ? nlohmann::json(*has) : nlohmann::json(nullptr)}});

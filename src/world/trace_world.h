@@ -67,7 +67,7 @@ class LiveTraceWorld {
   StoryWorld story_world();
 
  private:
-  explicit LiveTraceWorld(NftContext nft, RecordingWriter* recorder) : nft_(std::move(nft)), recorder_(recorder) {}
+  explicit LiveTraceWorld(RecordingWriter* recorder) : recorder_(recorder) {}
   // One iptables-legacy table as last read: its shape and save text.
   struct LegacyCopy {
     std::optional<LegacyTableInfo> info;
@@ -125,7 +125,6 @@ class LiveTraceWorld {
   std::optional<std::string> sysctl(const std::string& name);
   std::vector<Listener> listeners(uint8_t proto, uint16_t port);
 
-  NftContext nft_;
   RecordingWriter* recorder_;
   std::function<std::vector<std::string>()> legacy_families_;
   RulesetTexts texts_;  // what ruleset_ is built from, with the legacy copies (not in texts_)

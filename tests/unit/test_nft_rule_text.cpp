@@ -14,6 +14,7 @@
 #include <string>
 
 #include "sources/nft_rule_text.h"
+#include "sources/nft_values.h"
 
 namespace natbpf {
 namespace {
@@ -366,6 +367,40 @@ TEST(NftRuleText, RefusesAnonymousSetsItCannotOrder) {
   NftSets commented = {{"__set0", {2, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, {{port(22), std::nullopt, "", true}}}}};
   EXPECT_FALSE(nft_rule_text(Rule().payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1).lookup("__set0").get(),
                              NFPROTO_IPV4, commented));
+}
+
+}  // namespace
+}  // namespace natbpf
+
+namespace natbpf {
+namespace {
+
+// A set lookup's key as the explanation writes it, in the bytes the kernel
+// compares (nft's datatype ids: ipv4_addr 7, ipv6_addr 8, inet_proto 12,
+// inet_service 13; a concatenation's fields padded to 4 bytes).
+TEST(NftValues, SetKeyIsWhatTheSetHolds) {
+  using nft_values::set_key;
+  EXPECT_EQ(set_key("192.168.70.10", 7, 4), addr4("192.168.70.10"));
+  EXPECT_EQ(set_key("22", 13, 2), port(22));
+  EXPECT_EQ(set_key("192.168.70.10 . 22", 7 << 6 | 13, 8), addr4("192.168.70.10") + port(22) + std::string(2, '\0'));
+  EXPECT_EQ(set_key("10.96.0.1 . tcp . 80", (7 << 6 | 12) << 6 | 13, 12),
+            addr4("10.96.0.1") + std::string(1, char(IPPROTO_TCP)) + std::string(3, '\0') + port(80) +
+                std::string(2, '\0'));
+  EXPECT_EQ(set_key("ipv6-icmp", 12, 1), std::string(1, char(IPPROTO_ICMPV6)));
+  EXPECT_EQ(set_key("132", 12, 1), std::string(1, char(132)));
+  in6_addr six{};
+  inet_pton(AF_INET6, "fd00::1", &six);
+  EXPECT_EQ(set_key("fd00::1", 8, 16), std::string(reinterpret_cast<const char*>(&six), 16));
+  // Keys that do not fit the set: told as unknown, never asked.
+  EXPECT_FALSE(set_key("fd00::1", 7, 4));                // an IPv6 address in a set of IPv4 ones
+  EXPECT_FALSE(set_key("192.168.70.10 . 22", 7, 4));     // two fields, one in the set's type
+  EXPECT_FALSE(set_key("192.168.70.10", 7 << 6 | 13, 8));
+  EXPECT_FALSE(set_key("65536", 13, 2));
+  EXPECT_FALSE(set_key("http", 13, 2));
+  EXPECT_FALSE(set_key("256", 12, 1));
+  EXPECT_FALSE(set_key("1.2.3.4", 19, 4));                // a mark's type
+  EXPECT_FALSE(set_key("1.2.3.4", 7, 16));                // a length the type does not give
+  EXPECT_FALSE(set_key("", 13, 2));
 }
 
 }  // namespace
