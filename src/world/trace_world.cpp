@@ -14,6 +14,13 @@
 #include "util/runtime.h"
 
 namespace natbpf {
+namespace {
+
+bool has_legacy_steps(const Journey& j) {
+  return std::any_of(j.steps.begin(), j.steps.end(), [](const Step& s) { return s.origin == Origin::Nflog; });
+}
+
+}  // namespace
 
 Result<LiveTraceWorld> LiveTraceWorld::create(RecordingWriter* recorder) {
   if (auto gen = nft_generation(); !gen)
@@ -90,7 +97,7 @@ void LiveTraceWorld::start_read(bool whole) {
 
 bool LiveTraceWorld::ready() const {
   auto done = [](const auto& f) { return !f.valid() || f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
-  return done(pending_) && done(chains_pending_);
+  return done(pending_) && done(chains_pending_) && done(legacy_pending_);
 }
 
 void LiveTraceWorld::poll() {
@@ -112,6 +119,7 @@ void LiveTraceWorld::settle() {
     if (auto listings = chains_pending_.get()) install_chains(std::move(*listings));
     else chains_failed_ = true;
   }
+  if (legacy_pending_.valid()) install_legacy(legacy_pending_.get());
 }
 
 // Starts on a worker what telling j needs and the snapshot lacks: a new
@@ -156,6 +164,17 @@ bool LiveTraceWorld::prepare(const Journey& j) {
     start_read(true);
     return false;
   }
+  // iptables-legacy numbers rules by position: a table whose shape changed
+  // is saved again (100000 rules: about 0.1 s) before the story is told.
+  if (!p.legacy) {
+    p.legacy = true;
+    if (legacy_families_ && has_legacy_steps(j)) {
+      legacy_pending_ = std::async(std::launch::async, [families = legacy_families_(), copies = legacy_] {
+        return read_legacy(families, copies);
+      });
+      return false;
+    }
+  }
   p.done = true;
   return true;
 }
@@ -186,13 +205,10 @@ void LiveTraceWorld::record_texts() const {
   recorder_->write(j);
 }
 
-bool LiveTraceWorld::refresh_legacy() {
-  if (!legacy_families_) return false;
-  settle();
-  auto read = read_legacy(legacy_families_(), legacy_);
-  if (!read) return false;
+void LiveTraceWorld::install_legacy(std::optional<LegacyRead> read) {
+  if (!read) return;
   legacy_ = std::move(read->copies);
-  return read->changed;
+  if (read->changed) rebuild();
 }
 
 // Saves again only the iptables-legacy tables whose shape changed (see
@@ -271,18 +287,16 @@ std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopi
 // Without prepare() (a recording, or the final flush), on the loop.
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
   settle();
-  bool legacy = std::any_of(j.steps.begin(), j.steps.end(), [](const Step& s) { return s.origin == Origin::Nflog; });
-  if (!prepared_.done || preparing_ != JourneyId{j.first_ns, j.trace_id}) {
-    if (auto g = nft_generation(); g && *g != ruleset_gen_) (void)refresh_ruleset(false);
-    if (!list_chains_of(j)) (void)refresh_ruleset(true);
-    // A rule the listing lacks: a change between the generation asked and the
-    // listing (or a chain that cannot be listed alone).
-    if (!whole_ && rule_missing(j)) {
-      (void)refresh_ruleset(true);
-      return;
-    }
+  if (prepared_.done && preparing_ == JourneyId{j.first_ns, j.trace_id}) return;  // prepare() read it all
+  if (auto g = nft_generation(); g && *g != ruleset_gen_) (void)refresh_ruleset(false);
+  if (!list_chains_of(j)) (void)refresh_ruleset(true);
+  // A rule the listing lacks: a change between the generation asked and the
+  // listing (or a chain that cannot be listed alone).
+  if (!whole_ && rule_missing(j)) {
+    (void)refresh_ruleset(true);
+    return;
   }
-  if (legacy && refresh_legacy()) rebuild();
+  if (has_legacy_steps(j) && legacy_families_) install_legacy(read_legacy(legacy_families_(), legacy_));
 }
 
 bool LiveTraceWorld::rule_missing(const Journey& j) const {

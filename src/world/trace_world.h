@@ -115,7 +115,7 @@ class LiveTraceWorld {
   static void add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies);
   void record_texts() const;
   void ensure_rules_known(const Journey& j);
-  bool refresh_legacy();
+  void install_legacy(std::optional<LegacyRead> read);
   void rebuild();
   void settle();
   void install(Pending p);
@@ -131,11 +131,12 @@ class LiveTraceWorld {
   LegacyCopies legacy_;
   std::future<Result<Pending>> pending_;  // a background read of the ruleset
   std::future<Result<std::vector<ChainListing>>> chains_pending_;  // of a journey's chains
+  std::future<std::optional<LegacyRead>> legacy_pending_;           // iptables-legacy tables saved again
   // The journey prepare() works for (first receive time, trace id), and what it started.
   using JourneyId = std::pair<uint64_t, uint32_t>;
   JourneyId preparing_{};
   struct PrepareSteps {
-    bool generation = false, chains = false, whole = false, done = false;
+    bool generation = false, chains = false, whole = false, legacy = false, done = false;
   };
   PrepareSteps prepared_;
   bool chains_failed_ = false;  // a chain read on the worker failed: read every rule

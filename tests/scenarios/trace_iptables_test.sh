@@ -50,6 +50,14 @@ legacy_rules_change() {
 	scen_bg $NATBPF trace --netns "$p-host" --dport 1222 --json --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
 	local tracer=$!
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready (legacy change)"; }
+	# From here on, which thread starts each iptables-legacy-save (strace -f
+	# -p follows every thread natbpf has and starts).
+	local strace_pid="" st=$SCEN_TMP/legacy-change.strace
+	if command -v strace >/dev/null; then
+		strace -f -qq -p "$tracer" -o "$st" -e trace=clone,clone3,fork,vfork,execve -e signal=none &
+		strace_pid=$!
+		sleep 0.5
+	fi
 	seed001_connect "$p" 2 && fail "the connection should time out (legacy change)"
 	ip netns exec "$p-host" iptables-legacy -I ALLOWED_DNATS 1 -s 10.9.9.9/32 -j ACCEPT || fail "iptables-legacy -I failed"
 	ip netns exec "$p-host" iptables-legacy -D ALLOWED_DNATS 2 || fail "iptables-legacy -D failed"
@@ -57,6 +65,20 @@ legacy_rules_change() {
 	seed001_connect "$p" 2 && fail "the connection should still time out (legacy change)"
 	kill -INT $tracer
 	wait $tracer || fail "natbpf trace exited $? (legacy change)"
+	if [ -n "$strace_pid" ]; then
+		wait "$strace_pid"
+		# The table whose shape changed is saved again on a worker, not on the loop.
+		awk -v main="$tracer" '
+			/(clone3?|v?fork)\(|<\.\.\. (clone3?|v?fork) resumed>/ && $NF ~ /^[0-9]+$/ { parent[$NF] = $1 }
+			/execve\(.*iptables-legacy-save", "-t", "filter"/ { child[$1] = 1 }
+			END {
+				for (c in child) { n++; if (parent[c] == main) bad++; else if (parent[c] == "") unknown++ }
+				printf "filter saved again: %d, by the main thread: %d, parent not found: %d\n", n, bad, unknown
+				exit !(n >= 1 && bad == 0 && unknown == 0)
+			}' "$st" || { grep -E "execve|clone" "$st" | head -30; fail "iptables-legacy-save ran on natbpf's main thread (the event loop)"; }
+	else
+		echo "strace is not installed here: the thread that saved the changed table is not checked (the stories are)"
+	fi
 	jq -s '[.[] | select(.type == "packet" and .repeat_of == null)]' "$out" >"$out.stories"
 	jq_true "$out.stories" 'length == 2' "expected one story per connection"
 	jq_true "$out.stories" 'all(.[]; .drop.chain == "ALLOWED_DNATS" and .drop.rule == "-A ALLOWED_DNATS -j DROP")'
