@@ -111,6 +111,7 @@ class TraceRun {
     announce(*match);
     limits.on_tick = [this] {
       world_->poll();
+      if (legacy_) legacy_->release(false);
       flush(false);
     };
     limits.done = [this] { return stories_->done(); };
@@ -163,7 +164,14 @@ class TraceRun {
     legacy_name_ = legacy->name();
     if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
     legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name_));  // null when skipped
-    if (legacy_) world_->set_legacy_families([this] { return legacy_->families(); });
+    if (legacy_) {
+      world_->set_legacy_families([this] { return legacy_->families(); });
+      // TRACE lines wait for the first snapshot, read on a worker, without holding up the loop.
+      legacy_->set_rules_ready([this] {
+        world_->poll();
+        return world_->first_read_done();
+      });
+    }
     world_->start_reading();  // now that our trace table and TRACE rules are in
     if (auto* rec = job_->recorder()) {
       nlohmann::json names;
@@ -205,6 +213,9 @@ class TraceRun {
     // pass) are written before its trace messages, but a loaded reader may
     // not have read them yet, and a story told without them joins worse.
     (void)job_->sources().read_all();
+    // TRACE lines still held have not been read: the sources are not drained yet.
+    if (legacy_) legacy_->release(all);
+    if (legacy_ && legacy_->holding()) return;
     uint64_t now = monotonic_ns();
     if (auto* rec = job_->recorder()) rec->write({{"t", "flush"}, {"ns", now}, {"all", all}});
     stories_->flush(now, all);

@@ -299,8 +299,7 @@ std::vector<std::string> LegacyTrace::families() const {
   return out;
 }
 
-Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
-                          const std::function<void(BpfEvent&&)>& invalid) {
+Status LegacyTrace::drain(const HeldDatagrams::Parse& datagram_sink) {
   buf_.resize(1 << 16);
   for (;;) {
     sockaddr_nl from{};
@@ -324,7 +323,7 @@ Status LegacyTrace::drain(const LegacyRules& rules, const std::function<void(Nft
     uint64_t now = monotonic_ns();
     std::span<const uint8_t> datagram(buf_.data(), static_cast<size_t>(n));
     if (tap_) tap_(datagram, now);
-    parse_nflog_datagram(datagram, now, comment_, rules, sink, invalid);
+    datagram_sink(datagram, now);
   }
 }
 
@@ -452,6 +451,26 @@ Status LegacyTraceSource::start() {
   trace_.emplace(std::move(*t));
   if (tap_) trace_->set_tap(tap_);
   return Ok{};
+}
+
+Status LegacyTraceSource::read() {
+  if (!trace_) return Ok{};
+  auto parse = [this](std::span<const uint8_t> d, uint64_t recv_ns) { this->parse(d, recv_ns); };
+  if (!held_) return trace_->drain(parse);
+  return trace_->drain([this, &parse](std::span<const uint8_t> d, uint64_t recv_ns) { held_->add(d, recv_ns, parse); });
+}
+
+void LegacyTraceSource::parse(std::span<const uint8_t> datagram, uint64_t recv_ns) {
+  parse_nflog_datagram(datagram, recv_ns, trace_->comment(), rules_, sink_, invalid_);
+}
+
+void LegacyTraceSource::set_rules_ready(std::function<bool()> rules_ready) {
+  // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
+  held_.emplace(std::move(rules_ready), 4u << 20);
+}
+
+void LegacyTraceSource::release(bool force) {
+  if (held_ && trace_) held_->release(force, [this](std::span<const uint8_t> d, uint64_t ns) { parse(d, ns); });
 }
 
 }  // namespace natbpf

@@ -96,9 +96,8 @@ class LegacyTrace {
   ~LegacyTrace();
 
   int fd() const;
-  // rules: the current legacy chains, to infer verdicts and mark starts.
-  Status drain(const LegacyRules& rules, const std::function<void(NftTraceEvent&&)>& sink,
-               const std::function<void(BpfEvent&&)>& invalid = nullptr);
+  // Each datagram waiting, from the kernel, with its receive time (tapped first).
+  Status drain(const HeldDatagrams::Parse& datagram);
   uint64_t lost() const { return lost_; }
   uint64_t foreign() const { return foreign_; }  // datagrams not from the kernel, dropped
   std::vector<std::string> families() const;  // "ip", "ip6"
@@ -138,11 +137,16 @@ class LegacyTraceSource : public Source {
   Status start() override;
   void stop() override { trace_.reset(); }
   int fd() const override { return trace_ ? trace_->fd() : -1; }
-  Status read() override { return trace_ ? trace_->drain(rules_, sink_, invalid_) : Status(Ok{}); }
+  Status read() override;
   uint64_t lost() const override { return trace_ ? trace_->lost() : 0; }
   uint64_t malformed() const override { return trace_ ? trace_->foreign() : 0; }
   std::vector<std::string> families() const { return trace_ ? trace_->families() : std::vector<std::string>{}; }
   std::string comment() const { return trace_ ? trace_->comment() : ""; }
+  // Datagrams are held, not parsed, until rules_ready() (the first ruleset
+  // snapshot is in); release() parses them then, or at once with force.
+  void set_rules_ready(std::function<bool()> rules_ready);
+  void release(bool force);
+  bool holding() const { return held_ && !held_->empty(); }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
     return true;
@@ -156,6 +160,8 @@ class LegacyTraceSource : public Source {
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
   RawTap tap_;
+  std::optional<HeldDatagrams> held_;
+  void parse(std::span<const uint8_t> datagram, uint64_t recv_ns);
 };
 
 }  // namespace natbpf

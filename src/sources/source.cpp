@@ -75,4 +75,27 @@ void Sources::stop() {
   ranks_.clear();
 }
 
+void HeldDatagrams::add(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse) {
+  if (held_.empty() && (!ready_ || ready_())) {
+    parse(d, recv_ns);
+    return;
+  }
+  if (bytes_ + d.size() > max_bytes_) {
+    release(true, parse);
+    parse(d, recv_ns);
+    return;
+  }
+  bytes_ += d.size();
+  held_.emplace_back(std::vector<uint8_t>(d.begin(), d.end()), recv_ns);
+}
+
+void HeldDatagrams::release(bool force, const Parse& parse) {
+  if (held_.empty() || (!force && ready_ && !ready_())) return;
+  // Moved out first: a parse may reach this hold again.
+  auto held = std::move(held_);
+  held_.clear();
+  bytes_ = 0;
+  for (const auto& [d, recv_ns] : held) parse(d, recv_ns);
+}
+
 }  // namespace natbpf

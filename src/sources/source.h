@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <functional>
 #include <optional>
@@ -43,6 +44,28 @@ class Source {
     (void)tap;
     return false;
   }
+};
+
+// Raw datagrams of a source, held with their receive times until what
+// parsing them needs is there (iptables-legacy TRACE lines name rules by
+// number, resolved against the first ruleset snapshot, read on a worker):
+// the event loop goes on reading the other sources meanwhile. A hold of
+// more than max_bytes is parsed at once (its lookups then wait).
+class HeldDatagrams {
+ public:
+  using Parse = std::function<void(std::span<const uint8_t> datagram, uint64_t recv_ns)>;
+  HeldDatagrams(std::function<bool()> ready, size_t max_bytes) : ready_(std::move(ready)), max_bytes_(max_bytes) {}
+  // Parses d at once when nothing is held and ready() says so; else holds it.
+  void add(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse);
+  // Parses what is held, in the order received: once ready(), or now with force.
+  void release(bool force, const Parse& parse);
+  bool empty() const { return held_.empty(); }
+
+ private:
+  std::function<bool()> ready_;
+  size_t max_bytes_;
+  size_t bytes_ = 0;
+  std::deque<std::pair<std::vector<uint8_t>, uint64_t>> held_;
 };
 
 // The running sources of one command. A source that cannot run, or fails to

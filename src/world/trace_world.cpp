@@ -72,6 +72,7 @@ Result<LiveTraceWorld::Pending> LiveTraceWorld::read_all(const std::vector<std::
 Status LiveTraceWorld::refresh_ruleset(bool whole) {
   settle();
   auto p = read_all(legacy_families_ ? legacy_families_() : std::vector<std::string>{}, legacy_, whole);
+  first_read_done_ = true;
   if (!p) return p.error();
   install(std::move(*p));
   record_texts();
@@ -110,6 +111,7 @@ void LiveTraceWorld::poll() {
 void LiveTraceWorld::settle() {
   if (pending_.valid()) {
     auto p = pending_.get();
+    first_read_done_ = true;
     if (p) install(std::move(*p));
     else std::cerr << "natbpf: " << p.error().to_string() << "\n";
   }

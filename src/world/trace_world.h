@@ -55,6 +55,8 @@ class LiveTraceWorld {
     settle();
     return ruleset_;
   }
+  // The first read is over (installed by poll() or by a question, or failed).
+  bool first_read_done() const { return first_read_done_; }
   // The snapshot installed last, without waiting for a read running on a
   // worker (but for the first one): the rule of an iptables-legacy TRACE
   // line, looked up as the line is parsed, on the loop.
@@ -141,6 +143,7 @@ class LiveTraceWorld {
   PrepareSteps prepared_;
   bool chains_failed_ = false;  // a chain read on the worker failed: read every rule
   bool installed_ = false;      // a snapshot was installed
+  bool first_read_done_ = false;
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   bool whole_ = false;        // every nftables rule is in the snapshot

@@ -130,6 +130,63 @@ TEST(Sources, ReadInRankOrderStoppedInReverseStartOrder) {
 
 #include "sources/sock_diag.h"
 
+namespace {
+
+// What a hold handed to its parser: each datagram's first byte and receive time.
+struct Parsed {
+  std::vector<std::pair<uint8_t, uint64_t>> got;
+  HeldDatagrams::Parse parse() {
+    return [this](std::span<const uint8_t> d, uint64_t ns) { got.emplace_back(d[0], ns); };
+  }
+};
+
+TEST(HeldDatagrams, HeldUntilReadyThenParsedInTheOrderReceived) {
+  bool ready = false;
+  HeldDatagrams hold([&ready] { return ready; }, 1 << 20);
+  Parsed p;
+  for (uint8_t b : {1, 2, 3}) {
+    std::vector<uint8_t> d(100, b);
+    hold.add(d, b * 10, p.parse());
+  }
+  EXPECT_TRUE(p.got.empty());
+  hold.release(false, p.parse());
+  EXPECT_TRUE(p.got.empty()) << "released before the rules were there";
+  EXPECT_FALSE(hold.empty());
+  ready = true;
+  // One received now, with three still held, waits behind them.
+  std::vector<uint8_t> d4(100, 4);
+  hold.add(d4, 40, p.parse());
+  EXPECT_TRUE(p.got.empty());
+  hold.release(false, p.parse());
+  EXPECT_EQ(p.got, (std::vector<std::pair<uint8_t, uint64_t>>{{1, 10}, {2, 20}, {3, 30}, {4, 40}}));
+  EXPECT_TRUE(hold.empty());
+  // Nothing held, ready: parsed at once.
+  std::vector<uint8_t> d5(100, 5);
+  hold.add(d5, 50, p.parse());
+  EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{5, 50}));
+}
+
+TEST(HeldDatagrams, ForcedOrFullHoldIsParsedAtOnce) {
+  HeldDatagrams hold([] { return false; }, 250);
+  Parsed p;
+  for (uint8_t b : {1, 2}) {
+    std::vector<uint8_t> d(100, b);
+    hold.add(d, b, p.parse());
+  }
+  EXPECT_TRUE(p.got.empty());
+  std::vector<uint8_t> d3(100, 3);
+  hold.add(d3, 3, p.parse());  // 300 bytes > 250: everything, in order
+  EXPECT_EQ(p.got, (std::vector<std::pair<uint8_t, uint64_t>>{{1, 1}, {2, 2}, {3, 3}}));
+  EXPECT_TRUE(hold.empty());
+  std::vector<uint8_t> d4(100, 4);
+  hold.add(d4, 4, p.parse());
+  EXPECT_EQ(p.got.size(), 3u);
+  hold.release(true, p.parse());  // the final flush
+  EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{4, 4}));
+}
+
+}  // namespace
+
 namespace natbpf {
 namespace {
 
