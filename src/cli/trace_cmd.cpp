@@ -111,7 +111,6 @@ class TraceRun {
     announce(*match);
     limits.on_tick = [this] {
       world_->poll();
-      if (legacy_) legacy_->release(false);
       flush(false);
     };
     limits.done = [this] { return stories_->done(); };
@@ -213,7 +212,9 @@ class TraceRun {
     // pass) are written before its trace messages, but a loaded reader may
     // not have read them yet, and a story told without them joins worse.
     (void)job_->sources().read_all();
-    // TRACE lines still held have not been read: the sources are not drained yet.
+    // Held TRACE lines are parsed once the rules are in, after the nftables
+    // trace messages of their packets (read above): those open the stories
+    // the lines join. While some are held the sources are not drained.
     if (legacy_) legacy_->release(all);
     if (legacy_ && legacy_->holding()) return;
     uint64_t now = monotonic_ns();
