@@ -146,7 +146,7 @@ class LegacyTraceSource : public Source {
   // snapshot is in); release() parses them then, or at once with force.
   void set_rules_ready(std::function<bool()> rules_ready);
   void release(bool force);
-  bool holding() const { return held_ && !held_->empty(); }
+  bool holding() const { return trace_ && held_ && !held_->empty(); }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
     return true;

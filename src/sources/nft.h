@@ -68,7 +68,8 @@ Result<std::vector<uint64_t>> nft_rule_handles(uint16_t family, const std::strin
 // with one NFT_MSG_GETSETELEM for that element: libnftables 1.0.6's `get
 // element` fills a cache of the whole table first (0.2 s a question on
 // 20000 kube-proxy rules). nullopt when that cannot be told: a key that does
-// not fit the set's type, the set gone, or another error. A set of ranges
+// not fit the set's type, no such set, or another error (a set deleted
+// between the two requests reads as not holding the key). A set of ranges
 // holds the keys of its ranges.
 std::optional<bool> nft_set_has(uint16_t family, const std::string& table, const std::string& set,
                                 const std::string& key);

@@ -91,11 +91,13 @@ void HeldDatagrams::add(std::span<const uint8_t> d, uint64_t recv_ns, const Pars
 
 void HeldDatagrams::release(bool force, const Parse& parse) {
   if (held_.empty() || (!force && ready_ && !ready_())) return;
-  // Moved out first: a parse may reach this hold again.
-  auto held = std::move(held_);
-  held_.clear();
-  bytes_ = 0;
-  for (const auto& [d, recv_ns] : held) parse(d, recv_ns);
+  // Taken off one at a time: one added meanwhile (from a parse) goes behind the rest.
+  while (!held_.empty()) {
+    auto [d, recv_ns] = std::move(held_.front());
+    held_.pop_front();
+    bytes_ -= d.size();
+    parse(d, recv_ns);
+  }
 }
 
 }  // namespace natbpf

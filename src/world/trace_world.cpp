@@ -126,7 +126,8 @@ void LiveTraceWorld::settle() {
 
 // Starts on a worker what telling j needs and the snapshot lacks: a new
 // snapshot when the nftables generation moved, the rules of the chains j
-// crossed, every rule when one j names is still missing. True when nothing
+// crossed, every rule when one j names is still missing, the iptables-legacy
+// tables whose shape changed when j has TRACE lines. True when nothing
 // is left to read: j can be told now, and ensure_rules_known reads nothing
 // more. Each read is started at most once per journey, so that a node
 // whose rules keep changing does not hold a story forever. A recording reads
@@ -167,15 +168,17 @@ bool LiveTraceWorld::prepare(const Journey& j) {
     return false;
   }
   // iptables-legacy numbers rules by position: a table whose shape changed
-  // is saved again (100000 rules: about 0.1 s) before the story is told.
+  // is saved again before the story is told.
   if (!p.legacy) {
     p.legacy = true;
-    if (legacy_families_ && has_legacy_steps(j)) {
-      legacy_pending_ = std::async(std::launch::async, [families = legacy_families_(), copies = legacy_] {
-        return read_legacy(families, copies);
+    auto plan = legacy_families_ && has_legacy_steps(j) ? check_legacy(legacy_families_(), legacy_) : std::nullopt;
+    if (plan && plan->saves()) {
+      legacy_pending_ = std::async(std::launch::async, [plan = std::move(*plan)]() mutable -> std::optional<LegacyRead> {
+        return save_legacy(std::move(plan));
       });
       return false;
     }
+    if (plan) install_legacy(save_legacy(std::move(*plan)));  // a table went: nothing to save
   }
   p.done = true;
   return true;
@@ -213,56 +216,62 @@ void LiveTraceWorld::install_legacy(std::optional<LegacyRead> read) {
   if (read->changed) rebuild();
 }
 
-// Saves again only the iptables-legacy tables whose shape changed (see
-// sources/legacy_tables.h) or whose copy is older than kLegacyMaxAgeNs; the
-// shape is asked before the table is saved, so a change meanwhile is
-// caught at the next check. Nothing when no table was saved and none came
-// or went: then nothing is copied either (this runs for every story).
-// Touches no member: runs on the loop or on a worker.
-std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std::vector<std::string>& families,
-                                                                      const LegacyCopies& copies) {
+// Which iptables-legacy tables to save again: those whose shape changed
+// (see sources/legacy_tables.h) or whose copy is older than
+// kLegacyMaxAgeNs. Asks only the shapes (getsockopt, cheap enough for every
+// story, on the loop). nullopt when no table is to be saved and none came
+// or went. The shape is asked before the table is saved, so a change
+// meanwhile is caught at the next check. Touches no member.
+std::optional<LiveTraceWorld::LegacyPlan> LiveTraceWorld::check_legacy(const std::vector<std::string>& families,
+                                                                       const LegacyCopies& copies) {
   constexpr uint64_t kLegacyMaxAgeNs = 30'000'000'000ULL;
-  struct Table {
-    std::string family, name;
-    std::optional<LegacyTableInfo> info;
-    const LegacyCopy* old = nullptr;  // to keep, unless saved is set
-    bool save = true;
-  };
-  std::vector<Table> tables;
-  bool changed = false, any_saved = false;
+  LegacyPlan plan{families, {}, false};
   for (const auto& family : families) {
     auto known = copies.find(family);
     auto names = legacy_table_names(family);
-    if (known == copies.end() || known->second.size() != names.size()) changed = true;
+    if (known == copies.end() || known->second.size() != names.size()) plan.changed = true;
     for (const auto& name : names) {
-      Table t{family, name, legacy_table_info(family, name), nullptr, true};
+      LegacyPlan::Table t{family, name, legacy_table_info(family, name), std::nullopt, true};
       if (known != copies.end())
         for (const auto& [table, copy] : known->second)
-          if (table == t.name) t.old = &copy;
+          if (table == t.name) t.old = copy;
       // Without the shape (no answer to getsockopt), once a second as before.
       uint64_t max_age = t.info ? kLegacyMaxAgeNs : 1'000'000'000ULL;
       t.save = !t.old || t.old->info != t.info || monotonic_ns() - t.old->read_ns >= max_age;
-      any_saved |= t.save;
-      tables.push_back(std::move(t));
+      plan.tables.push_back(std::move(t));
     }
   }
-  if (!changed && !any_saved) return std::nullopt;
+  if (!plan.changed && !plan.saves()) return std::nullopt;
+  return plan;
+}
+
+// The copies after the plan: its tables saved (iptables-legacy-save: about
+// 0.1 s for 100000 rules, so on a worker when there are any), the others
+// kept. Touches no member.
+LiveTraceWorld::LegacyRead LiveTraceWorld::save_legacy(LegacyPlan plan) {
   LegacyRead out;
-  for (const auto& family : families) out.copies[family];  // a family without tables is listed, empty
-  for (auto& t : tables) {
+  out.changed = plan.changed;
+  for (const auto& family : plan.families) out.copies[family];  // a family without tables is listed, empty
+  for (auto& t : plan.tables) {
     LegacyCopy copy;
     if (t.save) {
       const char* save = t.family == "ip" ? "iptables-legacy-save" : "ip6tables-legacy-save";
       copy = LegacyCopy{t.info, monotonic_ns(),
                         std::make_shared<const std::string>(run_program({save, "-t", t.name}).second)};
-      if (!t.old || *copy.text != *t.old->text) changed = true;
+      if (!t.old || *copy.text != *t.old->text) out.changed = true;
     } else {
-      copy = *t.old;
+      copy = std::move(*t.old);
     }
     out.copies[t.family].emplace_back(t.name, std::move(copy));
   }
-  out.changed = changed;
   return out;
+}
+
+std::optional<LiveTraceWorld::LegacyRead> LiveTraceWorld::read_legacy(const std::vector<std::string>& families,
+                                                                      const LegacyCopies& copies) {
+  auto plan = check_legacy(families, copies);
+  if (!plan) return std::nullopt;
+  return save_legacy(std::move(*plan));
 }
 
 // As RulesetTexts::build adds the legacy saves: a table at a time.

@@ -6,6 +6,7 @@
 // one; `natbpf explain` answers from those records (journey/trace_replay).
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <future>
 #include <memory>
@@ -61,7 +62,7 @@ class LiveTraceWorld {
   // worker (but for the first one): the rule of an iptables-legacy TRACE
   // line, looked up as the line is parsed, on the loop.
   const Ruleset& installed_ruleset() {
-    if (!installed_) settle();
+    if (!installed_ && !first_read_done_) settle();
     return ruleset_;
   }
   const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
@@ -82,6 +83,21 @@ class LiveTraceWorld {
   struct LegacyRead {
     LegacyCopies copies;
     bool changed = false;  // a text differs, or a table came or went
+  };
+  // The legacy tables as they are now, each with its copy, and which to save again.
+  struct LegacyPlan {
+    struct Table {
+      std::string family, name;
+      std::optional<LegacyTableInfo> info;
+      std::optional<LegacyCopy> old;  // kept unless save
+      bool save = true;
+    };
+    std::vector<std::string> families;
+    std::vector<Table> tables;
+    bool changed = false;  // a table came or went
+    bool saves() const {
+      return std::any_of(tables.begin(), tables.end(), [](const Table& t) { return t.save; });
+    }
   };
   // A read's result.
   struct Pending {
@@ -112,6 +128,8 @@ class LiveTraceWorld {
   bool list_chains_of(const Journey& j);
   bool rule_missing(const Journey& j) const;
   void start_read(bool whole);
+  static std::optional<LegacyPlan> check_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
+  static LegacyRead save_legacy(LegacyPlan plan);
   static std::optional<LegacyRead> read_legacy(const std::vector<std::string>& families, const LegacyCopies& copies);
   static std::map<std::string, std::string> legacy_texts(const LegacyCopies& copies);
   static void add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies);

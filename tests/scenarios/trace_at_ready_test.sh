@@ -38,7 +38,9 @@ for i in 1 2 3; do
 done
 wait "${attempts[@]}"
 syns=$(($(kubeproxy_syns_sent "$p") - syns0))
-wait "$pid" || { cat "$SCEN_TMP/err"; fail "natbpf trace exited $?"; }
+wait "$pid"
+rc=$?
+[ $rc = 0 ] || { cat "$SCEN_TMP/err"; fail "natbpf trace exited $rc"; }
 [ "$syns" -ge 3 ] || fail "the client sent $syns SYNs, 3 or more expected: the incident itself is broken"
 
 jq -s '[.[] | select(.type == "packet")]' "$out" >"$SCEN_TMP/stories"

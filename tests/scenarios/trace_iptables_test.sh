@@ -52,25 +52,28 @@ legacy_rules_change() {
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready (legacy change)"; }
 	# From here on, which thread starts each iptables-legacy-save (strace -f
 	# -p follows every thread natbpf has and starts).
-	local strace_pid="" st=$SCEN_TMP/legacy-change.strace
+	local strace_pid="" st=$SCEN_TMP/legacy-change.strace stop_at
 	if command -v strace >/dev/null; then
-		strace -f -qq -p "$tracer" -o "$st" -e trace=clone,clone3,fork,vfork,execve -e signal=none &
+		strace -f -qq -ttt -p "$tracer" -o "$st" -e trace=clone,clone3,fork,vfork,execve -e signal=none &
 		strace_pid=$!
 		sleep 0.5
+		kill -0 "$strace_pid" 2>/dev/null || { echo "strace cannot attach here: the thread that saves is not checked"; strace_pid=""; }
 	fi
 	seed001_connect "$p" 2 && fail "the connection should time out (legacy change)"
 	ip netns exec "$p-host" iptables-legacy -I ALLOWED_DNATS 1 -s 10.9.9.9/32 -j ACCEPT || fail "iptables-legacy -I failed"
 	ip netns exec "$p-host" iptables-legacy -D ALLOWED_DNATS 2 || fail "iptables-legacy -D failed"
 	sleep 1.5
 	seed001_connect "$p" 2 && fail "the connection should still time out (legacy change)"
+	stop_at=$EPOCHREALTIME
 	kill -INT $tracer
 	wait $tracer || fail "natbpf trace exited $? (legacy change)"
 	if [ -n "$strace_pid" ]; then
 		wait "$strace_pid"
-		# The table whose shape changed is saved again on a worker, not on the loop.
-		awk -v main="$tracer" '
+		# The table whose shape changed is saved again on a worker, not on the
+		# loop (but by the final flush, after SIGINT, for a story not yet prepared).
+		awk -v main="$tracer" -v stop="${stop_at/,/.}" '
 			/(clone3?|v?fork)\(|<\.\.\. (clone3?|v?fork) resumed>/ && $NF ~ /^[0-9]+$/ { parent[$NF] = $1 }
-			/execve\(.*iptables-legacy-save", "-t", "filter"/ { child[$1] = 1 }
+			/execve\(.*iptables-legacy-save", "-t", "filter"/ && $2 < stop { child[$1] = 1 }
 			END {
 				for (c in child) { n++; if (parent[c] == main) bad++; else if (parent[c] == "") unknown++ }
 				printf "filter saved again: %d, by the main thread: %d, parent not found: %d\n", n, bad, unknown
