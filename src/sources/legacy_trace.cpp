@@ -455,9 +455,8 @@ Status LegacyTraceSource::start() {
 
 Status LegacyTraceSource::read() {
   if (!trace_) return Ok{};
-  auto parse = [this](std::span<const uint8_t> d, uint64_t recv_ns) { this->parse(d, recv_ns); };
-  if (!held_) return trace_->drain(parse);
-  return trace_->drain([this, &parse](std::span<const uint8_t> d, uint64_t recv_ns) { held_->add(d, recv_ns, parse); });
+  HeldDatagrams::Parse parse = [this](std::span<const uint8_t> d, uint64_t recv_ns) { this->parse(d, recv_ns); };
+  return trace_->drain([this, &parse](std::span<const uint8_t> d, uint64_t recv_ns) { held_.add(d, recv_ns, parse); });
 }
 
 void LegacyTraceSource::parse(std::span<const uint8_t> datagram, uint64_t recv_ns) {
@@ -465,12 +464,11 @@ void LegacyTraceSource::parse(std::span<const uint8_t> datagram, uint64_t recv_n
 }
 
 void LegacyTraceSource::set_rules_ready(std::function<bool()> rules_ready) {
-  // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
-  held_.emplace(std::move(rules_ready), 4u << 20);
+  held_ = HeldDatagrams(std::move(rules_ready), kMaxHeldBytes);
 }
 
 void LegacyTraceSource::release(bool force) {
-  if (held_ && trace_) held_->release(force, [this](std::span<const uint8_t> d, uint64_t ns) { parse(d, ns); });
+  if (trace_) held_.release(force, [this](std::span<const uint8_t> d, uint64_t ns) { parse(d, ns); });
 }
 
 }  // namespace natbpf

@@ -146,7 +146,7 @@ class LegacyTraceSource : public Source {
   // snapshot is in); release() parses them then, or at once with force.
   void set_rules_ready(std::function<bool()> rules_ready);
   void release(bool force);
-  bool holding() const { return trace_ && held_ && !held_->empty(); }
+  bool holding() const { return trace_ && !held_.empty(); }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
     return true;
@@ -160,7 +160,9 @@ class LegacyTraceSource : public Source {
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
   RawTap tap_;
-  std::optional<HeldDatagrams> held_;
+  // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
+  static constexpr size_t kMaxHeldBytes = 4u << 20;
+  HeldDatagrams held_{nullptr, kMaxHeldBytes};  // parsed at once until set_rules_ready
   void parse(std::span<const uint8_t> datagram, uint64_t recv_ns);
 };
 

@@ -75,8 +75,13 @@ void Sources::stop() {
   ranks_.clear();
 }
 
+bool HeldDatagrams::ready() {
+  if (ready_ && ready_()) ready_ = nullptr;
+  return !ready_;
+}
+
 void HeldDatagrams::add(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse) {
-  if (held_.empty() && (!ready_ || ready_())) {
+  if (held_.empty() && ready()) {
     parse(d, recv_ns);
     return;
   }
@@ -90,7 +95,7 @@ void HeldDatagrams::add(std::span<const uint8_t> d, uint64_t recv_ns, const Pars
 }
 
 void HeldDatagrams::release(bool force, const Parse& parse) {
-  if (held_.empty() || (!force && ready_ && !ready_())) return;
+  if (held_.empty() || (!force && !ready())) return;
   // Taken off one at a time: one added meanwhile (from a parse) goes behind the rest.
   while (!held_.empty()) {
     auto [d, recv_ns] = std::move(held_.front());

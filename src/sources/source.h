@@ -50,7 +50,8 @@ class Source {
 // parsing them needs is there (iptables-legacy TRACE lines name rules by
 // number, resolved against the first ruleset snapshot, read on a worker):
 // the event loop goes on reading the other sources meanwhile. A hold of
-// more than max_bytes is parsed at once (its lookups then wait).
+// more than max_bytes is parsed at once (its lookups then wait). ready() is
+// asked until it first says yes (none: ready from the start).
 class HeldDatagrams {
  public:
   using Parse = std::function<void(std::span<const uint8_t> datagram, uint64_t recv_ns)>;
@@ -62,7 +63,9 @@ class HeldDatagrams {
   bool empty() const { return held_.empty(); }
 
  private:
-  std::function<bool()> ready_;
+  bool ready();
+
+  std::function<bool()> ready_;  // dropped once it said yes
   size_t max_bytes_;
   size_t bytes_ = 0;
   std::deque<std::pair<std::vector<uint8_t>, uint64_t>> held_;

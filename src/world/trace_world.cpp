@@ -173,9 +173,8 @@ bool LiveTraceWorld::prepare(const Journey& j) {
     p.legacy = true;
     auto plan = legacy_families_ && has_legacy_steps(j) ? check_legacy(legacy_families_(), legacy_) : std::nullopt;
     if (plan && plan->saves()) {
-      legacy_pending_ = std::async(std::launch::async, [plan = std::move(*plan)]() mutable -> std::optional<LegacyRead> {
-        return save_legacy(std::move(plan));
-      });
+      legacy_pending_ =
+          std::async(std::launch::async, [plan = std::move(*plan)]() mutable { return save_legacy(std::move(plan)); });
       return false;
     }
     if (plan) install_legacy(save_legacy(std::move(*plan)));  // a table went: nothing to save
@@ -185,7 +184,6 @@ bool LiveTraceWorld::prepare(const Journey& j) {
 }
 
 void LiveTraceWorld::install(Pending p) {
-  installed_ = true;
   ruleset_gen_ = p.gen;
   whole_ = p.whole;
   listed_.clear();
@@ -210,10 +208,9 @@ void LiveTraceWorld::record_texts() const {
   recorder_->write(j);
 }
 
-void LiveTraceWorld::install_legacy(std::optional<LegacyRead> read) {
-  if (!read) return;
-  legacy_ = std::move(read->copies);
-  if (read->changed) rebuild();
+void LiveTraceWorld::install_legacy(LegacyRead read) {
+  legacy_ = std::move(read.copies);
+  if (read.changed) rebuild();
 }
 
 // Which iptables-legacy tables to save again: those whose shape changed
@@ -307,7 +304,8 @@ void LiveTraceWorld::ensure_rules_known(const Journey& j) {
     (void)refresh_ruleset(true);
     return;
   }
-  if (has_legacy_steps(j) && legacy_families_) install_legacy(read_legacy(legacy_families_(), legacy_));
+  if (!has_legacy_steps(j) || !legacy_families_) return;
+  if (auto read = read_legacy(legacy_families_(), legacy_)) install_legacy(std::move(*read));
 }
 
 bool LiveTraceWorld::rule_missing(const Journey& j) const {

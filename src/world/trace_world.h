@@ -62,7 +62,7 @@ class LiveTraceWorld {
   // worker (but for the first one): the rule of an iptables-legacy TRACE
   // line, looked up as the line is parsed, on the loop.
   const Ruleset& installed_ruleset() {
-    if (!installed_ && !first_read_done_) settle();
+    if (!first_read_done_) settle();
     return ruleset_;
   }
   const std::map<uint32_t, std::string>& drop_reasons() const { return drop_reasons_; }
@@ -135,7 +135,7 @@ class LiveTraceWorld {
   static void add_legacy_chains(Ruleset& ruleset, const LegacyCopies& copies);
   void record_texts() const;
   void ensure_rules_known(const Journey& j);
-  void install_legacy(std::optional<LegacyRead> read);
+  void install_legacy(LegacyRead read);
   void rebuild();
   void settle();
   void install(Pending p);
@@ -151,7 +151,7 @@ class LiveTraceWorld {
   LegacyCopies legacy_;
   std::future<Result<Pending>> pending_;  // a background read of the ruleset
   std::future<Result<std::vector<ChainListing>>> chains_pending_;  // of a journey's chains
-  std::future<std::optional<LegacyRead>> legacy_pending_;           // iptables-legacy tables saved again
+  std::future<LegacyRead> legacy_pending_;                         // iptables-legacy tables saved again
   // The journey prepare() works for (first receive time, trace id), and what it started.
   using JourneyId = std::pair<uint64_t, uint32_t>;
   JourneyId preparing_{};
@@ -160,8 +160,7 @@ class LiveTraceWorld {
   };
   PrepareSteps prepared_;
   bool chains_failed_ = false;  // a chain read on the worker failed: read every rule
-  bool installed_ = false;      // a snapshot was installed
-  bool first_read_done_ = false;
+  bool first_read_done_ = false;  // the first read was installed, or failed
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
   bool whole_ = false;        // every nftables rule is in the snapshot

@@ -160,7 +160,8 @@ TEST(HeldDatagrams, HeldUntilReadyThenParsedInTheOrderReceived) {
   hold.release(false, p.parse());
   EXPECT_EQ(p.got, (std::vector<std::pair<uint8_t, uint64_t>>{{1, 10}, {2, 20}, {3, 30}, {4, 40}}));
   EXPECT_TRUE(hold.empty());
-  // Nothing held, ready: parsed at once.
+  // Nothing held, ready: parsed at once. Ready is not asked again once it said yes.
+  ready = false;
   std::vector<uint8_t> d5(100, 5);
   hold.add(d5, 50, p.parse());
   EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{5, 50}));
