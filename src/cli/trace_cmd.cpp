@@ -23,7 +23,7 @@ struct TraceOptions {
   int dport = -1, sport = -1;  // -1: not given
   std::string saddr, daddr, proto, iif, netns, rate = "10/second", duration, ready_file, record;
   uint64_t count = 0;
-  bool json = false;
+  bool json = false, no_hold = false;
   std::vector<std::string> hooks;
   PlanRequest request;
 };
@@ -112,12 +112,19 @@ class TraceRun {
     limits.on_tick = [this] {
       world_->poll();
       flush(false);
+      quiet_disarm();
     };
     limits.done = [this] { return stories_->done(); };
     // The sources are drained once before the loop: a trace message read
     // later was sent after this, even if the loop stalls before its first tick.
     flush(false);
-    Status ran = job_->run(limits);
+    std::vector<Watch> queue;
+    if (table_->queue_fd() >= 0)
+      queue.push_back({table_->queue_fd(), [this] {
+                         last_queued_ns_ = monotonic_ns();
+                         return table_->on_queued();
+                       }});
+    Status ran = job_->run(limits, std::move(queue));
     flush(true);
     finish();
     return ran;
@@ -135,6 +142,10 @@ class TraceRun {
   // match the conntrack entry's original tuple too).
   Status add_sources(const TraceMatch& match) {
     auto to_stories = [this](auto&& ev) { stories_->add(std::move(ev)); };
+    auto traced = [this](NftTraceEvent&& ev) {
+      last_traced_ns_ = monotonic_ns();
+      stories_->add(std::move(ev));
+    };
     BpfFilter filter{match.l4proto.value_or(0), match.sport, match.dport, match.saddr, match.daddr,
                      job_->netns_inode(), true};
     // Stories are told of the packets the marking rule traced: a drop of any
@@ -145,10 +156,10 @@ class TraceRun {
     auto world = LiveTraceWorld::create(job_->recorder());
     if (!world) return world.error();
     world_.emplace(std::move(*world));
-    auto nftrace = std::make_unique<NftraceSource>(to_stories);
+    auto nftrace = std::make_unique<NftraceSource>(traced);
     tap(*nftrace, "nftrace");
     if (auto st = job_->sources().add(std::move(nftrace), true, /*read_rank=*/0); !st) return st;
-    auto table = TraceTable::create(match);
+    auto table = TraceTable::create(match, !opt_.no_hold);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
     // Conntrack's INVALID reasons: read by the kprobe where it attached;
@@ -179,6 +190,7 @@ class TraceRun {
       for (const auto& [code, name] : world_->drop_reasons()) names[std::to_string(code)] = name;
       rec->write({{"t", "setup"},
                   {"own_table", table_->name()},
+                  {"hold", hold_text()},
                   {"legacy_comment", legacy_ ? legacy_->comment() : ""},
                   {"plan", job_->plan().summary()},
                   {"drop_reasons", names}});
@@ -205,8 +217,30 @@ class TraceRun {
     // A degraded run says so on stderr also with --json: a failed
     // iptables-legacy TRACE (NFLOG group busy, rule not installed) too; only
     // legacy tables being unused is the normal case.
+    std::cerr << "natbpf: " << hold_text() << "\n";
     for (const auto& why : job_->sources().skipped())
       if (why.find(kLegacyNotInUse) == std::string::npos) std::cerr << "natbpf: not used: " << why << "\n";
+  }
+
+  std::string hold_text() const {
+    if (table_->hold() != TraceTable::Hold::None)
+      return "nftables tracing turns on at the first matching packet, held in NFQUEUE " +
+             std::to_string(table_->queue_number()) + " until it is on (" +
+             (table_->hold() == TraceTable::Hold::NftQueue ? "nft queue" : "xt NFQUEUE") + ")";
+    return "nftables tracing is on from the start, for every nftables chain of the host" +
+           (opt_.no_hold ? std::string(" (--no-hold)") : " (" + table_->no_hold_reason() + ")");
+  }
+
+  // Tracing goes off again once the flow was quiet for a while: a packet
+  // matching after that is held and turns it on again.
+  void quiet_disarm() {
+    constexpr uint64_t kQuietNs = 5'000'000'000;
+    uint64_t now = monotonic_ns();
+    if (!table_->armed() || now - last_traced_ns_ < kQuietNs || now - last_queued_ns_ < kQuietNs) return;
+    if (auto st = table_->disarm(); !st) {
+      std::cerr << "natbpf: " << st.error().message << "; tracing stays on\n";
+      last_queued_ns_ = now;  // asked again after the next quiet while
+    }
   }
 
   void flush(bool all) {
@@ -246,6 +280,7 @@ class TraceRun {
   std::optional<Job> job_;  // last to go: its sources feed what follows
   std::optional<LiveTraceWorld> world_;
   std::optional<TraceTable> table_;
+  uint64_t last_traced_ns_ = 0, last_queued_ns_ = 0;  // an nftables trace message read, a packet held
   LegacyTraceSource* legacy_ = nullptr;
   std::string legacy_name_;  // in the job's sources when iptables-legacy is traced
   std::optional<TraceStories> stories_;
@@ -269,6 +304,8 @@ void register_trace_command(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--json", o.json, "JSON Lines: one object per packet, then a summary");
   cmd->add_option("--ready-file", o.ready_file, "create this file once tracing is armed")->type_name("FILE");
   cmd->add_option("--record", o.record, "also write the raw inputs to this file, for `natbpf explain FILE`")->type_name("FILE");
+  cmd->add_flag("--no-hold", o.no_hold,
+                 "never hold a packet: nftables tracing on from the start (costs every nftables chain of the host)");
   cmd->add_option("--hook", o.hooks, "require this BPF hook (error if it cannot attach)")->type_name("HOOK");
   add_attach_flags(cmd, o.request);
   cmd->callback([&ctx]() {

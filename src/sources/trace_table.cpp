@@ -11,6 +11,8 @@
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -190,10 +192,53 @@ void add_selectors(nftnl_rule* r, const TraceMatch& m, bool protocol_set, uint32
   }
 }
 
+// The action of the marking rules: tracing, or holding the packet in queue
+// `number` (nft's queue expression, else xtables' NFQUEUE through
+// nft_compat where the kernel has no nft_queue, as 6.18 here). Both bypass:
+// with no listener on the queue the packet goes on.
+struct MarkAction {
+  TraceTable::Hold hold = TraceTable::Hold::None;  // None: meta nftrace set 1
+  uint16_t queue = 0;
+};
+
+void add_action(nftnl_rule* r, const MarkAction& a) {
+  if (a.hold == TraceTable::Hold::NftQueue) {
+    add_expr(r, "queue", [&](nftnl_expr* e) {
+      nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, a.queue);
+      nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
+      nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, NFT_QUEUE_FLAG_BYPASS);
+    });
+    return;
+  }
+  if (a.hold == TraceTable::Hold::XtQueue) {
+    add_expr(r, "target", [&](nftnl_expr* e) {
+      // libnftnl keeps (and frees) the info it is given: a malloc'd copy.
+      auto* info = static_cast<xt_NFQ_info_v3*>(calloc(1, XT_ALIGN(sizeof(xt_NFQ_info_v3))));
+      info->queuenum = a.queue;
+      info->queues_total = 1;
+      info->flags = NFQ_FLAG_BYPASS;
+      nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+      nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, XT_ALIGN(sizeof(xt_NFQ_info_v3)));
+    });
+    return;
+  }
+  uint8_t one = 1;
+  add_expr(r, "immediate", [&](nftnl_expr* e) {
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &one, 1);
+  });
+  add_expr(r, "meta", [&](nftnl_expr* e) {
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_NFTRACE);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+  });
+}
+
 // Adds to the batch, in chain `chain`, the rule
-// "<trace_match_expression(m)> limit rate <m.rate> meta nftrace set 1";
+// "<trace_match_expression(m)> limit rate <m.rate> <action>";
 // a set of protocols is an anonymous set of its own (set_id), bound to it.
-void add_mark_rule(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m, uint32_t set_id) {
+void add_mark_rule(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m,
+                   const MarkAction& action, uint32_t set_id) {
   auto protos = match_protocols(m);
   if (!protos.empty()) add_protocol_set(b, table, protos, set_id);
   std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
@@ -209,30 +254,29 @@ void add_mark_rule(NftBatch& b, const std::string& table, const char* chain, con
     nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
     nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
   });
-  uint8_t one = 1;
-  add_expr(r.get(), "immediate", [&](nftnl_expr* e) {
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &one, 1);
-  });
-  add_expr(r.get(), "meta", [&](nftnl_expr* e) {
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_NFTRACE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-  });
+  add_action(r.get(), action);
   nlmsghdr* nlh = b.message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
   nftnl_rule_nlmsg_build_payload(nlh, r.get());
   b.put(nlh);
 }
 
+// The marking chains: not mark_out with --iif (no output packet has one).
+std::vector<const char*> mark_chains(const TraceMatch& m) {
+  if (m.iif.empty()) return {"mark_pre", "mark_out"};
+  return {"mark_pre"};
+}
+
 // The table, in one batch on nl (which owns it with the owner flag):
-//   mark_pre  prerouting  -200000  <match> limit rate <rate> meta nftrace set 1
-//   mark_out  output      -200000  the same (not with --iif: no output packet has one)
+//   mark_pre  prerouting  -200000  <match> limit rate <rate> <action>
+//   mark_out  output      -200000  the same (not with --iif)
 //   fate_out  postrouting INT_MAX  empty: a traced packet that reaches it
 //   fate_in   input       INT_MAX  left through an interface or was delivered
 // Before conntrack (-200) and everything else, so the whole path is traced.
 // The fate chains are empty on purpose: the policy verdict of a traced
 // packet is reported with its headers and oif. Returns the errno of the
 // first refused message.
-int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m, bool owner) {
+int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m, const MarkAction& action,
+                    bool owner) {
   NftBatch b(NFPROTO_INET);
   std::unique_ptr<nftnl_table, TableFree> table(nftnl_table_alloc());
   nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, name.c_str());
@@ -245,8 +289,9 @@ int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m
     uint32_t hook;
     int32_t prio;
   };
-  std::vector<Base> chains = {{"mark_pre", NF_INET_PRE_ROUTING, -200000}};
-  if (m.iif.empty()) chains.push_back({"mark_out", NF_INET_LOCAL_OUT, -200000});
+  std::vector<Base> chains;
+  for (const char* c : mark_chains(m))
+    chains.push_back({c, std::string(c) == "mark_pre" ? NF_INET_PRE_ROUTING : NF_INET_LOCAL_OUT, -200000});
   chains.push_back({"fate_out", NF_INET_POST_ROUTING, INT32_MAX});
   chains.push_back({"fate_in", NF_INET_LOCAL_IN, INT32_MAX});
   for (const auto& c : chains) {
@@ -262,33 +307,80 @@ int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m
     b.put(nlh);
   }
   uint32_t set_id = 1;
-  for (const auto& c : chains)
-    if (std::string(c.name).rfind("mark_", 0) == 0) add_mark_rule(b, name, c.name, m, set_id++);
+  for (const char* c : mark_chains(m)) add_mark_rule(b, name, c, m, action, set_id++);
+  return b.commit(nl);
+}
+
+// Replaces the marking rules (and their protocol sets) with ones of
+// `action`, in one batch: a packet meets the old rule or the new one.
+int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m, const MarkAction& action) {
+  NftBatch b(NFPROTO_INET);
+  uint32_t set_id = 1;
+  for (const char* c : mark_chains(m)) {
+    std::unique_ptr<nftnl_rule, RuleFree> all(nftnl_rule_alloc());
+    nftnl_rule_set_str(all.get(), NFTNL_RULE_TABLE, name.c_str());
+    nftnl_rule_set_str(all.get(), NFTNL_RULE_CHAIN, c);
+    nftnl_rule_set_u32(all.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    nlmsghdr* nlh = b.message(NFT_MSG_DELRULE, 0);  // no handle: every rule of the chain
+    nftnl_rule_nlmsg_build_payload(nlh, all.get());
+    b.put(nlh);
+    add_mark_rule(b, name, c, m, action, set_id++);
+  }
   return b.commit(nl);
 }
 
 }  // namespace
 
-Result<TraceTable> TraceTable::create(const TraceMatch& match) {
+// natbpf's queues: the first free number from here (a queue of another
+// process is never taken: binding it fails with EBUSY).
+constexpr uint16_t kFirstQueue = 61000;
+constexpr int kQueueTries = 64;
+
+Result<TraceTable> TraceTable::create(const TraceMatch& match, bool hold) {
   remove_stale_tables();
   TraceTable t;
   t.name_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
+  t.match_ = match;
+  std::vector<MarkAction> actions;
+  if (hold) {
+    auto queue = PacketQueue::bind(kFirstQueue, kQueueTries);
+    if (queue) {
+      actions = {{Hold::NftQueue, queue->number()}, {Hold::XtQueue, queue->number()}};
+      t.queue_.emplace(std::move(*queue));
+    } else {
+      t.no_hold_reason_ = queue.error().message;
+    }
+  }
+  actions.push_back({});  // tracing from the start
   // Built with libnftnl on a socket of our own, not with libnftables: 1.0.6
   // fills its cache with every table's chains and sets to evaluate a rule
   // or the owner flag (on a node of 100000 iptables-nft rules, 28 MB and
   // 0.13 s), and the owner flag needs the table's socket to make its chains.
   for (bool owner : {true, false}) {
-    auto nl = open_nft_socket();
-    if (!nl) return Error{"cannot open an nftables socket: " + nl.error().message, "run it as root (CAP_NET_ADMIN)"};
-    int err = add_trace_table(nl->get(), t.name_, match, owner);
-    if (err == 0) {
-      t.nl_ = std::move(*nl);
-      t.owner_ = owner;
-      return t;
+    int err = 0;
+    std::string refused;  // the queue expressions this kernel refused, and why
+    for (const auto& action : actions) {
+      auto nl = open_nft_socket();
+      if (!nl) return Error{"cannot open an nftables socket: " + nl.error().message, "run it as root (CAP_NET_ADMIN)"};
+      err = add_trace_table(nl->get(), t.name_, match, action, owner);
+      if (err == 0) {
+        t.nl_ = std::move(*nl);
+        t.owner_ = owner;
+        t.hold_ = action.hold;
+        t.armed_ = action.hold == Hold::None;
+        if (t.armed_ && t.queue_) {
+          t.queue_.reset();
+          t.no_hold_reason_ = "nftables refused to queue a packet (" + refused + ")";
+        }
+        return t;
+      }
+      // A batch whose replies could not be read may still have been applied:
+      // without the owner flag nothing else would remove that table.
+      if (!owner) (void)nft_delete_table(NFPROTO_INET, t.name_);
+      if (action.hold != Hold::None)
+        refused += std::string(refused.empty() ? "" : ", ") + (action.hold == Hold::NftQueue ? "queue: " : "xt NFQUEUE: ") +
+                   errno_name(err);
     }
-    // A batch whose replies could not be read may still have been applied:
-    // without the owner flag nothing else would remove that table.
-    if (!owner) (void)nft_delete_table(NFPROTO_INET, t.name_);
     // Kernels before 5.12 reject the owner flag: fall back to delete-on-exit.
     if (!owner || (err != EOPNOTSUPP && err != EINVAL))
       return Error{"cannot create the trace table (" + errno_name(err) + ")",
@@ -297,8 +389,47 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match) {
   return Error{"cannot create the trace table", "is nf_tables available here (modprobe nf_tables)?"};
 }
 
-TraceTable::TraceTable(TraceTable&& o) noexcept : nl_(std::move(o.nl_)), name_(std::move(o.name_)), owner_(o.owner_) {
+TraceTable::TraceTable(TraceTable&& o) noexcept
+    : nl_(std::move(o.nl_)),
+      name_(std::move(o.name_)),
+      owner_(o.owner_),
+      match_(std::move(o.match_)),
+      queue_(std::move(o.queue_)),
+      hold_(o.hold_),
+      armed_(o.armed_),
+      no_hold_reason_(std::move(o.no_hold_reason_)) {
   o.name_.clear();
+}
+
+uint16_t TraceTable::queue_number() const { return queue_ ? queue_->number() : 0; }
+
+int TraceTable::queue_fd() const { return queue_ ? queue_->fd() : -1; }
+
+Status TraceTable::set_marking(bool trace) {
+  MarkAction action;
+  if (!trace) action = {hold_, queue_number()};
+  if (int err = replace_mark_rules(nl_.get(), name_, match_, action))
+    return Error{std::string("cannot turn nftables tracing ") + (trace ? "on" : "off") + " (" + errno_name(err) + ")",
+                 "run it again with --no-hold"};
+  armed_ = trace;
+  return Ok{};
+}
+
+Status TraceTable::on_queued() {
+  if (!queue_) return Ok{};
+  auto id = queue_->read();
+  if (!id) return id.error();
+  if (!*id) return Ok{};
+  Status on = armed_ ? Status(Ok{}) : set_marking(true);
+  // They go on even when tracing could not be turned on: never kept.
+  Status let_go = queue_->repeat_through(**id);
+  if (!on) return on;
+  return let_go;
+}
+
+Status TraceTable::disarm() {
+  if (!queue_ || !armed_) return Ok{};
+  return set_marking(false);
 }
 
 TraceTable::~TraceTable() {

@@ -10,6 +10,7 @@
 
 #include "sources/events.h"
 #include "sources/nft.h"
+#include "sources/packet_queue.h"
 #include "util/result.h"
 
 struct mnl_socket;
@@ -32,24 +33,54 @@ Result<std::string> parse_rate(const std::string& text);
 
 inline constexpr const char* kTraceTablePrefix = "natbpf_";
 
+// Tracing is armed by the first packet: any `meta nftrace set` rule on the
+// host turns on nf_tables' trace static key, and then every packet at every
+// nftables chain of every namespace pays for a trace id (KERNEL-NOTES 4.2).
+// So while nothing matches, the marking rules send a matching packet to an
+// NFQUEUE queue of natbpf's instead (Hold). The first one there swaps them
+// for `meta nftrace set 1` and is let go with NF_REPEAT: its hook runs
+// again from natbpf's rule and the packet is traced from there, held for
+// about a millisecond. disarm() puts the queue rules back once the flow is
+// quiet. Where no queue can be used (or with --no-hold) the rules trace
+// from the start.
 class TraceTable {
  public:
-  // In the current network namespace.
-  static Result<TraceTable> create(const TraceMatch& match);
+  enum class Hold { None, NftQueue, XtQueue };
+
+  // In the current network namespace; hold: arm at the first packet where
+  // this kernel can queue one.
+  static Result<TraceTable> create(const TraceMatch& match, bool hold);
   TraceTable(TraceTable&&) noexcept;
   TraceTable& operator=(TraceTable&&) = delete;
   ~TraceTable();
 
   const std::string& name() const { return name_; }
   bool owner_flag() const { return owner_; }
+  Hold hold() const { return hold_; }
+  // Why the table traces from the start although a hold was asked for.
+  const std::string& no_hold_reason() const { return no_hold_reason_; }
+  uint16_t queue_number() const;
+  int queue_fd() const;  // -1 without a hold
+  bool armed() const { return armed_; }
+  // Packets wait in the queue: turns tracing on (if off) and lets them go.
+  Status on_queued();
+  // Back to queueing the first packet (tracing off), after a quiet while.
+  Status disarm();
   // Chains whose events mark the packet's fate rather than a user decision.
   static bool is_fate_chain(const std::string& chain) { return chain == "fate_out" || chain == "fate_in"; }
 
  private:
   TraceTable() = default;
+  Status set_marking(bool trace);
+
   std::shared_ptr<mnl_socket> nl_;  // the owning socket: open while the table is in use
   std::string name_;
   bool owner_ = false;
+  TraceMatch match_;
+  std::optional<PacketQueue> queue_;
+  Hold hold_ = Hold::None;
+  bool armed_ = true;  // the marking rules trace
+  std::string no_hold_reason_;
 };
 
 }  // namespace natbpf

@@ -1,0 +1,123 @@
+#include "sources/packet_queue.h"
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+#include "util/libbpf_quiet.h"
+#include "util/netlink.h"
+
+namespace natbpf {
+namespace {
+
+nlmsghdr* queue_message(char* buf, uint8_t type, uint16_t flags, uint16_t queue) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  auto* g = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+  g->nfgen_family = AF_UNSPEC;
+  g->version = NFNETLINK_V0;
+  g->res_id = htons(queue);
+  return nlh;
+}
+
+// Binds queue `number` on nl, copying no payload (only the id is used), and
+// failing open: a full queue lets packets through rather than dropping them.
+// Returns the kernel's errno (0: bound).
+int bind_queue(mnl_socket* nl, uint16_t number) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = queue_message(buf.data(), NFQNL_MSG_CONFIG, NLM_F_ACK, number);
+  nfqnl_msg_config_cmd cmd{NFQNL_CFG_CMD_BIND, 0, htons(AF_UNSPEC)};
+  mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof(cmd), &cmd);
+  nfqnl_msg_config_params params{htonl(0), NFQNL_COPY_META};
+  mnl_attr_put(nlh, NFQA_CFG_PARAMS, sizeof(params), &params);
+  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
+  uint32_t seq = nlh->nlmsg_seq = 1;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
+  ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+  if (n < 0) return errno;
+  int r = mnl_cb_run(buf.data(), n, seq, mnl_socket_get_portid(nl), nullptr, nullptr);
+  return r < 0 ? errno : 0;
+}
+
+}  // namespace
+
+std::optional<uint32_t> highest_queued_id(std::span<const uint8_t> datagram, uint16_t queue) {
+  std::optional<uint32_t> highest;
+  for_each_nlmsg(datagram, [&](const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) return;
+    if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg)) return;
+    auto* g = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (ntohs(g->res_id) != queue) return;
+    const nlattr* hdr = nullptr;
+    parse_nlmsg_attrs(
+        nlh, sizeof(nfgenmsg),
+        [](const nlattr* a, void* data) {
+          if (mnl_attr_get_type(a) == NFQA_PACKET_HDR && mnl_attr_get_payload_len(a) >= sizeof(nfqnl_msg_packet_hdr))
+            *static_cast<const nlattr**>(data) = a;
+          return MNL_CB_OK;
+        },
+        &hdr);
+    if (!hdr) return;
+    nfqnl_msg_packet_hdr ph;
+    std::memcpy(&ph, mnl_attr_get_payload(hdr), sizeof(ph));
+    uint32_t id = ntohl(ph.packet_id);
+    if (!highest || id > *highest) highest = id;
+  });
+  return highest;
+}
+
+Result<PacketQueue> PacketQueue::bind(uint16_t first, int tries) {
+  PacketQueue q;
+  q.nl_.reset(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+  if (!q.nl_ || mnl_socket_bind(q.nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"NFQUEUE netlink socket: " + errno_name(errno), "run it as root (CAP_NET_ADMIN)"};
+  int err = 0;
+  for (int i = 0; i < tries; i++) {
+    uint16_t number = static_cast<uint16_t>(first + i);
+    err = bind_queue(q.nl_.get(), number);
+    if (err == 0) {
+      q.number_ = number;
+      return q;
+    }
+    if (err != EBUSY) break;  // EPERM, or no nfnetlink_queue (ENOENT, EOPNOTSUPP)
+  }
+  return Error{"cannot bind an NFQUEUE queue (" + errno_name(err) + ")", "is nfnetlink_queue available here?"};
+}
+
+int PacketQueue::fd() const { return mnl_socket_get_fd(nl_.get()); }
+
+Result<std::optional<uint32_t>> PacketQueue::read() {
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE);
+  std::optional<uint32_t> highest;
+  for (;;) {
+    ssize_t n = recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    // ENOBUFS: packets were queued that natbpf could not read; the next
+    // repeat_through() of a higher id lets them go too.
+    if (n < 0 && errno == ENOBUFS) continue;
+    if (n < 0 && errno == EAGAIN) return highest;
+    if (n < 0) return Error{"NFQUEUE read: " + errno_name(errno), ""};
+    auto id = highest_queued_id({buf.data(), static_cast<size_t>(n)}, number_);
+    if (id && (!highest || *id > *highest)) highest = id;
+  }
+}
+
+Status PacketQueue::repeat_through(uint32_t id) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  // A batch verdict: every packet of the queue with an id up to `id`.
+  nlmsghdr* nlh = queue_message(buf.data(), NFQNL_MSG_VERDICT_BATCH, 0, number_);
+  nfqnl_msg_verdict_hdr v{htonl(NF_REPEAT), htonl(id)};
+  mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(v), &v);
+  if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0)
+    return Error{"NFQUEUE verdict: " + errno_name(errno), ""};
+  return Ok{};
+}
+
+}  // namespace natbpf

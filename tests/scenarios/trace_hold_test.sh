@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Tracing armed by the first packet (issue 12): while nothing matches,
+# natbpf's marking rules queue a matching packet to natbpf (NFQUEUE) instead
+# of setting nftrace, so nf_tables' trace static key stays off for the host.
+# The first packet turns tracing on and goes on: it is delivered (UDP to a
+# listener), and its story is told like any other; after a quiet while the
+# queue rules are back, and the next packet arms again. --no-hold traces from
+# the start. A SIGKILLed natbpf leaves no table and no held packet behind.
+source "$(dirname "$0")/lib.sh"
+
+ns=$(scen_netns hold) || fail "cannot create a namespace"
+ip netns exec "$ns" nft -f - <<'NFT' || fail "cannot load the ruleset"
+table inet filter {
+	chain output {
+		type filter hook output priority filter; policy accept;
+		udp dport 5353 counter drop
+	}
+}
+NFT
+recv=$SCEN_TMP/received
+scen_bg ip netns exec "$ns" socat -u UDP4-RECV:5354,bind=127.0.0.1 OPEN:"$recv",creat,append
+send() { echo "$2" | ip netns exec "$ns" socat -u - "UDP-SENDTO:127.0.0.1:$1" 2>/dev/null; }
+# The marking rules of natbpf's table (pid $1), one per line.
+marking() { ip netns exec "$ns" nft list table inet "natbpf_$1" 2>/dev/null | grep -E 'limit rate' | sed 's/^[[:space:]]*//'; }
+
+out=$SCEN_TMP/trace.jsonl
+ready=$SCEN_TMP/ready
+scen_bg $NATBPF trace --netns "$ns" --proto udp --json --duration 60 --ready-file "$ready" >"$out" 2>"$SCEN_TMP/err"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err"; fail "natbpf did not get ready"; }
+assert_contains "$SCEN_TMP/err" 'nftables tracing turns on at the first matching packet, held in NFQUEUE [0-9]+ until it is on \((nft queue|xt NFQUEUE)\)' \
+	"natbpf should hold the first packet where the kernel can queue one"
+queue=$(grep -oE 'held in NFQUEUE [0-9]+' "$SCEN_TMP/err" | grep -oE '[0-9]+$')
+marking $tracer >"$SCEN_TMP/idle"
+[ "$(wc -l <"$SCEN_TMP/idle")" -eq 2 ] || { cat "$SCEN_TMP/idle"; fail "expected 2 marking rules while idle"; }
+assert_contains "$SCEN_TMP/idle" "^meta l4proto udp limit rate 10/second queue num $queue bypass$"
+assert_not_contains "$SCEN_TMP/idle" nftrace "idle: no nftrace rule may turn the trace key on"
+
+# The first packet: held, traced, delivered.
+send 5354 first
+sleep 0.5
+marking $tracer >"$SCEN_TMP/armed"
+assert_contains "$SCEN_TMP/armed" '^meta l4proto udp limit rate 10/second meta nftrace set 1$'
+assert_not_contains "$SCEN_TMP/armed" queue
+send 5353 dropped
+# Quiet for longer than natbpf's 5 s: the queue rules come back.
+sleep 6.5
+marking $tracer >"$SCEN_TMP/quiet"
+assert_contains "$SCEN_TMP/quiet" "queue num $queue bypass\$"
+assert_not_contains "$SCEN_TMP/quiet" nftrace "quiet again: tracing should be off"
+send 5354 second
+sleep 1
+kill -INT $tracer
+wait $tracer || fail "natbpf trace exited $?"
+[ "$(cat "$recv" 2>/dev/null | tr '\n' ' ')" = "first second " ] ||
+	fail "the held datagrams should be delivered once each, got: $(cat "$recv" 2>/dev/null | tr '\n' ' ')"
+
+# Over loopback a datagram is told twice: sent (output), then delivered
+# (its prerouting pass has another trace id), as without a hold.
+stories=$(jq -s '[.[] | select(.type == "packet")] | length' "$out")
+[ "$stories" -eq 5 ] || { jq -c 'select(.type == "packet") | {packet, verdict, fate}' "$out" >&2; fail "expected 5 stories, got $stories"; }
+jq -s '[.[] | select(.type == "packet")]' "$out" >"$SCEN_TMP/all.json"
+jq_true "$SCEN_TMP/all.json" '[.[] | .packet.dport] == [5354, 5354, 5353, 5354, 5354]'
+jq_true "$SCEN_TMP/all.json" '[.[] | .fate] == ["sent", "delivered", "dropped", "sent", "delivered"]'
+jq_true "$SCEN_TMP/all.json" '.[0].packet.sport == .[1].packet.sport and .[3].packet.sport == .[4].packet.sport'
+jq_true "$SCEN_TMP/all.json" '.[2].verdict == "drop" and .[2].drop.rule == "udp dport 5353 counter drop"'
+
+# --no-hold: nftrace from the start, and said.
+ready=$SCEN_TMP/ready-nohold
+scen_bg $NATBPF trace --netns "$ns" --proto udp --no-hold --duration 60 --ready-file "$ready" >/dev/null 2>"$SCEN_TMP/err2"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err2"; fail "natbpf --no-hold did not get ready"; }
+assert_contains "$SCEN_TMP/err2" 'nftables tracing is on from the start, for every nftables chain of the host \(--no-hold\)'
+marking $tracer >"$SCEN_TMP/nohold"
+assert_contains "$SCEN_TMP/nohold" 'meta nftrace set 1$'
+assert_not_contains "$SCEN_TMP/nohold" queue
+kill -INT $tracer
+wait $tracer || fail "natbpf trace --no-hold exited $?"
+
+# SIGKILL while idle: no table is left, and packets are not held by anyone.
+ready=$SCEN_TMP/ready-kill
+scen_bg $NATBPF trace --netns "$ns" --proto udp --duration 60 --ready-file "$ready" >/dev/null 2>"$SCEN_TMP/err3"
+tracer=$!
+scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/err3"; fail "natbpf did not get ready (kill)"; }
+kill -KILL $tracer
+wait $tracer 2>/dev/null
+sleep 0.3
+send 5354 third
+sleep 0.5
+[ "$(tail -1 "$recv")" = third ] || fail "a datagram sent after natbpf was killed was not delivered"
+# Tables are owned by natbpf's socket (5.12+); without the owner flag the next start removes them.
+ip netns exec "$ns" nft list tables 2>/dev/null | grep -q "natbpf_$tracer" && fail "natbpf_$tracer is left after SIGKILL"
+echo "PASS trace hold"
