@@ -30,7 +30,9 @@
 # cross); iptables TRACE with nfnetlink_log (iptables-legacy -j TRACE in raw
 # PREROUTING and OUTPUT, the namespace's IPv4 nf_log bound to nfnetlink_log,
 # `tcpdump -i nflog:0` listening); a bpftrace one-liner counting
-# skb:kfree_skb by reason. `drops-prometheus-scraped`: the exporter (drops
+# skb:kfree_skb by reason. `trace` waits for its first packet with the
+# trace key off (the hold); `trace-no-hold` is trace with --no-hold, tracing
+# from the start (the key on). `drops-prometheus-scraped`: the exporter (drops
 # --prometheus) while curl scrapes /metrics every second.
 # Prints per row: label, median packets/s with it, median baseline packets/s
 # of its rounds, ratio median, 25th and 75th percentile (%), natbpf's peak RSS (VmHWM, kB,
@@ -202,6 +204,7 @@ with drops "$ns" 127.0.0.1 9 natbpf drops --duration 600s
 scrape_at=127.0.0.1:$((20000 + $$ % 20000))
 with drops-prometheus-scraped "$ns" 127.0.0.1 9 scraped drops --prometheus "$scrape_at"
 with trace "$ns" 127.0.0.1 9 natbpf trace --netns "$ns" --dport 5353 --duration 600s
+with trace-no-hold "$ns" 127.0.0.1 9 natbpf trace --netns "$ns" --dport 5353 --no-hold --duration 600s
 with nft-monitor-trace "$ns" 127.0.0.1 9 nft-monitor "$ns"
 with bpftrace-kfree_skb "$ns" 127.0.0.1 9 bpftrace
 # Last in its namespace: a legacy table, once there, stays registered (its
@@ -214,6 +217,7 @@ with drops-forward "$fwc" 10.77.0.1 80 natbpf drops --duration 600s
 with nftrace-key-forward "$fwc" 10.77.0.1 80 nftrace-key "$fws"
 with floor-nftrace-key-forward "$fwc" 10.77.0.1 80 floor-nftrace-key "$fws"
 with trace-forward "$fwc" 10.77.0.1 80 natbpf trace --netns "$fwr" --dport 5353 --duration 600s
+with trace-no-hold-forward "$fwc" 10.77.0.1 80 natbpf trace --netns "$fwr" --dport 5353 --no-hold --duration 600s
 with clash-forward "$fwc" 10.77.0.1 80 natbpf clash --netns "$fwr" --duration 600s
 with nft-monitor-trace-forward "$fwc" 10.77.0.1 80 nft-monitor "$fwr"
 with bpftrace-kfree_skb-forward "$fwc" 10.77.0.1 80 bpftrace

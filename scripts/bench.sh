@@ -135,9 +135,12 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo "\`tcpdump -i nflog:0\` listening) and \`bpftrace-kfree_skb\` (a one-liner"
 	echo "counting skb:kfree_skb by reason, in a per-CPU map)."
 	echo "\`drops-prometheus-scraped\` is the exporter while curl scrapes /metrics"
-	echo "every second. Targets (issue 12): trace >= 97 % forwarded and >= 95 % on"
-	echo "the drop flood, clash-conntrack >= 90 %; compare \`trace\` with"
-	echo "\`floor-nftrace-key\` of the same topology, its floor."
+	echo "every second. \`trace\` waits for its flow's first packet with the trace"
+	echo "key off: its marking rules queue a matching packet to natbpf (NFQUEUE),"
+	echo "and only that packet turns tracing on (no packet of the flood matches)."
+	echo "\`trace-no-hold\` is \`trace --no-hold\`, tracing from the start: compare"
+	echo "it with \`floor-nftrace-key\`, its floor. Targets (issue 12): trace >= 97 %"
+	echo "forwarded and >= 95 % on the drop flood, clash-conntrack >= 90 %."
 	echo
 	echo "| run | packets/s | baseline packets/s | vs baseline | spread | natbpf peak RSS |"
 	echo "|---|---|---|---|---|---|"
@@ -172,15 +175,16 @@ Notes:
   `drop`, for packets without an entry) of the packet's namespace and lets
   a drop through only when it rose on that CPU since the last one; the rest
   are counted, never recorded, and appear in the summary's unattributed drops.
-- `trace` cost has three parts: the nftables trace static key its marking
-  rule turns on (the `nftrace-key` row: every nftables chain of the host
-  computes a trace id for every packet while natbpf traces, the drop flood's
-  own drop chain too); the kernel evaluating natbpf's marking table (two
+- `trace-no-hold` cost has three parts: the nftables trace static key its
+  marking rule turns on (the `nftrace-key` row: every nftables chain of the
+  host computes a trace id for every packet while natbpf traces, the drop
+  flood's own drop chain too); the kernel evaluating natbpf's marking table (two
   marking chains and two fate chains, each a chain more that computes that
   id), whose rule tests the port first (the protocol set only for packets
   that have the port); and the kfree_skb program, which rejects every skb
   natbpf did not trace on its `nf_trace` bit (a direct load on tp_btf) before
-  it reads any header.
+  it reads any header. `trace` pays the last two only, until its flow's first
+  packet: its idle marking rules queue that packet instead of tracing it.
 - Numbers are from a 2-core VM shared with other work; compare rows within
   one run, not across runs.
 NOTES

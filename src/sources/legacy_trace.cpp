@@ -32,13 +32,7 @@ namespace {
 void send_config(mnl_socket* nl, uint16_t res_id, uint8_t family, const void* attr_data, uint16_t attr_type,
                  size_t attr_len) {
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  nfg->nfgen_family = family;
-  nfg->version = NFNETLINK_V0;
-  nfg->res_id = htons(res_id);
+  nlmsghdr* nlh = put_nfnl_request(buf, NFNL_SUBSYS_ULOG, NFULNL_MSG_CONFIG, NLM_F_ACK, family, res_id);
   mnl_attr_put(nlh, attr_type, attr_len, attr_data);
   mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
 }

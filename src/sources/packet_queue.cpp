@@ -15,23 +15,12 @@
 namespace natbpf {
 namespace {
 
-nlmsghdr* queue_message(char* buf, uint8_t type, uint16_t flags, uint16_t queue) {
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | type;
-  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
-  auto* g = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-  g->nfgen_family = AF_UNSPEC;
-  g->version = NFNETLINK_V0;
-  g->res_id = htons(queue);
-  return nlh;
-}
-
 // Binds queue `number` on nl, copying no payload (only the id is used), and
 // failing open: a full queue lets packets through rather than dropping them.
 // Returns the kernel's errno (0: bound).
 int bind_queue(mnl_socket* nl, uint16_t number) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = queue_message(buf.data(), NFQNL_MSG_CONFIG, NLM_F_ACK, number);
+  nlmsghdr* nlh = put_nfnl_request(buf.data(), NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, NLM_F_ACK, AF_UNSPEC, number);
   nfqnl_msg_config_cmd cmd{NFQNL_CFG_CMD_BIND, 0, htons(AF_UNSPEC)};
   mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof(cmd), &cmd);
   nfqnl_msg_config_params params{htonl(0), NFQNL_COPY_META};
@@ -112,7 +101,7 @@ Result<std::optional<uint32_t>> PacketQueue::read() {
 Status PacketQueue::repeat_through(uint32_t id) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   // A batch verdict: every packet of the queue with an id up to `id`.
-  nlmsghdr* nlh = queue_message(buf.data(), NFQNL_MSG_VERDICT_BATCH, 0, number_);
+  nlmsghdr* nlh = put_nfnl_request(buf.data(), NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT_BATCH, 0, AF_UNSPEC, number_);
   nfqnl_msg_verdict_hdr v{htonl(NF_REPEAT), htonl(id)};
   mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(v), &v);
   if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0)

@@ -45,4 +45,9 @@ void for_each_nlmsg(std::span<const uint8_t> datagram, Fn&& fn) {
   }
 }
 
+// An nfnetlink request at buf: the netlink header and nfgenmsg of message
+// `type` of subsystem `subsys` (NFNL_SUBSYS_QUEUE, _ULOG) for resource
+// res_id (a queue number, an NFLOG group), flags beside NLM_F_REQUEST.
+nlmsghdr* put_nfnl_request(void* buf, uint8_t subsys, uint8_t type, uint16_t flags, uint8_t family, uint16_t res_id);
+
 }  // namespace natbpf
