@@ -88,8 +88,8 @@ Result<std::optional<uint32_t>> PacketQueue::read() {
   for (;;) {
     ssize_t n = recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    // ENOBUFS: packets were queued that natbpf could not read; the next
-    // repeat_through() of a higher id lets them go too.
+    // ENOBUFS: packets were queued that natbpf could not read; letting a
+    // higher id go lets them go too.
     if (n < 0 && errno == ENOBUFS) continue;
     if (n < 0 && errno == EAGAIN) return highest;
     if (n < 0) return Error{"NFQUEUE read: " + errno_name(errno), ""};
@@ -98,11 +98,11 @@ Result<std::optional<uint32_t>> PacketQueue::read() {
   }
 }
 
-Status PacketQueue::repeat_through(uint32_t id) {
+Status PacketQueue::let_go_through(uint32_t id, bool repeat) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   // A batch verdict: every packet of the queue with an id up to `id`.
   nlmsghdr* nlh = put_nfnl_request(buf.data(), NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT_BATCH, 0, AF_UNSPEC, number_);
-  nfqnl_msg_verdict_hdr v{htonl(NF_REPEAT), htonl(id)};
+  nfqnl_msg_verdict_hdr v{htonl(repeat ? NF_REPEAT : NF_ACCEPT), htonl(id)};
   mnl_attr_put(nlh, NFQA_VERDICT_HDR, sizeof(v), &v);
   if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0)
     return Error{"NFQUEUE verdict: " + errno_name(errno), ""};

@@ -30,8 +30,9 @@ class PacketQueue {
   int fd() const;
   // The highest id of the packets waiting (nullopt: none), without blocking.
   Result<std::optional<uint32_t>> read();
-  // Every packet up to `id` goes on: its hook runs again from natbpf's rule.
-  Status repeat_through(uint32_t id);
+  // Every packet up to `id` goes on: with repeat its hook runs again from
+  // natbpf's rule; else the hooks after natbpf's run.
+  Status let_go_through(uint32_t id, bool repeat);
 
  private:
   PacketQueue() = default;

@@ -312,8 +312,10 @@ int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m
 }
 
 // Replaces the marking rules (and their protocol sets) with ones of
-// `action`, in one batch: a packet meets the old rule or the new one.
-int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m, const MarkAction& action) {
+// `action` (none: removes them), in one batch: a packet meets the old rule
+// or the new one.
+int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m,
+                       const std::optional<MarkAction>& action) {
   NftBatch b(NFPROTO_INET);
   uint32_t set_id = 1;
   for (const char* c : mark_chains(m)) {
@@ -324,9 +326,13 @@ int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch
     nlmsghdr* nlh = b.message(NFT_MSG_DELRULE, 0);  // no handle: every rule of the chain
     nftnl_rule_nlmsg_build_payload(nlh, all.get());
     b.put(nlh);
-    add_mark_rule(b, name, c, m, action, set_id++);
+    if (action) add_mark_rule(b, name, c, m, *action, set_id++);
   }
   return b.commit(nl);
+}
+
+int remove_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m) {
+  return replace_mark_rules(nl, name, m, std::nullopt);
 }
 
 }  // namespace
@@ -422,7 +428,7 @@ Status TraceTable::on_queued() {
   if (!*id) return Ok{};
   Status on = armed_ ? Status(Ok{}) : set_marking(true);
   // They go on even when tracing could not be turned on: never kept.
-  Status let_go = queue_->repeat_through(**id);
+  Status let_go = queue_->let_go_through(**id, /*repeat=*/true);
   if (!on) return on;
   return let_go;
 }
@@ -433,6 +439,14 @@ Status TraceTable::disarm() {
 }
 
 TraceTable::~TraceTable() {
+  // Closing the queue would drop what waits there, and deleting the table
+  // too (unregistering a hook flushes the namespace's queues): the marking
+  // rules go first, so nothing more is queued, then what waits goes on,
+  // untraced.
+  if (queue_ && nl_) {
+    (void)remove_mark_rules(nl_.get(), name_, match_);
+    if (auto id = queue_->read(); id && *id) (void)queue_->let_go_through(**id, /*repeat=*/false);
+  }
   // With the owner flag closing nl_ removes the table, and the kernel
   // refuses a delete from any other socket (EPERM): only a table without
   // it is deleted here.

@@ -33,7 +33,9 @@ assert_contains "$SCEN_TMP/err" 'nftables tracing turns on at the first matching
 queue=$(grep -oE 'held in NFQUEUE [0-9]+' "$SCEN_TMP/err" | grep -oE '[0-9]+$')
 marking $tracer >"$SCEN_TMP/idle"
 [ "$(wc -l <"$SCEN_TMP/idle")" -eq 2 ] || { cat "$SCEN_TMP/idle"; fail "expected 2 marking rules while idle"; }
-assert_contains "$SCEN_TMP/idle" "^meta l4proto udp limit rate 10/second queue num $queue bypass$"
+# nft prints its queue expression as "queue flags bypass to N", xtables' NFQUEUE as "queue num N bypass".
+queued="queue (flags bypass to $queue|num $queue bypass)\$"
+assert_contains "$SCEN_TMP/idle" "^meta l4proto udp limit rate 10/second $queued"
 assert_not_contains "$SCEN_TMP/idle" nftrace "idle: no nftrace rule may turn the trace key on"
 
 # The first packet: held, traced, delivered.
@@ -46,7 +48,7 @@ send 5353 dropped
 # Quiet for longer than natbpf's 5 s: the queue rules come back.
 sleep 6.5
 marking $tracer >"$SCEN_TMP/quiet"
-assert_contains "$SCEN_TMP/quiet" "queue num $queue bypass\$"
+assert_contains "$SCEN_TMP/quiet" "^meta l4proto udp limit rate 10/second $queued"
 assert_not_contains "$SCEN_TMP/quiet" nftrace "quiet again: tracing should be off"
 send 5354 second
 sleep 1
