@@ -114,19 +114,14 @@ class TraceRun {
       flush(false);
       quiet_disarm();
     };
-    limits.done = [this] { return stories_->done(); };
+    limits.done = [this] { return stories_->done() || table_->failure(); };
     // The sources are drained once before the loop: a trace message read
     // later was sent after this, even if the loop stalls before its first tick.
     flush(false);
-    std::vector<Watch> queue;
-    if (table_->queue_fd() >= 0)
-      queue.push_back({table_->queue_fd(), [this] {
-                         last_queued_ns_ = monotonic_ns();
-                         return table_->on_queued();
-                       }});
-    Status ran = job_->run(limits, std::move(queue));
+    Status ran = job_->run(limits);
     flush(true);
     finish();
+    if (auto failed = table_->failure(); failed && ran) return *failed;
     return ran;
   }
 
@@ -162,6 +157,7 @@ class TraceRun {
     auto table = TraceTable::create(match, !opt_.no_hold);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
+    world_->set_own_changes([this](uint32_t g) { return table_->follow_own_changes(g); });
     // Conntrack's INVALID reasons: read by the kprobe where it attached;
     // else its log, routed to NFLOG for the run.
     std::function<void(BpfEvent&&)> invalid_log;
@@ -236,10 +232,12 @@ class TraceRun {
   void quiet_disarm() {
     constexpr uint64_t kQuietNs = 5'000'000'000;
     uint64_t now = monotonic_ns();
-    if (!table_->armed() || now - last_traced_ns_ < kQuietNs || now - last_queued_ns_ < kQuietNs) return;
+    if (table_->hold() == TraceTable::Hold::None || !table_->armed()) return;
+    if (now - last_traced_ns_ < kQuietNs || now - table_->last_held_ns() < kQuietNs || now - disarm_failed_ns_ < kQuietNs)
+      return;
     if (auto st = table_->disarm(); !st) {
       std::cerr << "natbpf: " << st.error().message << "; tracing stays on\n";
-      last_queued_ns_ = now;  // asked again after the next quiet while
+      disarm_failed_ns_ = now;  // asked again after the next quiet while
     }
   }
 
@@ -280,7 +278,8 @@ class TraceRun {
   std::optional<Job> job_;  // last to go: its sources feed what follows
   std::optional<LiveTraceWorld> world_;
   std::optional<TraceTable> table_;
-  uint64_t last_traced_ns_ = 0, last_queued_ns_ = 0;  // an nftables trace message read, a packet held
+  uint64_t last_traced_ns_ = 0;     // an nftables trace message was read
+  uint64_t disarm_failed_ns_ = 0;
   LegacyTraceSource* legacy_ = nullptr;
   std::string legacy_name_;  // in the job's sources when iptables-legacy is traced
   std::optional<TraceStories> stories_;

@@ -15,9 +15,10 @@
 namespace natbpf {
 namespace {
 
-// Binds queue `number` on nl, copying no payload (only the id is used), and
-// failing open: a full queue lets packets through rather than dropping them.
-// Returns the kernel's errno (0: bound).
+// Binds queue `number` on nl, copying no payload (only the id is used),
+// failing open (a full queue lets packets through rather than dropping
+// them) and taking GSO packets whole (else the kernel segments one before
+// queueing it, and it goes on as several). Returns the kernel's errno (0: bound).
 int bind_queue(mnl_socket* nl, uint16_t number) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = put_nfnl_request(buf.data(), NFNL_SUBSYS_QUEUE, NFQNL_MSG_CONFIG, NLM_F_ACK, AF_UNSPEC, number);
@@ -25,8 +26,8 @@ int bind_queue(mnl_socket* nl, uint16_t number) {
   mnl_attr_put(nlh, NFQA_CFG_CMD, sizeof(cmd), &cmd);
   nfqnl_msg_config_params params{htonl(0), NFQNL_COPY_META};
   mnl_attr_put(nlh, NFQA_CFG_PARAMS, sizeof(params), &params);
-  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
-  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
+  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO));
+  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO));
   uint32_t seq = nlh->nlmsg_seq = 1;
   if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
   ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
@@ -75,7 +76,10 @@ Result<PacketQueue> PacketQueue::bind(uint16_t first, int tries) {
       q.number_ = number;
       return q;
     }
-    if (err != EBUSY) break;  // EPERM, or no nfnetlink_queue (ENOENT, EOPNOTSUPP)
+    // A queue another socket holds: EPERM (nfqnl_recv_config checks the
+    // owner first), EBUSY for one bound before. Anything else (no
+    // nfnetlink_queue) is the same for every number.
+    if (err != EPERM && err != EBUSY) break;
   }
   return Error{"cannot bind an NFQUEUE queue (" + errno_name(err) + ")", "is nfnetlink_queue available here?"};
 }
@@ -88,8 +92,8 @@ Result<std::optional<uint32_t>> PacketQueue::read() {
   for (;;) {
     ssize_t n = recv(fd(), buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
-    // ENOBUFS: packets were queued that natbpf could not read; letting a
-    // higher id go lets them go too.
+    // ENOBUFS: messages were lost; the queue fails open, so the kernel let
+    // those packets go on itself.
     if (n < 0 && errno == ENOBUFS) continue;
     if (n < 0 && errno == EAGAIN) return highest;
     if (n < 0) return Error{"NFQUEUE read: " + errno_name(errno), ""};

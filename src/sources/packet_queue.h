@@ -22,8 +22,8 @@ std::optional<uint32_t> highest_queued_id(std::span<const uint8_t> datagram, uin
 
 class PacketQueue {
  public:
-  // Binds the first queue number from `first` on that no other process
-  // holds (EBUSY), trying `tries` numbers.
+  // Binds the first queue number from `first` on that no other socket
+  // holds, trying `tries` numbers.
   static Result<PacketQueue> bind(uint16_t first, int tries);
 
   uint16_t number() const { return number_; }

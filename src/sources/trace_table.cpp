@@ -13,22 +13,30 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/x_tables.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <sstream>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "sources/nft_netlink.h"
 #include "util/libbpf_quiet.h"
 #include "util/netlink.h"
+#include "util/fd.h"
+#include "util/runtime.h"
 #include "util/text.h"
 
 namespace natbpf {
@@ -331,30 +339,143 @@ int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch
   return b.commit(nl);
 }
 
-int remove_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m) {
-  return replace_mark_rules(nl, name, m, std::nullopt);
-}
 
 }  // namespace
 
-// natbpf's queues: the first free number from here (a queue of another
-// process is never taken: binding it fails with EBUSY).
+// natbpf's queues: the first free number from here (a queue another
+// process holds is never taken: binding it fails).
 constexpr uint16_t kFirstQueue = 61000;
 constexpr int kQueueTries = 64;
+
+// The hold: natbpf's queue and the thread that serves it. Heap-held, so the
+// thread's `this` outlives moves of the table. mu_ orders the marking rules'
+// batches (the thread arms, the event loop disarms) on the owning socket.
+class TraceTable::Holder {
+ public:
+  Holder(std::shared_ptr<mnl_socket> nl, std::string table, TraceMatch match, Hold hold, PacketQueue queue)
+      : nl_(std::move(nl)), table_(std::move(table)), match_(std::move(match)), hold_(hold), queue_(std::move(queue)) {}
+
+  Status start() {
+    stop_ = Fd(eventfd(0, EFD_CLOEXEC));
+    if (stop_.get() < 0) return Error{"eventfd: " + errno_name(errno), ""};
+    thread_ = std::thread([this] { serve(); });
+    return Ok{};
+  }
+
+  // Closing the queue would drop what waits there, and deleting the table
+  // too (unregistering a hook flushes the namespace's queues): the marking
+  // rules go first, so nothing more is queued, then what waits goes on,
+  // untraced, also a packet a CPU was queueing meanwhile.
+  ~Holder() {
+    if (thread_.joinable()) {
+      uint64_t one = 1;
+      (void)!write(stop_.get(), &one, sizeof(one));
+      thread_.join();
+    }
+    std::lock_guard lock(mu_);
+    (void)replace_mark_rules(nl_.get(), table_, match_, std::nullopt);
+    for (int quiet = 0; quiet < 3;) {
+      auto id = queue_.read();
+      if (id && *id) {
+        (void)queue_.let_go_through(**id, /*repeat=*/false);
+        quiet = 0;
+      } else {
+        quiet++;
+      }
+      pollfd p{queue_.fd(), POLLIN, 0};
+      (void)poll(&p, 1, 2);
+    }
+  }
+
+  uint16_t number() const { return queue_.number(); }
+  bool armed() const {
+    std::lock_guard lock(mu_);
+    return armed_;
+  }
+  uint64_t last_held_ns() const { return last_held_ns_.load(); }
+  std::optional<Error> failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
+
+  uint32_t follow(uint32_t g) const {
+    std::lock_guard lock(mu_);
+    for (auto it = own_moves_.find(g); it != own_moves_.end(); it = own_moves_.find(g)) g = it->second;
+    return g;
+  }
+
+  Status disarm() {
+    std::lock_guard lock(mu_);
+    if (!armed_ || failure_) return Ok{};
+    return set_marking(false);
+  }
+
+ private:
+  // With mu_ held.
+  Status set_marking(bool trace) {
+    MarkAction action;
+    if (!trace) action = {hold_, queue_.number()};
+    auto before = nft_generation();
+    if (int err = replace_mark_rules(nl_.get(), table_, match_, action))
+      return Error{std::string("cannot turn nftables tracing ") + (trace ? "on" : "off") + " (" + errno_name(err) + ")",
+                   "run it again with --no-hold"};
+    armed_ = trace;
+    // Exactly one commit between the two: this one.
+    if (auto after = nft_generation(); before && after && *after == *before + 1) own_moves_[*before] = *after;
+    return Ok{};
+  }
+
+  void serve() {
+    pollfd fds[2] = {{queue_.fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    for (;;) {
+      int n = poll(fds, 2, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || fds[1].revents) return;
+      auto id = queue_.read();
+      std::lock_guard lock(mu_);
+      if (!id) {
+        failure_ = id.error();
+        return;  // the destructor lets what waits go
+      }
+      if (!*id) continue;
+      last_held_ns_ = monotonic_ns();
+      if (!armed_ && !failure_) {
+        if (auto on = set_marking(true); !on) failure_ = on.error();
+      }
+      // Repeated, the hook runs again and traces them; if tracing could not
+      // be turned on they go on to the next hook instead (else they would
+      // be queued again).
+      (void)queue_.let_go_through(**id, /*repeat=*/armed_);
+    }
+  }
+
+  std::shared_ptr<mnl_socket> nl_;
+  std::string table_;
+  TraceMatch match_;
+  Hold hold_;
+  PacketQueue queue_;
+  mutable std::mutex mu_;
+  bool armed_ = false;
+  std::optional<Error> failure_;
+  std::map<uint32_t, uint32_t> own_moves_;  // generation before -> after a swap
+  std::atomic<uint64_t> last_held_ns_{0};
+  Fd stop_;
+  std::thread thread_;
+};
 
 Result<TraceTable> TraceTable::create(const TraceMatch& match, bool hold) {
   remove_stale_tables();
   TraceTable t;
   t.name_ = std::string(kTraceTablePrefix) + std::to_string(getpid());
-  t.match_ = match;
+  std::optional<PacketQueue> queue;
   std::vector<MarkAction> actions;
   if (hold) {
-    auto queue = PacketQueue::bind(kFirstQueue, kQueueTries);
-    if (queue) {
-      actions = {{Hold::NftQueue, queue->number()}, {Hold::XtQueue, queue->number()}};
-      t.queue_.emplace(std::move(*queue));
+    auto bound = PacketQueue::bind(kFirstQueue, kQueueTries);
+    if (bound) {
+      actions = {{Hold::NftQueue, bound->number()}, {Hold::XtQueue, bound->number()}};
+      queue.emplace(std::move(*bound));
     } else {
-      t.no_hold_reason_ = queue.error().message;
+      t.no_hold_reason_ = bound.error().message;
     }
   }
   actions.push_back({});  // tracing from the start
@@ -373,11 +494,12 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match, bool hold) {
         t.nl_ = std::move(*nl);
         t.owner_ = owner;
         t.hold_ = action.hold;
-        t.armed_ = action.hold == Hold::None;
-        if (t.armed_ && t.queue_) {
-          t.queue_.reset();
-          t.no_hold_reason_ = "nftables refused to queue a packet (" + refused + ")";
+        if (action.hold == Hold::None) {
+          if (queue) t.no_hold_reason_ = "nftables refused to queue a packet (" + refused + ")";
+          return t;
         }
+        t.holder_ = std::make_unique<Holder>(t.nl_, t.name_, match, action.hold, std::move(*queue));
+        if (auto st = t.holder_->start(); !st) return st.error();
         return t;
       }
       // A batch whose replies could not be read may still have been applied:
@@ -399,54 +521,26 @@ TraceTable::TraceTable(TraceTable&& o) noexcept
     : nl_(std::move(o.nl_)),
       name_(std::move(o.name_)),
       owner_(o.owner_),
-      match_(std::move(o.match_)),
-      queue_(std::move(o.queue_)),
       hold_(o.hold_),
-      armed_(o.armed_),
-      no_hold_reason_(std::move(o.no_hold_reason_)) {
+      no_hold_reason_(std::move(o.no_hold_reason_)),
+      holder_(std::move(o.holder_)) {
   o.name_.clear();
 }
 
-uint16_t TraceTable::queue_number() const { return queue_ ? queue_->number() : 0; }
+uint16_t TraceTable::queue_number() const { return holder_ ? holder_->number() : 0; }
 
-int TraceTable::queue_fd() const { return queue_ ? queue_->fd() : -1; }
+bool TraceTable::armed() const { return !holder_ || holder_->armed(); }
 
-Status TraceTable::set_marking(bool trace) {
-  MarkAction action;
-  if (!trace) action = {hold_, queue_number()};
-  if (int err = replace_mark_rules(nl_.get(), name_, match_, action))
-    return Error{std::string("cannot turn nftables tracing ") + (trace ? "on" : "off") + " (" + errno_name(err) + ")",
-                 "run it again with --no-hold"};
-  armed_ = trace;
-  return Ok{};
-}
+uint64_t TraceTable::last_held_ns() const { return holder_ ? holder_->last_held_ns() : 0; }
 
-Status TraceTable::on_queued() {
-  if (!queue_) return Ok{};
-  auto id = queue_->read();
-  if (!id) return id.error();
-  if (!*id) return Ok{};
-  Status on = armed_ ? Status(Ok{}) : set_marking(true);
-  // They go on even when tracing could not be turned on: never kept.
-  Status let_go = queue_->let_go_through(**id, /*repeat=*/true);
-  if (!on) return on;
-  return let_go;
-}
+std::optional<Error> TraceTable::failure() const { return holder_ ? holder_->failure() : std::nullopt; }
 
-Status TraceTable::disarm() {
-  if (!queue_ || !armed_) return Ok{};
-  return set_marking(false);
-}
+uint32_t TraceTable::follow_own_changes(uint32_t g) const { return holder_ ? holder_->follow(g) : g; }
+
+Status TraceTable::disarm() { return holder_ ? holder_->disarm() : Status(Ok{}); }
 
 TraceTable::~TraceTable() {
-  // Closing the queue would drop what waits there, and deleting the table
-  // too (unregistering a hook flushes the namespace's queues): the marking
-  // rules go first, so nothing more is queued, then what waits goes on,
-  // untraced.
-  if (queue_ && nl_) {
-    (void)remove_mark_rules(nl_.get(), name_, match_);
-    if (auto id = queue_->read(); id && *id) (void)queue_->let_go_through(**id, /*repeat=*/false);
-  }
+  holder_.reset();  // first: it needs the table
   // With the owner flag closing nl_ removes the table, and the kernel
   // refuses a delete from any other socket (EPERM): only a table without
   // it is deleted here.

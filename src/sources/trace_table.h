@@ -37,12 +37,13 @@ inline constexpr const char* kTraceTablePrefix = "natbpf_";
 // host turns on nf_tables' trace static key, and then every packet at every
 // nftables chain of every namespace pays for a trace id (KERNEL-NOTES 4.2).
 // So while nothing matches, the marking rules send a matching packet to an
-// NFQUEUE queue of natbpf's instead (Hold). The first one there swaps them
-// for `meta nftrace set 1` and is let go with NF_REPEAT: its hook runs
-// again from natbpf's rule and the packet is traced from there, held for
-// about a millisecond. disarm() puts the queue rules back once the flow is
-// quiet. Where no queue can be used (or with --no-hold) the rules trace
-// from the start.
+// NFQUEUE queue of natbpf's instead (Hold). A thread of the table's own
+// waits on that queue: the first packet there swaps the rules for
+// `meta nftrace set 1` and is let go with NF_REPEAT, so its hook runs again
+// from natbpf's rule and the packet is traced from there. It is held for
+// about a millisecond, whatever the event loop is doing. disarm() puts the
+// queue rules back once the flow is quiet. Where no queue can be used (or
+// with --no-hold) the rules trace from the start.
 class TraceTable {
  public:
   enum class Hold { None, NftQueue, XtQueue };
@@ -60,27 +61,29 @@ class TraceTable {
   // Why the table traces from the start although a hold was asked for.
   const std::string& no_hold_reason() const { return no_hold_reason_; }
   uint16_t queue_number() const;
-  int queue_fd() const;  // -1 without a hold
-  bool armed() const { return armed_; }
-  // Packets wait in the queue: turns tracing on (if off) and lets them go.
-  Status on_queued();
-  // Back to queueing the first packet (tracing off), after a quiet while.
+  bool armed() const;  // the marking rules trace
+  uint64_t last_held_ns() const;  // monotonic time a packet was last held (0: never)
+  // Why a held packet could not turn tracing on (it went on untraced, and
+  // the hold ended): the run cannot trace.
+  std::optional<Error> failure() const;
+  // Back to holding the first packet (tracing off), after a quiet while.
   Status disarm();
+  // The nftables generation the table's own swaps of its marking rules
+  // since generation g lead to (g when none followed it).
+  uint32_t follow_own_changes(uint32_t g) const;
   // Chains whose events mark the packet's fate rather than a user decision.
   static bool is_fate_chain(const std::string& chain) { return chain == "fate_out" || chain == "fate_in"; }
 
  private:
+  class Holder;
   TraceTable() = default;
-  Status set_marking(bool trace);
 
   std::shared_ptr<mnl_socket> nl_;  // the owning socket: open while the table is in use
   std::string name_;
   bool owner_ = false;
-  TraceMatch match_;
-  std::optional<PacketQueue> queue_;
   Hold hold_ = Hold::None;
-  bool armed_ = true;  // the marking rules trace
   std::string no_hold_reason_;
+  std::unique_ptr<Holder> holder_;  // with a hold: the queue, its thread and the marking rules' state
 };
 
 }  // namespace natbpf

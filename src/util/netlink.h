@@ -2,7 +2,7 @@
 // socket, a recording). libmnl's mnl_nlmsg_ok() compares (int)nlmsg_len with
 // the bytes left, so a length above INT_MAX passes as negative and
 // mnl_nlmsg_next() then steps gigabytes past the buffer. These checks use
-// size_t throughout.
+// size_t throughout. Also the header of an nfnetlink request.
 #pragma once
 
 #include <libmnl/libmnl.h>

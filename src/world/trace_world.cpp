@@ -143,7 +143,7 @@ bool LiveTraceWorld::prepare(const Journey& j) {
   PrepareSteps& p = prepared_;
   if (!p.generation) {
     p.generation = true;
-    if (auto g = nft_generation(); g && *g != ruleset_gen_) {
+    if (generation_moved()) {
       start_read(false);
       return false;
     }
@@ -180,6 +180,16 @@ bool LiveTraceWorld::prepare(const Journey& j) {
     if (plan) install_legacy(save_legacy(std::move(*plan)));  // a table went: nothing to save
   }
   p.done = true;
+  return true;
+}
+
+bool LiveTraceWorld::generation_moved() {
+  auto g = nft_generation();
+  if (!g || *g == ruleset_gen_) return false;
+  if (own_changes_ && own_changes_(ruleset_gen_) == *g) {
+    ruleset_gen_ = *g;
+    return false;
+  }
   return true;
 }
 
@@ -296,7 +306,7 @@ std::map<std::string, std::string> LiveTraceWorld::legacy_texts(const LegacyCopi
 void LiveTraceWorld::ensure_rules_known(const Journey& j) {
   settle();
   if (prepared_.done && preparing_ == JourneyId{j.first_ns, j.trace_id}) return;  // prepare() read it all
-  if (auto g = nft_generation(); g && *g != ruleset_gen_) (void)refresh_ruleset(false);
+  if (generation_moved()) (void)refresh_ruleset(false);
   if (!list_chains_of(j)) (void)refresh_ruleset(true);
   // A rule the listing lacks: a change between the generation asked and the
   // listing (or a chain that cannot be listed alone).

@@ -33,6 +33,10 @@ class LiveTraceWorld {
   // The families iptables-legacy TRACE runs for: their rules are read with
   // iptables-legacy-save from then on.
   void set_legacy_families(std::function<std::vector<std::string>()> families) { legacy_families_ = std::move(families); }
+  // The nftables generation natbpf's own commits since generation g lead to
+  // (g when none followed it): a snapshot is not read again for natbpf's
+  // own marking rules being swapped (the trace table's hold).
+  void set_own_changes(std::function<uint32_t(uint32_t)> follow) { own_changes_ = std::move(follow); }
 
   // Reads the ruleset again (and records it): the chains, or with `whole`
   // every rule.
@@ -71,6 +75,8 @@ class LiveTraceWorld {
 
  private:
   explicit LiveTraceWorld(RecordingWriter* recorder) : recorder_(recorder) {}
+  // The nftables generation moved since the snapshot, by others than natbpf.
+  bool generation_moved();
   // One iptables-legacy table as last read: its shape and save text.
   struct LegacyCopy {
     std::optional<LegacyTableInfo> info;
@@ -163,6 +169,7 @@ class LiveTraceWorld {
   bool first_read_done_ = false;  // the first read was installed, or failed
   Ruleset ruleset_;
   uint32_t ruleset_gen_ = 0;  // nftables generation of the snapshot
+  std::function<uint32_t(uint32_t)> own_changes_;
   bool whole_ = false;        // every nftables rule is in the snapshot
   // (family, table, chain) of the nftables chains whose rules are listed
   std::set<ChainKey> listed_;

@@ -2,8 +2,8 @@
 # Two natbpf traces in one namespace, with a user's own trace-everything rule
 # present (as people add for `nft monitor trace`): each run tells only the
 # packets its own marking rule traced. The run for port 2222 (no traffic)
-# tells nothing; the run for 1222 tells only port-1222 packets. Both leave
-# nothing behind.
+# tells nothing; the run for 1222 tells only port-1222 packets. Each holds
+# its first packet in a queue of its own. Both leave nothing behind.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../../scripts/scenarios/seed001.sh"
 
@@ -23,6 +23,13 @@ done
 for port in 2222 1222; do
 	scen_wait_file "$SCEN_TMP/$port.ready" 300 || { cat "$SCEN_TMP/$port.err"; fail "natbpf trace --dport $port did not get ready"; }
 done
+# Each run holds its first packet in a queue of its own.
+for port in 2222 1222; do
+	assert_contains "$SCEN_TMP/$port.err" 'held in NFQUEUE [0-9]+ until it is on'
+done
+q1=$(grep -oE 'held in NFQUEUE [0-9]+' "$SCEN_TMP/2222.err")
+q2=$(grep -oE 'held in NFQUEUE [0-9]+' "$SCEN_TMP/1222.err")
+[ "$q1" != "$q2" ] || fail "both runs bound the same queue ($q1)"
 seed001_connect "$p" 2 && fail "the connection should time out (seed 001 before the fix)"
 ip netns exec "$p-host" ping -c 2 -W 1 10.2.1.2 >/dev/null 2>&1 # other traced traffic
 for port in 2222 1222; do
