@@ -13,30 +13,23 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/x_tables.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <regex>
 #include <sstream>
-#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "sources/nft_netlink.h"
+#include "sources/trace_hold.h"
 #include "util/libbpf_quiet.h"
 #include "util/netlink.h"
-#include "util/fd.h"
-#include "util/runtime.h"
 #include "util/text.h"
 
 namespace natbpf {
@@ -200,15 +193,6 @@ void add_selectors(nftnl_rule* r, const TraceMatch& m, bool protocol_set, uint32
   }
 }
 
-// The action of the marking rules: tracing, or holding the packet in queue
-// `number` (nft's queue expression, else xtables' NFQUEUE through
-// nft_compat where the kernel has no nft_queue, as 6.18 here). Both bypass:
-// with no listener on the queue the packet goes on.
-struct MarkAction {
-  TraceTable::Hold hold = TraceTable::Hold::None;  // None: meta nftrace set 1
-  uint16_t queue = 0;
-};
-
 void add_action(nftnl_rule* r, const MarkAction& a) {
   if (a.hold == TraceTable::Hold::NftQueue) {
     add_expr(r, "queue", [&](nftnl_expr* e) {
@@ -319,9 +303,8 @@ int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m
   return b.commit(nl);
 }
 
-// Replaces the marking rules (and their protocol sets) with ones of
-// `action` (none: removes them), in one batch: a packet meets the old rule
-// or the new one.
+}  // namespace
+
 int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch& m,
                        const std::optional<MarkAction>& action) {
   NftBatch b(NFPROTO_INET);
@@ -340,143 +323,11 @@ int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch
 }
 
 
-}  // namespace
 
 // natbpf's queues: the first free number from here (a queue another
 // process holds is never taken: binding it fails).
 constexpr uint16_t kFirstQueue = 61000;
 constexpr int kQueueTries = 64;
-
-// The hold: natbpf's queue and the thread that serves it. Heap-held, so the
-// thread's `this` outlives moves of the table. mu_ orders the marking rules'
-// batches (the thread arms, the event loop disarms) on the owning socket.
-class TraceTable::Holder {
- public:
-  Holder(std::shared_ptr<mnl_socket> nl, std::string table, TraceMatch match, Hold hold, PacketQueue queue)
-      : nl_(std::move(nl)), table_(std::move(table)), match_(std::move(match)), hold_(hold), queue_(std::move(queue)) {}
-
-  Status start() {
-    stop_ = Fd(eventfd(0, EFD_CLOEXEC));
-    if (stop_.get() < 0) return Error{"eventfd: " + errno_name(errno), ""};
-    thread_ = std::thread([this] { serve(); });
-    return Ok{};
-  }
-
-  // Closing the queue would drop what waits there, and deleting the table
-  // too (unregistering a hook flushes the namespace's queues): the marking
-  // rules go first, so nothing more is queued, then what waits goes on,
-  // untraced, also a packet a CPU was queueing meanwhile.
-  ~Holder() {
-    if (thread_.joinable()) {
-      uint64_t one = 1;
-      (void)!write(stop_.get(), &one, sizeof(one));
-      thread_.join();
-    }
-    std::lock_guard lock(mu_);
-    (void)replace_mark_rules(nl_.get(), table_, match_, std::nullopt);
-    for (int quiet = 0; quiet < 3;) {
-      auto id = queue_.read();
-      if (id && *id) {
-        (void)queue_.let_go_through(**id, /*repeat=*/false);
-        quiet = 0;
-      } else {
-        quiet++;
-      }
-      pollfd p{queue_.fd(), POLLIN, 0};
-      (void)poll(&p, 1, 2);
-    }
-  }
-
-  uint16_t number() const { return queue_.number(); }
-  bool armed() const {
-    std::lock_guard lock(mu_);
-    return armed_;
-  }
-  uint64_t last_held_ns() const { return last_held_ns_.load(); }
-  std::optional<Error> failure() const {
-    std::lock_guard lock(mu_);
-    return failure_;
-  }
-
-  uint32_t follow(uint32_t g) const {
-    std::lock_guard lock(mu_);
-    for (auto it = own_moves_.find(g); it != own_moves_.end(); it = own_moves_.find(g)) g = it->second;
-    return g;
-  }
-
-  Status disarm() {
-    std::lock_guard lock(mu_);
-    if (!armed_ || failure_) return Ok{};
-    std::optional<uint32_t> before;
-    Status st = set_marking(false, before);
-    note_own_move(before);
-    return st;
-  }
-
- private:
-  // With mu_ held. `before`: the generation before the commit, for
-  // note_own_move().
-  Status set_marking(bool trace, std::optional<uint32_t>& before) {
-    MarkAction action;
-    if (!trace) action = {hold_, queue_.number()};
-    if (auto g = nft_generation()) before = *g;
-    if (int err = replace_mark_rules(nl_.get(), table_, match_, action)) {
-      before.reset();
-      return Error{std::string("cannot turn nftables tracing ") + (trace ? "on" : "off") + " (" + errno_name(err) + ")",
-                   "run it again with --no-hold"};
-    }
-    armed_ = trace;
-    return Ok{};
-  }
-
-  // With mu_ held, after the held packets went on: asking for the generation
-  // closes a netfilter socket, and a close right after a commit waits for
-  // the commit's destroy work (nft_rcv_nl_event flushes it: a
-  // synchronize_rcu, 10 ms here), which held the first packet 12-21 ms.
-  void note_own_move(std::optional<uint32_t> before) {
-    // Exactly one commit since `before`: natbpf's.
-    if (auto after = nft_generation(); before && after && *after == *before + 1) own_moves_[*before] = *after;
-  }
-
-  void serve() {
-    pollfd fds[2] = {{queue_.fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    for (;;) {
-      int n = poll(fds, 2, -1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || fds[1].revents) return;
-      auto id = queue_.read();
-      std::lock_guard lock(mu_);
-      if (!id) {
-        failure_ = id.error();
-        return;  // the destructor lets what waits go
-      }
-      if (!*id) continue;
-      last_held_ns_ = monotonic_ns();
-      std::optional<uint32_t> before;
-      if (!armed_ && !failure_) {
-        if (auto on = set_marking(true, before); !on) failure_ = on.error();
-      }
-      // Repeated, the hook runs again and traces them; if tracing could not
-      // be turned on they go on to the next hook instead (else they would
-      // be queued again).
-      (void)queue_.let_go_through(**id, /*repeat=*/armed_);
-      note_own_move(before);
-    }
-  }
-
-  std::shared_ptr<mnl_socket> nl_;
-  std::string table_;
-  TraceMatch match_;
-  Hold hold_;
-  PacketQueue queue_;
-  mutable std::mutex mu_;
-  bool armed_ = false;
-  std::optional<Error> failure_;
-  std::map<uint32_t, uint32_t> own_moves_;  // generation before -> after a swap
-  std::atomic<uint64_t> last_held_ns_{0};
-  Fd stop_;
-  std::thread thread_;
-};
 
 Result<TraceTable> TraceTable::create(const TraceMatch& match, bool hold) {
   remove_stale_tables();
