@@ -29,25 +29,13 @@
 namespace natbpf {
 namespace {
 
-void send_config(mnl_socket* nl, uint16_t res_id, uint8_t family, const void* attr_data, uint16_t attr_type,
-                 size_t attr_len) {
+// Sends one NFLOG config attribute; returns the errno of its ack (0: done).
+int send_config(mnl_socket* nl, uint16_t res_id, uint8_t family, const void* attr_data, uint16_t attr_type,
+                size_t attr_len) {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   nlmsghdr* nlh = put_nfnl_request(buf, NFNL_SUBSYS_ULOG, NFULNL_MSG_CONFIG, NLM_F_ACK, family, res_id);
   mnl_attr_put(nlh, attr_type, attr_len, attr_data);
-  mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
-}
-
-// Reads the ACK of the last config request; returns the errno it carries.
-int read_ack(mnl_socket* nl) {
-  char buf[MNL_SOCKET_BUFFER_SIZE];
-  ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-  if (n < 0) return errno;
-  auto* nlh = reinterpret_cast<nlmsghdr*>(buf);
-  if (nlh->nlmsg_type == NLMSG_ERROR) {
-    auto* err = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-    return -err->error;
-  }
-  return 0;
+  return nfnl_request_ack(nl, nlh);
 }
 
 }  // namespace
@@ -207,15 +195,13 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
   t.nl_.reset(nl, mnl_socket_close);
   // Group 0 is where TRACE's nf_log messages go with the nfnetlink_log backend.
   nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
-  send_config(nl, 0, AF_UNSPEC, &cmd, NFULA_CFG_CMD, sizeof(cmd));
-  if (int e = read_ack(nl))
+  if (int e = send_config(nl, 0, AF_UNSPEC, &cmd, NFULA_CFG_CMD, sizeof(cmd)))
     return Error{"cannot bind NFLOG group 0 (" + errno_name(e) + ")",
                  "another NFLOG listener (ulogd?) holds it in this namespace; stop it while tracing"};
   nfulnl_msg_config_mode mode{};
   mode.copy_range = htonl(128);
   mode.copy_mode = NFULNL_COPY_PACKET;
-  send_config(nl, 0, AF_UNSPEC, &mode, NFULA_CFG_MODE, sizeof(mode));
-  (void)read_ack(nl);
+  (void)send_config(nl, 0, AF_UNSPEC, &mode, NFULA_CFG_MODE, sizeof(mode));
 
   if (log_invalid) {
     // Conntrack logs INVALID packets of this protocol (255: all) through

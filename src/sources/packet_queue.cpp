@@ -28,12 +28,8 @@ int bind_queue(mnl_socket* nl, uint16_t number) {
   mnl_attr_put(nlh, NFQA_CFG_PARAMS, sizeof(params), &params);
   mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO));
   mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO));
-  uint32_t seq = nlh->nlmsg_seq = 1;
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
-  ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
-  if (n < 0) return errno;
-  int r = mnl_cb_run(buf.data(), n, seq, mnl_socket_get_portid(nl), nullptr, nullptr);
-  return r < 0 ? errno : 0;
+  nlh->nlmsg_seq = 1;
+  return nfnl_request_ack(nl, nlh);
 }
 
 }  // namespace

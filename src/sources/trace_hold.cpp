@@ -91,8 +91,9 @@ Status TraceTable::Holder::set_marking(bool trace, std::optional<uint32_t>& befo
 // the commit's destroy work (nft_rcv_nl_event flushes it: a
 // synchronize_rcu, 10 ms here), which held the first packet 12-21 ms.
 void TraceTable::Holder::note_own_move(std::optional<uint32_t> before) {
+  if (!before) return;  // no swap, or a failed one
   // Exactly one commit since `before`: natbpf's.
-  if (auto after = nft_generation(); before && after && *after == *before + 1) own_moves_[*before] = *after;
+  if (auto after = nft_generation(); after && *after == *before + 1) own_moves_[*before] = *after;
 }
 
 void TraceTable::Holder::serve() {

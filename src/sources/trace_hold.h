@@ -43,6 +43,7 @@ class TraceTable::Holder {
   Status start();
 
   uint16_t number() const { return queue_.number(); }
+  Hold hold() const { return hold_; }
   bool armed() const;
   uint64_t last_held_ns() const { return last_held_ns_.load(); }
   std::optional<Error> failure() const;

@@ -322,8 +322,6 @@ int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch
   return b.commit(nl);
 }
 
-
-
 // natbpf's queues: the first free number from here (a queue another
 // process holds is never taken: binding it fails).
 constexpr uint16_t kFirstQueue = 61000;
@@ -359,7 +357,6 @@ Result<TraceTable> TraceTable::create(const TraceMatch& match, bool hold) {
       if (err == 0) {
         t.nl_ = std::move(*nl);
         t.owner_ = owner;
-        t.hold_ = action.hold;
         if (action.hold == Hold::None) {
           if (queue) t.no_hold_reason_ = "nftables refused to queue a packet (" + refused + ")";
           return t;
@@ -387,11 +384,12 @@ TraceTable::TraceTable(TraceTable&& o) noexcept
     : nl_(std::move(o.nl_)),
       name_(std::move(o.name_)),
       owner_(o.owner_),
-      hold_(o.hold_),
       no_hold_reason_(std::move(o.no_hold_reason_)),
       holder_(std::move(o.holder_)) {
   o.name_.clear();
 }
+
+TraceTable::Hold TraceTable::hold() const { return holder_ ? holder_->hold() : Hold::None; }
 
 uint16_t TraceTable::queue_number() const { return holder_ ? holder_->number() : 0; }
 

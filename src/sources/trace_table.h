@@ -57,7 +57,7 @@ class TraceTable {
 
   const std::string& name() const { return name_; }
   bool owner_flag() const { return owner_; }
-  Hold hold() const { return hold_; }
+  Hold hold() const;
   // Why the table traces from the start although a hold was asked for.
   const std::string& no_hold_reason() const { return no_hold_reason_; }
   uint16_t queue_number() const;
@@ -81,7 +81,6 @@ class TraceTable {
   std::shared_ptr<mnl_socket> nl_;  // the owning socket: open while the table is in use
   std::string name_;
   bool owner_ = false;
-  Hold hold_ = Hold::None;
   std::string no_hold_reason_;
   std::unique_ptr<Holder> holder_;  // with a hold: the queue, its thread and the marking rules' state
 };

@@ -1,6 +1,7 @@
 #include "util/netlink.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <linux/netfilter/nfnetlink.h>
 
 namespace natbpf {
@@ -14,6 +15,14 @@ nlmsghdr* put_nfnl_request(void* buf, uint8_t subsys, uint8_t type, uint16_t fla
   g->version = NFNETLINK_V0;
   g->res_id = htons(res_id);
   return nlh;
+}
+
+int nfnl_request_ack(mnl_socket* nl, const nlmsghdr* nlh) {
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+  if (n < 0) return errno;
+  return mnl_cb_run(buf, n, nlh->nlmsg_seq, mnl_socket_get_portid(nl), nullptr, nullptr) < 0 ? errno : 0;
 }
 
 }  // namespace natbpf

@@ -49,5 +49,8 @@ void for_each_nlmsg(std::span<const uint8_t> datagram, Fn&& fn) {
 // `type` of subsystem `subsys` (NFNL_SUBSYS_QUEUE, _ULOG) for resource
 // res_id (a queue number, an NFLOG group), flags beside NLM_F_REQUEST.
 nlmsghdr* put_nfnl_request(void* buf, uint8_t subsys, uint8_t type, uint16_t flags, uint8_t family, uint16_t res_id);
+// Sends a request with NLM_F_ACK on nl and reads its ack; returns the
+// errno the kernel answered (0: done), or of a failed send or receive.
+int nfnl_request_ack(mnl_socket* nl, const nlmsghdr* nlh);
 
 }  // namespace natbpf
