@@ -269,8 +269,9 @@ void diagnose_loser(const ClashFacts& f, ClashReport& r) {
     r.explanation = "conntrack could not insert " + flow(loser.orig) +
                     ": its hash chain was too long (chaintoolong), so the packet was dropped at confirm; "
                     "raise net.netfilter.nf_conntrack_buckets (the table has too few buckets for its entries)";
-    ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + std::to_string(f.cpu) +
-                                             " and no clash was resolved for this packet"
+    std::string cpu = std::to_string(f.chaintoolong_cpu);
+    if (f.chaintoolong_cpu != f.cpu) cpu += " (the record's cpu " + std::to_string(f.cpu) + " had no unclaimed rise)";
+    ev.push_back(f.chaintoolong_on_cpu ? "chaintoolong rose on cpu " + cpu + " and no clash was resolved for this packet"
                                        : "chaintoolong counter");
     r.fix = buckets_fix(f);
     return;

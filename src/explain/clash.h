@@ -86,7 +86,8 @@ struct ClashFacts {
   std::string range_counted_by;         // "4 tuple lookups", "dump filtered in the kernel: 3 entries sent"
   std::optional<CtStatsTotals> counters;  // ctnetlink deltas over the interval of the event
   bool counter_confirms = false;        // insert_failed rose on the event's CPU
-  bool chaintoolong_on_cpu = false;     // chaintoolong rose on the event's CPU (and no clash ran)
+  bool chaintoolong_on_cpu = false;     // chaintoolong rose on a CPU's counter for this event (and no clash ran)
+  uint32_t chaintoolong_cpu = 0;        // that CPU: the event's own, or another with unclaimed rises
   std::optional<Packet> packet;         // the dropped packet, when it had no conntrack entry
   std::optional<uint64_t> ct_count, ct_max, ct_buckets;
   uint64_t count = 1;                   // >1 for counter-only records

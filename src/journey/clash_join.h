@@ -73,6 +73,7 @@ class ClashJoin {
   bool is_confirm_drop_candidate(const SkbDropEvent& e);
   void read_counters();
   bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu, uint32_t netns);
+  bool take_any_credit(std::map<uint32_t, int64_t>& credit, uint32_t netns, uint32_t& cpu);
   bool own_netns(uint32_t netns) const { return netns == 0 || netns == own_netns_; }
   const std::vector<NatRule>& rules(uint32_t netns);
   const RangeUsage& range_usage(uint32_t netns, const RangeQuery& q);

@@ -154,7 +154,7 @@ TEST(ClashDiagnose, ChainTooLongOnTheCpuWinsOverCountersOfOthers) {
   f.winner.reset();
   f.counters.reset();
   f.chaintoolong_on_cpu = true;
-  f.cpu = 1;
+  f.cpu = f.chaintoolong_cpu = 1;
   auto r = diagnose(f);
   EXPECT_EQ(r.cause, ClashCause::ChainTooLong);
   EXPECT_THAT(r.explanation, HasSubstr("nf_conntrack_buckets"));

@@ -1,6 +1,7 @@
 // The clash join with a fake world and events built in the test: which
 // evidence yields a report, which does not, and that a recorded run replays
 // to the same reports through the recorded world.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "temp_file.h"
@@ -32,6 +33,8 @@ class FakeWorld : public World {
   uint32_t insert_failed = 0;  // what ct_stats reports for cpu 0
   uint64_t rejected = 0;       // drops the kernel filter rejected (SourceCounts)
   uint32_t drop = 0;
+  uint32_t chaintoolong = 0, chaintoolong_cpu = 0;  // what ct_stats reports, and on which of cpus 0 and 1
+  std::optional<CtNetlinkEntry> later;               // an entry holding some loser's original tuple now
   std::vector<std::string> asked;
 
   CtNetlinkEntry winner() const {
@@ -55,12 +58,17 @@ class FakeWorld : public World {
     c.insert_failed = insert_failed;
     c.drop = drop;
     c.clash_resolve = 0;
-    c.chaintoolong = 0;
-    return std::vector<CtCpuStats>{c};
+    c.chaintoolong = chaintoolong_cpu == 0 ? chaintoolong : 0;
+    CtCpuStats c1;
+    c1.cpu = 1;
+    c1.insert_failed = c1.drop = c1.clash_resolve = 0;
+    c1.chaintoolong = chaintoolong_cpu == 1 ? chaintoolong : 0;
+    return std::vector<CtCpuStats>{c, c1};
   }
   std::optional<CtNetlinkEntry> ct_find(uint32_t, const Tuple& t, TupleDir dir) override {
     asked.push_back("ct_find");
     if (dir == TupleDir::Reply && t == winner().ct.reply) return winner();
+    if (later && dir == TupleDir::Original && t == later->ct.orig) return later;
     return std::nullopt;
   }
   RangeUsage ct_range_usage(uint32_t, const RangeQuery& q) override {
@@ -302,4 +310,40 @@ TEST(RecordedWorld, AnswersOfAnotherKeyOrShapeAreMismatches) {
   EXPECT_EQ(world.mismatches(), 2u);
   EXPECT_EQ(world.symbol(0x10), "0x10");
   EXPECT_EQ(world.drop_reason(3), "reason 3");
+}
+
+// Where nf_ct_resolve_clash is hooked, a confirm drop it did not see was no
+// clash: an entry holding the loser's tuple by the time natbpf looks (a
+// later flow that reused the source port) is not blamed as its winner, and
+// chaintoolong that rose on another CPU than the record's still explains it.
+TEST(ClashJoin, ConfirmDropWithoutAClashIsNeverASameTupleRace) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join({0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}, world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  CtConfirmEvent c;
+  c.ts_ns = 5 * kMs;
+  c.cpu = 1;
+  c.skb = 0xffff888002;
+  c.loser.ptr = 0xffff888200;
+  c.loser.orig = Tuple{*Addr::parse("127.0.0.1"), *Addr::parse("127.0.0.1"), 40001, 9, 17};
+  c.loser.reply = Tuple{*Addr::parse("127.0.0.1"), *Addr::parse("127.0.0.1"), 9, 40001, 17};
+  c.loser.netns = kNetns;
+  c.accepted = false;
+  join.on_event(c, 6 * kMs);
+  CtNetlinkEntry later;
+  later.ct = c.loser;
+  later.ct.status = ips::kConfirmed;
+  world.later = later;
+  world.chaintoolong = 1;
+  world.chaintoolong_cpu = 0;  // the record says cpu 1
+  world.insert_failed = 1;
+  join.tick(50 * kMs);
+  join.tick(60 * kMs, /*final=*/true);
+  ASSERT_EQ(out.reports.size(), 1u);
+  const ClashReport& r = out.reports[0];
+  EXPECT_EQ(r.cause, ClashCause::ChainTooLong);
+  EXPECT_FALSE(r.facts.winner);
+  EXPECT_THAT(r.evidence, testing::Contains(testing::HasSubstr("chaintoolong rose on cpu 0 (the record's cpu 1")));
+  EXPECT_EQ(std::count(world.asked.begin(), world.asked.end(), "ct_find"), 0);
 }
