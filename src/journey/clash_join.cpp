@@ -159,10 +159,8 @@ bool ClashJoin::take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu, u
 
 // Credit from whichever CPU has some, for a record whose own CPU has none.
 bool ClashJoin::take_any_credit(std::map<uint32_t, int64_t>& credit, uint32_t netns, uint32_t& cpu) {
-  if (!own_netns(netns)) return false;
   for (auto& [c, n] : credit)
-    if (n > 0) {
-      n--;
+    if (n > 0 && take_credit(credit, c, netns)) {
       cpu = c;
       return true;
     }
@@ -333,13 +331,11 @@ bool ClashJoin::find_winner(const Pending& p, const CtEntry& loser, ClashFacts& 
   bool looked_up = false;
   if (!p.clash && f.outcome == ClashOutcome::Dropped) {
     if (p.confirm && hooked("nf_ct_resolve_clash")) {
-      // Every clash at confirm goes through nf_ct_resolve_clash, which is
-      // hooked and saw none: an entry found now with the loser's tuple
-      // came later (a source port reused), it did not win. The counter
-      // may have risen on another CPU than the one the record names.
-      f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns);
+      // The hooked nf_ct_resolve_clash saw no clash: an entry with the loser's tuple
+      // now came later (a reused port). The counter may have risen on another CPU.
       f.chaintoolong_cpu = f.cpu;
-      if (!f.chaintoolong_on_cpu) f.chaintoolong_on_cpu = take_any_credit(chaintoolong_credit_, f.netns, f.chaintoolong_cpu);
+      f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns) ||
+                              take_any_credit(chaintoolong_credit_, f.netns, f.chaintoolong_cpu);
       looked_up = true;
     } else if (!p.confirm && f.counter_confirms) {
       f.winner = lookup_winner(loser);

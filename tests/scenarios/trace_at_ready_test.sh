@@ -46,7 +46,8 @@ rc=$?
 jq -s '[.[] | select(.type == "packet")]' "$out" >"$SCEN_TMP/stories"
 echo "$syns SYNs sent at ready; natbpf told $(jq length "$SCEN_TMP/stories") stories:"
 jq -r '.[] | "  packet \(.number) sport \(.packet.sport) \(.verdict) in \(.drop.chain // "-"), \(.steps | length) steps, join \(.join)"' "$SCEN_TMP/stories"
-jq_true "$SCEN_TMP/stories" "length == $syns" "each SYN sent at ready must be told exactly once"
+told=$(jq length "$SCEN_TMP/stories")
+[ "$told" = "$syns" ] || { cat "$SCEN_TMP/err"; fail "each SYN sent at ready must be told exactly once: $syns sent, $told told (sports $(jq -c '[.[].packet.sport]' "$SCEN_TMP/stories"))"; }
 jq_true "$SCEN_TMP/stories" 'all(.verdict == "drop" and .drop.table == "filter" and .drop.chain == "KUBE-FIREWALL"
 	and (.drop.rule // "" | contains("-m mark --mark 0x8000/0x8000 -j DROP")) and (.steps | length) > 0)' \
 	"every story should be a SYN dropped by the KUBE-FIREWALL rule, told with its steps"
