@@ -157,6 +157,13 @@ class TraceRun {
     auto table = TraceTable::create(match, !opt_.no_hold);
     if (!table) return table.error();
     table_.emplace(std::move(*table));
+    // While nothing is traced the programs have nothing to see (they follow
+    // nf_trace), and fexit/kprobes on nf_hook_slow cost every packet of the
+    // host: attached only while tracing is on. The job outlives the table.
+    if (auto* bpf = static_cast<BpfSource*>(job_->sources().find("bpf")); bpf && table_->hold() != TraceTable::Hold::None) {
+      table_->set_arming([bpf] { return bpf->attach(); }, [bpf] { bpf->detach(); });
+      bpf_arms_ = true;
+    }
     world_->set_own_changes([this](uint32_t g) { return table_->follow_own_changes(g); });
     // Conntrack's INVALID reasons: read by the kprobe where it attached;
     // else its log, routed to NFLOG for the run.
@@ -222,7 +229,8 @@ class TraceRun {
     if (table_->hold() != TraceTable::Hold::None)
       return "nftables tracing turns on at the first matching packet, held in NFQUEUE " +
              std::to_string(table_->queue_number()) + " until it is on (" +
-             (table_->hold() == TraceTable::Hold::NftQueue ? "nft queue" : "xt NFQUEUE") + ")";
+             (table_->hold() == TraceTable::Hold::NftQueue ? "nft queue" : "xt NFQUEUE") + ")" +
+             (bpf_arms_ ? "; the BPF programs are attached while it is on" : "");
     return "nftables tracing is on from the start, for every nftables chain of the host" +
            (opt_.no_hold ? std::string(" (--no-hold)") : " (" + table_->no_hold_reason() + ")");
   }
@@ -280,6 +288,7 @@ class TraceRun {
   std::optional<TraceTable> table_;
   uint64_t last_traced_ns_ = 0;     // an nftables trace message was read
   uint64_t disarm_failed_ns_ = 0;
+  bool bpf_arms_ = false;           // the BPF programs are attached only while tracing is on
   LegacyTraceSource* legacy_ = nullptr;
   std::string legacy_name_;  // in the job's sources when iptables-legacy is traced
   std::optional<TraceStories> stories_;

@@ -199,6 +199,35 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
   return Ok{};
 }
 
+namespace {
+
+template <typename Skel>
+Status attach_object(SkelPtr<Skel>& skel, const char* what) {
+  if (!skel.p) return Ok{};
+  LibbpfQuiet quiet;
+  if (int err = Skel::attach(skel.p))  // only the programs without a link
+    return Error{std::string("attaching BPF object ") + what + " again failed (" + errno_name(-err) + ")",
+                 LibbpfQuiet::last_message()};
+  return Ok{};
+}
+
+}  // namespace
+
+void BpfSession::detach() {
+  if (impl_->hooks.p) hooks_bpf::detach(impl_->hooks.p);
+  if (impl_->conntrack.p) conntrack_bpf::detach(impl_->conntrack.p);
+  if (impl_->nat.p) nat_bpf::detach(impl_->nat.p);
+  if (impl_->nftrace.p) nftrace_bpf::detach(impl_->nftrace.p);
+}
+
+Status BpfSession::attach() {
+  Status st = attach_object(impl_->hooks, "hooks");
+  if (st) st = attach_object(impl_->conntrack, "conntrack");
+  if (st) st = attach_object(impl_->nat, "nat");
+  if (st) st = attach_object(impl_->nftrace, "nftrace");
+  return st;
+}
+
 uint64_t BpfSession::lost() const { return sum_stat(impl_->stats, NB_STAT_RB_LOST); }
 
 uint64_t BpfSession::clash_rejected() const {

@@ -51,6 +51,11 @@ class BpfSession {
   // Reads the in-kernel drop counts (count_drops) and delivers them to sink
   // as DropCountsEvent records, through the tap like every record.
   Status emit_drop_counts(const std::function<void(BpfEvent&&)>& sink);
+  // Detaches every program (they stay loaded, the ring buffer stays) and
+  // attaches them again: natbpf trace, idle while nothing is traced, has
+  // nothing for its programs to see. Not thread-safe with each other.
+  void detach();
+  Status attach();
   // Ring-buffer reservations that failed in the kernel (events lost).
   uint64_t lost() const;
   // clash_only: netfilter drops the kernel rejected (no conntrack counter rose).
@@ -76,6 +81,10 @@ class BpfSource : public Source {
   Status read() override { return session_ ? session_->consume(sink_) : Status(Ok{}); }
   uint64_t lost() const override { return session_ ? session_->lost() : 0; }
   Status emit_drop_counts() { return session_ ? session_->emit_drop_counts(sink_) : Status(Ok{}); }
+  void detach() {
+    if (session_) session_->detach();
+  }
+  Status attach() { return session_ ? session_->attach() : Status(Ok{}); }
   uint64_t malformed() const override { return session_ ? session_->decode_errors() : 0; }
   uint64_t rejected() const override { return session_ ? session_->clash_rejected() : 0; }
   bool set_tap(RawTap tap) override {

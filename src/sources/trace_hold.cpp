@@ -67,8 +67,16 @@ Status TraceTable::Holder::disarm() {
   if (!armed_ || failure_) return Ok{};
   std::optional<uint32_t> before;
   Status st = set_marking(false, before);
+  if (st && idle_) idle_();
   note_own_move(before);
   return st;
+}
+
+void TraceTable::Holder::set_arming(std::function<Status()> arm, std::function<void()> idle) {
+  std::lock_guard lock(mu_);
+  arm_ = std::move(arm);
+  idle_ = std::move(idle);
+  if (!armed_ && idle_) idle_();
 }
 
 // With mu_ held. `before`: the generation before the commit, for
@@ -112,7 +120,9 @@ void TraceTable::Holder::serve() {
     last_held_ns_ = monotonic_ns();
     std::optional<uint32_t> before;
     if (!armed_ && !failure_) {
-      if (auto on = set_marking(true, before); !on) failure_ = on.error();
+      Status on = arm_ ? arm_() : Status(Ok{});
+      if (on) on = set_marking(true, before);
+      if (!on) failure_ = on.error();
     }
     // Repeated, the hook runs again and traces them; if tracing could not
     // be turned on they go on to the next hook instead (else they would

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,7 @@ class TraceTable::Holder {
   std::optional<Error> failure() const;
   uint32_t follow(uint32_t g) const;
   Status disarm();
+  void set_arming(std::function<Status()> arm, std::function<void()> idle);
 
  private:
   Status set_marking(bool trace, std::optional<uint32_t>& before);
@@ -64,6 +66,8 @@ class TraceTable::Holder {
   bool armed_ = false;
   std::optional<Error> failure_;
   std::map<uint32_t, uint32_t> own_moves_;  // generation before -> after a swap
+  std::function<Status()> arm_;             // before tracing turns on
+  std::function<void()> idle_;              // after it turned off
   std::atomic<uint64_t> last_held_ns_{0};
   Fd stop_;
   std::thread thread_;

@@ -403,6 +403,10 @@ uint32_t TraceTable::follow_own_changes(uint32_t g) const { return holder_ ? hol
 
 Status TraceTable::disarm() { return holder_ ? holder_->disarm() : Status(Ok{}); }
 
+void TraceTable::set_arming(std::function<Status()> arm, std::function<void()> idle) {
+  if (holder_) holder_->set_arming(std::move(arm), std::move(idle));
+}
+
 TraceTable::~TraceTable() {
   holder_.reset();  // first: it needs the table
   // With the owner flag closing nl_ removes the table, and the kernel

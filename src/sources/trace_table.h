@@ -4,6 +4,7 @@
 // deletes it, and the next start removes tables of dead natbpf processes.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,11 @@ class TraceTable {
   std::optional<Error> failure() const;
   // Back to holding the first packet (tracing off), after a quiet while.
   Status disarm();
+  // What else goes on and off with tracing: arm runs on the hold's thread
+  // before a held packet is let go (its error ends the hold, as failure()),
+  // idle after tracing went off, and at once while it is off. What they
+  // use must outlive the table.
+  void set_arming(std::function<Status()> arm, std::function<void()> idle);
   // The nftables generation the table's own swaps of its marking rules
   // since generation g lead to (g when none followed it).
   uint32_t follow_own_changes(uint32_t g) const;

@@ -22,6 +22,8 @@ scen_bg ip netns exec "$ns" socat -u UDP4-RECV:5354,bind=127.0.0.1 OPEN:"$recv",
 send() { echo "$2" | ip netns exec "$ns" socat -u - "UDP-SENDTO:127.0.0.1:$1" 2>/dev/null; }
 # The marking rules of natbpf's table (pid $1), one per line.
 marking() { ip netns exec "$ns" nft list table inet "natbpf_$1" 2>/dev/null | grep -E 'limit rate' | sed 's/^[[:space:]]*//'; }
+# The BPF links process $1 holds (its fds whose fdinfo has a link_type).
+links() { grep -l '^link_type:' /proc/"$1"/fdinfo/* 2>/dev/null | wc -l; }
 
 out=$SCEN_TMP/trace.jsonl
 ready=$SCEN_TMP/ready
@@ -38,6 +40,8 @@ marking $tracer >"$SCEN_TMP/idle"
 queued="queue (flags bypass to $queue|num $queue bypass)\$"
 assert_contains "$SCEN_TMP/idle" "^meta l4proto udp limit rate 10/second $queued"
 assert_not_contains "$SCEN_TMP/idle" nftrace "idle: no nftrace rule may turn the trace key on"
+assert_contains "$SCEN_TMP/err" 'until it is on \([^)]*\); the BPF programs are attached while it is on'
+[ "$(links $tracer)" -eq 0 ] || fail "idle: natbpf holds $(links $tracer) BPF links, none expected (nothing is traced)"
 
 # The first packets: held (three at once, let go by one verdict), traced, delivered.
 senders=()
@@ -49,6 +53,7 @@ wait "${senders[@]}"
 marking $tracer >"$SCEN_TMP/armed"
 assert_contains "$SCEN_TMP/armed" '^meta l4proto udp limit rate 10/second meta nftrace set 1$'
 assert_not_contains "$SCEN_TMP/armed" queue
+[ "$(links $tracer)" -gt 0 ] || fail "armed: natbpf's BPF programs should be attached while tracing is on"
 sleep 0.5
 send 5353 dropped
 sleep 2.5
@@ -63,6 +68,8 @@ done
 marking $tracer >"$SCEN_TMP/quiet"
 assert_contains "$SCEN_TMP/quiet" "^meta l4proto udp limit rate 10/second $queued"
 assert_not_contains "$SCEN_TMP/quiet" nftrace "quiet again: tracing should be off"
+for _ in $(seq 50); do [ "$(links $tracer)" -eq 0 ] && break; sleep 0.1; done
+[ "$(links $tracer)" -eq 0 ] || fail "quiet again: natbpf still holds $(links $tracer) BPF links"
 send 5354 fourth
 sleep 1
 kill -INT $tracer
