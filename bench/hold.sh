@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the hold costs the packet it holds: the round trip of a UDP datagram
-# over loopback in a namespace (sendto to recv, bench/hold_rtt.py), the
+# over loopback in a namespace (sendto to recv, tests/tools/udprtt.c), the
 # first of a run (held while natbpf turns tracing on) and the next two,
 # with `natbpf trace --proto udp` and with `--no-hold`, ROUNDS runs each.
 # Prints per mode: the median first round trip and the median of the
@@ -10,6 +10,8 @@ set -euo pipefail
 build=${1:-build}
 rounds=${2:-7}
 ns=nbhold$$
+rtt=$(dirname "$0")/../tests/tools/bin/udprtt
+[ -x "$rtt" ] || { echo "bench/hold.sh: $rtt is missing: build the project first" >&2; exit 1; }
 ready=$(mktemp -u)
 ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null; rm -f "$ready"' EXIT
@@ -26,7 +28,7 @@ for mode in hold no-hold; do
 		for _ in $(seq 300); do [ -e "$ready" ] && break; sleep 0.1; done
 		rm -f "$ready"
 		sleep 0.3
-		read -r first rest1 rest2 < <(ip netns exec "$ns" python3 "$(dirname "$0")/hold_rtt.py")
+		read -r first rest1 rest2 < <(ip netns exec "$ns" "$rtt" 5360 3)
 		echo "$first" >>"$ready.first"
 		printf '%s\n%s\n' "$rest1" "$rest2" >>"$ready.rest"
 		kill -INT "$pid"

@@ -239,10 +239,13 @@ class TraceRun {
   // matching after that is held and turns it on again.
   void quiet_disarm() {
     constexpr uint64_t kQuietNs = 5'000'000'000;
-    uint64_t now = monotonic_ns();
     if (table_->hold() == TraceTable::Hold::None || !table_->armed()) return;
-    if (now - last_traced_ns_ < kQuietNs || now - table_->last_held_ns() < kQuietNs || now - disarm_failed_ns_ < kQuietNs)
-      return;
+    // The time is read after armed(), which waits while the hold's thread
+    // arms: a packet it holds meanwhile is later than a time read before
+    // (tracing went off the moment it came on, when arming took a second).
+    uint64_t now = monotonic_ns();
+    auto recent = [now](uint64_t t) { return t && (t > now || now - t < kQuietNs); };
+    if (recent(last_traced_ns_) || recent(table_->last_held_ns()) || recent(disarm_failed_ns_)) return;
     if (auto st = table_->disarm(); !st) {
       std::cerr << "natbpf: " << st.error().message << "; tracing stays on\n";
       disarm_failed_ns_ = now;  // asked again after the next quiet while

@@ -50,7 +50,14 @@ for m in first second third; do
 	senders+=($!)
 done
 wait "${senders[@]}"
+# sendto returns once the datagram is queued; tracing turns on (and the BPF
+# programs attach: a while in an emulated VM) before it goes on.
+for _ in $(seq 100); do
+	marking $tracer | grep -q nftrace && break
+	sleep 0.1
+done
 marking $tracer >"$SCEN_TMP/armed"
+grep -q nftrace "$SCEN_TMP/armed" || { cat "$SCEN_TMP/err" "$SCEN_TMP/armed"; fail "tracing did not turn on within 10 s of the first packets"; }
 assert_contains "$SCEN_TMP/armed" '^meta l4proto udp limit rate 10/second meta nftrace set 1$'
 assert_not_contains "$SCEN_TMP/armed" queue
 [ "$(links $tracer)" -gt 0 ] || fail "armed: natbpf's BPF programs should be attached while tracing is on"
