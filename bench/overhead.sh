@@ -103,6 +103,21 @@ start_row() {
 		nftrace_key_add "$peer_ns"
 		"$floor" "$build/kfree_floor.bpf.o" "$ready" >/dev/null 2>&1 &
 		;;
+	trace-table)
+		# natbpf trace's own table while idle, made by hand, without natbpf:
+		# the floor of its design. The marking rules end in accept where
+		# natbpf queues (no packet of a flood matches them either way).
+		ip netns exec "$peer_ns" nft -f - <<'NFT'
+table inet nbtable {
+	chain mark_pre { type filter hook prerouting priority -200000; th dport 5353 meta l4proto { tcp, udp, dccp, sctp } limit rate 10/second accept; }
+	chain mark_out { type filter hook output priority -200000; th dport 5353 meta l4proto { tcp, udp, dccp, sctp } limit rate 10/second accept; }
+	chain fate_out { type filter hook postrouting priority 2147483647; }
+	chain fate_in { type filter hook input priority 2147483647; }
+}
+NFT
+		touch "$ready"
+		pid=- # no process
+		;;
 	nft-monitor)
 		# A trace-everything rule and the listener users run by hand.
 		ip netns exec "$peer_ns" nft -f - <<'NFT'
@@ -147,6 +162,7 @@ NFT
 stop_row() { # KIND
 	case $1 in
 	nftrace-key | floor-nftrace-key) ip netns exec "$peer_ns" nft delete table inet nbkey ;;
+	trace-table) ip netns exec "$peer_ns" nft delete table inet nbtable ;;
 	nft-monitor)
 		pkill -TERM -f "^nft monitor trace" || true # background jobs of a script ignore SIGINT
 		ip netns exec "$peer_ns" nft delete table inet nbpeer
@@ -205,6 +221,7 @@ scrape_at=127.0.0.1:$((20000 + $$ % 20000))
 with drops-prometheus-scraped "$ns" 127.0.0.1 9 scraped drops --prometheus "$scrape_at"
 with trace "$ns" 127.0.0.1 9 natbpf trace --netns "$ns" --dport 5353 --duration 600s
 with trace-no-hold "$ns" 127.0.0.1 9 natbpf trace --netns "$ns" --dport 5353 --no-hold --duration 600s
+with trace-table "$ns" 127.0.0.1 9 trace-table "$ns"
 with nft-monitor-trace "$ns" 127.0.0.1 9 nft-monitor "$ns"
 with bpftrace-kfree_skb "$ns" 127.0.0.1 9 bpftrace
 # Last in its namespace: a legacy table, once there, stays registered (its
@@ -218,6 +235,7 @@ with nftrace-key-forward "$fwc" 10.77.0.1 80 nftrace-key "$fws"
 with floor-nftrace-key-forward "$fwc" 10.77.0.1 80 floor-nftrace-key "$fws"
 with trace-forward "$fwc" 10.77.0.1 80 natbpf trace --netns "$fwr" --dport 5353 --duration 600s
 with trace-no-hold-forward "$fwc" 10.77.0.1 80 natbpf trace --netns "$fwr" --dport 5353 --no-hold --duration 600s
+with trace-table-forward "$fwc" 10.77.0.1 80 trace-table "$fwr"
 with clash-forward "$fwc" 10.77.0.1 80 natbpf clash --netns "$fwr" --duration 600s
 with nft-monitor-trace-forward "$fwc" 10.77.0.1 80 nft-monitor "$fwr"
 with bpftrace-kfree_skb-forward "$fwc" 10.77.0.1 80 bpftrace

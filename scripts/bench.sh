@@ -137,7 +137,8 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo "\`drops-prometheus-scraped\` is the exporter while curl scrapes /metrics"
 	echo "every second. \`trace\` waits for its flow's first packet with the trace"
 	echo "key off: its marking rules queue a matching packet to natbpf (NFQUEUE),"
-	echo "and only that packet turns tracing on (no packet of the flood matches)."
+	echo "and only that packet turns tracing on and attaches trace's BPF programs"
+	echo "(no packet of the flood matches, so they stay detached)."
 	echo "\`trace-no-hold\` is \`trace --no-hold\`, tracing from the start: compare"
 	echo "it with \`floor-nftrace-key\`, its floor. Targets (issue 12): trace >= 97 %"
 	echo "forwarded and >= 95 % on the drop flood, clash-conntrack >= 90 %."
@@ -183,8 +184,9 @@ Notes:
   id), whose rule tests the port first (the protocol set only for packets
   that have the port); and the kfree_skb program, which rejects every skb
   natbpf did not trace on its `nf_trace` bit (a direct load on tp_btf) before
-  it reads any header. `trace` pays the last two only, until its flow's first
-  packet: its idle marking rules queue that packet instead of tracing it.
+  it reads any header. `trace` pays only the second, natbpf's marking table,
+  until its flow's first packet: its idle marking rules queue that packet
+  instead of tracing it, and its BPF programs are attached only while it traces.
 - Numbers are from a 2-core VM shared with other work; compare rows within
   one run, not across runs.
 NOTES
