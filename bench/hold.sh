@@ -26,6 +26,7 @@ for mode in hold no-hold; do
 		"$build/natbpf" trace --netns "$ns" --proto udp --duration 30 $flag --ready-file "$ready" >/dev/null 2>&1 &
 		pid=$!
 		for _ in $(seq 300); do [ -e "$ready" ] && break; sleep 0.1; done
+		[ -e "$ready" ] && kill -0 "$pid" 2>/dev/null || { echo "bench/hold.sh: natbpf ($mode) did not get ready" >&2; exit 1; }
 		rm -f "$ready"
 		sleep 0.3
 		read -r first rest1 rest2 < <(ip netns exec "$ns" "$rtt" 5360 3)

@@ -20,5 +20,6 @@ for run in "6.1 fentry" "6.12 kprobe"; do
 	scripts/vm-test.sh --kernel "$kernel" --quiet --log "$log" --timeout 900 --env NATBPF_EXPECT_PATH="$path" "${extra[@]}" \
 		-- "mkdir -p /natbpf/bench; echo $script | base64 -d >/natbpf/bench/hold.sh; bash /natbpf/bench/hold.sh /natbpf/build $rounds" \
 		>/dev/null 2>&1 || { echo "bench/hold_vm.sh: the $kernel VM failed (log: $log)" >&2; trap - EXIT; exit 1; }
-	grep -aE '^(hold|no-hold) ' "$log" | sed "s/^/$kernel $path /"
+	grep -aE '^(hold|no-hold) ' "$log" | sed "s/^/$kernel $path /" ||
+		{ echo "bench/hold_vm.sh: no figures from the $kernel VM (log: $log)" >&2; trap - EXIT; exit 1; }
 done

@@ -282,6 +282,11 @@ void diagnose_loser(const ClashFacts& f, ClashReport& r) {
       r.explanation = "the conntrack table is full (" + std::to_string(*f.ct_count) + "/" +
                       std::to_string(*f.ct_max) + "); raise net.netfilter.nf_conntrack_max";
       r.fix = table_full_fix(*f.ct_max);
+    } else if (f.confirm_without_clash) {
+      r.cause = ClashCause::Unknown;
+      r.explanation = "conntrack confirm dropped the packet of " + flow(loser.orig) +
+                      " without a clash (nf_ct_resolve_clash did not run) and no chaintoolong rise is left to "
+                      "explain it: the entry may have been dying, or its extensions could not be added";
     } else {
       r.cause = ClashCause::Unknown;
       r.explanation = "the packet of " + flow(loser.orig) +

@@ -88,6 +88,7 @@ struct ClashFacts {
   bool counter_confirms = false;        // insert_failed rose on the event's CPU
   bool chaintoolong_on_cpu = false;     // chaintoolong rose on a CPU's counter for this event (and no clash ran)
   uint32_t chaintoolong_cpu = 0;        // that CPU: the event's own, or another with unclaimed rises
+  bool confirm_without_clash = false;   // confirm dropped it and the hooked nf_ct_resolve_clash did not run
   std::optional<Packet> packet;         // the dropped packet, when it had no conntrack entry
   std::optional<uint64_t> ct_count, ct_max, ct_buckets;
   uint64_t count = 1;                   // >1 for counter-only records

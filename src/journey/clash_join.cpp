@@ -336,7 +336,7 @@ bool ClashJoin::find_winner(const Pending& p, const CtEntry& loser, ClashFacts& 
       f.chaintoolong_cpu = f.cpu;
       f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns) ||
                               take_any_credit(chaintoolong_credit_, f.netns, f.chaintoolong_cpu);
-      looked_up = true;
+      looked_up = f.confirm_without_clash = true;
     } else if (!p.confirm && f.counter_confirms) {
       f.winner = lookup_winner(loser);
       looked_up = true;

@@ -128,6 +128,7 @@ void TraceTable::Holder::serve() {
     // be turned on they go on to the next hook instead (else they would
     // be queued again).
     (void)queue_.let_go_through(**id, /*repeat=*/armed_);
+    last_held_ns_ = monotonic_ns();  // again: arming may take seconds (fentry attach in an emulated VM)
     note_own_move(before);
   }
 }

@@ -77,6 +77,10 @@ assert_contains "$SCEN_TMP/quiet" "^meta l4proto udp limit rate 10/second $queue
 assert_not_contains "$SCEN_TMP/quiet" nftrace "quiet again: tracing should be off"
 for _ in $(seq 50); do [ "$(links $tracer)" -eq 0 ] && break; sleep 0.1; done
 [ "$(links $tracer)" -eq 0 ] || fail "quiet again: natbpf still holds $(links $tracer) BPF links"
+# The next packet arms again. It is one the filter drops: kfree_skb names
+# its drop only if the BPF programs were attached before it went on.
+send 5353 held-drop
+sleep 0.5
 send 5354 fourth
 sleep 1
 kill -INT $tracer
@@ -85,14 +89,17 @@ wait $tracer || fail "natbpf trace exited $?"
 	fail "the held datagrams should be delivered once each, got: $(tr '\n' ' ' <"$recv")"
 
 # Over loopback a datagram is told twice: sent (output), then delivered
-# (its prerouting pass has another trace id), as without a hold.
+# (its prerouting pass has another trace id), as without a hold; the two
+# drops once.
 jq -s '[.[] | select(.type == "packet")]' "$out" >"$SCEN_TMP/all.json"
 n=$(jq length "$SCEN_TMP/all.json")
-[ "$n" -eq 9 ] || { jq -c '.[] | {packet, verdict, fate}' "$SCEN_TMP/all.json" >&2; fail "expected 9 stories, got $n"; }
+[ "$n" -eq 10 ] || { jq -c '.[] | {packet, verdict, fate}' "$SCEN_TMP/all.json" >&2; fail "expected 10 stories, got $n"; }
 jq_true "$SCEN_TMP/all.json" '[.[] | select(.packet.dport == 5354 and .fate == "sent")] | length == 4'
 jq_true "$SCEN_TMP/all.json" '[.[] | select(.packet.dport == 5354 and .fate == "delivered")] | length == 4'
 jq_true "$SCEN_TMP/all.json" '([.[] | select(.fate == "sent") | .packet.sport] | sort) == ([.[] | select(.fate == "delivered") | .packet.sport] | sort)'
-jq_true "$SCEN_TMP/all.json" '[.[] | select(.packet.dport == 5353)] | length == 1 and .[0].verdict == "drop" and .[0].drop.rule == "udp dport 5353 counter drop"'
+jq_true "$SCEN_TMP/all.json" '[.[] | select(.packet.dport == 5353)] | length == 2 and all(.verdict == "drop" and .drop.rule == "udp dport 5353 counter drop")'
+jq_true "$SCEN_TMP/all.json" '[.[] | select(.packet.dport == 5353)] | all([.drop.evidence[] | select(test("^kfree_skb NETFILTER_DROP"))] | length == 1)' \
+	"both drops, the held one too, should carry kfree_skb's record: the BPF programs attach before a held packet goes on"
 
 # natbpf's own swaps of its marking rules move the nftables generation, but
 # are no reason to read the ruleset again: the recording holds the read at

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@ int main(int argc, char **argv)
 	int count = argc > 2 ? atoi(argv[2]) : 3;
 	int rx, tx;
 	char buf[16];
+	struct timeval wait = { .tv_sec = 10 }; /* a lost datagram must not hang the bench */
 
 	if (argc < 2 || count < 1) {
 		fprintf(stderr, "usage: udprtt PORT [COUNT]\n");
@@ -37,7 +39,8 @@ int main(int argc, char **argv)
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	rx = socket(AF_INET, SOCK_DGRAM, 0);
 	tx = socket(AF_INET, SOCK_DGRAM, 0);
-	if (rx < 0 || tx < 0 || bind(rx, (struct sockaddr *)&to, sizeof(to)) < 0) {
+	if (rx < 0 || tx < 0 || bind(rx, (struct sockaddr *)&to, sizeof(to)) < 0 ||
+	    setsockopt(rx, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)) < 0) {
 		perror("udprtt: socket");
 		return 1;
 	}

@@ -162,6 +162,12 @@ TEST(ClashDiagnose, ChainTooLongOnTheCpuWinsOverCountersOfOthers) {
   // Without it, and without a winner, the cause stays unknown.
   f.chaintoolong_on_cpu = false;
   EXPECT_EQ(diagnose(f).cause, ClashCause::Unknown);
+  EXPECT_THAT(diagnose(f).explanation, HasSubstr("no entry holds its tuples"));
+  // Where nf_ct_resolve_clash is hooked and did not run, no winner was
+  // looked up: not said as if one had expired.
+  f.confirm_without_clash = true;
+  EXPECT_EQ(diagnose(f).cause, ClashCause::Unknown);
+  EXPECT_THAT(diagnose(f).explanation, HasSubstr("without a clash (nf_ct_resolve_clash did not run)"));
 }
 
 TEST(ClashDiagnose, TableFull) {

@@ -345,5 +345,6 @@ TEST(ClashJoin, ConfirmDropWithoutAClashIsNeverASameTupleRace) {
   EXPECT_EQ(r.cause, ClashCause::ChainTooLong);
   EXPECT_FALSE(r.facts.winner);
   EXPECT_THAT(r.evidence, testing::Contains(testing::HasSubstr("chaintoolong rose on cpu 0 (the record's cpu 1")));
+  EXPECT_TRUE(r.facts.confirm_without_clash);
   EXPECT_EQ(std::count(world.asked.begin(), world.asked.end(), "ct_find"), 0);
 }
