@@ -46,12 +46,10 @@ TraceTable::Holder::~Holder() {
   }
 }
 
-bool TraceTable::Holder::armed() const {
-  std::lock_guard lock(mu_);
-  return armed_;
-}
+bool TraceTable::Holder::armed() const { return armed_; }
 
 std::optional<Error> TraceTable::Holder::failure() const {
+  if (!failed_) return std::nullopt;
   std::lock_guard lock(mu_);
   return failure_;
 }
@@ -114,6 +112,7 @@ void TraceTable::Holder::serve() {
     std::lock_guard lock(mu_);
     if (!id) {
       failure_ = id.error();
+      failed_ = true;
       return;  // the destructor lets what waits go
     }
     if (!*id) continue;
@@ -122,7 +121,10 @@ void TraceTable::Holder::serve() {
     if (!armed_ && !failure_) {
       Status on = arm_ ? arm_() : Status(Ok{});
       if (on) on = set_marking(true, before);
-      if (!on) failure_ = on.error();
+      if (!on) {
+        failure_ = on.error();
+        failed_ = true;
+      }
     }
     // Repeated, the hook runs again and traces them; if tracing could not
     // be turned on they go on to the next hook instead (else they would

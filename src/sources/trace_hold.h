@@ -63,7 +63,9 @@ class TraceTable::Holder {
   Hold hold_;
   PacketQueue queue_;
   mutable std::mutex mu_;
-  bool armed_ = false;
+  // Read without mu_: the event loop asks both every turn, and must not
+  // wait while an arming attaches BPF programs.
+  std::atomic<bool> armed_{false}, failed_{false};
   std::optional<Error> failure_;
   std::map<uint32_t, uint32_t> own_moves_;  // generation before -> after a swap
   std::function<Status()> arm_;             // before tracing turns on
