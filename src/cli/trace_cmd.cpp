@@ -240,9 +240,9 @@ class TraceRun {
   void quiet_disarm() {
     constexpr uint64_t kQuietNs = 5'000'000'000;
     if (table_->hold() == TraceTable::Hold::None || !table_->armed()) return;
-    // The time is read after armed(): a packet held while the hold's thread
-    // was arming is later than a time read before, and the subtraction
-    // wrapped (tracing went off the moment it came on, when arming took a second).
+    // The hold's thread may stamp a release after `now` was read: a time
+    // later than now is recent (the subtraction wrapped, and tracing went
+    // off the moment it came on).
     uint64_t now = monotonic_ns();
     auto recent = [now](uint64_t t) { return t && (t > now || now - t < kQuietNs); };
     if (recent(last_traced_ns_) || recent(table_->last_held_ns()) || recent(disarm_failed_ns_)) return;

@@ -329,11 +329,11 @@ bool ClashJoin::find_winner(const Pending& p, const CtEntry& loser, ClashFacts& 
   // or a counted insert failure without a winner: chaintoolong on the same
   // CPU says the hash chain was too long.
   bool looked_up = false;
+  f.chaintoolong_cpu = f.cpu;
   if (!p.clash && f.outcome == ClashOutcome::Dropped) {
     if (p.confirm && hooked("nf_ct_resolve_clash")) {
       // The hooked nf_ct_resolve_clash saw no clash: an entry with the loser's tuple
       // now came later (a reused port). The counter may have risen on another CPU.
-      f.chaintoolong_cpu = f.cpu;
       f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns) ||
                               take_any_credit(chaintoolong_credit_, f.netns, f.chaintoolong_cpu);
       looked_up = f.confirm_without_clash = true;
@@ -341,7 +341,6 @@ bool ClashJoin::find_winner(const Pending& p, const CtEntry& loser, ClashFacts& 
       f.winner = lookup_winner(loser);
       looked_up = true;
       if (!f.winner) f.chaintoolong_on_cpu = take_credit(chaintoolong_credit_, f.cpu, f.netns);
-      f.chaintoolong_cpu = f.cpu;
     }
   }
   if (!f.winner && !f.chaintoolong_on_cpu && !looked_up) f.winner = lookup_winner(loser);

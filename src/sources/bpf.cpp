@@ -70,6 +70,18 @@ struct SharedMaps {
   int confirm_drop_fd = -1;
 };
 
+// Attaches the object's loaded programs that have no link yet: at start,
+// and again after detach() (`when`: "" or " again", for the error).
+template <typename Skel>
+Status attach_object(SkelPtr<Skel>& skel, const char* what, const char* when) {
+  if (!skel.p) return Ok{};
+  LibbpfQuiet quiet;
+  if (int err = Skel::attach(skel.p))
+    return Error{std::string("attaching BPF object ") + what + when + " failed (" + errno_name(-err) + ")",
+                 LibbpfQuiet::last_message()};
+  return Ok{};
+}
+
 // Opens one skeleton, keeps only the plan's programs, loads and attaches.
 template <typename Skel>
 Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filter, const char* what,
@@ -93,9 +105,7 @@ Status load_object(SkelPtr<Skel>& skel, const Plan& plan, const BpfFilter& filte
   if (int err = Skel::load(skel.p))
     return Error{std::string("loading BPF object ") + what + " failed (" + errno_name(-err) + ")",
                  LibbpfQuiet::last_message()};
-  if (int err = Skel::attach(skel.p))
-    return Error{std::string("attaching BPF object ") + what + " failed (" + errno_name(-err) + ")",
-                 LibbpfQuiet::last_message()};
+  if (auto st = attach_object(skel, what, ""); !st) return st;
   if (shared.events_fd < 0) {
     shared.events_fd = bpf_map__fd(skel.p->maps.events);
     shared.stats_fd = bpf_map__fd(skel.p->maps.nb_stats);
@@ -199,20 +209,6 @@ Status BpfSession::consume(const std::function<void(BpfEvent&&)>& sink) {
   return Ok{};
 }
 
-namespace {
-
-template <typename Skel>
-Status attach_object(SkelPtr<Skel>& skel, const char* what) {
-  if (!skel.p) return Ok{};
-  LibbpfQuiet quiet;
-  if (int err = Skel::attach(skel.p))  // only the programs without a link
-    return Error{std::string("attaching BPF object ") + what + " again failed (" + errno_name(-err) + ")",
-                 LibbpfQuiet::last_message()};
-  return Ok{};
-}
-
-}  // namespace
-
 void BpfSession::detach() {
   if (impl_->hooks.p) hooks_bpf::detach(impl_->hooks.p);
   if (impl_->conntrack.p) conntrack_bpf::detach(impl_->conntrack.p);
@@ -221,10 +217,10 @@ void BpfSession::detach() {
 }
 
 Status BpfSession::attach() {
-  Status st = attach_object(impl_->hooks, "hooks");
-  if (st) st = attach_object(impl_->conntrack, "conntrack");
-  if (st) st = attach_object(impl_->nat, "nat");
-  if (st) st = attach_object(impl_->nftrace, "nftrace");
+  Status st = attach_object(impl_->hooks, "hooks", " again");
+  if (st) st = attach_object(impl_->conntrack, "conntrack", " again");
+  if (st) st = attach_object(impl_->nat, "nat", " again");
+  if (st) st = attach_object(impl_->nftrace, "nftrace", " again");
   return st;
 }
 

@@ -116,7 +116,6 @@ void TraceTable::Holder::serve() {
       return;  // the destructor lets what waits go
     }
     if (!*id) continue;
-    last_held_ns_ = monotonic_ns();
     std::optional<uint32_t> before;
     if (!armed_ && !failure_) {
       Status on = arm_ ? arm_() : Status(Ok{});
@@ -130,7 +129,9 @@ void TraceTable::Holder::serve() {
     // be turned on they go on to the next hook instead (else they would
     // be queued again).
     (void)queue_.let_go_through(**id, /*repeat=*/armed_);
-    last_held_ns_ = monotonic_ns();  // again: arming may take seconds (fentry attach in an emulated VM)
+    // After the verdict: arming may take seconds (fentry attach in an
+    // emulated VM), and the quiet while counts from the packet's release.
+    last_held_ns_ = monotonic_ns();
     note_own_move(before);
   }
 }
