@@ -96,13 +96,12 @@ class LegacyTrace {
   ~LegacyTrace();
 
   int fd() const;
-  // Each datagram waiting, from the kernel, with its receive time (tapped first).
+  // Each datagram waiting, from the kernel, with its receive time.
   Status drain(const HeldDatagrams::Parse& datagram);
   uint64_t lost() const { return lost_; }
   uint64_t foreign() const { return foreign_; }  // datagrams not from the kernel, dropped
   std::vector<std::string> families() const;  // "ip", "ip6"
   const std::string& comment() const { return comment_; }
-  void set_tap(RawTap tap) { tap_ = std::move(tap); }
 
  private:
   LegacyTrace() = default;
@@ -120,7 +119,6 @@ class LegacyTrace {
   uint64_t lost_ = 0;
   uint64_t foreign_ = 0;
   std::vector<uint8_t> buf_;
-  RawTap tap_;
 };
 
 // NFLOG group 0 as a source: iptables-legacy TRACE lines where legacy
@@ -146,6 +144,9 @@ class LegacyTraceSource : public Source {
   // snapshot is in); release() parses them then, or at once with force.
   void set_rules_ready(std::function<bool()> rules_ready);
   void release(bool force);
+  // What read() reads before it parses what it read: the source whose
+  // events open the stories these lines join.
+  void set_read_first(std::function<Status()> read_first) { read_first_ = std::move(read_first); }
   bool holding() const { return trace_ && !held_.empty(); }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
@@ -160,6 +161,7 @@ class LegacyTraceSource : public Source {
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
   RawTap tap_;
+  std::function<Status()> read_first_;
   // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
   static constexpr size_t kMaxHeldBytes = 4u << 20;
   HeldDatagrams held_{nullptr, kMaxHeldBytes};  // parsed at once until set_rules_ready

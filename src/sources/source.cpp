@@ -80,11 +80,7 @@ bool HeldDatagrams::ready() {
   return !ready_;
 }
 
-void HeldDatagrams::add(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse) {
-  if (held_.empty() && ready()) {
-    parse(d, recv_ns);
-    return;
-  }
+void HeldDatagrams::hold(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse) {
   if (bytes_ + d.size() > max_bytes_) {
     release(true, parse);
     parse(d, recv_ns);

@@ -47,17 +47,18 @@ class Source {
 };
 
 // Raw datagrams of a source, held with their receive times until what
-// parsing them needs is there (iptables-legacy TRACE lines name rules by
-// number, resolved against the first ruleset snapshot, read on a worker):
-// the event loop goes on reading the other sources meanwhile. A hold of
+// parsing them needs is there: iptables-legacy TRACE lines name rules by
+// number, resolved against the first ruleset snapshot, read on a worker
+// (the event loop goes on reading the other sources meanwhile), and join
+// the stories that nftables trace messages, read after them, open. A hold of
 // more than max_bytes is parsed at once (its lookups then wait). ready() is
 // asked until it first says yes (none: ready from the start).
 class HeldDatagrams {
  public:
   using Parse = std::function<void(std::span<const uint8_t> datagram, uint64_t recv_ns)>;
   HeldDatagrams(std::function<bool()> ready, size_t max_bytes) : ready_(std::move(ready)), max_bytes_(max_bytes) {}
-  // Parses d at once when nothing is held and ready() says so; else holds it.
-  void add(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse);
+  // Holds d (a hold over max_bytes is parsed at once, d last).
+  void hold(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse);
   // Parses what is held, in the order received: once ready(), or now with force.
   void release(bool force, const Parse& parse);
   bool empty() const { return held_.empty(); }

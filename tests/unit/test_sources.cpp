@@ -146,7 +146,7 @@ TEST(HeldDatagrams, HeldUntilReadyThenParsedInTheOrderReceived) {
   Parsed p;
   for (uint8_t b : {1, 2, 3}) {
     std::vector<uint8_t> d(100, b);
-    hold.add(d, b * 10, p.parse());
+    hold.hold(d, b * 10, p.parse());
   }
   EXPECT_TRUE(p.got.empty());
   hold.release(false, p.parse());
@@ -155,15 +155,16 @@ TEST(HeldDatagrams, HeldUntilReadyThenParsedInTheOrderReceived) {
   ready = true;
   // One received now, with three still held, waits behind them.
   std::vector<uint8_t> d4(100, 4);
-  hold.add(d4, 40, p.parse());
-  EXPECT_TRUE(p.got.empty());
+  hold.hold(d4, 40, p.parse());
+  EXPECT_TRUE(p.got.empty()) << "a hold is parsed at its release, not when ready";
   hold.release(false, p.parse());
   EXPECT_EQ(p.got, (std::vector<std::pair<uint8_t, uint64_t>>{{1, 10}, {2, 20}, {3, 30}, {4, 40}}));
   EXPECT_TRUE(hold.empty());
-  // Nothing held, ready: parsed at once. Ready is not asked again once it said yes.
+  // Ready is not asked again once it said yes.
   ready = false;
   std::vector<uint8_t> d5(100, 5);
-  hold.add(d5, 50, p.parse());
+  hold.hold(d5, 50, p.parse());
+  hold.release(false, p.parse());
   EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{5, 50}));
 }
 
@@ -172,15 +173,15 @@ TEST(HeldDatagrams, ForcedOrFullHoldIsParsedAtOnce) {
   Parsed p;
   for (uint8_t b : {1, 2}) {
     std::vector<uint8_t> d(100, b);
-    hold.add(d, b, p.parse());
+    hold.hold(d, b, p.parse());
   }
   EXPECT_TRUE(p.got.empty());
   std::vector<uint8_t> d3(100, 3);
-  hold.add(d3, 3, p.parse());  // 300 bytes > 250: everything, in order
+  hold.hold(d3, 3, p.parse());  // 300 bytes > 250: everything, in order
   EXPECT_EQ(p.got, (std::vector<std::pair<uint8_t, uint64_t>>{{1, 1}, {2, 2}, {3, 3}}));
   EXPECT_TRUE(hold.empty());
   std::vector<uint8_t> d4(100, 4);
-  hold.add(d4, 4, p.parse());
+  hold.hold(d4, 4, p.parse());
   EXPECT_EQ(p.got.size(), 3u);
   hold.release(true, p.parse());  // the final flush
   EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{4, 4}));
