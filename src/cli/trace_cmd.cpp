@@ -152,6 +152,7 @@ class TraceRun {
     if (!world) return world.error();
     world_.emplace(std::move(*world));
     auto nftrace = std::make_unique<NftraceSource>(traced);
+    NftraceSource* nftrace_source = nftrace.get();
     tap(*nftrace, "nftrace");
     if (auto st = job_->sources().add(std::move(nftrace), true, /*read_rank=*/0); !st) return st;
     auto table = TraceTable::create(match, !opt_.no_hold);
@@ -180,6 +181,7 @@ class TraceRun {
     if (auto st = job_->sources().add(std::move(legacy), false, /*read_rank=*/1); !st) return st;
     legacy_ = static_cast<LegacyTraceSource*>(job_->sources().find(legacy_name_));  // null when skipped
     if (legacy_) {
+      legacy_->set_read_first([nftrace_source] { return nftrace_source->read(); });
       world_->set_legacy_families([this] { return legacy_->families(); });
       // TRACE lines wait for the first snapshot, read on a worker, without holding up the loop.
       legacy_->set_rules_ready([this] {
@@ -240,15 +242,17 @@ class TraceRun {
   void quiet_disarm() {
     constexpr uint64_t kQuietNs = 5'000'000'000;
     if (table_->hold() == TraceTable::Hold::None || !table_->armed()) return;
-    // The hold's thread may stamp a release after `now` was read: a time
-    // later than now is recent (the subtraction wrapped, and tracing went
-    // off the moment it came on).
-    uint64_t now = monotonic_ns();
-    auto recent = [now](uint64_t t) { return t && (t > now || now - t < kQuietNs); };
-    if (recent(last_traced_ns_) || recent(table_->last_held_ns()) || recent(disarm_failed_ns_)) return;
-    if (auto st = table_->disarm(); !st) {
+    // Asked under the hold's lock: the thread that armed (for a packet
+    // held just now) has stamped its release by then. Asked before, it
+    // turned tracing off the moment it came on.
+    auto quiet = [this] {
+      uint64_t now = monotonic_ns();
+      auto recent = [now](uint64_t t) { return t && (t > now || now - t < kQuietNs); };
+      return !recent(last_traced_ns_) && !recent(table_->last_held_ns()) && !recent(disarm_failed_ns_);
+    };
+    if (auto st = table_->disarm(quiet); !st) {
       std::cerr << "natbpf: " << st.error().message << "; tracing stays on\n";
-      disarm_failed_ns_ = now;  // asked again after the next quiet while
+      disarm_failed_ns_ = monotonic_ns();  // asked again after the next quiet while
     }
   }
 

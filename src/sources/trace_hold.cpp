@@ -60,9 +60,9 @@ uint32_t TraceTable::Holder::follow(uint32_t g) const {
   return g;
 }
 
-Status TraceTable::Holder::disarm() {
+Status TraceTable::Holder::disarm(const std::function<bool()>& quiet) {
   std::lock_guard lock(mu_);
-  if (!armed_ || failure_) return Ok{};
+  if (!armed_ || failure_ || !quiet()) return Ok{};
   std::optional<uint32_t> before;
   Status st = set_marking(false, before);
   if (st && idle_) idle_();

@@ -49,7 +49,7 @@ class TraceTable::Holder {
   uint64_t last_held_ns() const { return last_held_ns_.load(); }
   std::optional<Error> failure() const;
   uint32_t follow(uint32_t g) const;
-  Status disarm();
+  Status disarm(const std::function<bool()>& quiet);
   void set_arming(std::function<Status()> arm, std::function<void()> idle);
 
  private:

@@ -401,7 +401,7 @@ std::optional<Error> TraceTable::failure() const { return holder_ ? holder_->fai
 
 uint32_t TraceTable::follow_own_changes(uint32_t g) const { return holder_ ? holder_->follow(g) : g; }
 
-Status TraceTable::disarm() { return holder_ ? holder_->disarm() : Status(Ok{}); }
+Status TraceTable::disarm(const std::function<bool()>& quiet) { return holder_ ? holder_->disarm(quiet) : Status(Ok{}); }
 
 void TraceTable::set_arming(std::function<Status()> arm, std::function<void()> idle) {
   if (holder_) holder_->set_arming(std::move(arm), std::move(idle));

@@ -67,8 +67,10 @@ class TraceTable {
   // Why a held packet could not turn tracing on (it went on untraced, and
   // the hold ended): the run cannot trace.
   std::optional<Error> failure() const;
-  // Back to holding the first packet (tracing off), after a quiet while.
-  Status disarm();
+  // Back to holding the first packet (tracing off) if quiet() still says so
+  // once no arming is under way (asked with the hold's lock held, after a
+  // release's last_held_ns() stamp: one read before may be out of date).
+  Status disarm(const std::function<bool()>& quiet);
   // What else goes on and off with tracing: arm runs on the hold's thread
   // before a held packet is let go (its error ends the hold, as failure()),
   // idle after tracing went off, and at once while it is off. What they
