@@ -37,12 +37,12 @@ void ClashJoin::on_event(BpfEvent&& ev, uint64_t now) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, SkbDropEvent>) {
           if (!is_confirm_drop_candidate(e) || already_explained(e.skb, e.ts_ns, e.ct ? e.ct->ptr : 0)) return;
-          slot(e.skb, now, &Pending::drop).drop = e;
+          slot(e.skb, e.ct->ptr, now, &Pending::drop).drop = e;
         } else if constexpr (std::is_same_v<T, CtConfirmEvent>) {
           if (already_explained(e.skb, e.ts_ns, e.loser.ptr)) return;
-          slot(e.skb, now, &Pending::confirm).confirm = e;
+          slot(e.skb, e.loser.ptr, now, &Pending::confirm).confirm = e;
         } else if constexpr (std::is_same_v<T, CtClashEvent>) {
-          slot(e.skb, now, &Pending::clash).clash = e;
+          slot(e.skb, e.loser.ptr, now, &Pending::clash).clash = e;
         } else if constexpr (std::is_same_v<T, NatSetupEvent>) {
           if (!e.snat) return;
           if (nat_by_ct_.size() > 8192) nat_by_ct_.clear();
@@ -93,15 +93,15 @@ bool ClashJoin::already_explained(uint64_t skb, uint64_t ts_ns, uint64_t loser_p
   return gap < 5'000'000ULL;
 }
 
-// The slot of an skb. A freed skb's address is soon reused: when the
-// slot already holds this kind of event it belongs to an earlier packet,
-// which is explained at the next tick, like every other, once the
-// counters that corroborate it have been read (and never from inside the
-// ring-buffer callback, which must stay cheap in a storm).
+// The slot of an skb. A freed skb's address is soon reused: a slot holding
+// this kind of record, or one of another conntrack entry (a packet's records
+// name one; two ring buffers bring them in any order), is an earlier packet's,
+// explained at the next tick like every other, once the counters that
+// corroborate it have been read (never in the ring-buffer callback).
 template <typename Field>
-ClashJoin::Pending& ClashJoin::slot(uint64_t skb, uint64_t now, Field field) {
+ClashJoin::Pending& ClashJoin::slot(uint64_t skb, uint64_t ct, uint64_t now, Field field) {
   auto& p = pending_[skb];
-  if ((p.*field).has_value()) {
+  if ((p.*field).has_value() || (ct && p.ct_ptr() && p.ct_ptr() != ct)) {
     retired_.push_back(std::move(p));
     p = Pending{};
   }

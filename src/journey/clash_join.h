@@ -56,6 +56,11 @@ class ClashJoin {
     std::optional<SkbDropEvent> drop;
     std::optional<CtConfirmEvent> confirm;
     std::optional<CtClashEvent> clash;
+    uint64_t ct_ptr() const {  // the losing entry of what it holds (0: not known)
+      if (clash) return clash->loser.ptr;
+      if (confirm) return confirm->loser.ptr;
+      return drop && drop->ct ? drop->ct->ptr : 0;
+    }
   };
   struct Explained {
     uint64_t ts_ns = 0, loser_ptr = 0;
@@ -69,7 +74,7 @@ class ClashJoin {
   bool hooked(const char* hook) const { return opt_.hooks.count(hook) > 0; }
   bool already_explained(uint64_t skb, uint64_t ts_ns, uint64_t loser_ptr);
   template <typename Field>
-  Pending& slot(uint64_t skb, uint64_t now, Field field);
+  Pending& slot(uint64_t skb, uint64_t ct, uint64_t now, Field field);
   bool is_confirm_drop_candidate(const SkbDropEvent& e);
   void read_counters();
   bool take_credit(std::map<uint32_t, int64_t>& credit, uint32_t cpu, uint32_t netns);

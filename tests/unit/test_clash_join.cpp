@@ -348,3 +348,49 @@ TEST(ClashJoin, ConfirmDropWithoutAClashIsNeverASameTupleRace) {
   EXPECT_TRUE(r.facts.confirm_without_clash);
   EXPECT_EQ(std::count(world.asked.begin(), world.asked.end(), "ct_find"), 0);
 }
+
+// A freed skb's address is soon reused. Packet A's confirm drop and packet
+// B's resolved clash on the same skb address are two reports: B's clash
+// record names another losing entry, so it does not join A's slot (before,
+// A was reported with B's clash, and B from its confirm record alone).
+TEST(ClashJoin, ReusedSkbAddressWithAnotherEntryIsAnotherPacket) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join({0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}, world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  CtConfirmEvent a;
+  a.ts_ns = 5 * kMs;
+  a.skb = 0xffff888002;
+  a.loser.ptr = 0xffff888200;
+  a.loser.orig = tcp("127.0.0.1", 40001, "127.0.0.1", 8080);
+  a.loser.reply = tcp("127.0.0.1", 8080, "127.0.0.1", 40001);
+  a.loser.netns = kNetns;
+  a.accepted = false;
+  join.on_event(a, 6 * kMs);
+  CtClashEvent b;
+  b.ts_ns = 8 * kMs;
+  b.skb = a.skb;
+  b.loser = a.loser;
+  b.loser.ptr = 0xffff888300;
+  b.loser.orig.sport = b.loser.reply.dport = 40002;
+  b.winner = world.winner().ct;
+  b.resolved = true;
+  join.on_event(b, 9 * kMs);
+  CtConfirmEvent bc;
+  bc.ts_ns = 8 * kMs + 1000;
+  bc.skb = a.skb;
+  bc.loser = b.loser;
+  bc.accepted = true;
+  join.on_event(bc, 9 * kMs);
+  world.chaintoolong = 1;
+  world.insert_failed = 1;
+  join.tick(50 * kMs);
+  join.tick(600 * kMs, /*final=*/true);
+  ASSERT_EQ(out.reports.size(), 2u);
+  ASSERT_TRUE(out.reports[0].facts.loser && out.reports[1].facts.loser);
+  EXPECT_EQ(out.reports[0].facts.loser->ptr, a.loser.ptr);
+  EXPECT_EQ(out.reports[0].facts.outcome, ClashOutcome::Dropped);
+  EXPECT_EQ(out.reports[0].cause, ClashCause::ChainTooLong);
+  EXPECT_EQ(out.reports[1].facts.loser->ptr, b.loser.ptr);
+  EXPECT_EQ(out.reports[1].facts.outcome, ClashOutcome::Resolved);
+}
