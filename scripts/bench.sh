@@ -104,7 +104,9 @@ nodesize=$(bash bench/nodesize.sh build | grep -v '^#')
 	echo
 	echo "UDP datagrams per second one sender, pinned to one core, pushes through"
 	echo "each topology with the row's program running, against the same sender"
-	echo "without it. Each row is 9 rounds of two floods of 100000 packets, one"
+	echo "without it. Each row is 9 rounds (21 for the rows of natbpf's targets:"
+	echo "trace, trace-table, clash-conntrack, trace-forward, trace-table-forward)"
+	echo "of two floods of 100000 packets, one"
 	echo "without the program and one with it (started afresh, flooded 0.5 s after"
 	echo "it is ready, so what start-up and exit leave the kernel to do is not"
 	echo "counted here: bench/startup.sh times start-up), in alternating order; the"
