@@ -136,22 +136,38 @@ JourneyBuilder::JourneyBuilder(std::string own_table, uint64_t idle_ns)
 
 std::string JourneyBuilder::ifname_of(uint32_t index) const { return ifname ? ifname(index) : system_ifname(index); }
 
+// iptables TRACE lines carry no trace id; the packet our nftables marking
+// chain already reported is the same skb: same source, IP id and sequence,
+// received close to it, or since the last drain as it was (a reader
+// stalled between two lines of one packet received them far apart). The
+// lines come through another socket, often after the story's last message
+// (our fate chain's, at the last hook), so a story that went on still
+// takes them; one that a rule dropped takes no more. Packets with the same
+// headers (a local packet's two passes, or UDP with IP id 0): the line of
+// our TRACE rule starts the oldest story that has no line yet; any other
+// goes on in the newest that has, else starts the oldest.
+Journey* JourneyBuilder::story_for_line(const NftTraceEvent& ev) {
+  const Packet& p = *ev.packet;
+  Journey *with_lines = nullptr, *without = nullptr;
+  for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
+    const Packet& q = it->packet;
+    bool close = ev.recv_ns <= it->last_ns + idle_ns_ || (drained_ns_ && it->last_ns > drained_ns_);
+    bool dropped = !it->steps.empty() && it->steps.back().verdict == NftVerdict::Drop;
+    if (!q.family || q.saddr != p.saddr || q.sport != p.sport || q.l4proto != p.l4proto || q.ip_id != p.ip_id ||
+        q.tcp_seq != p.tcp_seq || !close || dropped)
+      continue;
+    if (!it->has_lines) without = &*it;  // the oldest, in the end
+    else if (!with_lines) with_lines = &*it;
+  }
+  if (ev.starts_packet || !with_lines) return without;
+  return with_lines;
+}
+
 Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
-  // iptables TRACE lines carry no trace id; the packet our nftables marking
-  // chain already reported is the same skb: same source, IP id and sequence,
-  // received close to it, or since the last drain as it was (a reader
-  // stalled between two lines of one packet received them far apart).
   if (ids_are_packets_) {
     if (auto it = by_id_.find(ev.id); it != by_id_.end()) return open_[it->second];
   } else if (ev.origin == Origin::Nflog && ev.packet) {
-    const Packet& p = *ev.packet;
-    for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
-      const Packet& q = it->packet;
-      bool close = ev.recv_ns <= it->last_ns + idle_ns_ || (drained_ns_ && it->last_ns > drained_ns_);
-      if (q.family && q.saddr == p.saddr && q.sport == p.sport && q.l4proto == p.l4proto && q.ip_id == p.ip_id &&
-          q.tcp_seq == p.tcp_seq && close && !it->finished())
-        return *it;
-    }
+    if (Journey* j = story_for_line(ev)) return *j;
   }
   auto it = by_id_.find(ev.id);
   if (it != by_id_.end()) {
@@ -176,6 +192,7 @@ Journey& JourneyBuilder::journey_for(const NftTraceEvent& ev) {
 void JourneyBuilder::add(NftTraceEvent&& ev) {
   Journey& j = journey_for(ev);
   j.last_ns = std::max(j.last_ns, ev.recv_ns);
+  if (ev.origin == Origin::Nflog) j.has_lines = true;
   if (!j.packet.family && ev.packet) {
     j.packet = *ev.packet;
     if (ev.iif) j.iif_name = ifname_of(*ev.iif);

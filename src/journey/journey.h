@@ -115,6 +115,7 @@ struct Journey {
   std::optional<uint64_t> repeat_of;  // number of the first journey of the same flow and path
   uint32_t repeats = 0;               // on the first journey: how many followed
   bool fate_seen = false;
+  bool has_lines = false;             // an iptables-legacy TRACE line joined it
   bool marked = false;                // natbpf's own marking rule traced it (not another tracer's rule)
   // The trace id read in BPF named this pass, and every record with an skb
   // joined by it (records without one, like a NAT setup, join by conntrack).
@@ -159,6 +160,7 @@ class JourneyBuilder {
   bool ids_are_packets_ = false;
   uint64_t drained_ns_ = 0;  // the last flush: every source had been read up to it
   Journey& journey_for(const NftTraceEvent& ev);
+  Journey* story_for_line(const NftTraceEvent& ev);
   std::string ifname_of(uint32_t index) const;
   // strict: not to a story whose packet it is likely not (other_packet).
   bool attach(const BpfEvent& ev, bool strict = true);

@@ -646,6 +646,51 @@ TEST(Journey, LegacyLinesReceivedFarApartAfterOneDrainAreOnePacket) {
   EXPECT_EQ(out[0].steps[0].chain, "KUBE-FIREWALL");
 }
 
+// An accepted packet's nftables messages, our fate chain's (the last hook)
+// among them, are often read before its TRACE lines, which come through
+// another socket: the finished story still takes them. Two packets with the
+// same headers (UDP from an unconnected socket: IP ID 0) both read before
+// any line: each line of our TRACE rule starts the oldest story without a
+// line, and the lines after it go on there.
+TEST(Journey, LegacyLinesJoinStoriesThatWentOnInOrder) {
+  JourneyBuilder b("natbpf_1", 300'000'000ULL);
+  std::vector<Journey> out;
+  auto sink = [&](Journey&& j) { out.push_back(std::move(j)); };
+  Packet dns = tcp("10.30.0.1", 40000, "10.30.0.2", 53);
+  dns.l4proto = 17;  // UDP
+  dns.ip_id = 0;
+  dns.tcp_seq = 0;
+  uint64_t t = 5'000'000'000ULL;
+  for (uint32_t id : {0x80u, 0x81u}) {  // both packets' nftables messages first
+    auto mark = ev(id, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, t++);
+    mark.packet = dns;
+    b.add(std::move(mark));
+    auto fate = ev(id, "natbpf_1", "fate_in", 1, NftVerdict::Accept, t++);
+    fate.packet = dns;
+    b.add(std::move(fate));
+  }
+  for (const char* chain : {"INPUT", "KUBE-SERVICES"}) {  // then each packet's lines
+    auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, t++);
+    start.origin = Origin::Nflog;
+    start.starts_packet = true;
+    start.packet = dns;
+    b.add(std::move(start));
+    auto line = ev(0x2c, "filter", chain, 1, NftVerdict::Accept, t++);
+    line.origin = Origin::Nflog;
+    line.packet = dns;
+    b.add(std::move(line));
+  }
+  b.flush(9'000'000'000ULL, false, sink);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].trace_id, 0x80u);
+  EXPECT_EQ(out[1].trace_id, 0x81u);
+  for (size_t i = 0; i < 2; i++) {
+    EXPECT_EQ(out[i].fate, Fate::Local);
+    ASSERT_EQ(out[i].steps.size(), 1u) << i;
+    EXPECT_EQ(out[i].steps[0].chain, i == 0 ? "INPUT" : "KUBE-SERVICES");
+  }
+}
+
 // --count 1: once one story is told, the next complete one is neither told
 // nor prepared (no rules are read for a story nobody will see).
 TEST(TraceStoriesTest, NothingIsReadForAStoryPastTheCount) {
