@@ -130,9 +130,10 @@ class TraceRun {
   // story; the nftables trace stream is; iptables-legacy TRACE only runs
   // where legacy tables have rules. Trace and NFLOG events open the
   // stories and BPF records attach to them, so when all have events
-  // waiting they are read in that order (ranks 0, 1, 2; TRACE lines held
-  // until the first snapshot are parsed at the flush, after the BPF
-  // records, which wait there for their stories anyway); BPF starts first,
+  // waiting they are read in that order (ranks 0, 1, 2; TRACE lines are
+  // parsed after the nftables trace messages read after them, and not
+  // before the first snapshot is in; BPF records wait for their stories
+  // anyway); BPF starts first,
   // its filter following the user's flow also after DNAT (the programs
   // match the conntrack entry's original tuple too).
   Status add_sources(const TraceMatch& match) {

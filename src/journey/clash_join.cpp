@@ -83,27 +83,27 @@ void ClashJoin::tick(uint64_t now, bool final) {
 
 // A record that comes after its packet was explained: the same skb and
 // the same losing conntrack entry within a second (both addresses are
-// reused, but not together that fast), or the same skb within 5 ms when
-// a record has no entry.
+// reused, but not together that fast; another entry is another packet),
+// or the same skb within 5 ms when a record has no entry.
 bool ClashJoin::already_explained(uint64_t skb, uint64_t ts_ns, uint64_t loser_ptr) {
   auto it = explained_.find(skb);
   if (it == explained_.end()) return false;
   uint64_t a = it->second.ts_ns, b = ts_ns, gap = a > b ? a - b : b - a;
-  if (loser_ptr && it->second.loser_ptr == loser_ptr) return gap < 1'000'000'000ULL;
+  if (loser_ptr && it->second.loser_ptr) return loser_ptr == it->second.loser_ptr && gap < 1'000'000'000ULL;
   return gap < 5'000'000ULL;
 }
 
 // The slot of an skb. A freed skb's address is soon reused: a slot holding
-// this kind of record, or one of another conntrack entry (a packet's records
-// name one; two ring buffers bring them in any order), is an earlier packet's,
-// explained at the next tick like every other, once the counters that
-// corroborate it have been read (never in the ring-buffer callback).
+// this kind of record, or one of another conntrack entry (two ring buffers
+// bring a packet's records, naming one entry, in any order), is an earlier
+// packet's, explained at the next tick (a late record of it goes back to it).
 template <typename Field>
 ClashJoin::Pending& ClashJoin::slot(uint64_t skb, uint64_t ct, uint64_t now, Field field) {
   auto& p = pending_[skb];
   if ((p.*field).has_value() || (ct && p.ct_ptr() && p.ct_ptr() != ct)) {
-    retired_.push_back(std::move(p));
-    p = Pending{};
+    for (auto& r : retired_)
+      if (ct && r.ct_ptr() == ct && r.skb() == skb && !(r.*field)) return r;
+    retired_.push_back(std::exchange(p, Pending{}));
   }
   if (!p.first_ns) p.first_ns = now;
   return p;

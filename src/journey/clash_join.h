@@ -61,6 +61,7 @@ class ClashJoin {
       if (confirm) return confirm->loser.ptr;
       return drop && drop->ct ? drop->ct->ptr : 0;
     }
+    uint64_t skb() const { return clash ? clash->skb : confirm ? confirm->skb : drop ? drop->skb : 0; }
   };
   struct Explained {
     uint64_t ts_ns = 0, loser_ptr = 0;

@@ -438,7 +438,8 @@ Status LegacyTraceSource::read() {
   // sent before its TRACE lines, so once these lines are in, so are they:
   // read them first, or a line read between the two sockets' reads opens
   // a story of its own (a burst of released packets did, every third run).
-  if (st && !held_.empty() && read_first_) st = read_first_();
+  if (!held_.empty() && read_first_)
+    if (Status first = read_first_(); st && !first) st = first;
   held_.release(false, parse);
   return st;
 }

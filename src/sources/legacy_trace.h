@@ -164,7 +164,7 @@ class LegacyTraceSource : public Source {
   std::function<Status()> read_first_;
   // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
   static constexpr size_t kMaxHeldBytes = 4u << 20;
-  HeldDatagrams held_{nullptr, kMaxHeldBytes};  // parsed at once until set_rules_ready
+  HeldDatagrams held_{nullptr, kMaxHeldBytes};  // parsed at the end of each read(), once set_rules_ready says so
   void parse(std::span<const uint8_t> datagram, uint64_t recv_ns);
 };
 

@@ -394,3 +394,47 @@ TEST(ClashJoin, ReusedSkbAddressWithAnotherEntryIsAnotherPacket) {
   EXPECT_EQ(out.reports[1].facts.loser->ptr, b.loser.ptr);
   EXPECT_EQ(out.reports[1].facts.outcome, ClashOutcome::Resolved);
 }
+
+// Records of packets on one reused skb address, each naming its own losing
+// entry: A's drop record, read after B's confirm record retired A's slot,
+// goes back to A (it does not retire B, nor stand alone as an unmatched
+// drop); C's confirm record, 1 ms after B was explained, is not taken for
+// one of B's (another entry is another packet, however close in time).
+TEST(ClashJoin, LateRecordsOfAReusedSkbAddressFindTheirOwnPacket) {
+  FakeWorld world;
+  Printed out;
+  ClashJoin join({0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}, world, out.output());
+  ASSERT_TRUE(join.start(1 * kMs));
+  auto confirm_drop = [](uint64_t ts, uint64_t ptr, uint16_t sport) {
+    CtConfirmEvent c;
+    c.ts_ns = ts;
+    c.skb = 0xffff888002;
+    c.loser.ptr = ptr;
+    c.loser.orig = tcp("127.0.0.1", sport, "127.0.0.1", 8080);
+    c.loser.reply = tcp("127.0.0.1", 8080, "127.0.0.1", sport);
+    c.loser.netns = kNetns;
+    return c;
+  };
+  CtConfirmEvent a = confirm_drop(5 * kMs, 0xffff888200, 40001), b = confirm_drop(8 * kMs, 0xffff888300, 40002);
+  join.on_event(a, 6 * kMs);
+  join.on_event(b, 9 * kMs);
+  SkbDropEvent a_drop = second_syn();
+  a_drop.ts_ns = a.ts_ns + 1000;
+  a_drop.skb = a.skb;
+  a_drop.ct = a.loser;
+  join.on_event(a_drop, 9 * kMs);
+  world.chaintoolong = world.insert_failed = 2;
+  join.tick(50 * kMs);
+  join.on_event(confirm_drop(9 * kMs, 0xffff888400, 40003), 55 * kMs);
+  world.chaintoolong = world.insert_failed = 3;
+  join.tick(600 * kMs, /*final=*/true);
+  ASSERT_EQ(out.reports.size(), 3u);
+  uint64_t ptrs[] = {a.loser.ptr, b.loser.ptr, 0xffff888400};
+  for (size_t i = 0; i < 3; i++) {
+    ASSERT_TRUE(out.reports[i].facts.loser) << i;
+    EXPECT_EQ(out.reports[i].facts.loser->ptr, ptrs[i]) << i;
+    EXPECT_EQ(out.reports[i].cause, ClashCause::ChainTooLong) << i;
+  }
+  ASSERT_FALSE(out.summaries.empty());
+  EXPECT_EQ(out.summaries.back().unmatched_drops, 0u);
+}
