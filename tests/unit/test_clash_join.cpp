@@ -349,6 +349,24 @@ TEST(ClashJoin, ConfirmDropWithoutAClashIsNeverASameTupleRace) {
   EXPECT_EQ(std::count(world.asked.begin(), world.asked.end(), "ct_find"), 0);
 }
 
+namespace {
+
+ClashJoinOptions hooked_options() { return {0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}; }
+
+// __nf_conntrack_confirm returning NF_DROP for a packet on skb 0xffff888002.
+CtConfirmEvent confirm_drop(uint64_t ts, uint64_t ptr, uint16_t sport) {
+  CtConfirmEvent c;
+  c.ts_ns = ts;
+  c.skb = 0xffff888002;
+  c.loser.ptr = ptr;
+  c.loser.orig = tcp("127.0.0.1", sport, "127.0.0.1", 8080);
+  c.loser.reply = tcp("127.0.0.1", 8080, "127.0.0.1", sport);
+  c.loser.netns = kNetns;
+  return c;
+}
+
+}  // namespace
+
 // A freed skb's address is soon reused. Packet A's confirm drop and packet
 // B's resolved clash on the same skb address are two reports: B's clash
 // record names another losing entry, so it does not join A's slot (before,
@@ -356,16 +374,9 @@ TEST(ClashJoin, ConfirmDropWithoutAClashIsNeverASameTupleRace) {
 TEST(ClashJoin, ReusedSkbAddressWithAnotherEntryIsAnotherPacket) {
   FakeWorld world;
   Printed out;
-  ClashJoin join({0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}, world, out.output());
+  ClashJoin join(hooked_options(), world, out.output());
   ASSERT_TRUE(join.start(1 * kMs));
-  CtConfirmEvent a;
-  a.ts_ns = 5 * kMs;
-  a.skb = 0xffff888002;
-  a.loser.ptr = 0xffff888200;
-  a.loser.orig = tcp("127.0.0.1", 40001, "127.0.0.1", 8080);
-  a.loser.reply = tcp("127.0.0.1", 8080, "127.0.0.1", 40001);
-  a.loser.netns = kNetns;
-  a.accepted = false;
+  CtConfirmEvent a = confirm_drop(5 * kMs, 0xffff888200, 40001);
   join.on_event(a, 6 * kMs);
   CtClashEvent b;
   b.ts_ns = 8 * kMs;
@@ -403,18 +414,8 @@ TEST(ClashJoin, ReusedSkbAddressWithAnotherEntryIsAnotherPacket) {
 TEST(ClashJoin, LateRecordsOfAReusedSkbAddressFindTheirOwnPacket) {
   FakeWorld world;
   Printed out;
-  ClashJoin join({0, 10'000 * kMs, {"kfree_skb", "__nf_conntrack_confirm", "nf_ct_resolve_clash"}}, world, out.output());
+  ClashJoin join(hooked_options(), world, out.output());
   ASSERT_TRUE(join.start(1 * kMs));
-  auto confirm_drop = [](uint64_t ts, uint64_t ptr, uint16_t sport) {
-    CtConfirmEvent c;
-    c.ts_ns = ts;
-    c.skb = 0xffff888002;
-    c.loser.ptr = ptr;
-    c.loser.orig = tcp("127.0.0.1", sport, "127.0.0.1", 8080);
-    c.loser.reply = tcp("127.0.0.1", 8080, "127.0.0.1", sport);
-    c.loser.netns = kNetns;
-    return c;
-  };
   CtConfirmEvent a = confirm_drop(5 * kMs, 0xffff888200, 40001), b = confirm_drop(8 * kMs, 0xffff888300, 40002);
   join.on_event(a, 6 * kMs);
   join.on_event(b, 9 * kMs);
