@@ -246,6 +246,7 @@ const ChainInfo* Ruleset::read_legacy_chain(const std::string& family, const std
     std::string_view lines = std::string_view(*legacy_texts_[l->text]).substr(l->begin, l->end - l->begin);
     if (l->decl) {
       auto w = split_words(std::string(lines.substr(1)));
+      if (w.empty()) continue;  // ":" and blanks: a damaged save declares nothing
       if (std::string hook = iptables_builtin_hook(w[0]); !hook.empty()) c.hook = hook;
       if (w.size() > 1 && w[1] != "-") {
         std::string pol = w[1];

@@ -126,6 +126,16 @@ TEST(Ruleset, LegacySaveSkipsChainsNftablesHas) {
   EXPECT_TRUE(x->rules[1].iptables.empty());
 }
 
+// A damaged save's ":" line with only blanks after it declares nothing (it
+// was read as a chain's first word: undefined behaviour, found by fuzzing).
+TEST(Ruleset, LegacyBlankChainDeclarationIsSkipped) {
+  Ruleset rs;
+  rs.add_legacy_save(std::make_shared<const std::string>("*mangle\n:\r\r\n:\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n"),
+                     "ip6");
+  EXPECT_NE(rs.chain("ip6", "mangle", "PREROUTING"), nullptr);
+  for (const ChainInfo& c : rs.chains()) EXPECT_TRUE(c.rules.empty() || c.name == "PREROUTING") << c.name;
+}
+
 // A legacy chain is parsed when first asked for; a chain handed out earlier
 // stays where it is; chains() parses the rest, in the order of the save.
 TEST(Ruleset, LegacyChainsParsedWhenAsked) {
