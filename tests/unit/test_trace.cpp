@@ -279,6 +279,17 @@ NftTraceEvent ev(uint32_t id, const std::string& table, const std::string& chain
   return e;
 }
 
+// An iptables-legacy TRACE line of pkt (starts: our TRACE rule's, which
+// starts a packet).
+NftTraceEvent line_of(uint32_t id, const std::string& table, const std::string& chain, NftVerdict v, uint64_t t,
+                      const Packet& pkt, bool starts = false) {
+  NftTraceEvent e = ev(id, table, chain, 1, v, t);
+  e.origin = Origin::Nflog;
+  e.starts_packet = starts;
+  e.packet = pkt;
+  return e;
+}
+
 TEST(Journey, Seed001StoryWithNearMiss) {
   auto rs = Ruleset::parse(kSeed001Ruleset);
   JourneyBuilder b("natbpf_1", 1000);
@@ -520,15 +531,9 @@ TEST(Journey, LateReaderDoesNotSplitAPacketInTwo) {
     d.skb = 0x1234;
     d.pkt = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
     b.add(BpfEvent{d});
-    auto mark = ev(0x77, "raw", "PREROUTING", 1, NftVerdict::Continue, 1'610'000'000ULL);  // natbpf's TRACE rule
-    mark.origin = Origin::Nflog;
-    mark.starts_packet = true;
-    mark.packet = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
-    b.add(std::move(mark));
-    auto line = ev(0x77, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, 1'610'000'000ULL);
-    line.origin = Origin::Nflog;
-    line.packet = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
-    b.add(std::move(line));
+    Packet syn = tcp("10.30.0.1", 40000, "10.30.0.2", 52000);
+    b.add(line_of(0x77, "raw", "PREROUTING", NftVerdict::Continue, 1'610'000'000ULL, syn, true));  // natbpf's TRACE rule
+    b.add(line_of(0x77, "filter", "KUBE-FIREWALL", NftVerdict::Drop, 1'610'000'000ULL, syn));
     b.flush(2'500'000'000ULL, false, sink);
     return out;
   };
@@ -639,16 +644,9 @@ TEST(Journey, LegacyLinesReceivedFarApartAfterOneDrainAreOnePacket) {
   auto mark = ev(0x80, "natbpf_1", "mark_pre", 2, NftVerdict::Accept, 5'000'000'000ULL);
   mark.packet = syn;
   b.add(std::move(mark));
-  auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, 5'001'000'000ULL);
-  start.origin = Origin::Nflog;
-  start.starts_packet = true;
-  start.packet = syn;
-  b.add(std::move(start));
+  b.add(line_of(0x2c, "raw", "PREROUTING", NftVerdict::Continue, 5'001'000'000ULL, syn, true));
   // 399 ms after the first line: the reader waited meanwhile
-  auto drop = ev(0x2c, "filter", "KUBE-FIREWALL", 1, NftVerdict::Drop, 5'400'000'000ULL);
-  drop.origin = Origin::Nflog;
-  drop.packet = syn;
-  b.add(std::move(drop));
+  b.add(line_of(0x2c, "filter", "KUBE-FIREWALL", NftVerdict::Drop, 5'400'000'000ULL, syn));
   b.flush(9'000'000'000ULL, false, sink);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].trace_id, 0x80u);
@@ -680,15 +678,8 @@ TEST(Journey, LegacyLinesJoinStoriesThatWentOnInOrder) {
     b.add(std::move(fate));
   }
   for (const char* chain : {"INPUT", "KUBE-SERVICES"}) {  // then each packet's lines
-    auto start = ev(0x2c, "raw", "PREROUTING", 1, NftVerdict::Continue, t++);
-    start.origin = Origin::Nflog;
-    start.starts_packet = true;
-    start.packet = dns;
-    b.add(std::move(start));
-    auto line = ev(0x2c, "filter", chain, 1, NftVerdict::Accept, t++);
-    line.origin = Origin::Nflog;
-    line.packet = dns;
-    b.add(std::move(line));
+    b.add(line_of(0x2c, "raw", "PREROUTING", NftVerdict::Continue, t++, dns, true));
+    b.add(line_of(0x2c, "filter", chain, NftVerdict::Accept, t++, dns));
   }
   b.flush(9'000'000'000ULL, false, sink);
   ASSERT_EQ(out.size(), 2u);
