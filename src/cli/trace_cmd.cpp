@@ -244,11 +244,11 @@ class TraceRun {
     constexpr uint64_t kQuietNs = 5'000'000'000;
     if (table_->hold() == TraceTable::Hold::None || !table_->armed()) return;
     // Asked under the hold's lock: the thread that armed (for a packet
-    // held just now) has stamped its release by then. Asked before, it
-    // turned tracing off the moment it came on.
+    // held just now) has stamped its release by then, so every stamp is
+    // before now. Asked before, it turned tracing off the moment it came on.
     auto quiet = [this] {
       uint64_t now = monotonic_ns();
-      auto recent = [now](uint64_t t) { return t && (t > now || now - t < kQuietNs); };
+      auto recent = [now](uint64_t t) { return t && now - t < kQuietNs; };
       return !recent(last_traced_ns_) && !recent(table_->last_held_ns()) && !recent(disarm_failed_ns_);
     };
     if (auto st = table_->disarm(quiet); !st) {
