@@ -434,14 +434,21 @@ Status LegacyTraceSource::read() {
   if (!trace_) return Ok{};
   HeldDatagrams::Parse parse = [this](std::span<const uint8_t> d, uint64_t recv_ns) { this->parse(d, recv_ns); };
   Status st = trace_->drain([this, &parse](std::span<const uint8_t> d, uint64_t recv_ns) { held_.hold(d, recv_ns, parse); });
-  // A packet's nftables trace messages (our marking chain's first) were
-  // sent before its TRACE lines, so once these lines are in, so are they:
-  // read them first, or a line read between the two sockets' reads opens
-  // a story of its own (a burst of released packets did, every third run).
-  if (!held_.empty() && read_first_)
-    if (Status first = read_first_(); st && !first) st = first;
   held_.release(false, parse);
+  if (read_first_error_ && st) st = *read_first_error_;
+  read_first_error_.reset();
   return st;
+}
+
+// A packet's nftables trace messages (our marking chain's first) were sent
+// before its TRACE lines, so once these lines are in, so are they: they
+// are read before the lines are parsed, also when a full hold is parsed
+// mid-drain, or a line read between the two sockets' reads opens a story
+// of its own (a burst of released packets did, every third run).
+void LegacyTraceSource::set_read_first(std::function<Status()> read_first) {
+  held_.set_before_parse([this, read_first = std::move(read_first)] {
+    if (Status st = read_first(); !st && !read_first_error_) read_first_error_ = st.error();
+  });
 }
 
 // Tapped when parsed, not when received: a recording then holds the lines
@@ -452,7 +459,7 @@ void LegacyTraceSource::parse(std::span<const uint8_t> datagram, uint64_t recv_n
 }
 
 void LegacyTraceSource::set_rules_ready(std::function<bool()> rules_ready) {
-  held_ = HeldDatagrams(std::move(rules_ready), kMaxHeldBytes);
+  held_.set_ready(std::move(rules_ready));
 }
 
 void LegacyTraceSource::release(bool force) {

@@ -144,9 +144,10 @@ class LegacyTraceSource : public Source {
   // snapshot is in); release() parses them then, or at once with force.
   void set_rules_ready(std::function<bool()> rules_ready);
   void release(bool force);
-  // What read() reads before it parses what it read: the source whose
-  // events open the stories these lines join.
-  void set_read_first(std::function<Status()> read_first) { read_first_ = std::move(read_first); }
+  // What is read before lines are parsed (by read(), release(), or a full
+  // hold): the source whose events open the stories these lines join. Its
+  // error is read()'s.
+  void set_read_first(std::function<Status()> read_first);
   bool holding() const { return trace_ && !held_.empty(); }
   bool set_tap(RawTap tap) override {
     tap_ = std::move(tap);
@@ -161,7 +162,7 @@ class LegacyTraceSource : public Source {
   std::vector<std::string> families_;
   std::optional<LegacyTrace> trace_;
   RawTap tap_;
-  std::function<Status()> read_first_;
+  std::optional<Error> read_first_error_;  // from the last read first, for read() to return
   // 4 MB: many seconds of TRACE lines at trace's default rate limit; the first read takes less than one.
   static constexpr size_t kMaxHeldBytes = 4u << 20;
   HeldDatagrams held_{nullptr, kMaxHeldBytes};  // parsed at the end of each read(), once set_rules_ready says so

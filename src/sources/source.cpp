@@ -80,8 +80,16 @@ bool HeldDatagrams::ready() {
   return !ready_;
 }
 
+void HeldDatagrams::before_parse() {
+  if (!fresh_) return;
+  fresh_ = false;
+  if (before_) before_();
+}
+
 void HeldDatagrams::hold(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse) {
+  fresh_ = true;
   if (bytes_ + d.size() > max_bytes_) {
+    before_parse();
     release(true, parse);
     parse(d, recv_ns);
     return;
@@ -92,6 +100,7 @@ void HeldDatagrams::hold(std::span<const uint8_t> d, uint64_t recv_ns, const Par
 
 void HeldDatagrams::release(bool force, const Parse& parse) {
   if (held_.empty() || (!force && !ready())) return;
+  before_parse();
   // Taken off one at a time: one added meanwhile (from a parse) goes behind the rest.
   while (!held_.empty()) {
     auto [d, recv_ns] = std::move(held_.front());

@@ -57,6 +57,10 @@ class HeldDatagrams {
  public:
   using Parse = std::function<void(std::span<const uint8_t> datagram, uint64_t recv_ns)>;
   HeldDatagrams(std::function<bool()> ready, size_t max_bytes) : ready_(std::move(ready)), max_bytes_(max_bytes) {}
+  void set_ready(std::function<bool()> ready) { ready_ = std::move(ready); }
+  // Runs before datagrams are parsed, once for those received since it last
+  // ran (e.g. to read another socket whose messages were sent before them).
+  void set_before_parse(std::function<void()> before) { before_ = std::move(before); }
   // Holds d (a hold over max_bytes is parsed at once, d last).
   void hold(std::span<const uint8_t> d, uint64_t recv_ns, const Parse& parse);
   // Parses what is held, in the order received: once ready(), or now with force.
@@ -65,8 +69,11 @@ class HeldDatagrams {
 
  private:
   bool ready();
+  void before_parse();
 
   std::function<bool()> ready_;  // dropped once it said yes
+  std::function<void()> before_;
+  bool fresh_ = false;  // a datagram came since before_ last ran
   size_t max_bytes_;
   size_t bytes_ = 0;
   std::deque<std::pair<std::vector<uint8_t>, uint64_t>> held_;

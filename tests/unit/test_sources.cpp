@@ -187,6 +187,36 @@ TEST(HeldDatagrams, ForcedOrFullHoldIsParsedAtOnce) {
   EXPECT_EQ(p.got.back(), (std::pair<uint8_t, uint64_t>{4, 4}));
 }
 
+// The other socket is read before any datagram received since its last
+// read is parsed: at a release, and when a full hold is parsed mid-drain
+// (the lines of 4 MB held were parsed before their packets' nftables trace
+// messages were read).
+TEST(HeldDatagrams, BeforeParseRunsOnceBeforeWhatCameSinceItsLastRun) {
+  bool ready = false;
+  HeldDatagrams hold([&ready] { return ready; }, 250);
+  std::vector<std::string> order;
+  hold.set_before_parse([&order] { order.push_back("read first"); });
+  auto parse = [&order](std::span<const uint8_t> d, uint64_t) { order.push_back(std::to_string(d[0])); };
+  std::vector<uint8_t> d1(100, 1), d2(100, 2), d3(100, 3), d4(100, 4);
+  hold.hold(d1, 1, parse);
+  hold.release(false, parse);
+  EXPECT_TRUE(order.empty()) << "nothing parsed, nothing to read first";
+  hold.hold(d2, 2, parse);
+  hold.hold(d3, 3, parse);  // 300 bytes > 250: parsed now
+  EXPECT_EQ(order, (std::vector<std::string>{"read first", "1", "2", "3"}));
+  hold.release(true, parse);
+  EXPECT_EQ(order.size(), 4u) << "read first again with nothing new";
+  ready = true;
+  hold.hold(d4, 4, parse);
+  hold.release(false, parse);
+  EXPECT_EQ(order, (std::vector<std::string>{"read first", "1", "2", "3", "read first", "4"}));
+  // A datagram too big for any hold: read first, then parsed at once.
+  std::vector<uint8_t> big(300, 5);
+  hold.hold(big, 5, parse);
+  EXPECT_EQ(order.back(), "5");
+  EXPECT_EQ(order[order.size() - 2], "read first");
+}
+
 }  // namespace
 
 namespace natbpf {
