@@ -20,8 +20,8 @@ const std::map<std::string, std::string>& command_prose() {
        "Tells one story per packet of the flow the options describe: each table, chain and rule it met, "
        "NAT before and after, near misses (rules and set elements that did not match), the routing result "
        "and the exact drop point with its evidence and a fix. It marks the flow with a rate-limited "
-       "nftables trace rule in a table of its own, and with iptables-legacy in use also a TRACE rule in "
-       "the raw table; both are removed on exit."},
+       "nftables trace rule in a table of its own, and with iptables-legacy in use also a rule without a "
+       "target in the raw table whose TRACE line starts each traced packet; both are removed on exit."},
       {"clash",
        "Reports conntrack confirm clashes, one report per losing packet: loser and winner tuples, whether "
        "it was dropped or resolved, the NAT range, flags and rule, and a diagnosis (SNAT range exhausted, "

@@ -190,7 +190,7 @@ class TraceRun {
         return world_->first_read_done();
       });
     }
-    world_->start_reading();  // now that our trace table and TRACE rules are in
+    world_->start_reading();  // now that our trace table and raw rules are in
     if (auto* rec = job_->recorder()) {
       nlohmann::json names;
       for (const auto& [code, name] : world_->drop_reasons()) names[std::to_string(code)] = name;

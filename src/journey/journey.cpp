@@ -144,7 +144,7 @@ std::string JourneyBuilder::ifname_of(uint32_t index) const { return ifname ? if
 // (our fate chain's, at the last hook), so a story that went on still
 // takes them; one that a rule dropped takes no more. Packets with the same
 // headers (a local packet's two passes, or UDP with IP id 0): the line of
-// our TRACE rule starts the oldest story that has no line yet; any other
+// our raw rule starts the oldest story that has no line yet; any other
 // goes on in the newest that has, else starts the oldest.
 Journey* JourneyBuilder::story_for_line(const NftTraceEvent& ev) {
   const Packet& p = *ev.packet;
@@ -200,7 +200,7 @@ void JourneyBuilder::add(NftTraceEvent&& ev) {
   if (ev.ct_id) j.ct_id = ev.ct_id;
   if (ev.ct_state) j.ct_state = ev.ct_state;
   if (ev.ct_status) j.ct_status = ev.ct_status;
-  if (ev.starts_packet) {  // our TRACE rule: it only marks the packet
+  if (ev.starts_packet) {  // our raw rule: it only marks the packet
     j.marked = true;
     return;
   }

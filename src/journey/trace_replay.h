@@ -52,7 +52,7 @@ class TraceReplay {
   std::map<std::pair<uint8_t, uint16_t>, std::vector<Listener>> listeners_;
   std::map<uint32_t, std::string> reasons_;
   std::string own_table_, plan_;
-  std::string legacy_comment_;  // marks natbpf's own TRACE rules
+  std::string legacy_comment_;  // marks natbpf's own raw rules
 };
 
 }  // namespace natbpf

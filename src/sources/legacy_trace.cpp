@@ -134,7 +134,7 @@ std::vector<std::vector<std::string>> legacy_match_args(const TraceMatch& m) {
 
 namespace {
 
-// Deletes the TRACE rules of natbpf processes that died without cleaning up:
+// Deletes the raw rules of natbpf processes that died without cleaning up:
 // they are only ever inserted in the raw table.
 void delete_stale_trace_rules(const std::string& bin, const std::string& raw_save) {
   std::istringstream in(raw_save);
@@ -225,11 +225,18 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
       args.insert(args.end(), m.begin(), m.end());
       if (!match.iif.empty() && std::string(chain) == "PREROUTING") args.insert(args.end(), {"-i", match.iif});
       if (!match.iif.empty() && std::string(chain) == "OUTPUT") continue;
-      args.insert(args.end(), {"-m", "limit", "--limit", match.rate, "--limit-burst", "5", "-m", "comment",
-                               "--comment", t.comment_, "-j", "TRACE"});
+      // No target and no limit: the packet is traced (nf_trace) by our
+      // nftables marking rule, which ran before (its priority is lower), at
+      // the one rate limit. ip_tables logs each rule a traced packet
+      // matches, so this rule's line starts each pass of a traced packet
+      // (a local packet's second, on lo, too) and no other packet. A TRACE
+      // target with a limiter of its own traced other packets than the
+      // marking rule did, and missed passes of the packets it had.
+      args.insert(args.end(), {"-m", "comment", "--comment", t.comment_});
       if (run_program(args).first != 0) {
         t.remove_rules();
-        return Error{"cannot install the " + f.iptables + " TRACE rule", "is the xt_TRACE module available?"};
+        return Error{"cannot install the " + f.iptables + " rule that starts each traced packet's lines",
+                     "is the xt_comment module available?"};
       }
     }
   }
@@ -387,7 +394,7 @@ std::optional<NftTraceEvent> legacy_trace_event(const TracePrefix& prefix, uint8
   ev.packet = pkt;
   ev.id = legacy_trace_id(pkt);
   const ChainInfo* chain = rules(ev.family, ev.table, ev.chain);
-  // A chain holding only our TRACE rules is not part of the user's story.
+  // A chain holding only our raw rules is not part of the user's story.
   if (!comment.empty() && chain && !chain->rules.empty() &&
       std::all_of(chain->rules.begin(), chain->rules.end(),
                   [&](const RuleInfo& r) { return r.text.find(comment) != std::string::npos; }) &&

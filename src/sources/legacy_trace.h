@@ -1,10 +1,13 @@
-// iptables-legacy tracing, automated: the TRACE target (installed with a
-// natbpf_<pid> comment, removed on exit, stale ones removed at start) makes
-// ip_tables log "TRACE: table:chain:type:N" for every rule a packet meets;
-// with net.netfilter.nf_log.<pf> set to nfnetlink_log (restored on exit) the
-// lines arrive over NFLOG group 0 with the packet, and the rule numbers are
-// resolved against iptables-legacy-save. Events come out as NftTraceEvent
-// with origin Nflog and no trace id (starts_packet marks a new packet).
+// iptables-legacy tracing, automated: ip_tables logs "TRACE:
+// table:chain:type:N" for every rule a traced packet (nf_trace, which our
+// nftables marking rule sets) meets; with net.netfilter.nf_log.<pf> set to
+// nfnetlink_log (restored on exit) the lines arrive over NFLOG group 0 with
+// the packet, and the rule numbers are resolved against iptables-legacy-save.
+// A rule of ours first in raw PREROUTING and OUTPUT, matching the flow, with
+// a natbpf_<pid> comment and no target (removed on exit, stale ones removed
+// at start), gives each pass of a traced packet its first line. Events come
+// out as NftTraceEvent with origin Nflog and no trace id (starts_packet
+// marks a new packet).
 #pragma once
 
 #include <functional>
@@ -67,13 +70,13 @@ uint32_t legacy_trace_id(const Packet& p);
 
 // One TRACE line as a trace event: the rule it names (its verdict inferred
 // from the rule's target), a chain's policy or a user chain's return.
-// nullopt for a line of a chain holding only natbpf's own TRACE rules
+// nullopt for a line of a chain holding only natbpf's own raw rules
 // (marked by comment; "" for a saved log, which has none).
 std::optional<NftTraceEvent> legacy_trace_event(const TracePrefix& prefix, uint8_t family, const Packet& pkt,
                                                 const std::string& comment, const LegacyRules& rules);
 
 // The messages of one NFLOG datagram: TRACE lines as trace events (comment
-// marks natbpf's own TRACE rules), conntrack's INVALID lines as
+// marks natbpf's own raw rules), conntrack's INVALID lines as
 // CtInvalidEvent to `invalid` (when given). Used by LegacyTrace and to
 // replay a recording.
 void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, const std::string& comment,
@@ -83,9 +86,9 @@ void parse_nflog_datagram(std::span<const uint8_t> datagram, uint64_t recv_ns, c
 class LegacyTrace {
  public:
   // The families ("ip", "ip6") whose legacy tables have rules in this
-  // namespace; removes the TRACE rules of natbpf processes that died.
+  // namespace; removes the rules of natbpf processes that died.
   static std::vector<std::string> families_in_use(const TraceMatch& match);
-  // Installs TRACE rules for those families and binds NFLOG group 0; with
+  // Installs our starting rules for those families and binds NFLOG group 0; with
   // log_invalid, also has conntrack log INVALID packets of the match's
   // protocol there (net.netfilter.nf_conntrack_log_invalid, nf_log of both
   // families), restored on exit.
@@ -108,7 +111,7 @@ class LegacyTrace {
   struct Family {
     std::string family;    // "ip" / "ip6"
     std::string iptables;  // iptables-legacy / ip6tables-legacy
-    bool traced = false;   // TRACE rules installed (else nf_log routed for INVALID lines only)
+    bool traced = false;   // our rules installed (else nf_log routed for INVALID lines only)
     KeptSetting nf_log;    // /proc/sys/net/netfilter/nf_log/2 or /10
   };
   void remove_rules();

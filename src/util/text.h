@@ -67,7 +67,7 @@ inline std::optional<uint64_t> parse_uint(std::string_view s, uint64_t max = UIN
 }
 
 // The pid in a name natbpf gives what it creates ("natbpf_<pid>": its nft
-// table, its TRACE rules' comment), or nullopt when name is not exactly that
+// table, its raw rules' comment), or nullopt when name is not exactly that
 // (a user's "mynatbpf_5" or "natbpf_5x" is never natbpf's).
 inline std::optional<int> natbpf_owner_pid(std::string_view name) {
   constexpr std::string_view prefix = "natbpf_";

@@ -43,7 +43,7 @@ class LiveTraceWorld {
   Status refresh_ruleset(bool whole = false);
   // Reads the ruleset's chains (or, on a node whose table holds many sets,
   // the whole ruleset) on a worker thread, once natbpf's own tables and
-  // TRACE rules are in (so their generation is the snapshot's), so that
+  // raw rules are in (so their generation is the snapshot's), so that
   // start-up and the event loop do not wait for a node's worth of rules.
   // The rules of a chain are listed when a story first crosses it. The
   // result is installed by poll() (on the loop's tick) or by the first

@@ -63,7 +63,7 @@ command -v iptables-legacy >/dev/null || fail "iptables-legacy is not installed 
 lns=$(scen_netns legacyclean) || fail "cannot create a namespace"
 ip netns exec "$lns" iptables-legacy -A INPUT -p tcp --dport 1222 -j ACCEPT || fail "cannot add a legacy rule"
 nf_log() { ip netns exec "$lns" cat /proc/sys/net/netfilter/nf_log/2; }
-trace_rules() { ip netns exec "$lns" iptables-legacy-save -t raw | grep -- '-j TRACE' | grep -cE -- "${1:-natbpf_}"; }
+trace_rules() { ip netns exec "$lns" iptables-legacy-save -t raw | grep '^-A ' | grep -cE -- "--comment ${1:-natbpf_}"; }
 ip netns exec "$lns" sh -c 'echo NONE >/proc/sys/net/netfilter/nf_log/2' || fail "cannot set nf_log"
 [ "$(nf_log)" = NONE ] || fail "nf_log/2 reads $(nf_log), not NONE"
 for sig in INT TERM KILL; do
