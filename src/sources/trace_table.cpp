@@ -226,30 +226,46 @@ void add_action(nftnl_rule* r, const MarkAction& a) {
   });
 }
 
-// Adds to the batch, in chain `chain`, the rule
-// "<trace_match_expression(m)> limit rate <m.rate> <action>";
-// a set of protocols is an anonymous set of its own (set_id), bound to it.
-void add_mark_rule(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m,
-                   const MarkAction& action, uint32_t set_id) {
+// Adds to the batch, in chain `chain`, the rule "<trace_match_expression(m)>",
+// followed by "limit rate <m.rate> <action>" when action is given; a set of
+// protocols is an anonymous set of its own (the next set_id), bound to it.
+void add_flow_rule(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m,
+                   const MarkAction* action, uint32_t& set_id) {
   auto protos = match_protocols(m);
-  if (!protos.empty()) add_protocol_set(b, table, protos, set_id);
+  uint32_t id = set_id++;
+  if (!protos.empty()) add_protocol_set(b, table, protos, id);
   std::unique_ptr<nftnl_rule, RuleFree> r(nftnl_rule_alloc());
   nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
   nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
   nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
-  add_selectors(r.get(), m, !protos.empty(), set_id);
-  size_t slash = m.rate.find('/');
-  add_expr(r.get(), "limit", [&](nftnl_expr* e) {
-    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, std::stoull(m.rate.substr(0, slash)));
-    nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, rate_unit_seconds(m.rate.substr(slash + 1)));
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, 5);  // nft's default for a packet rate
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
-  });
-  add_action(r.get(), action);
+  add_selectors(r.get(), m, !protos.empty(), id);
+  if (action) {
+    size_t slash = m.rate.find('/');
+    add_expr(r.get(), "limit", [&](nftnl_expr* e) {
+      nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, std::stoull(m.rate.substr(0, slash)));
+      nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, rate_unit_seconds(m.rate.substr(slash + 1)));
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, 5);  // nft's default for a packet rate
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
+    });
+    add_action(r.get(), *action);
+  }
   nlmsghdr* nlh = b.message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
   nftnl_rule_nlmsg_build_payload(nlh, r.get());
   b.put(nlh);
+}
+
+// The rules of a marking chain. Tracing: "<match>", then "<match> limit
+// rate <rate> meta nftrace set 1". The first does nothing; it is there for
+// packets traced already (a local packet's second pass, on lo, keeps the
+// mark of its first), which the kernel reports meeting it: the pass is
+// then ours also when the second rule's limit, which counts every packet
+// of the flow, does not mark it again. Holding: "<match> limit rate <rate>
+// queue", and nothing is traced.
+void add_mark_rules(NftBatch& b, const std::string& table, const char* chain, const TraceMatch& m,
+                    const MarkAction& action, uint32_t& set_id) {
+  if (action.hold == TraceTable::Hold::None) add_flow_rule(b, table, chain, m, nullptr, set_id);
+  add_flow_rule(b, table, chain, m, &action, set_id);
 }
 
 // The marking chains: not mark_out with --iif (no output packet has one).
@@ -259,7 +275,7 @@ std::vector<const char*> mark_chains(const TraceMatch& m) {
 }
 
 // The table, in one batch on nl (which owns it with the owner flag):
-//   mark_pre  prerouting  -200000  <match> limit rate <rate> <action>
+//   mark_pre  prerouting  -200000  add_mark_rules: <match> limit rate <rate> <action>
 //   mark_out  output      -200000  the same (not with --iif)
 //   fate_out  postrouting INT_MAX  empty: a traced packet that reaches it
 //   fate_in   input       INT_MAX  left through an interface or was delivered
@@ -299,7 +315,7 @@ int add_trace_table(mnl_socket* nl, const std::string& name, const TraceMatch& m
     b.put(nlh);
   }
   uint32_t set_id = 1;
-  for (const char* c : mark_chains(m)) add_mark_rule(b, name, c, m, action, set_id++);
+  for (const char* c : mark_chains(m)) add_mark_rules(b, name, c, m, action, set_id);
   return b.commit(nl);
 }
 
@@ -317,7 +333,7 @@ int replace_mark_rules(mnl_socket* nl, const std::string& name, const TraceMatch
     nlmsghdr* nlh = b.message(NFT_MSG_DELRULE, 0);  // no handle: every rule of the chain
     nftnl_rule_nlmsg_build_payload(nlh, all.get());
     b.put(nlh);
-    if (action) add_mark_rule(b, name, c, m, *action, set_id++);
+    if (action) add_mark_rules(b, name, c, m, *action, set_id);
   }
   return b.commit(nl);
 }

@@ -59,6 +59,9 @@ done
 marking $tracer >"$SCEN_TMP/armed"
 grep -q nftrace "$SCEN_TMP/armed" || { cat "$SCEN_TMP/err" "$SCEN_TMP/armed"; fail "tracing did not turn on within 10 s of the first packets"; }
 assert_contains "$SCEN_TMP/armed" '^meta l4proto udp limit rate 10/second meta nftrace set 1$'
+# Before it, the flow alone: what a packet traced already meets.
+ip netns exec "$ns" nft list chain inet "natbpf_$tracer" mark_out | sed 's/^[[:space:]]*//' >"$SCEN_TMP/armed-chain"
+assert_contains "$SCEN_TMP/armed-chain" '^meta l4proto udp$'
 assert_not_contains "$SCEN_TMP/armed" queue
 [ "$(links $tracer)" -gt 0 ] || fail "armed: natbpf's BPF programs should be attached while tracing is on"
 sleep 0.5

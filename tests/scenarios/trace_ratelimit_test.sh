@@ -6,23 +6,26 @@
 # ring buffer lost anything, so no story was lost. (`nft monitor trace`
 # beside it is no ground truth: it saw fewer packets than natbpf told.)
 #  - nft: dropped by an output rule;
-#  - iptables-legacy: sent to 127.0.0.1 and dropped by an INPUT rule, so a
-#    packet passes twice (output, then prerouting on lo), each pass a story
-#    of its own: sent through lo, then dropped. A packet marked on output
-#    stays traced on its second pass; the prerouting marking rule (a limit
-#    of its own) also marks second passes of packets output did not. Each
-#    pass's first TRACE line is our raw rule's. It had a limiter of its own
-#    too, which the flood's unmarked packets drained: passes without a first
-#    line went on in another pass's story, and packets the marking rules had
-#    not traced were traced from raw on.
+#  - two passes, with nft and with iptables-legacy: sent to 127.0.0.1 and
+#    dropped by an input rule, so a packet passes twice (output, then
+#    prerouting on lo), each pass a story of its own: sent through lo, then
+#    dropped; a second namespace floods the same port at the same time, so
+#    the prerouting marking rule's limit runs out at other moments than the
+#    output one's. A packet marked on output stays traced on its second
+#    pass, and that pass is told too: it was lost (counted as another
+#    tracer's) when the prerouting rule's limit did not mark it again. With
+#    iptables-legacy each pass's first TRACE line is our raw rule's; that
+#    rule had a limiter of its own too, which the flood's unmarked packets
+#    drained: passes without a first line went on in another pass's story,
+#    and packets the marking rules had not traced were traced from raw on.
 source "$(dirname "$0")/lib.sh"
 flood=$(scen_tool udpflood) || exit 1
 
 # Floods until 3 s passed; prints the seconds taken.
-flood_3s() { # NS
+flood_3s() { # NS ADDR
 	local start
 	start=$(date +%s)
-	while [ "$(date +%s)" -lt $((start + 3)) ]; do ip netns exec "$1" "$flood" 127.0.0.1 9 50000 >/dev/null; done
+	while [ "$(date +%s)" -lt $((start + 3)) ]; do ip netns exec "$1" "$flood" "$2" 9 50000 >/dev/null; done
 	echo $(($(date +%s) - start))
 }
 
@@ -33,8 +36,7 @@ least_sent=100000 least_told=100
 run_case() { # BACKEND
 	local backend=$1 ns sent secs stories drops
 	ns=$(scen_netns "rate$backend") || fail "cannot create a namespace"
-	if [ "$backend" = nft ]; then
-		ip netns exec "$ns" nft -f - <<'NFT' || fail "cannot load the ruleset"
+	ip netns exec "$ns" nft -f - <<'NFT' || fail "cannot load the ruleset"
 table inet filter {
 	chain output {
 		type filter hook output priority filter; policy accept;
@@ -42,56 +44,95 @@ table inet filter {
 	}
 }
 NFT
-	else
-		ip netns exec "$ns" ip link set lo up
-		ip netns exec "$ns" iptables-legacy -A INPUT -p udp --dport 9 -j DROP || fail "cannot add the legacy rule"
-	fi
 	local out=$SCEN_TMP/$backend.jsonl ready=$SCEN_TMP/$backend.ready err=$SCEN_TMP/$backend.err
 	scen_bg $NATBPF trace --netns "$ns" --dport 9 --rate 50/second --json --duration 60 --ready-file "$ready" >"$out" 2>"$err"
 	local tracer=$!
 	scen_wait_file "$ready" 300 || { cat "$err"; fail "$backend: natbpf did not get ready"; }
-	secs=$(flood_3s "$ns")
+	secs=$(flood_3s "$ns" 127.0.0.1)
 	sleep 1.5
 	kill -INT $tracer
 	wait $tracer || { cat "$err"; fail "$backend: natbpf trace exited $?"; }
-	if [ "$backend" = nft ]; then
-		sent=$(ip netns exec "$ns" nft list chain inet filter output | grep -o 'counter packets [0-9]*' | awk '{print $3}')
-	else
-		sent=$(ip netns exec "$ns" iptables-legacy -nvxL INPUT | awk '$3 == "DROP" {print $1}')
-	fi
+	sent=$(ip netns exec "$ns" nft list chain inet filter output | grep -o 'counter packets [0-9]*' | awk '{print $3}')
 	stories=$(jq -s '[.[] | select(.type == "packet")] | length' "$out")
 	drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop")] | length' "$out")
 	echo "$backend flood: $sent packets in ${secs}s; $stories stories, $drops drops"
 	[ "$sent" -ge "$least_sent" ] || fail "$backend: only $sent packets: not a flood"
-	# 50 a second per marking rule, and the limit's burst (5) on top
-	local most=$((50 * (secs + 1) + 5))
-	[ "$stories" -ge "$least_told" ] || fail "$backend: $stories stories told in ${secs}s at 50/second"
-	jq -s -e --argjson n "$stories" '[.[] | select(.type == "summary")][-1] |
-		.packets == $n and .lost.nftrace == 0 and .lost.bpf == 0' "$out" >/dev/null ||
-		{ jq -c 'select(.type == "summary")' "$out" >&2; fail "$backend: the summary counts lost events or other packets"; }
+	# 50 a second, and the limit's burst (5) on top
+	[ "$stories" -ge "$least_told" ] && [ "$stories" -le $((50 * (secs + 1) + 5)) ] ||
+		fail "$backend: $stories stories in ${secs}s at 50/second"
+	[ "$stories" = "$drops" ] || fail "$backend: a story of the flood does not end in the drop rule"
+	no_loss "$backend" "$out" "$stories"
+}
+
+# The summary counts every story told, and nothing was lost on the way.
+no_loss() { # NAME OUT STORIES
+	jq -s -e --argjson n "$3" '[.[] | select(.type == "summary")][-1] |
+		.packets == $n and .lost.nftrace == 0 and .lost.bpf == 0' "$2" >/dev/null ||
+		{ jq -c 'select(.type == "summary")' "$2" >&2; fail "$1: the summary counts lost events or other packets"; }
+}
+
+two_passes() { # BACKEND
+	local backend=$1 ns peer secs
+	ns=$(scen_netns "two$backend") && peer=$(scen_netns "peer$backend") || fail "cannot create the namespaces"
+	ip -n "$peer" link add eth0 type veth peer name eth0 netns "$ns"
+	ip -n "$peer" addr add 10.79.0.2/24 dev eth0 && ip -n "$ns" addr add 10.79.0.1/24 dev eth0 || fail "no addresses"
+	ip -n "$peer" link set eth0 up && ip -n "$ns" link set eth0 up || fail "no link"
+	local chain=input
 	if [ "$backend" = nft ]; then
-		[ "$stories" -le "$most" ] || fail "nft: $stories stories in ${secs}s at 50/second"
-		[ "$stories" = "$drops" ] || fail "nft: a story of the flood does not end in the drop rule"
-		return
+		ip netns exec "$ns" nft -f - <<'NFT' || fail "cannot load the ruleset"
+table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		udp dport 9 counter drop
+	}
+}
+NFT
+	else
+		chain=INPUT
+		ip netns exec "$ns" iptables-legacy -A INPUT -p udp --dport 9 -j DROP || fail "cannot add the legacy rule"
 	fi
-	# Each story one pass, with its own lines: the first sent through lo
-	# (filter OUTPUT's policy), the second dropped by filter INPUT's rule.
-	local bad sends
-	bad=$(jq -c 'select(.type == "packet") | [.verdict, .fate, .oif, .drop.chain, ([.steps[] | select(.evidence == "nflog") | .chain] | unique)] |
-		select(. != ["drop", "dropped", null, "INPUT", ["INPUT"]] and . != ["accept", "sent", "lo", null, ["OUTPUT"]])' \
-		"$out" | sort | uniq -c)
-	[ -z "$bad" ] || { echo "$bad" >&2; fail "iptables-legacy: stories that are not one pass of a marked packet"; }
-	sends=$((stories - drops))
-	[ "$sends" -ge "$least_told" ] && [ "$sends" -le "$most" ] || fail "iptables-legacy: $sends sends told in ${secs}s at 50/second"
-	# Every send marked on output is dropped on its second pass, still traced.
-	[ "$drops" -ge "$sends" ] && [ "$drops" -le $((sends + most)) ] ||
-		fail "iptables-legacy: $sends sends and $drops drops: each send's second pass is a drop story"
+	local out=$SCEN_TMP/two-$backend.jsonl ready=$SCEN_TMP/two-$backend.ready err=$SCEN_TMP/two-$backend.err
+	scen_bg $NATBPF trace --netns "$ns" --dport 9 --rate 50/second --json --duration 60 --ready-file "$ready" >"$out" 2>"$err"
+	local tracer=$!
+	scen_wait_file "$ready" 300 || { cat "$err"; fail "$backend two passes: natbpf did not get ready"; }
+	flood_3s "$peer" 10.79.0.1 >/dev/null &
+	local remote=$!
+	secs=$(flood_3s "$ns" 127.0.0.1)
+	wait $remote
+	sleep 1.5
+	kill -INT $tracer
+	wait $tracer || { cat "$err"; fail "$backend two passes: natbpf trace exited $?"; }
+	# Each story one pass, with its own steps: the first sent through lo
+	# (none, or filter OUTPUT's policy), the second dropped by the input
+	# rule, like each packet of the peer.
+	local ev=nftrace
+	[ "$backend" = nft ] || ev=nflog
+	local bad
+	bad=$(jq -c --arg ev "$ev" 'select(.type == "packet") | [.verdict, .fate, .oif, .drop.chain, ([.steps[] | select(.evidence == $ev) | .chain] | unique)] |
+		select(. != ["drop", "dropped", null, "'$chain'", ["'$chain'"]] and . != ["accept", "sent", "lo", null, []] and
+		       . != ["accept", "sent", "lo", null, ["OUTPUT"]])' "$out" | sort | uniq -c)
+	[ -z "$bad" ] || { echo "$bad" >&2; fail "$backend two passes: stories that are not one pass of a marked packet"; }
+	local sends local_drops remote_drops stories most=$((50 * (secs + 1) + 5))
+	sends=$(jq -s '[.[] | select(.type == "packet" and .verdict == "accept")] | length' "$out")
+	local_drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop" and .packet.saddr == "127.0.0.1")] | length' "$out")
+	remote_drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop" and .packet.saddr == "10.79.0.2")] | length' "$out")
+	stories=$(jq -s '[.[] | select(.type == "packet")] | length' "$out")
+	echo "$backend two passes: $sends sends, $local_drops drops of them, $remote_drops drops of the peer's in ${secs}s"
+	[ "$stories" -eq $((sends + local_drops + remote_drops)) ] || fail "$backend two passes: stories of other packets"
+	[ "$sends" -ge "$least_told" ] && [ "$sends" -le "$most" ] || fail "$backend two passes: $sends sends told in ${secs}s at 50/second"
+	[ "$remote_drops" -ge 1 ] || fail "$backend two passes: no packet of the peer told"
+	# Every send marked on output is told on its second pass; the rest were
+	# marked by the prerouting rule, which the peer's packets share.
+	[ "$local_drops" -ge "$sends" ] || fail "$backend two passes: $sends sends but $local_drops drops: second passes lost"
+	[ $((local_drops - sends + remote_drops)) -le "$most" ] || fail "$backend two passes: more marked on prerouting than its limit"
+	no_loss "$backend two passes" "$out" "$stories"
 }
 
 run_case nft
+two_passes nft
 if command -v iptables-legacy >/dev/null; then
-	run_case legacy
+	two_passes legacy
 else
 	fail "iptables-legacy is not installed (scripts/setup.sh installs it)"
 fi
-echo "PASS trace at the rate limit (nft; iptables-legacy, two passes per packet)"
+echo "PASS trace at the rate limit (one pass; two passes with nft and iptables-legacy)"
