@@ -152,7 +152,9 @@ class JourneyBuilder {
   }
 
   // Stories of packets another tracer marked (a user's nftrace rule, another
-  // natbpf run), left out.
+  // natbpf run), left out. A pass of the flow that meets our marking chain
+  // already traced (its flow rule reports it) is told: a local packet's
+  // second pass, whoever marked its first.
   uint64_t foreign() const { return foreign_; }
 
  private:

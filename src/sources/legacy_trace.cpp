@@ -236,10 +236,11 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
       // No target and no limit: the packet is traced (nf_trace) by our
       // nftables marking rule, which ran before (its priority is lower), at
       // the one rate limit. ip_tables logs each rule a traced packet
-      // matches, so this rule's line starts each pass of a traced packet
-      // (a local packet's second, on lo, too) and no other packet. A TRACE
-      // target with a limiter of its own traced other packets than the
-      // marking rule did, and missed passes of the packets it had.
+      // matches, so this rule's line starts each pass of a traced packet of
+      // the flow (a local packet's second, on lo, too; also one another
+      // tracer marked before it) and of no other packet. A TRACE target
+      // with a limiter of its own traced other packets than the marking
+      // rule did, and missed passes of the packets it had.
       args.insert(args.end(), {"-m", "comment", "--comment", t.comment_});
       if (run_program(args).first != 0) {
         t.remove_rules();

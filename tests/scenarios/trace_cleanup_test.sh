@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # No trace table is left after SIGINT, SIGTERM or SIGKILL of natbpf trace
 # (the owner flag makes the kernel remove it with natbpf's socket), no BPF
-# links stay attached, and iptables-legacy TRACE rules and nf_log are given
+# links stay attached, and natbpf's iptables-legacy raw rules and nf_log are given
 # back (after SIGKILL, by the next run).
 source "$(dirname "$0")/lib.sh"
 
@@ -55,7 +55,7 @@ for t in "natbpf_$$" natbpf_${dead}x mynatbpf_$dead "natbpf_$pid"; do
 done
 for t in "natbpf_$$" natbpf_${dead}x mynatbpf_$dead; do ip netns exec "$ns" nft delete table inet "$t"; done
 
-# iptables-legacy TRACE: its rule and the nf_log setting it changes are
+# iptables-legacy tracing: our raw rule and the nf_log setting it changes are
 # given back after SIGINT and SIGTERM; after SIGKILL the next run removes
 # the dead run's rule and restores the user's nf_log value, which natbpf
 # kept in /run/natbpf (the sysctl itself then still reads nfnetlink_log).
@@ -71,7 +71,7 @@ for sig in INT TERM KILL; do
 	$NATBPF trace --netns "$lns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/legacy-$sig" 2>&1 &
 	pid=$!
 	scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/legacy-$sig"; fail "natbpf did not get ready (legacy, $sig)"; }
-	[ "$(trace_rules)" -ge 1 ] || fail "no TRACE rule while tracing ($sig)"
+	[ "$(trace_rules)" -ge 1 ] || fail "no raw rule of natbpf while tracing ($sig)"
 	[ "$(nf_log)" = nfnetlink_log ] || fail "nf_log/2 reads $(nf_log) while tracing ($sig)"
 	kill -$sig $pid
 	wait $pid 2>/dev/null
@@ -82,12 +82,12 @@ for sig in INT TERM KILL; do
 		$NATBPF trace --netns "$lns" --dport 1222 --ready-file "$ready" >"$SCEN_TMP/legacy-after" 2>&1 &
 		pid=$!
 		scen_wait_file "$ready" 300 || { cat "$SCEN_TMP/legacy-after"; fail "natbpf did not get ready after a SIGKILL"; }
-		[ "$(trace_rules "natbpf_$killed( |$)")" -eq 0 ] || fail "the killed run's TRACE rules were not removed"
-		[ "$(trace_rules "natbpf_$pid( |$)")" -ge 1 ] || fail "the new run installed no TRACE rule"
+		[ "$(trace_rules "natbpf_$killed( |$)")" -eq 0 ] || fail "the killed run's raw rules were not removed"
+		[ "$(trace_rules "natbpf_$pid( |$)")" -ge 1 ] || fail "the new run installed no raw rule"
 		kill -INT $pid
 		wait $pid || fail "natbpf exited $? after SIGINT"
 	fi
-	[ "$(trace_rules)" -eq 0 ] || fail "TRACE rule left behind after SIG$sig"
+	[ "$(trace_rules)" -eq 0 ] || fail "raw rule of natbpf left behind after SIG$sig"
 	[ "$(nf_log)" = NONE ] || fail "nf_log/2 not restored after SIG$sig: it reads $(nf_log)"
 done
 ino=$(ip netns exec "$lns" stat -L -c %i /proc/self/ns/net)
