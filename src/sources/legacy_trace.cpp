@@ -195,12 +195,9 @@ Result<LegacyTrace> LegacyTrace::start(const TraceMatch& match, const std::vecto
   t.nl_.reset(nl, mnl_socket_close);
   // nfnetlink_log sends each line in an skb of a page or more: the default
   // buffer (rmem_default) held a few dozen, and a reader a moment late (an
-  // emulated VM) lost the lines of whole passes at the rate limit.
-  // SO_RCVBUFFORCE ignores net.core.rmem_max (we are root); else the most
-  // SO_RCVBUF allows.
-  int rcvbuf = 8 << 20;
-  if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
-    (void)setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  // emulated VM) lost the lines of whole passes at the rate limit. Less
+  // than asked (no CAP_NET_ADMIN) still works, as before.
+  (void)set_receive_buffer(nl, 8 << 20);
   // Group 0 is where TRACE's nf_log messages go with the nfnetlink_log backend.
   nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
   if (int e = send_config(nl, 0, AF_UNSPEC, &cmd, NFULA_CFG_CMD, sizeof(cmd)))

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "util/libbpf_quiet.h"
+#include "util/netlink.h"
 #include "util/runtime.h"
 
 namespace natbpf {
@@ -25,13 +26,9 @@ Result<NftraceListener> NftraceListener::open(int rcvbuf_bytes) {
   int group = NFNLGRP_NFTRACE;
   if (mnl_socket_setsockopt(raw, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) < 0)
     return Error{"joining the nftables trace group: " + errno_name(errno), "needs CAP_NET_ADMIN: run as root", 2};
-  if (rcvbuf_bytes > 0) {
-    int fd = mnl_socket_get_fd(raw);
-    // SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN.
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof(rcvbuf_bytes)) < 0 &&
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof(rcvbuf_bytes)) < 0)
-      return Error{"nftrace receive buffer: " + errno_name(errno), ""};
-  }
+  if (rcvbuf_bytes > 0)
+    if (int err = set_receive_buffer(raw, rcvbuf_bytes))
+      return Error{"nftrace receive buffer: " + errno_name(err), ""};
   return listener;
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <linux/netfilter/nfnetlink.h>
 
 namespace natbpf {
@@ -23,6 +24,12 @@ int nfnl_request_ack(mnl_socket* nl, const nlmsghdr* nlh) {
   ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
   if (n < 0) return errno;
   return mnl_cb_run(buf, n, nlh->nlmsg_seq, mnl_socket_get_portid(nl), nullptr, nullptr) < 0 ? errno : 0;
+}
+
+int set_receive_buffer(mnl_socket* nl, int bytes) {
+  int fd = mnl_socket_get_fd(nl);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0) return 0;
+  return setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) == 0 ? 0 : errno;
 }
 
 }  // namespace natbpf

@@ -52,5 +52,9 @@ nlmsghdr* put_nfnl_request(void* buf, uint8_t subsys, uint8_t type, uint16_t fla
 // Sends a request with NLM_F_ACK on nl and reads its ack; returns the
 // errno the kernel answered (0: done), or of a failed send or receive.
 int nfnl_request_ack(mnl_socket* nl, const nlmsghdr* nlh);
+// Asks for a receive buffer of `bytes` on nl: SO_RCVBUFFORCE, which ignores
+// net.core.rmem_max but needs CAP_NET_ADMIN, else SO_RCVBUF (capped by
+// rmem_max). Returns 0, or the errno of SO_RCVBUF.
+int set_receive_buffer(mnl_socket* nl, int bytes);
 
 }  // namespace natbpf
