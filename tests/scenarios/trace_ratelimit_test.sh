@@ -34,6 +34,21 @@ flood_3s() { # NS ADDR [COUNT]
 least_sent=100000 least_told=100
 [ "${NATBPF_VM:-}" = 1 ] && least_sent=2000 least_told=50
 
+# Starts natbpf trace of port 9, at most 50 packets a second, in NS: its
+# JSON lines in $SCEN_TMP/NAME.jsonl; sets tracer.
+start_trace() { # NAME NS
+	scen_bg $NATBPF trace --netns "$2" --dport 9 --rate 50/second --json --duration 60 --ready-file "$SCEN_TMP/$1.ready" \
+		>"$SCEN_TMP/$1.jsonl" 2>"$SCEN_TMP/$1.err"
+	tracer=$!
+	scen_wait_file "$SCEN_TMP/$1.ready" 300 || { cat "$SCEN_TMP/$1.err"; fail "$1: natbpf did not get ready"; }
+}
+
+stop_trace() { # NAME
+	sleep 1.5
+	kill -INT $tracer
+	wait $tracer || { cat "$SCEN_TMP/$1.err"; fail "$1: natbpf trace exited $?"; }
+}
+
 run_case() { # BACKEND
 	local backend=$1 ns sent secs stories drops
 	ns=$(scen_netns "rate$backend") || fail "cannot create a namespace"
@@ -45,14 +60,10 @@ table inet filter {
 	}
 }
 NFT
-	local out=$SCEN_TMP/$backend.jsonl ready=$SCEN_TMP/$backend.ready err=$SCEN_TMP/$backend.err
-	scen_bg $NATBPF trace --netns "$ns" --dport 9 --rate 50/second --json --duration 60 --ready-file "$ready" >"$out" 2>"$err"
-	local tracer=$!
-	scen_wait_file "$ready" 300 || { cat "$err"; fail "$backend: natbpf did not get ready"; }
+	local out=$SCEN_TMP/$backend.jsonl
+	start_trace "$backend" "$ns"
 	secs=$(flood_3s "$ns" 127.0.0.1)
-	sleep 1.5
-	kill -INT $tracer
-	wait $tracer || { cat "$err"; fail "$backend: natbpf trace exited $?"; }
+	stop_trace "$backend"
 	sent=$(ip netns exec "$ns" nft list chain inet filter output | grep -o 'counter packets [0-9]*' | awk '{print $3}')
 	stories=$(jq -s '[.[] | select(.type == "packet")] | length' "$out")
 	drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop")] | length' "$out")
@@ -92,10 +103,8 @@ NFT
 		chain=INPUT
 		ip netns exec "$ns" iptables-legacy -A INPUT -p udp --dport 9 -j DROP || fail "cannot add the legacy rule"
 	fi
-	local out=$SCEN_TMP/two-$backend.jsonl ready=$SCEN_TMP/two-$backend.ready err=$SCEN_TMP/two-$backend.err
-	scen_bg $NATBPF trace --netns "$ns" --dport 9 --rate 50/second --json --duration 60 --ready-file "$ready" >"$out" 2>"$err"
-	local tracer=$!
-	scen_wait_file "$ready" 300 || { cat "$err"; fail "$backend two passes: natbpf did not get ready"; }
+	local out=$SCEN_TMP/two-$backend.jsonl
+	start_trace "two-$backend" "$ns"
 	# The emulated VM sends 50000 datagrams in seconds, with one source port:
 	# there 2000 from each socket, still far above the limit.
 	local count=50000
@@ -104,9 +113,7 @@ NFT
 	local remote=$!
 	secs=$(flood_3s "$ns" 127.0.0.1 $count)
 	wait $remote
-	sleep 1.5
-	kill -INT $tracer
-	wait $tracer || { cat "$err"; fail "$backend two passes: natbpf trace exited $?"; }
+	stop_trace "two-$backend"
 	# Each story one pass, with its own steps: the first sent through lo
 	# (none, or filter OUTPUT's policy), the second dropped by the input
 	# rule, like each packet of the peer.
@@ -117,20 +124,19 @@ NFT
 	# often their trace id (same skb address, hash and iif), join no story
 	# and are told alone, without steps: counted here, and bounded (found
 	# 4 of 298 drops); on this machine there are none.
-	local orphans most_orphans=0
-	orphans=$(jq -s '[.[] | select(.type == "packet" and .trace_id == null and .steps == [] and .drop.chain == null)] | length' "$out")
+	local told='(.trace_id != null or .steps != [] or .drop.chain != null)' orphans most_orphans=0
+	orphans=$(jq -s '[.[] | select(.type == "packet" and ('"$told"' | not))] | length' "$out")
 	[ "${NATBPF_VM:-}" = 1 ] && most_orphans=$(($(jq -s '[.[] | select(.type == "packet")] | length' "$out") / 20))
 	echo "$backend two passes: $orphans drop records told alone"
 	[ "$orphans" -le "$most_orphans" ] || fail "$backend two passes: $orphans drop records told alone, more than $most_orphans"
 	local bad
-	bad=$(jq -c --arg ev "$ev" 'select(.type == "packet" and (.trace_id != null or .steps != [] or .drop.chain != null)) |
+	bad=$(jq -c --arg ev "$ev" 'select(.type == "packet" and '"$told"') |
 		[.verdict, .fate, .oif, .drop.chain, ([.steps[] | select(.evidence == $ev) | .chain] | unique)] |
 		select(. != ["drop", "dropped", null, "'$chain'", ["'$chain'"]] and . != ["accept", "sent", "lo", null, []] and
 		       . != ["accept", "sent", "lo", null, ["OUTPUT"]])' "$out" | sort | uniq -c)
 	[ -z "$bad" ] || { echo "$bad" >&2; fail "$backend two passes: stories that are not one pass of a marked packet"; }
 	local sends local_drops remote_drops stories most=$((50 * (secs + 1) + 5))
 	sends=$(jq -s '[.[] | select(.type == "packet" and .verdict == "accept")] | length' "$out")
-	local told='(.trace_id != null or .steps != [] or .drop.chain != null)'
 	local_drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop" and .packet.saddr == "127.0.0.1" and '"$told"')] | length' "$out")
 	remote_drops=$(jq -s '[.[] | select(.type == "packet" and .verdict == "drop" and .packet.saddr == "10.79.0.2" and '"$told"')] | length' "$out")
 	stories=$(jq -s '[.[] | select(.type == "packet")] | length' "$out")
